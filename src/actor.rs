@@ -1,0 +1,60 @@
+//! Who is acting: the `actor` of every audit entry (AUDIT.md, envelope member `actor`).
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of an actor, as the ledger spells it (AUDIT.md: `operator`, `persona`, `api_key`,
+/// `system`, `install`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A platform operator (console account or operator token).
+    Operator,
+    /// A member of a tenant.
+    Persona,
+    /// A machine credential.
+    ApiKey,
+    /// Tenantry itself: scheduler jobs, start-up initialisation, the demo seeder.
+    System,
+    /// An on-prem install (heartbeats).
+    Install,
+}
+
+impl ActorKind {
+    /// The ledger spelling, e.g. `"api_key"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Operator => "operator",
+            ActorKind::Persona => "persona",
+            ActorKind::ApiKey => "api_key",
+            ActorKind::System => "system",
+            ActorKind::Install => "install",
+        }
+    }
+}
+
+/// `{"kind", "id"}`: the principal a change is attributed to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Actor {
+    /// What sort of principal acted.
+    pub kind: ActorKind,
+    /// Its stable id: an operator id, a job name (`job:shred_due_tenants`), `admin-ops-token`...
+    pub id: String,
+}
+
+impl Actor {
+    /// The system acting on its own behalf, e.g. `Actor::system("job:expire_trials")`.
+    pub fn system(id: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::System,
+            id: id.into(),
+        }
+    }
+
+    /// An operator, by id.
+    pub fn operator(id: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::Operator,
+            id: id.into(),
+        }
+    }
+}

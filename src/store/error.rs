@@ -1,0 +1,81 @@
+//! `store::Error`: what can go wrong below the domain: I/O, corruption, a full disk, a closed
+//! or overloaded writer, a data file from a newer Tenantry.
+
+/// An error of the storage layer. Domain code converts it into `crate::error::Error`, which
+/// maps it to 503 `storage_unavailable` (or 500 for corruption) without leaking details.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// redb or the file system failed (includes a full disk).
+    #[error("storage failure: {0}")]
+    Storage(String),
+    /// Another process holds the data file (redb allows one process per file).
+    #[error(
+        "the data file {path} is in use by another process; while `tenantry serve` runs, CLI commands go through its admin socket"
+    )]
+    Locked {
+        /// The data file.
+        path: String,
+    },
+    /// The data file was written by a newer Tenantry whose schema this build does not know.
+    #[error(
+        "the data file has schema version {found}, but this build of tenantry supports up to {supported}: upgrade tenantry, or restore a backup taken by this version"
+    )]
+    SchemaTooNew {
+        /// Version found in the meta table.
+        found: u32,
+        /// Newest version this build understands.
+        supported: u32,
+    },
+    /// A stored value could not be decoded.
+    #[error("corrupt record in table {table}: {detail}")]
+    Corrupt {
+        /// Table name.
+        table: &'static str,
+        /// What failed to decode.
+        detail: String,
+    },
+    /// The writer thread has stopped (shutdown in progress).
+    #[error("the store is closed")]
+    Closed,
+    /// The write queue stayed full for longer than the admission bound.
+    #[error("the write queue is full; retry shortly")]
+    Overloaded,
+    /// A write closure panicked; the transaction it ran in was discarded.
+    #[error("a write failed unexpectedly and was rolled back")]
+    Panicked,
+}
+
+impl Error {
+    pub(crate) fn storage(e: impl std::fmt::Display) -> Error {
+        Error::Storage(e.to_string())
+    }
+}
+
+impl From<redb::Error> for Error {
+    fn from(e: redb::Error) -> Self {
+        Error::storage(e)
+    }
+}
+impl From<redb::StorageError> for Error {
+    fn from(e: redb::StorageError) -> Self {
+        Error::storage(e)
+    }
+}
+impl From<redb::TableError> for Error {
+    fn from(e: redb::TableError) -> Self {
+        Error::storage(e)
+    }
+}
+impl From<redb::TransactionError> for Error {
+    fn from(e: redb::TransactionError) -> Self {
+        Error::storage(e)
+    }
+}
+impl From<redb::CommitError> for Error {
+    fn from(e: redb::CommitError) -> Self {
+        Error::storage(e)
+    }
+}
+
+/// `Result` of the storage layer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

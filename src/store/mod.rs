@@ -1,0 +1,587 @@
+//! The embedded store: one redb file in the data dir, one writer thread with group commit, and
+//! read transactions off the async runtime.
+//!
+//! **Architecture Invariant:** only this module names redb types. Everything above sees
+//! [`Table`] handles, byte keys built with [`keys::Key`], records encoded by [`codec`], and the
+//! two contexts [`ReadCtx`] and [`WriteCtx`].
+//!
+//! Every table is `&[u8] -> &[u8]`. A table that was never written reads as empty, so a context
+//! declares its tables as constants next to its code (`pub const TENANTS: Table =
+//! Table::new("tenants")`) without a central registry.
+
+pub mod codec;
+mod error;
+pub mod keys;
+mod writer;
+
+use std::collections::BTreeSet;
+use std::ops::{Bound, ControlFlow};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Serialize, de::DeserializeOwned};
+use uuid::Uuid;
+
+pub use error::{Error, Result};
+pub use writer::WriterStats;
+
+use crate::actor::Actor;
+
+/// The schema version this build writes. A data file with a higher one is refused
+/// ([`Error::SchemaTooNew`]); lower ones are migrated at start.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// File name of the redb database inside the data dir.
+pub const DATA_FILE: &str = "tenantry.redb";
+
+/// The meta table: `schema_version`, install id, key ids (DESIGN.md "Tables and keys").
+pub const META: Table = Table::new("meta");
+
+/// A named `&[u8] -> &[u8]` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Table {
+    name: &'static str,
+}
+
+impl Table {
+    /// Declares a table by name. Names are part of the file format: never rename one.
+    pub const fn new(name: &'static str) -> Table {
+        Table { name }
+    }
+    /// The table's name in the file.
+    pub fn name(self) -> &'static str {
+        self.name
+    }
+    fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(self.name)
+    }
+}
+
+/// A key range for scans: `[lo, hi)` style bounds over encoded keys.
+#[derive(Clone, Debug)]
+pub struct Range {
+    lo: Bound<Vec<u8>>,
+    hi: Bound<Vec<u8>>,
+}
+
+impl Range {
+    /// Every key of the table.
+    pub fn all() -> Range {
+        Range {
+            lo: Bound::Unbounded,
+            hi: Bound::Unbounded,
+        }
+    }
+    /// Every key that starts with `prefix`.
+    pub fn prefix(prefix: &[u8]) -> Range {
+        Range {
+            lo: Bound::Included(prefix.to_vec()),
+            hi: keys::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        }
+    }
+    /// `[lo, hi)`.
+    pub fn between(lo: Vec<u8>, hi: Vec<u8>) -> Range {
+        Range {
+            lo: Bound::Included(lo),
+            hi: Bound::Excluded(hi),
+        }
+    }
+    /// Narrows the range to keys strictly after `key` (ascending pagination).
+    pub fn after(mut self, key: &[u8]) -> Range {
+        if bound_allows_lo(&self.lo, key) {
+            self.lo = Bound::Excluded(key.to_vec());
+        }
+        self
+    }
+    /// Narrows the range to keys strictly before `key` (descending pagination).
+    pub fn before(mut self, key: &[u8]) -> Range {
+        if bound_allows_hi(&self.hi, key) {
+            self.hi = Bound::Excluded(key.to_vec());
+        }
+        self
+    }
+    /// Narrows the lower bound to `key` inclusive, if that is narrower.
+    pub fn from(mut self, key: &[u8]) -> Range {
+        if bound_allows_lo(&self.lo, key) {
+            self.lo = Bound::Included(key.to_vec());
+        }
+        self
+    }
+    /// Narrows the upper bound to `key` exclusive, if that is narrower.
+    pub fn until(mut self, key: &[u8]) -> Range {
+        if bound_allows_hi(&self.hi, key) {
+            self.hi = Bound::Excluded(key.to_vec());
+        }
+        self
+    }
+    fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
+        (as_ref_bound(&self.lo), as_ref_bound(&self.hi))
+    }
+}
+
+fn bound_allows_lo(lo: &Bound<Vec<u8>>, key: &[u8]) -> bool {
+    match lo {
+        Bound::Unbounded => true,
+        Bound::Included(b) | Bound::Excluded(b) => key >= b.as_slice(),
+    }
+}
+fn bound_allows_hi(hi: &Bound<Vec<u8>>, key: &[u8]) -> bool {
+    match hi {
+        Bound::Unbounded => true,
+        Bound::Included(b) | Bound::Excluded(b) => key <= b.as_slice(),
+    }
+}
+fn as_ref_bound(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(v) => Bound::Included(v.as_slice()),
+        Bound::Excluded(v) => Bound::Excluded(v.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// Scan direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Ascending key order.
+    Asc,
+    /// Descending key order.
+    Desc,
+}
+
+/// What a committed batch changed, published to observers before callers get their answers so
+/// that caches are already invalid when a response leaves (DESIGN.md "Write path").
+#[derive(Clone, Debug, Default)]
+pub struct CommitNotice {
+    /// Things changed by the batch.
+    pub touched: BTreeSet<Topic>,
+}
+
+/// One kind of thing a write changed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Topic {
+    /// An audit chain moved (its id, e.g. `platform`).
+    Chain(String),
+    /// A tenant record changed.
+    Tenant(Uuid),
+    /// A pool record changed (its id, e.g. `admin-2`).
+    Pool(String),
+    /// Anything else, named.
+    Other(&'static str),
+}
+
+impl CommitNotice {
+    fn merge(&mut self, other: CommitNotice) {
+        self.touched.extend(other.touched);
+    }
+}
+
+/// A callback run on the writer thread after each commit.
+pub type CommitObserver = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
+
+/// Read operations shared by [`ReadCtx`] and [`WriteCtx`].
+pub trait Reader {
+    /// The raw value at `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Calls `f` with each `(key, value)` in `range`, in `dir` order, until it breaks.
+    fn scan(
+        &self,
+        table: Table,
+        range: &Range,
+        dir: Dir,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    ) -> Result<()>;
+
+    /// Number of keys in `table`.
+    fn len(&self, table: Table) -> Result<u64>;
+
+    /// Decodes the record at `key`.
+    fn get_record<R: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<R>>
+    where
+        Self: Sized,
+    {
+        self.get(table, key)?
+            .map(|bytes| codec::decode(table.name(), &bytes))
+            .transpose()
+    }
+
+    /// Is there a value at `key`?
+    fn contains(&self, table: Table, key: &[u8]) -> Result<bool>
+    where
+        Self: Sized,
+    {
+        Ok(self.get(table, key)?.is_some())
+    }
+
+    /// The first `(key, value)` of `range` in `dir` order.
+    fn first(&self, table: Table, range: &Range, dir: Dir) -> Result<Option<(Vec<u8>, Vec<u8>)>>
+    where
+        Self: Sized,
+    {
+        let mut out = None;
+        self.scan(table, range, dir, &mut |k, v| {
+            out = Some((k.to_vec(), v.to_vec()));
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(out)
+    }
+}
+
+fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    range: &Range,
+    dir: Dir,
+    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let iter = t.range::<&[u8]>(range.bounds())?;
+    let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<ControlFlow<()>> {
+        let (k, v): (redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>) = item?;
+        f(k.value(), v.value())
+    };
+    match dir {
+        Dir::Asc => {
+            for item in iter {
+                if step(item)?.is_break() {
+                    break;
+                }
+            }
+        }
+        Dir::Desc => {
+            for item in iter.rev() {
+                if step(item)?.is_break() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A consistent snapshot for reads; never waits for the writer.
+pub struct ReadCtx {
+    txn: redb::ReadTransaction,
+}
+
+impl ReadCtx {
+    fn table(&self, table: Table) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>> {
+        match self.txn.open_table(table.def()) {
+            Ok(t) => Ok(Some(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Reader for ReadCtx {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(t) = self.table(table)? else {
+            return Ok(None);
+        };
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+    fn scan(
+        &self,
+        table: Table,
+        range: &Range,
+        dir: Dir,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        match self.table(table)? {
+            Some(t) => scan_table(&t, range, dir, f),
+            None => Ok(()),
+        }
+    }
+    fn len(&self, table: Table) -> Result<u64> {
+        match self.table(table)? {
+            Some(t) => Ok(t.len()?),
+            None => Ok(0),
+        }
+    }
+}
+
+/// The context of one write request inside a group-commit batch: the shared write
+/// transaction, the request's `now` and actor, and what it changed.
+pub struct WriteCtx<'t> {
+    txn: &'t redb::WriteTransaction,
+    /// The instant the request was made (from the [`crate::clock::Clock`]).
+    pub now: DateTime<Utc>,
+    /// Who made the request; the actor of its audit entries.
+    pub actor: Actor,
+    writes: usize,
+    notice: CommitNotice,
+}
+
+impl<'t> WriteCtx<'t> {
+    fn new(txn: &'t redb::WriteTransaction, now: DateTime<Utc>, actor: Actor) -> Self {
+        WriteCtx {
+            txn,
+            now,
+            actor,
+            writes: 0,
+            notice: CommitNotice::default(),
+        }
+    }
+
+    /// Stores `value` at `key`.
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        self.writes += 1;
+        let mut t = self.txn.open_table(table.def())?;
+        t.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Encodes and stores a record.
+    pub fn put_record<R: Serialize>(&mut self, table: Table, key: &[u8], record: &R) -> Result<()> {
+        let bytes = codec::encode(record)?;
+        self.put(table, key, &bytes)
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        self.writes += 1;
+        let mut t = self.txn.open_table(table.def())?;
+        let existed = t.remove(key)?.is_some();
+        Ok(existed)
+    }
+
+    /// Removes every key in `range`; returns how many were removed.
+    pub fn delete_range(&mut self, table: Table, range: &Range) -> Result<u64> {
+        self.writes += 1;
+        let mut t = self.txn.open_table(table.def())?;
+        let mut n = 0u64;
+        t.retain_in::<&[u8], _>(range.bounds(), |_, _| {
+            n += 1;
+            false
+        })?;
+        Ok(n)
+    }
+
+    /// Records that this request changed `topic` (for caches, after commit).
+    pub fn touch(&mut self, topic: Topic) {
+        self.notice.touched.insert(topic);
+    }
+
+    /// Has this request written anything yet? A request that fails after writing forces its
+    /// batch to be re-run without it.
+    pub fn has_written(&self) -> bool {
+        self.writes > 0
+    }
+}
+
+impl Reader for WriteCtx<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let t = self.txn.open_table(table.def())?;
+        let v = t.get(key)?.map(|v| v.value().to_vec());
+        Ok(v)
+    }
+    fn scan(
+        &self,
+        table: Table,
+        range: &Range,
+        dir: Dir,
+        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let t = self.txn.open_table(table.def())?;
+        scan_table(&t, range, dir, f)
+    }
+    fn len(&self, table: Table) -> Result<u64> {
+        let t = self.txn.open_table(table.def())?;
+        Ok(t.len()?)
+    }
+}
+
+struct Inner {
+    db: Arc<redb::Database>,
+    path: PathBuf,
+    writer: writer::Writer,
+    observers: Arc<RwLock<Vec<CommitObserver>>>,
+}
+
+/// Handle to the open store. Cheap to clone; the last [`Store::close`] drains the writer.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) `data_dir/tenantry.redb`.
+    ///
+    /// Errors: [`Error::Locked`] when another process holds the file, [`Error::SchemaTooNew`]
+    /// when a newer Tenantry wrote it, [`Error::Storage`] for I/O.
+    pub fn open(data_dir: &Path) -> Result<Store> {
+        ensure_private_dir(data_dir)?;
+        let path = data_dir.join(DATA_FILE);
+        let db = redb::Database::builder()
+            .create(&path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
+                    path: path.display().to_string(),
+                },
+                other => Error::storage(format!("opening {}: {other}", path.display())),
+            })?;
+        set_private_file(&path)?;
+        let db = Arc::new(db);
+        check_and_init_schema(&db)?;
+        let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();
+        let writer = writer::Writer::spawn(db.clone(), observers.clone())?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                writer,
+                observers,
+            }),
+        })
+    }
+
+    /// Path of the data file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Registers a callback run after every commit, before callers are answered.
+    pub fn on_commit(&self, observer: CommitObserver) {
+        let mut obs = self
+            .inner
+            .observers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        obs.push(observer);
+    }
+
+    /// Runs `f` on a read snapshot, on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&ReadCtx) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let store = self.clone();
+        match tokio::task::spawn_blocking(move || store.read_blocking(f)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Panicked.into()),
+        }
+    }
+
+    /// Runs `f` on a read snapshot on the current thread (for code already off the runtime).
+    pub fn read_blocking<T, E, F>(&self, f: F) -> std::result::Result<T, E>
+    where
+        F: FnOnce(&ReadCtx) -> std::result::Result<T, E>,
+        E: From<Error>,
+    {
+        let txn = self.inner.db.begin_read().map_err(Error::from)?;
+        f(&ReadCtx { txn })
+    }
+
+    /// Queues `f` for the writer, which runs it inside a group-commit batch and answers after
+    /// the batch is durably committed.
+    ///
+    /// `f` may run more than once: when another request of its batch fails after writing, the
+    /// batch is rolled back and re-run without that request. It must therefore depend only on
+    /// its captures and the transaction. A request that returns `Err` must not have written
+    /// anything, or its batch is re-run without it; either way, it leaves no trace.
+    ///
+    /// Errors: the closure's own error, or [`Error::Overloaded`] when the queue stays full,
+    /// [`Error::Closed`] during shutdown, [`Error::Storage`] when the commit fails.
+    pub async fn write<T, E, F>(&self, now: DateTime<Utc>, actor: Actor, f: F) -> std::result::Result<T, E>
+    where
+        F: FnMut(&mut WriteCtx<'_>) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        self.inner.writer.submit(now, actor, f).await
+    }
+
+    /// Counters of the writer (batches, requests, commit time), for benchmarks and metrics.
+    pub fn writer_stats(&self) -> WriterStats {
+        self.inner.writer.stats()
+    }
+
+    /// Stops accepting writes, lets the writer finish what is queued, and joins it.
+    pub async fn close(&self) {
+        self.inner.writer.close().await;
+    }
+
+    /// Size of the data file in bytes.
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.inner.path).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+/// Reads a `u32` meta value.
+pub fn meta_u32(r: &impl Reader, key: &str) -> Result<Option<u32>> {
+    Ok(r.get(META, key.as_bytes())?
+        .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+        .map(u32::from_be_bytes))
+}
+
+/// Reads a raw meta value.
+pub fn meta_get(r: &impl Reader, key: &str) -> Result<Option<Vec<u8>>> {
+    r.get(META, key.as_bytes())
+}
+
+/// Writes a raw meta value.
+pub fn meta_put(ctx: &mut WriteCtx<'_>, key: &str, value: &[u8]) -> Result<()> {
+    ctx.put(META, key.as_bytes(), value)
+}
+
+fn check_and_init_schema(db: &redb::Database) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META.def())?;
+        let found = meta
+            .get(b"schema_version".as_slice())?
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_be_bytes);
+        match found {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(Error::SchemaTooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            Some(_) => {}
+            None => {
+                meta.insert(b"schema_version".as_slice(), SCHEMA_VERSION.to_be_bytes().as_slice())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// Creates `dir` (and parents) and makes it owner-only (0700), as the admin socket and keys
+/// require (DESIGN.md "admin socket").
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::storage(format!("creating data dir {}: {e}", dir.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::storage(format!("setting mode 0700 on {}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
+/// Makes a file owner-only (0600).
+pub fn set_private_file(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::storage(format!("setting mode 0600 on {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+use super::*;
+
+const T: Table = Table::new("test_kv");
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000, 0).unwrap()
+}
+
+#[derive(Debug, PartialEq)]
+enum E {
+    Refused,
+    Store(String),
+}
+impl From<Error> for E {
+    fn from(e: Error) -> Self {
+        E::Store(e.to_string())
+    }
+}
+
+async fn put(store: &Store, k: &'static str, v: &'static str) -> Result<(), E> {
+    store
+        .write(now(), Actor::system("test"), move |ctx| {
+            ctx.put(T, k.as_bytes(), v.as_bytes())?;
+            Ok(())
+        })
+        .await
+}
+
+async fn get(store: &Store, k: &'static str) -> Option<Vec<u8>> {
+    store
+        .read(move |r| r.get(T, k.as_bytes()).map_err(E::from))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_in_a_batch_changes_nothing_and_its_neighbours_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    if i % 3 == 0 {
+                        return Err(E::Refused);
+                    }
+                    ctx.put(T, &i.to_be_bytes(), b"v")?;
+                    Ok(i)
+                })
+                .await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap();
+        if i % 3 == 0 {
+            assert_eq!(r, Err(E::Refused));
+        } else {
+            assert_eq!(r, Ok(i as u32));
+        }
+    }
+    let n = store.read(|r| r.len(T).map_err(E::from)).await.unwrap();
+    assert_eq!(n, 200 - 67);
+    assert!(store.writer_stats().batches < 200, "requests were batched");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_fails_after_writing_is_rolled_back_and_its_batch_reruns_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..100u32 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    ctx.put(T, &i.to_be_bytes(), b"v")?;
+                    if i % 10 == 0 {
+                        return Err(E::Refused);
+                    }
+                    Ok(())
+                })
+                .await
+        }));
+    }
+    for (i, t) in tasks.into_iter().enumerate() {
+        assert_eq!(t.await.unwrap().is_ok(), i % 10 != 0);
+    }
+    let keys = store
+        .read(|r| {
+            let mut keys = Vec::new();
+            r.scan(T, &Range::all(), Dir::Asc, &mut |k, _| {
+                keys.push(u32::from_be_bytes(k.try_into().unwrap()));
+                Ok(ControlFlow::Continue(()))
+            })?;
+            Ok::<_, E>(keys)
+        })
+        .await
+        .unwrap();
+    let expected: Vec<u32> = (0..100).filter(|i| i % 10 != 0).collect();
+    assert_eq!(keys, expected);
+}
+
+#[tokio::test]
+async fn a_panicking_request_is_answered_and_the_writer_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let r: Result<(), E> = store
+        .write(now(), Actor::system("t"), |ctx| {
+            ctx.put(T, b"half", b"done")?;
+            #[allow(clippy::panic)]
+            {
+                panic!("boom")
+            }
+        })
+        .await;
+    assert!(matches!(r, Err(E::Store(ref m)) if m.contains("rolled back")), "{r:?}");
+    put(&store, "after", "ok").await.unwrap();
+    assert_eq!(get(&store, "half").await, None);
+    assert_eq!(get(&store, "after").await, Some(b"ok".to_vec()));
+}
+
+#[tokio::test]
+async fn writes_survive_a_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    put(&store, "k", "v").await.unwrap();
+    store.close().await;
+    assert!(matches!(put(&store, "k2", "v").await, Err(E::Store(m)) if m.contains("closed")));
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(get(&store, "k").await, Some(b"v".to_vec()));
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_file_is_refused_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = Store::open(dir.path()).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("admin socket"), "{err}");
+}
+
+#[tokio::test]
+async fn a_data_file_from_a_newer_schema_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store
+        .write(now(), Actor::system("t"), |ctx| {
+            meta_put(ctx, "schema_version", &(SCHEMA_VERSION + 1).to_be_bytes())?;
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    store.close().await;
+    drop(store);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == SCHEMA_VERSION + 1));
+    assert!(err.to_string().contains("upgrade tenantry"), "{err}");
+}
+
+#[tokio::test]
+async fn a_table_never_written_reads_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let (v, n) = store
+        .read(|r| Ok::<_, Error>((r.get(Table::new("nope"), b"k")?, r.len(Table::new("nope"))?)))
+        .await
+        .unwrap();
+    assert_eq!((v, n), (None, 0));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_and_file_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("d");
+    let store = Store::open(&data).unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(store.path()), 0o600);
+}

@@ -1,0 +1,282 @@
+//! The single writer thread and its group commit.
+//!
+//! redb allows one write transaction at a time and each durable commit costs an fsync, so one
+//! thread owns writing. It takes every request waiting in the queue (up to [`MAX_BATCH`]), runs
+//! them in one transaction, commits once, publishes a [`CommitNotice`] to observers, then answers
+//! each caller with its own result.
+//!
+//! A request that fails must leave no trace and must not fail its neighbours:
+//! - a request that refuses before writing simply gets its error; the batch goes on;
+//! - a request that fails (or panics) after writing poisons the transaction, so the writer
+//!   aborts it and re-runs the batch without that request.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{CommitNotice, CommitObserver, Error, WriteCtx};
+use crate::actor::Actor;
+
+/// Most requests committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Capacity of the request queue.
+const QUEUE: usize = 4096;
+/// How long a caller waits for room in a full queue before [`Error::Overloaded`].
+const ADMISSION: Duration = Duration::from_secs(5);
+
+/// One queued request, type-erased.
+trait Job: Send {
+    fn now(&self) -> DateTime<Utc>;
+    fn actor(&self) -> &Actor;
+    /// Runs the closure; `true` when it succeeded.
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool;
+    /// Marks the request as failed with a storage-level error.
+    fn fail(&mut self, err: Error);
+    /// Answers the caller with the request's result.
+    fn finish(self: Box<Self>);
+}
+
+struct TypedJob<F, T, E> {
+    f: F,
+    now: DateTime<Utc>,
+    actor: Actor,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<F, T, E> Job for TypedJob<F, T, E>
+where
+    F: FnMut(&mut WriteCtx<'_>) -> Result<T, E> + Send,
+    T: Send,
+    E: From<Error> + Send,
+{
+    fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+    fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    fn run(&mut self, ctx: &mut WriteCtx<'_>) -> bool {
+        let r = (self.f)(ctx);
+        let ok = r.is_ok();
+        self.result = Some(r);
+        ok
+    }
+    fn fail(&mut self, err: Error) {
+        // A clean refusal keeps its own, more useful, error.
+        if !matches!(self.result, Some(Err(_))) {
+            self.result = Some(Err(err.into()));
+        }
+    }
+    fn finish(self: Box<Self>) {
+        let result = self.result.unwrap_or_else(|| Err(Error::Panicked.into()));
+        // The caller may have given up (request cancelled); nothing to do then.
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Counters of the writer, read without locking.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct WriterStats {
+    /// Committed transactions.
+    pub batches: u64,
+    /// Requests answered.
+    pub requests: u64,
+    /// Batches re-run because a request failed after writing.
+    pub reruns: u64,
+    /// Total time spent in `commit`, microseconds.
+    pub commit_micros: u64,
+    /// Largest batch seen.
+    pub max_batch: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    requests: AtomicU64,
+    reruns: AtomicU64,
+    commit_micros: AtomicU64,
+    max_batch: AtomicU64,
+}
+
+pub(super) struct Writer {
+    tx: RwLock<Option<mpsc::Sender<Box<dyn Job>>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub(super) fn spawn(
+        db: Arc<redb::Database>,
+        observers: Arc<RwLock<Vec<CommitObserver>>>,
+    ) -> super::Result<Writer> {
+        let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("tenantry-writer".into())
+            .spawn(move || writer_loop(&db, rx, &observers, &c))
+            .map_err(|e| Error::storage(format!("starting the writer thread: {e}")))?;
+        Ok(Writer {
+            tx: RwLock::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+            counters,
+        })
+    }
+
+    pub(super) async fn submit<T, E, F>(&self, now: DateTime<Utc>, actor: Actor, f: F) -> Result<T, E>
+    where
+        F: FnMut(&mut WriteCtx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let sender = self
+            .tx
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            f,
+            now,
+            actor,
+            result: None,
+            reply,
+        });
+        match tokio::time::timeout(ADMISSION, sender.send(job)).await {
+            Err(_) => return Err(Error::Overloaded.into()),
+            Ok(Err(_)) => return Err(Error::Closed.into()),
+            Ok(Ok(())) => {}
+        }
+        drop(sender);
+        answer.await.unwrap_or_else(|_| Err(Error::Closed.into()))
+    }
+
+    pub(super) fn stats(&self) -> WriterStats {
+        let c = &self.counters;
+        WriterStats {
+            batches: c.batches.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            reruns: c.reruns.load(Ordering::Relaxed),
+            commit_micros: c.commit_micros.load(Ordering::Relaxed),
+            max_batch: c.max_batch.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        // Dropping the last sender ends the loop once the queue is drained.
+        self.tx.write().unwrap_or_else(PoisonError::into_inner).take();
+        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+}
+
+fn writer_loop(
+    db: &redb::Database,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    observers: &RwLock<Vec<CommitObserver>>,
+    counters: &Counters,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(db, &mut batch, observers, counters);
+        counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counters.max_batch.fetch_max(batch.len() as u64, Ordering::Relaxed);
+        for job in batch.drain(..) {
+            job.finish();
+        }
+    }
+}
+
+/// Runs the batch to a commit (re-running without poisoning requests as needed), records a
+/// commit failure in each job's result, and notifies observers. Jobs are answered by the caller.
+fn run_batch(
+    db: &redb::Database,
+    batch: &mut [Box<dyn Job>],
+    observers: &RwLock<Vec<CommitObserver>>,
+    counters: &Counters,
+) {
+    let mut excluded = vec![false; batch.len()];
+    loop {
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => {
+                let err = Error::from(e);
+                for (job, _) in batch.iter_mut().zip(&excluded).filter(|(_, x)| !**x) {
+                    job.fail(Error::storage(&err));
+                }
+                return;
+            }
+        };
+        let mut notice = CommitNotice::default();
+        let mut poisoned = false;
+        for (i, job) in batch.iter_mut().enumerate() {
+            if excluded[i] {
+                continue;
+            }
+            let mut ctx = WriteCtx::new(&txn, job.now(), job.actor().clone());
+            let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx)));
+            let wrote = ctx.has_written();
+            match outcome {
+                Ok(true) => notice.merge(ctx.notice),
+                Ok(false) if !wrote => {}
+                Ok(false) => {
+                    excluded[i] = true;
+                    poisoned = true;
+                }
+                Err(_) => {
+                    tracing::error!("a write request panicked; it was rolled back");
+                    job.fail(Error::Panicked);
+                    excluded[i] = true;
+                    poisoned = wrote;
+                }
+            }
+            if poisoned {
+                break;
+            }
+        }
+        if poisoned {
+            counters.reruns.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = txn.abort() {
+                tracing::error!(error = %e, "aborting a poisoned write transaction failed");
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let committed = txn.commit();
+        counters
+            .commit_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        match committed {
+            Ok(()) => {
+                let obs = observers.read().unwrap_or_else(PoisonError::into_inner);
+                for o in obs.iter() {
+                    o(&notice);
+                }
+            }
+            Err(e) => {
+                let err = Error::from(e);
+                tracing::error!(error = %err, "commit failed; the batch is lost and every request in it is answered with the error");
+                for (job, _) in batch.iter_mut().zip(&excluded).filter(|(_, x)| !**x) {
+                    job.fail(Error::storage(&err));
+                }
+            }
+        }
+        return;
+    }
+}
