@@ -1,4 +1,34 @@
 //! Tenantry: the control plane of a multi-tenant SaaS platform in one binary.
+//!
+//! # Layout
+//! - [`store`]: the embedded redb store, its codec, keys, and the group-commit writer.
+//! - [`audit`]: the append-only SHA-256 hash-chained ledger (AUDIT.md), checkpoints, verify,
+//!   export.
+//! - [`apps`], [`tenants`], [`pools`]: bounded contexts, each with its model, service (the rules)
+//!   and `api` (JSON routes).
+//! - [`scheduler`]: the closed set of cron jobs and their run records.
+//! - [`http`]: the router, middleware, problem+json errors, authentication.
+//! - [`rbac`]: roles, permissions and the one permission check.
+//! - [`admin`]: operations shared by the CLI and the local admin socket.
+//! - [`app`]: `Application::build` and `run_until_stopped`; the shared [`app::AppState`].
+//! - [`config`], [`clock`], [`ids`], [`actor`], [`error`]: cross-cutting pieces.
+//! - [`demo`]: the demo platform replayed by `serve --demo`.
+//! - [`cli`]: the command line.
+
 pub mod actor;
+pub mod admin;
+pub mod app;
+pub mod apps;
+pub mod audit;
+pub mod cli;
 pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod pools;
+pub mod rbac;
+pub mod scheduler;
 pub mod store;
+pub mod tenants;

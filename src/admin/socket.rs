@@ -1,0 +1,163 @@
+//! The admin socket: `DATA_DIR/admin.sock`, mode 0600 inside the 0700 data dir, and each peer's
+//! uid checked against the data dir's owner (like kanidm's admin socket). One request per
+//! connection: a JSON line in; a JSON line out, `{"ok": true, "result": ...}` or
+//! `{"ok": false, "error": {"code", "status", "message"}}`; a streaming result sends
+//! `{"ok": true, "stream": true}` and then the raw bytes until the connection closes.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use super::{AdminOutput, AdminRequest, execute};
+use crate::app::AppState;
+use crate::error::Error;
+
+/// File name of the socket inside the data dir.
+pub const SOCKET_FILE: &str = "admin.sock";
+
+/// Largest request line accepted, bytes.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+/// Path of the socket for `data_dir`.
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// A bound admin socket.
+pub struct Server {
+    listener: UnixListener,
+    path: PathBuf,
+    owner_uid: u32,
+}
+
+impl Server {
+    /// Binds `DATA_DIR/admin.sock`, replacing a stale socket file left by a crash.
+    ///
+    /// Errors: another server answers on the socket, or binding fails.
+    pub fn bind(data_dir: &Path) -> std::io::Result<Server> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = socket_path(data_dir);
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("another tenantry server answers on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(&path)?;
+        }
+        let listener = UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        let owner_uid = std::fs::metadata(data_dir)?.uid();
+        Ok(Server {
+            listener,
+            path,
+            owner_uid,
+        })
+    }
+
+    /// Serves until `stop` turns true, then removes the socket file.
+    pub async fn serve(self, state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let state = state.clone();
+                        let owner = self.owner_uid;
+                        tokio::spawn(async move {
+                            if let Err(e) = handle(stream, state, owner).await {
+                                tracing::warn!(error = %e, "admin socket connection failed");
+                            }
+                        });
+                    }
+                    Err(e) => tracing::warn!(error = %e, "admin socket accept failed"),
+                },
+                _ = stop.changed() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn error_json(e: &Error) -> Value {
+    json!({"ok": false, "error": {"code": e.code(), "status": e.status(), "message": e.to_string()}})
+}
+
+async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io::Result<()> {
+    let peer = stream.peer_cred()?.uid();
+    let (read, mut write) = stream.into_split();
+    if peer != owner_uid && peer != 0 {
+        let e = Error::Forbidden(format!("uid {peer} does not own this data dir"));
+        write.write_all(format!("{}\n", error_json(&e)).as_bytes()).await?;
+        return Ok(());
+    }
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
+    let reply = match serde_json::from_str::<AdminRequest>(&line) {
+        Err(e) => Err(Error::bad_request("bad_request", format!("not an admin request: {e}"))),
+        Ok(req) => {
+            tracing::info!(op = ?req, "admin socket request");
+            execute(&state, req).await
+        }
+    };
+    match reply {
+        Ok(AdminOutput::Json(v)) => {
+            write.write_all(format!("{}\n", json!({"ok": true, "result": v})).as_bytes()).await?;
+        }
+        Ok(AdminOutput::Stream(mut rx)) => {
+            write.write_all(b"{\"ok\":true,\"stream\":true}\n").await?;
+            while let Some(chunk) = rx.recv().await {
+                match chunk {
+                    Ok(bytes) => write.write_all(&bytes).await?,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin stream failed midway");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(e) => write.write_all(format!("{}\n", error_json(&e)).as_bytes()).await?,
+    }
+    write.shutdown().await
+}
+
+/// What the client got back.
+pub enum Reply {
+    /// A JSON result.
+    Json(Value),
+    /// The rest of the connection is a byte stream.
+    Stream(BufReader<tokio::net::unix::OwnedReadHalf>),
+    /// The server refused: `(code, status, message)`.
+    Refused(String, u16, String),
+}
+
+/// Sends `req` to the server of `data_dir`. `Ok(None)` when no server listens there.
+pub async fn request(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Option<Reply>> {
+    let path = socket_path(data_dir);
+    let stream = match UnixStream::connect(&path).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (read, mut write) = stream.into_split();
+    let line = serde_json::to_string(req).map_err(std::io::Error::other)?;
+    write.write_all(format!("{line}\n").as_bytes()).await?;
+    let mut reader = BufReader::new(read);
+    let mut head = String::new();
+    reader.read_line(&mut head).await?;
+    let v: Value = serde_json::from_str(&head).map_err(|e| std::io::Error::other(format!("bad reply from the server: {e}")))?;
+    if v["ok"] == json!(true) {
+        if v["stream"] == json!(true) {
+            return Ok(Some(Reply::Stream(reader)));
+        }
+        return Ok(Some(Reply::Json(v["result"].clone())));
+    }
+    let err = &v["error"];
+    Ok(Some(Reply::Refused(
+        err["code"].as_str().unwrap_or("error").to_string(),
+        err["status"].as_u64().unwrap_or(500) as u16,
+        err["message"].as_str().unwrap_or("").to_string(),
+    )))
+}

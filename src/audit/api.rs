@@ -1,0 +1,220 @@
+//! `/api/audit` routes (API.md first slice; operator guide §7).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::ledger::{self, AuditQuery};
+use super::{ChainId, ChainReport, Checkpoint, EntryView, Mode};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::http::extract::{ApiJson, ApiQuery, OptionalJson, page_limit};
+use crate::http::problem::{ApiResult, Problem};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(audit_list))
+        .routes(routes!(audit_verify))
+        .routes(routes!(audit_checkpoint, audit_checkpoints_list))
+        .routes(routes!(audit_export))
+        .routes(routes!(audit_public_key))
+}
+
+/// Filters of `GET /api/audit`.
+#[derive(Deserialize, utoipa::IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// `platform` or `tenant:{uuid}`.
+    pub chain: Option<String>,
+    /// A tenant id (its chain).
+    pub tenant_id: Option<String>,
+    /// An actor id (operator id, `job:expire_trials`...).
+    pub actor_id: Option<String>,
+    /// An event name, e.g. `tenant.suspended.v1`.
+    pub action: Option<String>,
+    /// RFC 3339: entries at or after.
+    pub from: Option<String>,
+    /// RFC 3339: entries at or before.
+    pub to: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<usize>,
+    /// Cursor from a previous page.
+    pub cursor: Option<String>,
+}
+
+fn parse_time(field: &str, s: &str) -> Result<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_micros())
+        .map_err(|_| Error::bad_request("invalid_query", format!("{field} '{s}' is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)")))
+}
+
+fn parse_chain(s: &str) -> Result<ChainId> {
+    ChainId::parse(s).map_err(|m| Error::bad_request("invalid_query", m))
+}
+
+impl AuditParams {
+    /// Parses into a query.
+    ///
+    /// Errors: 400 `invalid_query`.
+    pub fn parse(self) -> Result<AuditQuery> {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let chain = nonempty(self.chain).map(|c| parse_chain(&c)).transpose()?;
+        let tenant = nonempty(self.tenant_id)
+            .map(|t| {
+                crate::ids::parse_uuid(&t)
+                    .map(ChainId::Tenant)
+                    .ok_or_else(|| Error::bad_request("invalid_query", format!("tenant_id '{t}' is not a UUID")))
+            })
+            .transpose()?;
+        if let (Some(c), Some(t)) = (chain, tenant) {
+            if c != t {
+                return Err(Error::bad_request("invalid_query", "chain and tenant_id name different chains"));
+            }
+        }
+        let from = nonempty(self.from).map(|f| parse_time("from", &f)).transpose()?;
+        let to = nonempty(self.to).map(|t| parse_time("to", &t)).transpose()?;
+        let cursor = nonempty(self.cursor)
+            .map(|c| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(c)
+                    .map_err(|_| Error::bad_request("invalid_cursor", "cursor is not one this server issued"))
+            })
+            .transpose()?;
+        Ok(AuditQuery {
+            chain: chain.or(tenant),
+            actor_id: nonempty(self.actor_id),
+            action: nonempty(self.action),
+            from,
+            to,
+            limit: page_limit(self.limit)?,
+            cursor,
+        })
+    }
+}
+
+/// A page of entries.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Entries, newest first.
+    pub items: Vec<EntryView>,
+    /// Cursor of the next page, or null.
+    pub next_cursor: Option<String>,
+}
+
+/// Browses the ledger newest first, by chain or tenant, actor, action and time range.
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem)))]
+async fn audit_list(State(s): State<AppState>, ApiQuery(params): ApiQuery<AuditParams>) -> ApiResult<Json<AuditPage>> {
+    let q = params.parse()?;
+    let page = s.read(move |r| ledger::browse(r, &q)).await?;
+    Ok(Json(AuditPage {
+        items: page.items,
+        next_cursor: page
+            .next_cursor
+            .map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c)),
+    }))
+}
+
+/// Body of `POST /api/audit/verify`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// One chain; every chain when absent.
+    pub chain: Option<String>,
+    /// Walk from seq 1 instead of from the last good checkpoint.
+    pub full: Option<bool>,
+}
+
+/// Verify results.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct VerifyResponse {
+    /// One row per chain.
+    pub results: Vec<ChainReport>,
+}
+
+/// Verifies chains from their last good checkpoint (or from seq 1 with `full`), then signs a
+/// checkpoint at the head of each chain that verified.
+#[utoipa::path(post, path = "/api/audit/verify", tag = "audit", request_body(content = Option<VerifyRequest>),
+    responses((status = 200, body = VerifyResponse), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn audit_verify(State(s): State<AppState>, OptionalJson(body): OptionalJson<VerifyRequest>) -> ApiResult<Json<VerifyResponse>> {
+    let chain = body.chain.as_deref().map(|c| ChainId::parse(c).map_err(|m| Error::invalid("chain", m))).transpose()?;
+    let mode = if body.full.unwrap_or(false) { Mode::Full } else { Mode::FromCheckpoint };
+    let results = super::verify_and_checkpoint(s.store(), s.clock().now(), s.install_key(), chain, mode).await?;
+    Ok(Json(VerifyResponse { results }))
+}
+
+/// Body of `POST /api/audit/checkpoints`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointRequest {
+    /// The chain to sign.
+    pub chain: String,
+}
+
+/// Verifies `chain` since its last checkpoint and signs its current head.
+#[utoipa::path(post, path = "/api/audit/checkpoints", tag = "audit", request_body = CheckpointRequest,
+    responses((status = 201, body = Checkpoint), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn audit_checkpoint(State(s): State<AppState>, ApiJson(body): ApiJson<CheckpointRequest>) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
+    let chain = ChainId::parse(&body.chain).map_err(|m| Error::invalid("chain", m))?;
+    let cp = super::checkpoint(s.store(), s.clock().now(), s.install_key(), chain).await?;
+    Ok((StatusCode::CREATED, Json(cp)))
+}
+
+/// `?chain=` of checkpoint listing and export.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChainParam {
+    /// `platform` or `tenant:{uuid}`.
+    pub chain: String,
+}
+
+/// The signed checkpoints of a chain, oldest first.
+#[utoipa::path(get, path = "/api/audit/checkpoints", tag = "audit", params(ChainParam),
+    responses((status = 200, body = Vec<Checkpoint>), (status = 400, body = Problem)))]
+async fn audit_checkpoints_list(State(s): State<AppState>, ApiQuery(q): ApiQuery<ChainParam>) -> ApiResult<Json<Vec<Checkpoint>>> {
+    let chain = parse_chain(&q.chain)?;
+    Ok(Json(super::list_checkpoints(s.store(), chain).await?))
+}
+
+/// NDJSON export of a chain (AUDIT.md "Export"): one `{"entry", "hash", "data"}` line per entry
+/// in seq order, then its `{"checkpoint"}` lines.
+#[utoipa::path(get, path = "/api/audit/export", tag = "audit", params(ChainParam),
+    responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn audit_export(State(s): State<AppState>, ApiQuery(q): ApiQuery<ChainParam>) -> ApiResult<Response> {
+    let chain = parse_chain(&q.chain)?;
+    let rx = super::export(s.store(), chain).await?;
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let stream = tokio_stream::StreamExt::map(stream, |r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    let file = format!("attachment; filename=\"audit-{}.ndjson\"", chain.to_string().replace(':', "-"));
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson".to_string()), (header::CONTENT_DISPOSITION, file)],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// The install's checkpoint-signing key.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PublicKey {
+    /// Lowercase hex SHA-256 of the raw public key.
+    pub key_id: String,
+    /// Standard base64 of the raw 32-byte Ed25519 public key.
+    pub public_key: String,
+}
+
+/// The public key that verifies checkpoint signatures.
+#[utoipa::path(get, path = "/api/audit/public-key", tag = "audit", responses((status = 200, body = PublicKey)))]
+async fn audit_public_key(State(s): State<AppState>) -> Json<PublicKey> {
+    let key = s.install_key();
+    Json(PublicKey {
+        key_id: key.key_id().to_string(),
+        public_key: key.public_b64(),
+    })
+}

@@ -1,0 +1,356 @@
+//! Appending to and reading the ledger.
+//!
+//! Tables (all keyed by the 17-byte chain prefix of [`ChainId::key`]):
+//! - `audit_entries[(chain, seq)]` = SHA-256 of the envelope (32 bytes) ++ the canonical
+//!   envelope bytes exactly as hashed, so verify hashes stored bytes without re-encoding and
+//!   export streams them;
+//! - `audit_data[(chain, seq)]` = canonical `data` bytes, deleted when shredded;
+//! - `audit_heads[chain]` = [`HeadRecord`];
+//! - `audit_checkpoints[(chain, seq)]` = [`CheckpointRecord`];
+//! - `audit_index[...]` = browse indexes by time, actor and action;
+//! - `audit_dirty[chain]` = chains whose head moved since their last checkpoint, so the
+//!   checkpoint job never scans every chain.
+//!
+//! **Architecture Invariant:** [`append`] is called by a service inside the same write request as
+//! the change it records, once per change, after every check has passed.
+
+use std::ops::ControlFlow;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::canonical;
+use super::model::{CHAIN_KEY_LEN, ChainId, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord, Target};
+use crate::clock::{from_micros, rfc3339_micros, to_micros};
+use crate::error::{Error, Result};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::{Dir, Range, Reader, Table, Topic, WriteCtx, codec};
+
+/// Entries: `(chain, seq) -> hash ++ envelope`.
+pub const ENTRIES: Table = Table::new("audit_entries");
+/// Shreddable data: `(chain, seq) -> canonical data`.
+pub const DATA: Table = Table::new("audit_data");
+/// Heads: `chain -> HeadRecord`.
+pub const HEADS: Table = Table::new("audit_heads");
+/// Checkpoints: `(chain, seq) -> CheckpointRecord`.
+pub const CHECKPOINTS: Table = Table::new("audit_checkpoints");
+/// Browse indexes.
+pub const INDEX: Table = Table::new("audit_index");
+/// Chains to checkpoint.
+pub const DIRTY: Table = Table::new("audit_dirty");
+
+/// The `prev` of a chain's first entry: 64 zeros.
+pub const GENESIS: [u8; 32] = [0; 32];
+
+const IDX_TIME: u8 = 0;
+const IDX_ACTOR: u8 = 1;
+const IDX_ACTION: u8 = 2;
+
+/// Key of entry `seq` of `chain`.
+pub fn entry_key(chain: &ChainId, seq: u64) -> Vec<u8> {
+    Key::new().raw(&chain.key()).u64(seq).into_bytes()
+}
+
+fn short_hash(s: &str) -> [u8; 16] {
+    let h = blake3::hash(s.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&h.as_bytes()[..16]);
+    out
+}
+
+/// What [`append`] wrote.
+#[derive(Clone, Debug)]
+pub struct Appended {
+    /// The entry's seq.
+    pub seq: u64,
+    /// Its hash.
+    pub hash: [u8; 32],
+}
+
+/// The head of `chain`, if it has entries.
+pub fn head(r: &impl Reader, chain: &ChainId) -> Result<Option<HeadRecord>> {
+    Ok(r.get_record(HEADS, &chain.key())?)
+}
+
+/// Appends one entry to `chain` in the caller's write request: `action` by `ctx.actor` at
+/// `ctx.now` (clamped so `ts` never goes backwards within a chain), about `target`, with `data`
+/// (a JSON object of integers, strings, booleans, nulls, arrays and objects).
+///
+/// Errors: `Internal` if `data` holds a float (a programming error: the ledger is integer-only).
+pub fn append(ctx: &mut WriteCtx<'_>, chain: &ChainId, action: &str, target: &Target, data: Value) -> Result<Appended> {
+    let data_bytes = canonical::to_vec(&data).map_err(|e| Error::Internal(format!("{action}: {e}")))?;
+    let data_sha = hex::encode(Sha256::digest(&data_bytes));
+    let (seq, prev, last_ts) = match head(ctx, chain)? {
+        Some(HeadRecord::V1 { seq, hash, ts_micros }) => (seq + 1, hash, ts_micros),
+        None => (1, GENESIS, i64::MIN),
+    };
+    let ts_micros = to_micros(ctx.now).max(last_ts);
+    let envelope = json!({
+        "v": 1,
+        "chain": chain.to_string(),
+        "seq": seq,
+        "ts": rfc3339_micros(from_micros(ts_micros)),
+        "action": action,
+        "actor": {"kind": ctx.actor.kind.as_str(), "id": ctx.actor.id},
+        "target": {"kind": target.kind, "id": target.id},
+        "tenant_id": chain.tenant_id().map(|t| t.to_string()),
+        "data_sha256": data_sha,
+        "prev": hex::encode(prev),
+    });
+    let env_bytes = canonical::to_vec(&envelope).map_err(|e| Error::Internal(e.to_string()))?;
+    let hash: [u8; 32] = Sha256::digest(&env_bytes).into();
+
+    let key = entry_key(chain, seq);
+    let mut stored = Vec::with_capacity(32 + env_bytes.len());
+    stored.extend_from_slice(&hash);
+    stored.extend_from_slice(&env_bytes);
+    ctx.put(ENTRIES, &key, &stored)?;
+    ctx.put(DATA, &key, &data_bytes)?;
+    ctx.put_record(HEADS, &chain.key(), &HeadRecord::V1 { seq, hash, ts_micros })?;
+    let tail = Key::new().i64(ts_micros).raw(&chain.key()).u64(seq);
+    ctx.put(INDEX, Key::new().u8(IDX_TIME).raw(tail.as_bytes()).as_bytes(), &[])?;
+    let actor_key = Key::new().u8(IDX_ACTOR).raw(&short_hash(&ctx.actor.id)).raw(tail.as_bytes());
+    ctx.put(INDEX, actor_key.as_bytes(), &[])?;
+    let action_key = Key::new().u8(IDX_ACTION).raw(&short_hash(action)).raw(tail.as_bytes());
+    ctx.put(INDEX, action_key.as_bytes(), &[])?;
+    ctx.put(DIRTY, &chain.key(), &[])?;
+    ctx.touch(Topic::Chain(chain.to_string()));
+    Ok(Appended { seq, hash })
+}
+
+/// Deletes the `data` of every entry of `chain` (shredding); the envelopes stay, so the chain
+/// still verifies and exports with `"data": null`. Returns how many were deleted.
+pub fn shred_data(ctx: &mut WriteCtx<'_>, chain: &ChainId) -> Result<u64> {
+    Ok(ctx.delete_range(DATA, &Range::prefix(&chain.key()))?)
+}
+
+/// Splits a stored entry into its hash and envelope bytes.
+pub fn split_stored(stored: &[u8]) -> Option<(&[u8], &[u8])> {
+    stored.split_at_checked(32)
+}
+
+/// Decodes one stored entry (and its data row) into its view.
+pub fn view(stored: &[u8], data: Option<&[u8]>) -> Result<EntryView> {
+    let corrupt = |d: String| Error::Store(crate::store::Error::Corrupt { table: ENTRIES.name(), detail: d });
+    let (hash, env) = split_stored(stored).ok_or_else(|| corrupt("entry shorter than its hash".into()))?;
+    let e: EnvelopeRef<'_> = serde_json::from_slice(env).map_err(|e| corrupt(e.to_string()))?;
+    let data = match data {
+        Some(d) => Some(serde_json::from_slice(d).map_err(|e| corrupt(e.to_string()))?),
+        None => None,
+    };
+    Ok(EntryView {
+        chain: e.chain.into_owned(),
+        seq: e.seq,
+        ts: e.ts.into_owned(),
+        action: e.action.into_owned(),
+        actor: e.actor,
+        target: e.target,
+        tenant_id: e.tenant_id,
+        data_sha256: e.data_sha256.into_owned(),
+        prev: e.prev.into_owned(),
+        hash: hex::encode(hash),
+        data,
+    })
+}
+
+/// Reads entry `seq` of `chain`.
+pub fn read_entry(r: &impl Reader, chain: &ChainId, seq: u64) -> Result<Option<EntryView>> {
+    let key = entry_key(chain, seq);
+    let Some(stored) = r.get(ENTRIES, &key)? else {
+        return Ok(None);
+    };
+    let data = r.get(DATA, &key)?;
+    view(&stored, data.as_deref()).map(Some)
+}
+
+/// The checkpoints of `chain`, oldest first.
+pub fn checkpoints(r: &impl Reader, chain: &ChainId) -> Result<Vec<CheckpointRecord>> {
+    let mut out = Vec::new();
+    r.scan(CHECKPOINTS, &Range::prefix(&chain.key()), Dir::Asc, &mut |_, v| {
+        out.push(codec::decode(CHECKPOINTS.name(), v)?);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// The newest checkpoint of `chain`.
+pub fn last_checkpoint(r: &impl Reader, chain: &ChainId) -> Result<Option<CheckpointRecord>> {
+    match r.first(CHECKPOINTS, &Range::prefix(&chain.key()), Dir::Desc)? {
+        Some((_, v)) => Ok(Some(codec::decode(CHECKPOINTS.name(), &v)?)),
+        None => Ok(None),
+    }
+}
+
+/// Stores a signed checkpoint and, when it signs the current head, clears the chain's dirty
+/// mark.
+pub fn put_checkpoint(ctx: &mut WriteCtx<'_>, chain: &ChainId, record: &CheckpointRecord) -> Result<()> {
+    let CheckpointRecord::V1 { seq, .. } = record;
+    ctx.put_record(CHECKPOINTS, &entry_key(chain, *seq), record)?;
+    if let Some(HeadRecord::V1 { seq: head_seq, .. }) = head(ctx, chain)? {
+        if head_seq == *seq {
+            ctx.delete(DIRTY, &chain.key())?;
+        }
+    }
+    Ok(())
+}
+
+/// Chains whose head moved since their last checkpoint.
+pub fn dirty_chains(r: &impl Reader) -> Result<Vec<ChainId>> {
+    let mut out = Vec::new();
+    r.scan(DIRTY, &Range::all(), Dir::Asc, &mut |k, _| {
+        if let Some(c) = ChainId::from_key(k) {
+            out.push(c);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// Every chain that has entries, with its head.
+pub fn all_heads(r: &impl Reader) -> Result<Vec<(ChainId, HeadRecord)>> {
+    let mut out = Vec::new();
+    r.scan(HEADS, &Range::all(), Dir::Asc, &mut |k, v| {
+        if let Some(c) = ChainId::from_key(k) {
+            out.push((c, codec::decode(HEADS.name(), v)?));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// Filters of `GET /api/audit` (API.md), already parsed.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// One chain (a `tenant_id` filter becomes its tenant chain).
+    pub chain: Option<ChainId>,
+    /// Entries by this actor id.
+    pub actor_id: Option<String>,
+    /// Entries with this action.
+    pub action: Option<String>,
+    /// Entries at or after this instant (microseconds).
+    pub from: Option<i64>,
+    /// Entries at or before this instant (microseconds).
+    pub to: Option<i64>,
+    /// Page size.
+    pub limit: usize,
+    /// Opaque position from a previous page.
+    pub cursor: Option<Vec<u8>>,
+}
+
+/// A page of entries, newest first.
+#[derive(Debug)]
+pub struct AuditPage {
+    /// The entries.
+    pub items: Vec<EntryView>,
+    /// Position to continue from, if more may follow.
+    pub next_cursor: Option<Vec<u8>>,
+}
+
+/// Most index rows one page may examine before it returns what it has, with a cursor to go on:
+/// a page costs O(page + budget), never O(ledger), however rare the filter combination.
+pub const SCAN_BUDGET: usize = 20_000;
+
+/// Browses the ledger newest first. A chain filter scans that chain; otherwise the actor, action
+/// or time index is used (in that order of preference), and the remaining filters are applied
+/// to each candidate.
+pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
+    let (source, prefix): (u8, Vec<u8>) = match (&q.chain, &q.actor_id, &q.action) {
+        (Some(c), _, _) => (0xFF, c.key().to_vec()),
+        (None, Some(a), _) => (IDX_ACTOR, Key::new().u8(IDX_ACTOR).raw(&short_hash(a)).into_bytes()),
+        (None, None, Some(a)) => (IDX_ACTION, Key::new().u8(IDX_ACTION).raw(&short_hash(a)).into_bytes()),
+        (None, None, None) => (IDX_TIME, vec![IDX_TIME]),
+    };
+    let mut range = Range::prefix(&prefix);
+    if source != 0xFF {
+        if let Some(from) = q.from {
+            range = range.from(Key::new().raw(&prefix).i64(from).as_bytes());
+        }
+        if let Some(to) = q.to {
+            range = range.until(Key::new().raw(&prefix).i64(to.saturating_add(1)).as_bytes());
+        }
+    }
+    if let Some(cursor) = &q.cursor {
+        if !cursor.starts_with(&prefix) {
+            return Err(Error::bad_request(
+                "invalid_cursor",
+                "the cursor belongs to another query: start again without it",
+            ));
+        }
+        range = range.before(cursor);
+    }
+    let table = if source == 0xFF { ENTRIES } else { INDEX };
+    let mut items = Vec::new();
+    let mut scanned = 0usize;
+    let mut last_key: Option<Vec<u8>> = None;
+    let mut exhausted = true;
+    let mut failure: Option<Error> = None;
+    r.scan(table, &range, Dir::Desc, &mut |k, v| {
+        scanned += 1;
+        last_key = Some(k.to_vec());
+        let step = (|| -> Result<ControlFlow<()>> {
+            let (chain, seq, stored) = if source == 0xFF {
+                let mut kr = KeyReader::new(k);
+                let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
+                let seq = kr.u64();
+                match (chain, seq) {
+                    (Some(c), Some(s)) => (c, s, Some(v.to_vec())),
+                    _ => return Ok(ControlFlow::Continue(())),
+                }
+            } else {
+                let mut kr = KeyReader::new(&k[prefix.len()..]);
+                if source == IDX_TIME {
+                    // the time prefix is the index id alone
+                }
+                let _ts = kr.i64();
+                let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
+                let seq = kr.u64();
+                match (chain, seq) {
+                    (Some(c), Some(s)) => (c, s, None),
+                    _ => return Ok(ControlFlow::Continue(())),
+                }
+            };
+            let key = entry_key(&chain, seq);
+            let stored = match stored {
+                Some(s) => s,
+                None => match r.get(ENTRIES, &key)? {
+                    Some(s) => s,
+                    None => return Ok(ControlFlow::Continue(())),
+                },
+            };
+            let data = r.get(DATA, &key)?;
+            let entry = view(&stored, data.as_deref())?;
+            let ts = chrono::DateTime::parse_from_rfc3339(&entry.ts)
+                .map(|t| t.timestamp_micros())
+                .unwrap_or(0);
+            if q.from.is_some_and(|f| ts < f) {
+                // Within a chain `ts` never decreases, so older entries cannot match either.
+                return Ok(if source == 0xFF { ControlFlow::Break(()) } else { ControlFlow::Continue(()) });
+            }
+            let keep = q.to.is_none_or(|t| ts <= t)
+                && q.actor_id.as_ref().is_none_or(|a| &entry.actor.id == a)
+                && q.action.as_ref().is_none_or(|a| &entry.action == a);
+            if keep {
+                items.push(entry);
+            }
+            if items.len() >= q.limit || scanned >= SCAN_BUDGET {
+                exhausted = false;
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(ControlFlow::Continue(()))
+        })();
+        match step {
+            Ok(flow) => Ok(flow),
+            Err(e) => {
+                failure = Some(e);
+                Ok(ControlFlow::Break(()))
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(AuditPage {
+        items,
+        next_cursor: if exhausted { None } else { last_key },
+    })
+}

@@ -1,0 +1,258 @@
+//! The append-only, SHA-256 hash-chained audit ledger, exactly as AUDIT.md (format v1).
+//!
+//! - [`canonical`]: RFC 8785 canonical bytes.
+//! - [`model`]: chain ids, targets, stored heads and checkpoints, entry views.
+//! - [`ledger`]: append (in the caller's write transaction), reads, browse, checkpoint storage.
+//! - [`verify`]: walking a chain from its last good checkpoint (or from seq 1).
+//! - [`signing`]: the install's Ed25519 key and checkpoint signatures.
+//! - [`api`]: the `/api/audit` routes.
+//!
+//! The async operations here combine a read snapshot (verification can be long, so it never runs
+//! on the writer thread) with a short write that stores the signature.
+
+pub mod api;
+pub mod canonical;
+pub mod ledger;
+pub mod model;
+pub mod signing;
+pub mod verify;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::actor::Actor;
+use chrono::{DateTime, Utc};
+
+use crate::clock::rfc3339_micros;
+use crate::error::{Error, Result};
+use crate::store::{Dir, Range, Reader, Store};
+pub use model::{ChainId, Checkpoint, EntryView, Target};
+use model::{CheckpointRecord, HeadRecord};
+use signing::{InstallKey, KeyRing};
+pub use verify::{ChainReport, Mode};
+
+/// Verifies `chain` (or every chain), then signs a new checkpoint at the head of each chain that
+/// verified and moved since its last checkpoint (AUDIT.md: "Verify walks from the last
+/// checkpoint that verified to the head, then signs a new checkpoint").
+///
+/// Errors: 404 when `chain` has no entries.
+pub async fn verify_and_checkpoint(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: &Arc<InstallKey>,
+    chain: Option<ChainId>,
+    mode: Mode,
+) -> Result<Vec<ChainReport>> {
+    let reports = verify(store, key, chain, mode).await?;
+    let to_sign: Vec<(ChainId, u64, [u8; 32])> = reports
+        .iter()
+        .filter(|r| r.ok && r.head_seq > 0)
+        .filter_map(|r| {
+            let hash: [u8; 32] = hex::decode(&r.head_hash).ok()?.try_into().ok()?;
+            Some((ChainId::parse(&r.chain).ok()?, r.head_seq, hash))
+        })
+        .collect();
+    sign_heads(store, now, key, to_sign).await?;
+    Ok(reports)
+}
+
+/// Verifies without signing anything (offline CLI, and tests).
+pub async fn verify(store: &Store, key: &Arc<InstallKey>, chain: Option<ChainId>, mode: Mode) -> Result<Vec<ChainReport>> {
+    let ring = KeyRing::new([key.public()]);
+    store
+        .read(move |r| {
+            let chains: Vec<ChainId> = match chain {
+                Some(c) => {
+                    if ledger::head(r, &c)?.is_none() {
+                        return Err(Error::not_found("chain", c.to_string()));
+                    }
+                    vec![c]
+                }
+                None => ledger::all_heads(r)?.into_iter().map(|(c, _)| c).collect(),
+            };
+            chains.iter().map(|c| verify::verify_chain(r, c, &ring, mode)).collect()
+        })
+        .await
+}
+
+/// Signs `(seq, hash)` for each chain unless a checkpoint at or beyond `seq` exists. The entry
+/// must still carry that hash when the signature is stored; the write re-checks it.
+async fn sign_heads(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, heads: Vec<(ChainId, u64, [u8; 32])>) -> Result<Vec<Checkpoint>> {
+    if heads.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = key.clone();
+    store
+        .write(now, Actor::system("audit"), move |ctx| {
+            let mut out = Vec::new();
+            for (chain, seq, hash) in &heads {
+                let existing = ledger::last_checkpoint(ctx, chain)?;
+                if let Some(cp @ CheckpointRecord::V1 { seq: cp_seq, .. }) = &existing {
+                    if cp_seq >= seq {
+                        out.push(signing::publish(chain, cp));
+                        continue;
+                    }
+                }
+                let still = ctx
+                    .get(ledger::ENTRIES, &ledger::entry_key(chain, *seq))?
+                    .is_some_and(|s| s.get(..32) == Some(hash.as_slice()));
+                if !still {
+                    continue;
+                }
+                let record = key.sign_checkpoint(chain, *seq, *hash, rfc3339_micros(ctx.now));
+                ledger::put_checkpoint(ctx, chain, &record)?;
+                out.push(signing::publish(chain, &record));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// `POST /api/audit/checkpoints`: verifies `chain` from its last good checkpoint and signs its
+/// head. Returns the newest checkpoint (an existing one when the head has not moved).
+///
+/// Errors: 404 unknown chain; 409 `chain_broken` naming the first bad seq.
+pub async fn checkpoint(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, chain: ChainId) -> Result<Checkpoint> {
+    let report = verify(store, key, Some(chain), Mode::FromCheckpoint)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::not_found("chain", chain.to_string()))?;
+    if !report.ok {
+        return Err(Error::conflict(
+            "chain_broken",
+            format!(
+                "chain {chain} does not verify (first bad seq {}: {}); it will not be signed",
+                report.first_bad_seq.unwrap_or(0),
+                report.problem.unwrap_or_default()
+            ),
+        ));
+    }
+    let hash: [u8; 32] = hex::decode(&report.head_hash)
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| Error::Internal("head hash is not 32 bytes".into()))?;
+    sign_heads(store, now, key, vec![(chain, report.head_seq, hash)])
+        .await?
+        .pop()
+        .ok_or_else(|| Error::conflict("conflict", format!("chain {chain} moved while it was being signed; retry")))
+}
+
+/// What the `checkpoint_chains` job did.
+#[derive(Debug, Default)]
+pub struct CheckpointSummary {
+    /// Chains signed.
+    pub signed: usize,
+    /// Chains that failed verification (left unsigned), with their report.
+    pub broken: Vec<ChainReport>,
+}
+
+/// Signs every chain whose head moved since its last checkpoint, after verifying the new
+/// segment. Broken chains are reported, never signed.
+pub async fn checkpoint_dirty(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>) -> Result<CheckpointSummary> {
+    let ring = KeyRing::new([key.public()]);
+    let reports = store
+        .read(move |r| {
+            ledger::dirty_chains(r)?
+                .iter()
+                .map(|c| verify::verify_chain(r, c, &ring, Mode::FromCheckpoint))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    let mut summary = CheckpointSummary::default();
+    let mut heads = Vec::new();
+    for r in reports {
+        if r.ok {
+            let hash = hex::decode(&r.head_hash).ok().and_then(|h| <[u8; 32]>::try_from(h).ok());
+            if let (Ok(c), Some(h)) = (ChainId::parse(&r.chain), hash) {
+                heads.push((c, r.head_seq, h));
+            }
+        } else {
+            summary.broken.push(r);
+        }
+    }
+    summary.signed = sign_heads(store, now, key, heads).await?.len();
+    Ok(summary)
+}
+
+/// The published checkpoints of `chain`, oldest first.
+pub async fn list_checkpoints(store: &Store, chain: ChainId) -> Result<Vec<Checkpoint>> {
+    store
+        .read(move |r| Ok(ledger::checkpoints(r, &chain)?.iter().map(|cp| signing::publish(&chain, cp)).collect()))
+        .await
+}
+
+/// Streams `chain` as NDJSON (AUDIT.md "Export") from one consistent snapshot: one line
+/// `{"entry": <envelope bytes as stored>, "hash": "<hex>", "data": <data> | null}` per entry in
+/// seq order, then one `{"checkpoint": {...}}` line per checkpoint. Chunks of about 64 KiB.
+///
+/// Errors: 404 when the chain has no entries (checked before streaming starts).
+pub async fn export(store: &Store, chain: ChainId) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
+    let exists = store.read(move |r| Ok::<_, Error>(ledger::head(r, &chain)?.is_some())).await?;
+    if !exists {
+        return Err(Error::not_found("chain", chain.to_string()));
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(8);
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let result = store.read_blocking(|r| write_export(r, &chain, &tx));
+        if let Err(e) = result {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    Ok(rx)
+}
+
+/// Writes the export of `chain` into `tx` in chunks; stops quietly if the receiver is gone.
+fn write_export(r: &impl Reader, chain: &ChainId, tx: &tokio::sync::mpsc::Sender<Result<Bytes>>) -> Result<()> {
+    const CHUNK: usize = 64 * 1024;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+    let mut gone = false;
+    let mut flush = |buf: &mut Vec<u8>, force: bool| {
+        if !gone && (force || buf.len() >= CHUNK) && !buf.is_empty() {
+            let chunk = Bytes::from(std::mem::take(buf));
+            gone = tx.blocking_send(Ok(chunk)).is_err();
+            buf.reserve(CHUNK + 4096);
+        }
+        gone
+    };
+    let mut failure = None;
+    r.scan(ledger::ENTRIES, &Range::prefix(&chain.key()), Dir::Asc, &mut |key, stored| {
+        let Some((hash, env)) = ledger::split_stored(stored) else {
+            failure = Some(Error::Internal(format!("entry {key:?} is shorter than its hash")));
+            return Ok(ControlFlow::Break(()));
+        };
+        let data = r.get(ledger::DATA, key)?;
+        buf.extend_from_slice(b"{\"entry\":");
+        buf.extend_from_slice(env);
+        buf.extend_from_slice(b",\"hash\":\"");
+        buf.extend_from_slice(hex::encode(hash).as_bytes());
+        buf.extend_from_slice(b"\",\"data\":");
+        buf.extend_from_slice(data.as_deref().unwrap_or(b"null"));
+        buf.extend_from_slice(b"}\n");
+        Ok(if flush(&mut buf, false) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    for cp in ledger::checkpoints(r, chain)? {
+        let line = serde_json::json!({ "checkpoint": signing::publish(chain, &cp) });
+        buf.extend_from_slice(line.to_string().as_bytes());
+        buf.push(b'\n');
+    }
+    flush(&mut buf, true);
+    Ok(())
+}
+
+/// Head `(seq, hash hex)` of every chain: the witness heads a heartbeat carries.
+pub async fn heads(store: &Store) -> Result<Vec<(ChainId, u64, String)>> {
+    store
+        .read(|r| {
+            Ok(ledger::all_heads(r)?
+                .into_iter()
+                .map(|(c, HeadRecord::V1 { seq, hash, .. })| (c, seq, hex::encode(hash)))
+                .collect())
+        })
+        .await
+}

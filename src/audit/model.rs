@@ -1,0 +1,205 @@
+//! Ledger types: chain ids, targets, stored heads and checkpoints, and the view of an entry.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+
+/// A chain: `platform`, or `tenant:{uuid}` for one tenant (AUDIT.md "Chains").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChainId {
+    /// Changes that belong to no tenant: apps, pools, operators...
+    Platform,
+    /// One tenant's changes.
+    Tenant(Uuid),
+}
+
+/// Width of a chain's key prefix: a tag byte and 16 id bytes.
+pub const CHAIN_KEY_LEN: usize = 17;
+
+impl ChainId {
+    /// Parses `platform` or `tenant:{uuid}`.
+    pub fn parse(s: &str) -> Result<ChainId, String> {
+        if s == "platform" {
+            return Ok(ChainId::Platform);
+        }
+        if let Some(id) = s.strip_prefix("tenant:") {
+            return Uuid::parse_str(id)
+                .map(ChainId::Tenant)
+                .map_err(|_| format!("chain '{s}' is invalid: tenant chains are 'tenant:<uuid>'"));
+        }
+        Err(format!("chain '{s}' is invalid: use 'platform' or 'tenant:<uuid>'"))
+    }
+
+    /// The fixed-width key prefix of this chain's rows.
+    pub fn key(&self) -> [u8; CHAIN_KEY_LEN] {
+        let mut k = [0u8; CHAIN_KEY_LEN];
+        if let ChainId::Tenant(id) = self {
+            k[0] = 1;
+            k[1..].copy_from_slice(id.as_bytes());
+        }
+        k
+    }
+
+    /// The inverse of [`ChainId::key`].
+    pub fn from_key(k: &[u8]) -> Option<ChainId> {
+        match k.first()? {
+            0 => Some(ChainId::Platform),
+            1 => Uuid::from_slice(k.get(1..CHAIN_KEY_LEN)?).ok().map(ChainId::Tenant),
+            _ => None,
+        }
+    }
+
+    /// The tenant of a tenant chain.
+    pub fn tenant_id(&self) -> Option<Uuid> {
+        match self {
+            ChainId::Platform => None,
+            ChainId::Tenant(id) => Some(*id),
+        }
+    }
+}
+
+impl fmt::Display for ChainId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainId::Platform => f.write_str("platform"),
+            ChainId::Tenant(id) => write!(f, "tenant:{id}"),
+        }
+    }
+}
+
+/// `{"kind", "id"}`: what an entry is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Target {
+    /// `tenant`, `app`, `pool`, `operator`...
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+}
+
+impl Target {
+    /// A target of `kind` with `id`.
+    pub fn new(kind: &str, id: impl fmt::Display) -> Target {
+        Target {
+            kind: kind.to_string(),
+            id: id.to_string(),
+        }
+    }
+}
+
+/// A chain head as stored: the last entry's seq and hash, and its time (microseconds) so a
+/// chain's `ts` never goes backwards.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub enum HeadRecord {
+    /// Version 1.
+    V1 {
+        /// Last seq (entries are 1..=seq).
+        seq: u64,
+        /// SHA-256 of the last envelope.
+        hash: [u8; 32],
+        /// `ts` of the last entry, microseconds since the epoch.
+        ts_micros: i64,
+    },
+}
+
+/// A signed checkpoint as stored (AUDIT.md "Checkpoints").
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum CheckpointRecord {
+    /// Version 1.
+    V1 {
+        /// Signed seq.
+        seq: u64,
+        /// Hash of the entry at `seq`.
+        hash: [u8; 32],
+        /// Signing time, exactly as signed.
+        ts: String,
+        /// Lowercase hex SHA-256 of the signing public key.
+        key_id: String,
+        /// Ed25519 signature over the canonical `{"chain","seq","hash","ts"}`.
+        sig: Vec<u8>,
+    },
+}
+
+/// A checkpoint as published: `{"chain", "seq", "hash", "ts", "key_id", "sig"}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    /// `platform` or `tenant:{uuid}`.
+    pub chain: String,
+    /// Signed seq.
+    pub seq: u64,
+    /// Lowercase hex hash of the entry at `seq`.
+    pub hash: String,
+    /// Signing time, RFC 3339 with microseconds.
+    pub ts: String,
+    /// Lowercase hex SHA-256 of the raw public key.
+    pub key_id: String,
+    /// Standard base64 (padded) Ed25519 signature.
+    pub sig: String,
+}
+
+/// One entry as the browser and API show it: the envelope's members, its hash, and its `data`
+/// (`null` once shredded).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Chain id.
+    pub chain: String,
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC with microseconds.
+    pub ts: String,
+    /// Versioned event name, e.g. `tenant.suspended.v1`.
+    pub action: String,
+    /// Who acted.
+    pub actor: Actor,
+    /// What it was about.
+    pub target: Target,
+    /// The tenant, or null on the platform chain.
+    pub tenant_id: Option<String>,
+    /// Lowercase hex SHA-256 of the canonical `data`.
+    pub data_sha256: String,
+    /// Hash of the previous entry.
+    pub prev: String,
+    /// Hash of this entry's envelope.
+    pub hash: String,
+    /// Details (reasons, field diffs); null when shredded.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+/// The envelope as parsed from stored canonical bytes, borrowing where it can.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EnvelopeRef<'a> {
+    pub v: u32,
+    #[serde(borrow)]
+    pub chain: std::borrow::Cow<'a, str>,
+    pub seq: u64,
+    #[serde(borrow)]
+    pub ts: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub action: std::borrow::Cow<'a, str>,
+    pub actor: Actor,
+    pub target: Target,
+    pub tenant_id: Option<String>,
+    #[serde(borrow)]
+    pub data_sha256: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    pub prev: std::borrow::Cow<'a, str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_round_trip_through_text_and_keys() {
+        let t = ChainId::Tenant(Uuid::now_v7());
+        for c in [ChainId::Platform, t] {
+            assert_eq!(ChainId::parse(&c.to_string()).unwrap(), c);
+            assert_eq!(ChainId::from_key(&c.key()).unwrap(), c);
+        }
+        assert!(ChainId::parse("tenant:nope").is_err());
+        assert!(ChainId::parse("other").is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! The install's Ed25519 key, and checkpoint signatures (AUDIT.md "Checkpoints").
+//!
+//! The key is made at first start and kept in `DATA_DIR/keys/install.ed25519`, owner-only (0600,
+//! in a 0700 directory): the standard base64 of the 32-byte seed and a newline. The meta table
+//! records its `key_id`, so a swapped or missing key file is refused at start instead of silently
+//! signing with another key.
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::canonical;
+use super::model::{ChainId, Checkpoint, CheckpointRecord};
+
+/// File name of the install key inside `DATA_DIR/keys/`.
+pub const INSTALL_KEY_FILE: &str = "install.ed25519";
+
+/// Why the install key could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// Reading or writing the key file failed.
+    #[error("install key {path}: {detail}")]
+    Io {
+        /// The key file.
+        path: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The key file does not hold a base64 32-byte seed.
+    #[error("install key {path} is malformed: expected the base64 of a 32-byte Ed25519 seed")]
+    Malformed {
+        /// The key file.
+        path: String,
+    },
+}
+
+/// The install's signing key.
+pub struct InstallKey {
+    signing: SigningKey,
+    key_id: String,
+}
+
+impl std::fmt::Debug for InstallKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallKey").field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+/// `key_id`: lowercase hex SHA-256 of the raw 32-byte public key.
+pub fn key_id_of(public: &VerifyingKey) -> String {
+    hex::encode(Sha256::digest(public.as_bytes()))
+}
+
+impl InstallKey {
+    /// Path of the key file under `data_dir`.
+    pub fn path(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys").join(INSTALL_KEY_FILE)
+    }
+
+    /// Loads the key, or makes one when `create` and no file exists.
+    pub fn load_or_create(data_dir: &Path, create: bool) -> Result<InstallKey, KeyError> {
+        let path = Self::path(data_dir);
+        let io = |detail: String| KeyError::Io {
+            path: path.display().to_string(),
+            detail,
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let seed: [u8; 32] = B64
+                    .decode(text.trim())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| KeyError::Malformed {
+                        path: path.display().to_string(),
+                    })?;
+                Ok(InstallKey::from_seed(&seed))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+                let mut seed = [0u8; 32];
+                getrandom::fill(&mut seed).map_err(|e| io(format!("no randomness: {e}")))?;
+                let dir = data_dir.join("keys");
+                crate::store::ensure_private_dir(&dir).map_err(|e| io(e.to_string()))?;
+                write_private(&path, format!("{}\n", B64.encode(seed)).as_bytes()).map_err(|e| io(e.to_string()))?;
+                Ok(InstallKey::from_seed(&seed))
+            }
+            Err(e) => Err(io(e.to_string())),
+        }
+    }
+
+    /// A key from a seed (tests, the demo's replay uses the real key).
+    pub fn from_seed(seed: &[u8; 32]) -> InstallKey {
+        let signing = SigningKey::from_bytes(seed);
+        let key_id = key_id_of(&signing.verifying_key());
+        InstallKey { signing, key_id }
+    }
+
+    /// Lowercase hex SHA-256 of the public key.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The public key.
+    pub fn public(&self) -> VerifyingKey {
+        self.signing.verifying_key()
+    }
+
+    /// Standard base64 of the raw 32-byte public key (`GET /api/audit/public-key`).
+    pub fn public_b64(&self) -> String {
+        B64.encode(self.public().as_bytes())
+    }
+
+    /// Signs arbitrary canonical bytes (heartbeats reuse this later).
+    pub fn sign(&self, msg: &[u8]) -> Signature {
+        self.signing.sign(msg)
+    }
+
+    /// Signs the head `(seq, hash)` of `chain` at `ts`.
+    pub fn sign_checkpoint(&self, chain: &ChainId, seq: u64, hash: [u8; 32], ts: String) -> CheckpointRecord {
+        let msg = checkpoint_message(&chain.to_string(), seq, &hex::encode(hash), &ts);
+        let sig = self.signing.sign(&msg);
+        CheckpointRecord::V1 {
+            seq,
+            hash,
+            ts,
+            key_id: self.key_id.clone(),
+            sig: sig.to_bytes().to_vec(),
+        }
+    }
+}
+
+/// Writes `bytes` to a new owner-only file.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The canonical bytes a checkpoint signs: `{"chain","hash","seq","ts"}`.
+pub fn checkpoint_message(chain: &str, seq: u64, hash_hex: &str, ts: &str) -> Vec<u8> {
+    let v = json!({"chain": chain, "seq": seq, "hash": hash_hex, "ts": ts});
+    // Strings and an integer always have a canonical form.
+    canonical::to_vec(&v).unwrap_or_default()
+}
+
+/// The public keys a verifier trusts, by `key_id`. Today the install key; rotated keys join it.
+#[derive(Clone, Debug, Default)]
+pub struct KeyRing {
+    keys: Vec<(String, VerifyingKey)>,
+}
+
+impl KeyRing {
+    /// A ring holding `keys`.
+    pub fn new(keys: impl IntoIterator<Item = VerifyingKey>) -> KeyRing {
+        KeyRing {
+            keys: keys.into_iter().map(|k| (key_id_of(&k), k)).collect(),
+        }
+    }
+
+    /// Does `record` carry a valid signature over `(chain, seq, hash, ts)` by a trusted key?
+    pub fn verifies(&self, chain: &ChainId, record: &CheckpointRecord) -> bool {
+        let CheckpointRecord::V1 {
+            seq,
+            hash,
+            ts,
+            key_id,
+            sig,
+        } = record;
+        let Some((_, key)) = self.keys.iter().find(|(id, _)| id == key_id) else {
+            return false;
+        };
+        let Ok(sig) = Signature::from_slice(sig) else {
+            return false;
+        };
+        let msg = checkpoint_message(&chain.to_string(), *seq, &hex::encode(hash), ts);
+        key.verify_strict(&msg, &sig).is_ok()
+    }
+}
+
+/// The published form of a stored checkpoint.
+pub fn publish(chain: &ChainId, record: &CheckpointRecord) -> Checkpoint {
+    let CheckpointRecord::V1 {
+        seq,
+        hash,
+        ts,
+        key_id,
+        sig,
+    } = record;
+    Checkpoint {
+        chain: chain.to_string(),
+        seq: *seq,
+        hash: hex::encode(hash),
+        ts: ts.clone(),
+        key_id: key_id.clone(),
+        sig: B64.encode(sig),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_verifies_and_any_change_breaks_it() {
+        let key = InstallKey::from_seed(&[7; 32]);
+        let ring = KeyRing::new([key.public()]);
+        let chain = ChainId::Platform;
+        let cp = key.sign_checkpoint(&chain, 5, [1; 32], "2026-11-21T10:00:00.000000Z".into());
+        assert!(ring.verifies(&chain, &cp));
+        let CheckpointRecord::V1 { ts, key_id, sig, .. } = cp.clone();
+        let moved = CheckpointRecord::V1 {
+            seq: 6,
+            hash: [1; 32],
+            ts,
+            key_id,
+            sig,
+        };
+        assert!(!ring.verifies(&chain, &moved));
+        assert!(!KeyRing::new([InstallKey::from_seed(&[8; 32]).public()]).verifies(&chain, &cp));
+    }
+
+    #[test]
+    fn the_key_file_is_created_owner_only_and_reloads_to_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = InstallKey::load_or_create(dir.path(), true).unwrap();
+        let b = InstallKey::load_or_create(dir.path(), false).unwrap();
+        assert_eq!(a.key_id(), b.key_id());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(InstallKey::path(dir.path())).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The command line (clap). `serve` runs the platform; the other subcommands touch the store and
+//! work whether or not the server runs: they go through its admin socket when it answers, and
+//! open the data dir directly otherwise.
+//!
+//! Exit codes: 0 success; 1 a check failed (a chain does not verify); 2 an error.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use tokio::io::AsyncReadExt;
+
+use crate::admin::socket::{self, Reply};
+use crate::admin::{self, AdminOutput, AdminRequest};
+use crate::app::{Application, open_state};
+use crate::clock::Clock;
+use crate::config::{Config, Overrides, Secret};
+
+/// Tenantry: the control plane of a multi-tenant SaaS platform in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "tenantry", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (and, with --demo, seed a demo platform on an empty data dir).
+    Serve(ServeArgs),
+    /// Audit ledger: verify chains, export them.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Scheduled jobs: list them, run one now.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+/// Where the store is, shared by every store command.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Data directory.
+    #[arg(long, env = "TENANTRY_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+    /// Config file (TOML), used when the store is opened directly.
+    #[arg(long, env = "TENANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// `tenantry serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (loopback by default).
+    #[arg(long, env = "TENANTRY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long, env = "TENANTRY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (TOML); default /etc/tenantry/tenantry.toml when present.
+    #[arg(long, env = "TENANTRY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Seed a realistic demo platform on first start of an empty data dir.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+/// `tenantry audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify chains; exits 1 and names the first bad seq when one does not verify.
+    Verify {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One chain (`platform` or `tenant:<uuid>`); every chain by default.
+        #[arg(long)]
+        chain: Option<String>,
+        /// Start from the last good checkpoint instead of seq 1.
+        #[arg(long)]
+        from_checkpoint: bool,
+        /// Print the JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a chain as NDJSON (AUDIT.md "Export").
+    Export {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The chain.
+        #[arg(long)]
+        chain: String,
+        /// Output file (stdout by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// `tenantry jobs ...`.
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// List jobs with their schedule and last run.
+    List {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run a job now.
+    Run {
+        /// Job name (shred_due_tenants, expire_trials, checkpoint_chains).
+        name: String,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Openapi => {
+            println!("{}", crate::http::openapi().to_pretty_json().unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Audit(AuditCommand::Verify {
+            store,
+            chain,
+            from_checkpoint,
+            json,
+        }) => {
+            let req = AdminRequest::AuditVerify { chain, full: !from_checkpoint };
+            match call(&store, req).await {
+                Ok(Outcome::Json(v)) => print_verify(&v, json),
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
+        }
+        Command::Audit(AuditCommand::Export { store, chain, out }) => {
+            let sink: Box<dyn Write + Send> = match &out {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Err(e) => return fail(&format!("cannot create {}: {e}", p.display())),
+                },
+                None => Box::new(std::io::stdout()),
+            };
+            let sink = std::sync::Arc::new(std::sync::Mutex::new(sink));
+            match call_streaming(&store, AdminRequest::AuditExport { chain }, sink.clone()).await {
+                Ok(_) => {
+                    if let Ok(mut s) = sink.lock() {
+                        let _ = s.flush();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Jobs(JobsCommand::List { store }) => match call(&store, AdminRequest::JobsList).await {
+            Ok(Outcome::Json(v)) => {
+                for job in v["items"].as_array().into_iter().flatten() {
+                    let last = &job["last_run"];
+                    println!(
+                        "{:<20} {:<16} next {:<28} last {} {}",
+                        job["name"].as_str().unwrap_or(""),
+                        job["schedule"].as_str().unwrap_or(""),
+                        job["next_run_at"].as_str().unwrap_or("-"),
+                        last["started_at"].as_str().unwrap_or("never"),
+                        last["outcome"].as_str().unwrap_or(""),
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Ok(Outcome::Stream) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+        Command::Jobs(JobsCommand::Run { name, store }) => match call(&store, AdminRequest::JobRun { name }).await {
+            Ok(Outcome::Json(v)) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                if v["outcome"] == "failed" { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            }
+            Ok(Outcome::Stream) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+    }
+}
+
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn print_verify(v: &Value, json: bool) -> ExitCode {
+    let results = v["results"].as_array().cloned().unwrap_or_default();
+    let all_ok = results.iter().all(|r| r["ok"] == true);
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        for r in &results {
+            if r["ok"] == true {
+                println!(
+                    "ok      {}  head {}  verified from seq {}  ({} entries, {} bytes)",
+                    r["chain"].as_str().unwrap_or(""),
+                    r["head_seq"],
+                    r["verified_from_seq"],
+                    r["entries_checked"],
+                    r["bytes_checked"]
+                );
+            } else {
+                println!(
+                    "BROKEN  {}  first bad seq {}: {}",
+                    r["chain"].as_str().unwrap_or(""),
+                    r["first_bad_seq"],
+                    r["problem"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let bad = results.iter().filter(|r| r["ok"] != true).count();
+        println!("{} chain(s) checked, {} broken", results.len(), bad);
+    }
+    if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+}
+
+enum Outcome {
+    Json(Value),
+    Stream,
+}
+
+/// Runs `req` through the server's socket, or directly on the store.
+async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
+    let sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>> = std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
+    call_streaming(store, req, sink).await
+}
+
+async fn call_streaming(
+    store: &StoreArgs,
+    req: AdminRequest,
+    sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>,
+) -> Result<Outcome, ExitCode> {
+    let write_chunk = |bytes: &[u8]| -> Result<(), ExitCode> {
+        let mut s = sink.lock().map_err(|_| fail("output lock poisoned"))?;
+        s.write_all(bytes).map_err(|e| fail(&format!("writing output: {e}")))
+    };
+    match socket::request(&store.data_dir, &req).await {
+        Ok(Some(Reply::Json(v))) => return Ok(Outcome::Json(v)),
+        Ok(Some(Reply::Stream(mut reader))) => {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = reader.read(&mut buf).await.map_err(|e| fail(&format!("reading from the server: {e}")))?;
+                if n == 0 {
+                    return Ok(Outcome::Stream);
+                }
+                write_chunk(&buf[..n])?;
+            }
+        }
+        Ok(Some(Reply::Refused(code, status, message))) => {
+            return Err(fail(&format!("{message} ({code}, {status})")));
+        }
+        Ok(None) => {}
+        Err(e) => return Err(fail(&format!("admin socket {}: {e}", socket::socket_path(&store.data_dir).display()))),
+    }
+    // No server: open the store directly.
+    let data_file = store.data_dir.join(crate::store::DATA_FILE);
+    if !data_file.exists() {
+        return Err(fail(&format!("no data file at {}: check --data-dir", data_file.display())));
+    }
+    let config = Config::load(Overrides {
+        config: store.config.clone(),
+        data_dir: Some(store.data_dir.clone()),
+        ..Overrides::default()
+    })
+    .map_err(|e| fail(&e.to_string()))?;
+    let state = open_state(config, Clock::System).await.map_err(|e| fail(&e.to_string()))?;
+    let result = admin::execute(&state, req).await;
+    let out = match result {
+        Ok(AdminOutput::Json(v)) => Ok(Outcome::Json(v)),
+        Ok(AdminOutput::Stream(mut rx)) => {
+            let mut r = Ok(Outcome::Stream);
+            while let Some(chunk) = rx.recv().await {
+                match chunk {
+                    Ok(b) => {
+                        if let Err(c) = write_chunk(&b) {
+                            r = Err(c);
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        r = Err(fail(&e.to_string()));
+                        break;
+                    }
+                }
+            }
+            r
+        }
+        Err(e) => Err(fail(&format!("{e} ({}, {})", e.code(), e.status()))),
+    };
+    state.store().close().await;
+    out
+}
+
+/// File holding the token generated for `serve --demo` when none is configured.
+pub const DEMO_TOKEN_FILE: &str = "demo-admin-token";
+
+fn demo_token(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(DEMO_TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        if t.trim().len() >= 16 {
+            return Ok(t.trim().to_string());
+        }
+    }
+    crate::store::ensure_private_dir(data_dir).map_err(std::io::Error::other)?;
+    let mut raw = [0u8; 24];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    let token = format!("demo-{}", hex::encode(raw));
+    let _ = std::fs::remove_file(&path);
+    crate::audit::signing::write_private(&path, format!("{token}\n").as_bytes())?;
+    Ok(token)
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let token = std::env::var("TENANTRY_ADMIN_OPS_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new);
+    let mut config = match Config::load(Overrides {
+        config: args.config,
+        listen: args.listen,
+        data_dir: args.data_dir,
+        admin_ops_token: token,
+        demo: args.demo,
+    }) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    if !config.listen.ip().is_loopback() {
+        tracing::warn!(listen = %config.listen, "listening on a non-loopback address; put TLS in front of it or restrict access");
+    }
+    if config.demo && config.admin_ops_token.is_none() {
+        match demo_token(&config.data_dir) {
+            Ok(t) => {
+                tracing::info!(
+                    "demo admin token (super_admin): {t}  (also in {})",
+                    config.data_dir.join(DEMO_TOKEN_FILE).display()
+                );
+                config.admin_ops_token = Some(Secret::new(t));
+            }
+            Err(e) => return fail(&format!("cannot write the demo token: {e}")),
+        }
+    }
+    if config.admin_ops_token.is_none() {
+        tracing::warn!(
+            "no admin_ops_token is configured, so every /api call answers 401: set TENANTRY_ADMIN_OPS_TOKEN (e.g. `export TENANTRY_ADMIN_OPS_TOKEN=$(openssl rand -hex 32)`) or admin_ops_token in the config file"
+        );
+    }
+    let app = match Application::build(config, Clock::System).await {
+        Ok(a) => a,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let addr = app.local_addr();
+    tracing::info!(
+        data_file = %app.state().store().path().display(),
+        "tenantry {} listening on http://{addr} (API under /api, OpenAPI at /api/openapi.json)",
+        env!("CARGO_PKG_VERSION")
+    );
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("server error: {e}")),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down gracefully"),
+        _ = term => tracing::info!("SIGTERM received; shutting down gracefully"),
+    }
+}

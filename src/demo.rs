@@ -1,0 +1,374 @@
+//! The demo platform seeded by `serve --demo` on an empty data dir: 3 apps and 36 tenants across
+//! regions, tiers and every lifecycle state, pool flips, and the scheduler's own runs, replayed
+//! day by day over the last [`DEMO_DAYS`] days through the real services with a simulated clock.
+//! Every entry is written the way a live platform would write it, so the ledger verifies.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::pools::model::PoolStatus;
+use crate::scheduler::{self, Job, Trigger};
+use crate::tenants::model::Action;
+use crate::tenants::service::{NewTenant, TransitionInput};
+use crate::{apps, pools, tenants};
+
+/// Length of the replayed history.
+pub const DEMO_DAYS: i64 = 90;
+
+/// The demo's operators (actor ids in the ledger).
+pub const OPERATORS: [&str; 3] = ["ops-alice", "ops-bashir", "ops-chen"];
+
+/// How a demo tenant's life goes after it is provisioned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Story {
+    /// Trial, converts to paid.
+    Converts,
+    /// Trial that nobody activates: the scheduler expires it.
+    TrialLapses,
+    /// Paid; suspended for non-payment; reinstated after a week.
+    LatePayer,
+    /// Paid; suspended for abuse; stays suspended.
+    Abuse,
+    /// Paid; leaves with a 14-day grace period; shredded by the scheduler.
+    LeftAndShredded,
+    /// Paid; leaving, grace period still running.
+    Leaving,
+    /// Paid; started leaving, then renewed (offboarding cancelled).
+    Renewed,
+    /// Just provisioned.
+    Fresh,
+    /// In a trial right now.
+    Trialing,
+}
+
+struct Seed {
+    name: &'static str,
+    region: &'static str,
+    tier: &'static str,
+    country: &'static str,
+    domain: &'static str,
+    depth: Option<i64>,
+    story: Story,
+}
+
+const fn t(name: &'static str, region: &'static str, tier: &'static str, country: &'static str, domain: &'static str, story: Story) -> Seed {
+    Seed {
+        name,
+        region,
+        tier,
+        country,
+        domain,
+        depth: None,
+        story,
+    }
+}
+
+fn seeds() -> Vec<Seed> {
+    use Story::*;
+    let mut v = vec![
+        t("Acme Logistics", "us-east-1", "S", "US", "acmelogistics.com", Converts),
+        t("Borealis Energy", "eu-west-1", "P", "NO", "borealis-energy.no", Converts),
+        t("Norges Fotballforbund", "eu-central-1", "S", "NO", "fotball.no", Converts),
+        t("Svenska Fotbollförbundet", "eu-central-1", "S", "SE", "svenskfotboll.se", LatePayer),
+        t("Fédération Française de Rugby", "eu-west-1", "P", "FR", "ffr.fr", Converts),
+        t("Bundesamt für Statistik", "eu-sov-1", "G", "DE", "destatis.example.de", Converts),
+        t("Harbor Health Network", "us-east-1", "P", "US", "harborhealth.org", Renewed),
+        t("Kiwi Outdoor Co", "ap-southeast-1", "S", "NZ", "kiwioutdoor.co.nz", TrialLapses),
+        t("Lumen Retail Group", "us-west-2", "S", "US", "lumenretail.com", LeftAndShredded),
+        t("Meridian Bank", "eu-sov-1", "G", "IE", "meridianbank.ie", Converts),
+        t("Northwind Traders", "us-west-2", "S", "US", "northwind.example.com", Abuse),
+        t("Orbital Analytics", "us-east-1", "S", "US", "orbital-analytics.io", Leaving),
+        t("Pacifica Shipping", "ap-southeast-1", "P", "SG", "pacificashipping.sg", Converts),
+        t("Quantum Dental Clinics", "eu-west-1", "S", "GB", "quantumdental.co.uk", LatePayer),
+        t("Riverside County Schools", "us-gov-1", "G", "US", "rcs.k12.example.us", Converts),
+        t("Sahara Solar", "me-central-1", "S", "AE", "saharasolar.ae", TrialLapses),
+        t("Tallinn Tech Hub", "eu-central-1", "S", "EE", "tallinntech.ee", Converts),
+        t("Umbra Security", "us-east-1", "P", "US", "umbrasec.com", Leaving),
+        t("Vega Pharmaceuticals", "eu-central-1", "P", "CH", "vegapharma.ch", Converts),
+        t("Westwood Dental", "us-west-2", "S", "US", "westwooddental.com", LeftAndShredded),
+        t("Xylo Music School", "eu-west-1", "S", "IE", "xylomusic.ie", Converts),
+        t("Yellowstone Outfitters", "us-west-2", "S", "US", "yellowstone-outfitters.com", Renewed),
+        t("Zenith Aerospace", "us-gov-1", "G", "US", "zenith-aero.example.us", Converts),
+        t("Alpine Ski Schools", "eu-central-1", "S", "AT", "alpineski.at", Abuse),
+        t("Baltic Freight", "eu-central-1", "S", "LT", "balticfreight.lt", Converts),
+        t("Cedar Grove Realty", "us-east-1", "S", "US", "cedargrove.realty", Leaving),
+        t("Dubai Marina Hotels", "me-central-1", "P", "AE", "dubaimarinahotels.ae", Converts),
+        t("Emerald Isle Tours", "eu-west-1", "S", "IE", "emeraldisletours.ie", TrialLapses),
+        t("Fjord Fisheries", "eu-west-1", "S", "NO", "fjordfisheries.no", Converts),
+        t("Granite Construction Partners", "us-east-1", "S", "US", "graniteconstruction.example.com", LatePayer),
+        t("Helios Labs", "eu-central-1", "S", "DE", "helioslabs.de", Trialing),
+        t("Iberia Vineyards", "eu-west-1", "S", "ES", "iberiavineyards.es", Trialing),
+        t("Jade Garden Restaurants", "ap-southeast-1", "S", "SG", "jadegarden.sg", Fresh),
+        t("Koala Childcare", "ap-southeast-1", "S", "AU", "koalachildcare.com.au", Trialing),
+        t("Lagos Fintech Collective", "eu-west-1", "S", "NG", "lagosfintech.ng", Fresh),
+        t("Mumbai Metro Logistics", "ap-southeast-1", "S", "IN", "mumbaimetrologistics.in", Fresh),
+    ];
+    v[2].depth = Some(1);
+    v[3].depth = Some(2);
+    v[4].depth = Some(3);
+    v
+}
+
+/// Seeds the demo platform when the store has no app and no tenant. Returns whether it seeded.
+pub async fn seed_if_empty(state: &AppState) -> Result<bool> {
+    let empty = state
+        .read(|r| Ok(apps::service::list(r, None, 1)?.0.is_empty() && tenants::directory::query(r, &Default::default())?.rows.is_empty()))
+        .await?;
+    if !empty {
+        return Ok(false);
+    }
+    let end = state.clock().now();
+    // Midnight UTC, so the replay's "working hours" are working hours.
+    let start = (end - Duration::days(DEMO_DAYS))
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(end - Duration::days(DEMO_DAYS), |t| t.and_utc());
+    tracing::info!(from = %start, to = %end, "seeding the demo platform: replaying {DEMO_DAYS} days of history");
+    Replay::new(state.clone(), start).run(end).await?;
+    tracing::info!("demo platform seeded");
+    Ok(true)
+}
+
+/// A scheduled step of a tenant's story.
+struct Step {
+    at: DateTime<Utc>,
+    tenant: usize,
+    action: Action,
+    input: TransitionInput,
+    actor: usize,
+}
+
+struct Replay {
+    state: AppState,
+    start: DateTime<Utc>,
+}
+
+impl Replay {
+    fn new(state: AppState, start: DateTime<Utc>) -> Replay {
+        Replay { state, start }
+    }
+
+    fn op(&self, i: usize) -> Actor {
+        Actor::operator(OPERATORS[i % OPERATORS.len()])
+    }
+
+    /// A working-hours instant on `day` of the replay.
+    fn at(&self, day: i64, hour: i64, minute: i64) -> DateTime<Utc> {
+        self.start + Duration::days(day) + Duration::hours(hour) + Duration::minutes(minute)
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        at: DateTime<Utc>,
+        actor: Actor,
+        f: impl FnMut(&mut crate::store::WriteCtx<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        self.state.store().write(at, actor, f).await
+    }
+
+    async fn run(&self, end: DateTime<Utc>) -> Result<()> {
+        let config = self.state.config().clone();
+        // Day 0: the three apps.
+        let app_specs = [
+            ("Projex Work", "Projects, tasks and time tracking for teams"),
+            ("Projex Field", "Field service: dispatch, work orders and mobile crews"),
+            ("Projex Insights", "Analytics and reporting across Projex products"),
+        ];
+        let mut app_ids: Vec<Uuid> = Vec::new();
+        for (i, (name, desc)) in app_specs.iter().enumerate() {
+            let input = apps::service::NewApp {
+                name: (*name).to_string(),
+                slug: None,
+                description: Some((*desc).to_string()),
+            }
+            .parse()?;
+            let app = self
+                .write(self.at(0, 9, 10 + i as i64 * 7), self.op(0), move |ctx| apps::service::create(ctx, &input))
+                .await?;
+            app_ids.push(app.id);
+        }
+
+        // Provisioning, spread over the replay; the last few are recent.
+        let seeds = seeds();
+        let n = seeds.len() as i64;
+        let mut tenant_ids: Vec<Uuid> = Vec::new();
+        let mut steps: Vec<Step> = Vec::new();
+        let mut provisions: Vec<(DateTime<Utc>, usize)> = Vec::new();
+        for (i, s) in seeds.iter().enumerate() {
+            let day = match s.story {
+                Story::Fresh => DEMO_DAYS - 2 + (i as i64 % 2),
+                Story::Trialing => DEMO_DAYS - 9 + (i as i64 % 5),
+                _ => 1 + (i as i64 * 55) / n,
+            };
+            provisions.push((self.at(day, 9 + (i as i64 % 8), (i as i64 * 13) % 60), i));
+        }
+        provisions.sort_by_key(|(t, _)| *t);
+        let mut order: Vec<usize> = vec![0; seeds.len()];
+        let mut created_at: Vec<DateTime<Utc>> = vec![self.start; seeds.len()];
+        for (pos, (at, i)) in provisions.iter().enumerate() {
+            order[*i] = pos;
+            created_at[*i] = *at;
+        }
+        tenant_ids.resize(seeds.len(), Uuid::nil());
+
+        // Interleave provisioning, story steps, pool flips and the scheduler day by day.
+        let mut day_events: Vec<(DateTime<Utc>, Event)> = Vec::new();
+        for (at, i) in &provisions {
+            day_events.push((*at, Event::Provision(*i)));
+        }
+        for (i, s) in seeds.iter().enumerate() {
+            let c = created_at[i];
+            let a = i + 1;
+            let d = |days: i64, h: i64| c + Duration::days(days) + Duration::hours(h);
+            let reason = |r: &str| TransitionInput {
+                reason: Some(r.to_string()),
+                ..TransitionInput::default()
+            };
+            let mut push = |at: DateTime<Utc>, action: Action, input: TransitionInput| {
+                if at < end {
+                    steps.push(Step {
+                        at,
+                        tenant: i,
+                        action,
+                        input,
+                        actor: a,
+                    });
+                }
+            };
+            match s.story {
+                Story::Fresh => {}
+                Story::Trialing => push(d(0, 1), Action::StartTrial, TransitionInput::default()),
+                Story::TrialLapses => push(d(0, 2), Action::StartTrial, TransitionInput { trial_days: Some(14), ..TransitionInput::default() }),
+                Story::Converts => {
+                    if s.tier == "S" {
+                        push(d(0, 2), Action::StartTrial, TransitionInput::default());
+                        push(d(10, 3), Action::Activate, reason("signed the annual contract"));
+                    } else {
+                        push(d(1, 2), Action::Activate, reason("enterprise contract signed"));
+                    }
+                }
+                Story::LatePayer => {
+                    push(d(1, 1), Action::Activate, reason("contract signed"));
+                    push(d(34, 2), Action::Suspend, reason(&format!("non-payment: invoice INV-2026-{:04} overdue 45 days", 1200 + i)));
+                    push(d(41, 5), Action::Reinstate, reason("payment received"));
+                }
+                Story::Abuse => {
+                    push(d(1, 1), Action::Activate, TransitionInput::default());
+                    push(d(25, 4), Action::Suspend, reason(&format!("abuse report #{}: outbound spam from tenant webhooks", 4400 + i)));
+                }
+                Story::LeftAndShredded => {
+                    push(d(1, 1), Action::Activate, TransitionInput::default());
+                    push(
+                        d(20, 3),
+                        Action::Offboard,
+                        TransitionInput {
+                            reason: Some("customer terminated the contract".into()),
+                            grace_days: Some(14),
+                            ..TransitionInput::default()
+                        },
+                    );
+                }
+                Story::Leaving => {
+                    push(d(1, 1), Action::Activate, TransitionInput::default());
+                    let leave_day = ((end - c).num_days() - 12).max(3);
+                    push(d(leave_day, 2), Action::Offboard, reason("customer is moving to another vendor"));
+                }
+                Story::Renewed => {
+                    push(d(1, 1), Action::Activate, TransitionInput::default());
+                    push(d(30, 2), Action::Offboard, reason("non-renewal notice received"));
+                    push(d(33, 6), Action::CancelOffboarding, reason("customer renewed for 12 months"));
+                }
+            }
+        }
+        for s in steps {
+            day_events.push((s.at, Event::Step(s)));
+        }
+        let flips = [
+            (20, "app-3", PoolStatus::Degraded, "billing replica lag 12 s; rerouting new traffic"),
+            (21, "app-3", PoolStatus::Active, "replica caught up; lag under 200 ms"),
+            (45, "admin-4", PoolStatus::Drain, "recycling hosts for the kernel update"),
+            (47, "admin-4", PoolStatus::Active, "hosts recycled"),
+            (DEMO_DAYS - 1, "app-5", PoolStatus::Degraded, "disk pressure on reports replica (88%)"),
+        ];
+        for (day, pool, status, reason) in flips {
+            day_events.push((self.at(day, 14, 30), Event::Flip(pool, status, reason)));
+        }
+        // The scheduler, as it would have run: trials and deadlines daily, checkpoints weekly.
+        for day in 1..DEMO_DAYS {
+            day_events.push((self.at(day, 0, 15), Event::Job(Job::ExpireTrials)));
+            day_events.push((self.at(day, 0, 30), Event::Job(Job::ShredDueTenants)));
+            if day % 7 == 0 {
+                day_events.push((self.at(day, 1, 0), Event::Job(Job::CheckpointChains)));
+            }
+        }
+        day_events.sort_by_key(|(t, _)| *t);
+
+        for (at, event) in day_events {
+            if at > end {
+                continue;
+            }
+            match event {
+                Event::Provision(i) => {
+                    let s = &seeds[i];
+                    let plan = match (s.tier, i % 3) {
+                        ("G", _) | ("P", 0) => "enterprise",
+                        ("P", _) => "agency",
+                        (_, 0) => "pro",
+                        (_, 1) => "free",
+                        _ => "agency",
+                    };
+                    let body = NewTenant {
+                        app_id: app_ids[i % app_ids.len()].to_string(),
+                        display_name: s.name.to_string(),
+                        slug: None,
+                        region: s.region.to_string(),
+                        isolation_tier: Some(s.tier.to_string()),
+                        brand_domain: Some(format!("app.{}", s.domain)),
+                        country: Some(s.country.to_string()),
+                        contact_email: Some(format!("it-admin@{}", s.domain)),
+                        plan: Some(plan.to_string()),
+                        trial_days: Some(if i % 4 == 0 { 30 } else { 14 }),
+                        hierarchy_depth: s.depth,
+                    };
+                    let input = body.parse(&config)?;
+                    let cfg = config.clone();
+                    let tenant = self
+                        .write(at, self.op(order[i]), move |ctx| tenants::service::provision(ctx, &cfg, &input))
+                        .await?;
+                    tenant_ids[i] = tenant.id;
+                }
+                Event::Step(step) => {
+                    let id = tenant_ids[step.tenant];
+                    let (action, input) = (step.action, step.input);
+                    let r = self
+                        .write(step.at, self.op(step.actor), move |ctx| tenants::service::transition(ctx, id, action, &input))
+                        .await;
+                    match r {
+                        Ok(_) => {}
+                        // A story step that the scheduler overtook (a lapsed trial) is skipped.
+                        Err(Error::InvalidTransition { .. } | Error::TenantReadOnly { .. }) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Event::Flip(pool, status, reason) => {
+                    let actor = self.op(1);
+                    self.write(at, actor, move |ctx| pools::service::flip(ctx, pool, status, reason)).await?;
+                }
+                Event::Job(job) => {
+                    scheduler::record_run(&self.state, job, Trigger::Schedule, at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Event {
+    Provision(usize),
+    Step(Step),
+    Flip(&'static str, PoolStatus, &'static str),
+    Job(Job),
+}

@@ -1,0 +1,118 @@
+//! Extractors whose rejections are problem+json: malformed JSON is 400 `bad_request`, a body
+//! over the limit 413 `payload_too_large`, a wrong content type 415 `unsupported_media_type`,
+//! well-formed JSON of the wrong shape 422 `validation_failed`, a malformed query 400
+//! `invalid_query`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::problem::ApiError;
+use crate::error::Error;
+use crate::rbac::Principal;
+
+/// A JSON body.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(ApiError(json_rejection(&rejection))),
+        }
+    }
+}
+
+/// An optional JSON body: an empty body is `T::default()` (lifecycle actions without members).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let has_type = req.headers().contains_key(axum::http::header::CONTENT_TYPE);
+        if !has_type {
+            // No content type: accept only an empty body.
+            let bytes = axum::body::Bytes::from_request(req, state)
+                .await
+                .map_err(|r| ApiError(body_rejection(r.status(), &r.body_text())))?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            return Err(ApiError(Error::UnsupportedMediaType));
+        }
+        ApiJson::<T>::from_request(req, state).await.map(|ApiJson(v)| OptionalJson(v))
+    }
+}
+
+fn body_rejection(status: StatusCode, text: &str) -> Error {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge
+    } else {
+        Error::bad_request("bad_request", format!("could not read the request body: {text}"))
+    }
+}
+
+fn json_rejection(r: &JsonRejection) -> Error {
+    match r {
+        JsonRejection::JsonDataError(e) => Error::invalid("body", e.body_text().replace("Failed to deserialize the JSON body into the target type: ", "")),
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request("bad_request", format!("malformed JSON: {}", e.body_text().replace("Failed to parse the request body as JSON: ", ""))),
+        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+        JsonRejection::BytesRejection(b) => body_rejection(b.status(), &b.body_text()),
+        other => body_rejection(other.status(), &other.body_text()),
+    }
+}
+
+/// A query string.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError(Error::bad_request(
+                "invalid_query",
+                e.body_text().replace("Failed to deserialize query string: ", "invalid query string: "),
+            ))),
+            Err(other) => Err(ApiError(Error::bad_request("invalid_query", other.body_text()))),
+        }
+    }
+}
+
+/// The authenticated caller, put in the request by the auth middleware.
+pub struct Caller(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Caller)
+            .ok_or_else(|| ApiError(Error::Unauthorized("this route needs credentials".into())))
+    }
+}
+
+/// Default page size (API.md).
+pub const DEFAULT_LIMIT: usize = 50;
+/// Largest page size (API.md).
+pub const MAX_LIMIT: usize = 500;
+
+/// Checks `limit` (default 50, 1–500).
+///
+/// Errors: 400 `invalid_query`.
+pub fn page_limit(limit: Option<usize>) -> Result<usize, Error> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(n) => Err(Error::bad_request("invalid_query", format!("limit {n} is out of range: use 1 to {MAX_LIMIT}"))),
+    }
+}

@@ -1,0 +1,96 @@
+//! `/healthz` (liveness), `/readyz` (readiness: store readable, writer open, scheduler running)
+//! and `/api/whoami`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::Caller;
+use crate::app::AppState;
+use crate::rbac::Role;
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(whoami))
+}
+
+/// Liveness.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `ok` while the process serves.
+    pub status: &'static str,
+    /// Build version.
+    pub version: &'static str,
+}
+
+/// Liveness: the process is serving.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()), responses((status = 200, body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Readiness details.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// A read transaction opens.
+    pub store: bool,
+    /// The scheduler loop is running.
+    pub scheduler: bool,
+    /// Size of the data file, bytes.
+    pub data_file_bytes: u64,
+    /// This install.
+    pub install_id: String,
+    /// Seconds since start.
+    pub uptime_s: i64,
+}
+
+/// Readiness: 200 when the store is readable and the scheduler runs, else 503.
+#[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let store_ok = state.read(|_| Ok(())).await.is_ok();
+    let scheduler_ok = state.scheduler().is_running();
+    let ready = store_ok && scheduler_ok;
+    let body = Readiness {
+        status: if ready { "ready" } else { "not_ready" },
+        store: store_ok,
+        scheduler: scheduler_ok,
+        data_file_bytes: state.store().file_size(),
+        install_id: state.install_id().to_string(),
+        uptime_s: (state.clock().now() - state.started_at()).num_seconds().max(0),
+    };
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+/// The caller as the server sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WhoAmI {
+    /// Actor id recorded in the ledger.
+    pub actor_id: String,
+    /// Role.
+    pub role: Role,
+    /// Display name.
+    pub display_name: String,
+}
+
+/// Who am I: the authenticated principal and its role.
+#[utoipa::path(get, path = "/api/whoami", tag = "health", responses((status = 200, body = WhoAmI), (status = 401, body = super::problem::Problem)))]
+async fn whoami(Caller(p): Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        actor_id: p.actor.id,
+        role: p.role,
+        display_name: p.display_name,
+    })
+}

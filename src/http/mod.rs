@@ -1,0 +1,169 @@
+//! The HTTP layer: merges every context's router, serves the OpenAPI document, and wraps all
+//! routes in one middleware stack (request id, tracing, panic catching, body limit,
+//! authentication and the permission check).
+//!
+//! **Architecture Invariant:** domain errors become HTTP responses only in [`problem`]; the
+//! permission check for every route is [`crate::rbac::authorize`], called from [`auth`].
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod problem;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::AppState;
+use crate::error::Error;
+use problem::{ApiError, REQUEST_ID};
+
+/// The request-id header, set when absent and echoed on every response.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenantry API",
+        description = "Control plane of a multi-tenant SaaS platform: apps, tenants and their lifecycle, pools and routes, the hash-chained audit ledger, and scheduled jobs. Errors are application/problem+json (RFC 9457) with a stable `code`.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    modifiers(&SecurityAddon),
+    tags(
+        (name = "apps", description = "Parent product surfaces"),
+        (name = "tenants", description = "Provisioning, directory and detail"),
+        (name = "lifecycle", description = "Tenant lifecycle state machine"),
+        (name = "pools", description = "Pools and routes"),
+        (name = "audit", description = "Hash-chained audit ledger"),
+        (name = "jobs", description = "Scheduled jobs"),
+        (name = "health", description = "Liveness and readiness")
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// Every API route with its OpenAPI description, before state and middleware.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(crate::apps::api::router())
+        .merge(crate::tenants::api::router())
+        .merge(crate::pools::api::router())
+        .merge(crate::audit::api::router())
+        .merge(crate::scheduler::api::router())
+}
+
+/// The OpenAPI document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_router().into_openapi()
+}
+
+/// The whole HTTP application for `state`.
+pub fn app(state: AppState) -> Router {
+    let (router, doc) = api_router().split_for_parts();
+    let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
+    let limit = state.config().body_limit_bytes;
+    let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(limit, reject_declared_oversize))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    let id = req
+                        .headers()
+                        .get(REQUEST_ID_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+                }))
+                .layer(PropagateRequestIdLayer::new(request_id))
+                .layer(middleware::from_fn(scope_request_id))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::from_fn(security_headers)),
+        )
+        .with_state(state)
+}
+
+/// Makes the request id available to error responses (`problem::current_request_id`).
+async fn scope_request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    REQUEST_ID.scope(id, next.run(req)).await
+}
+
+/// Refuses a body whose declared length is over the limit before reading it (413 problem).
+async fn reject_declared_oversize(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError(Error::PayloadTooLarge).into_response();
+    }
+    next.run(req).await
+}
+
+/// Conservative headers on every response; the console adds its own Content-Security-Policy.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    res
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked");
+    ApiError(Error::Internal("handler panicked".into())).into_response()
+}
+
+async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError(Error::NotFound {
+        kind: "route",
+        id: format!("{method} {}", uri.path()),
+    })
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
+    ApiError(Error::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))).into_response()
+}

@@ -1,0 +1,190 @@
+//! Pool domain types and their stored record (PRODUCT.md B8, operator guide §2).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::clock::{from_micros, to_micros};
+use crate::store::keys::{Key, KeyReader};
+
+/// Admin pools serve a tenant's admin plane; app pools serve one module (or, dedicated, every
+/// module of one tenant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolKind {
+    /// Numbered admin pool (`admin-N`).
+    Admin,
+    /// Numbered app pool (`app-N`).
+    App,
+}
+
+impl PoolKind {
+    fn prefix(self) -> &'static str {
+        match self {
+            PoolKind::Admin => "admin",
+            PoolKind::App => "app",
+        }
+    }
+}
+
+/// Pool status; only `active` pools take new traffic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStatus {
+    /// Serving.
+    Active,
+    /// Impaired (e.g. a lagging replica): existing traffic finishes, new traffic goes elsewhere.
+    Degraded,
+    /// Being emptied for recycling: no new traffic.
+    Drain,
+}
+
+impl PoolStatus {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolStatus::Active => "active",
+            PoolStatus::Degraded => "degraded",
+            PoolStatus::Drain => "drain",
+        }
+    }
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Result<PoolStatus, String> {
+        match s {
+            "active" => Ok(PoolStatus::Active),
+            "degraded" => Ok(PoolStatus::Degraded),
+            "drain" => Ok(PoolStatus::Drain),
+            _ => Err(format!("status '{s}' is invalid: use active, degraded or drain")),
+        }
+    }
+}
+
+/// A pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Pool {
+    /// `admin-N` or `app-N`.
+    pub id: String,
+    /// Admin or app.
+    pub kind: PoolKind,
+    /// N.
+    pub number: u32,
+    /// The module a shared app pool serves; null for admin pools and dedicated app pools.
+    pub module: Option<String>,
+    /// The tenant a dedicated pool belongs to (`P` app pools, `G` admin and app pools).
+    pub dedicated_to: Option<Uuid>,
+    /// Current status.
+    pub status: PoolStatus,
+    /// Reason given for the current status.
+    pub status_reason: Option<String>,
+    /// When the status was set.
+    pub status_since: DateTime<Utc>,
+    /// Tenants assigned (a maintained counter).
+    pub tenant_count: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The stored pool.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum PoolRecord {
+    /// Version 1.
+    V1(PoolV1),
+}
+
+/// Version 1 of the stored pool; instants in microseconds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub struct PoolV1 {
+    pub kind: PoolKind,
+    pub number: u32,
+    pub module: Option<String>,
+    pub dedicated_to: Option<[u8; 16]>,
+    pub status: PoolStatus,
+    pub status_reason: Option<String>,
+    pub status_since: i64,
+    pub tenant_count: u64,
+    pub created_at: i64,
+}
+
+impl From<PoolRecord> for Pool {
+    fn from(r: PoolRecord) -> Pool {
+        let PoolRecord::V1(v) = r;
+        Pool {
+            id: pool_id(v.kind, v.number),
+            kind: v.kind,
+            number: v.number,
+            module: v.module,
+            dedicated_to: v.dedicated_to.map(Uuid::from_bytes),
+            status: v.status,
+            status_reason: v.status_reason,
+            status_since: from_micros(v.status_since),
+            tenant_count: v.tenant_count,
+            created_at: from_micros(v.created_at),
+        }
+    }
+}
+
+impl From<&Pool> for PoolRecord {
+    fn from(p: &Pool) -> PoolRecord {
+        PoolRecord::V1(PoolV1 {
+            kind: p.kind,
+            number: p.number,
+            module: p.module.clone(),
+            dedicated_to: p.dedicated_to.map(Uuid::into_bytes),
+            status: p.status,
+            status_reason: p.status_reason.clone(),
+            status_since: to_micros(p.status_since),
+            tenant_count: p.tenant_count,
+            created_at: to_micros(p.created_at),
+        })
+    }
+}
+
+/// `admin-3`, `app-7`.
+pub fn pool_id(kind: PoolKind, number: u32) -> String {
+    format!("{}-{number}", kind.prefix())
+}
+
+/// Parses `admin-N` / `app-N` into `(kind, N)`.
+pub fn parse_pool_id(s: &str) -> Option<(PoolKind, u32)> {
+    let (prefix, n) = s.rsplit_once('-')?;
+    let kind = match prefix {
+        "admin" => PoolKind::Admin,
+        "app" => PoolKind::App,
+        _ => return None,
+    };
+    let number: u32 = n.parse().ok()?;
+    // `app-07` is not `app-7`: refuse leading zeros so every pool has one spelling.
+    (number > 0 && number.to_string() == n).then_some((kind, number))
+}
+
+/// Store key of a pool: kind byte, then number big-endian (pools list in kind, number order).
+pub fn pool_key(kind: PoolKind, number: u32) -> Vec<u8> {
+    Key::new().u8(kind as u8).u64(u64::from(number)).into_bytes()
+}
+
+/// The inverse of [`pool_key`].
+pub fn from_pool_key(k: &[u8]) -> Option<(PoolKind, u32)> {
+    let mut r = KeyReader::new(k);
+    let kind = match r.u8()? {
+        0 => PoolKind::Admin,
+        1 => PoolKind::App,
+        _ => return None,
+    };
+    Some((kind, u32::try_from(r.u64()?).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_ids_round_trip() {
+        assert_eq!(parse_pool_id("admin-3"), Some((PoolKind::Admin, 3)));
+        assert_eq!(parse_pool_id("app-12"), Some((PoolKind::App, 12)));
+        for bad in ["admin-0", "pool-1", "app-", "app-x", "admin"] {
+            assert_eq!(parse_pool_id(bad), None, "{bad}");
+        }
+        assert_eq!(from_pool_key(&pool_key(PoolKind::App, 9)), Some((PoolKind::App, 9)));
+    }
+}

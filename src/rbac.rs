@@ -1,0 +1,247 @@
+//! Roles, permissions, and the one permission check every route goes through.
+//!
+//! [`ROUTES`] maps each `(method, path template)` to the [`Access`] it needs; [`authorize`] is the
+//! only function that decides, and `http/` calls it from one middleware for every request. A
+//! route missing from the table is refused (deny by default), and a test compares the table with
+//! the OpenAPI document so a new route cannot ship without an entry.
+//!
+//! The roles are the HQ PRD's (§2); the matrix is [`allows`], and ARCHITECTURE.md shows it as a
+//! table.
+
+use serde::{Deserialize, Serialize};
+
+use crate::actor::Actor;
+use crate::error::Error;
+
+/// An operator role (HQ PRD §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including operators.
+    SuperAdmin,
+    /// Infrastructure: pools and jobs.
+    TechnicalAdmin,
+    /// Apps, tenants and their lifecycle.
+    BusinessAdmin,
+    /// Reads everything; verifies, checkpoints and exports the audit ledger.
+    Compliance,
+    /// Read-only, no exports.
+    Support,
+}
+
+impl Role {
+    /// Every role, most powerful first.
+    pub const ALL: [Role; 5] = [
+        Role::SuperAdmin,
+        Role::TechnicalAdmin,
+        Role::BusinessAdmin,
+        Role::Compliance,
+        Role::Support,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::SuperAdmin => "super_admin",
+            Role::TechnicalAdmin => "technical_admin",
+            Role::BusinessAdmin => "business_admin",
+            Role::Compliance => "compliance",
+            Role::Support => "support",
+        }
+    }
+
+    /// Parses the snake_case name.
+    pub fn parse(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role '{s}': use one of super_admin, technical_admin, business_admin, compliance, support"))
+    }
+}
+
+/// Something a route lets a principal do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// Read apps, tenants, pools, routes, jobs and the ledger.
+    Read,
+    /// Create apps.
+    AppsWrite,
+    /// Provision and edit tenants.
+    TenantsWrite,
+    /// Run tenant lifecycle actions.
+    TenantsLifecycle,
+    /// Export the tenant directory as CSV.
+    TenantsExport,
+    /// Flip pool status.
+    PoolsWrite,
+    /// Run jobs on demand.
+    JobsRun,
+    /// Verify chains and sign checkpoints.
+    AuditVerify,
+    /// Export the ledger as NDJSON.
+    AuditExport,
+    /// Manage operator accounts.
+    OperatorsManage,
+}
+
+/// Is `role` allowed `p`? The permission matrix, written once.
+pub fn allows(role: Role, p: Permission) -> bool {
+    use Permission::*;
+    match role {
+        Role::SuperAdmin => true,
+        Role::TechnicalAdmin => matches!(p, Read | PoolsWrite | JobsRun | TenantsExport),
+        Role::BusinessAdmin => matches!(p, Read | AppsWrite | TenantsWrite | TenantsLifecycle | TenantsExport),
+        Role::Compliance => matches!(p, Read | AuditVerify | AuditExport | TenantsExport),
+        Role::Support => matches!(p, Read),
+    }
+}
+
+/// What a route needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials (health, readiness, the OpenAPI document).
+    Public,
+    /// An authenticated principal whose role allows the permission.
+    Requires(Permission),
+}
+
+/// Every API route: `(method, path template, access)`. Deny by default: a request whose route is
+/// not here is refused.
+pub const ROUTES: &[(&str, &str, Access)] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/healthz", Public),
+        ("GET", "/readyz", Public),
+        ("GET", "/api/openapi.json", Public),
+        ("GET", "/api/whoami", Requires(Read)),
+        ("POST", "/api/apps", Requires(AppsWrite)),
+        ("GET", "/api/apps", Requires(Read)),
+        ("GET", "/api/apps/{id}", Requires(Read)),
+        ("POST", "/api/tenants", Requires(TenantsWrite)),
+        ("GET", "/api/tenants", Requires(Read)),
+        ("GET", "/api/tenants/export.csv", Requires(TenantsExport)),
+        ("GET", "/api/tenants/{id}", Requires(Read)),
+        ("PATCH", "/api/tenants/{id}", Requires(TenantsWrite)),
+        ("GET", "/api/tenants/summary", Requires(Read)),
+        ("GET", "/api/tenant-lifecycle/{id}/state", Requires(Read)),
+        ("POST", "/api/tenant-lifecycle/{id}/start-trial", Requires(TenantsLifecycle)),
+        ("POST", "/api/tenant-lifecycle/{id}/activate", Requires(TenantsLifecycle)),
+        ("POST", "/api/tenant-lifecycle/{id}/suspend", Requires(TenantsLifecycle)),
+        ("POST", "/api/tenant-lifecycle/{id}/reinstate", Requires(TenantsLifecycle)),
+        ("POST", "/api/tenant-lifecycle/{id}/offboard", Requires(TenantsLifecycle)),
+        ("POST", "/api/tenant-lifecycle/{id}/cancel-offboarding", Requires(TenantsLifecycle)),
+        ("GET", "/api/pools", Requires(Read)),
+        ("GET", "/api/pools/{id}", Requires(Read)),
+        ("POST", "/api/pools/{id}/status", Requires(PoolsWrite)),
+        ("GET", "/api/routes/{tenant_id}", Requires(Read)),
+        ("GET", "/api/audit", Requires(Read)),
+        ("POST", "/api/audit/verify", Requires(AuditVerify)),
+        ("POST", "/api/audit/checkpoints", Requires(AuditVerify)),
+        ("GET", "/api/audit/checkpoints", Requires(Read)),
+        ("GET", "/api/audit/export", Requires(AuditExport)),
+        ("GET", "/api/audit/public-key", Requires(Read)),
+        ("GET", "/api/jobs", Requires(Read)),
+        ("GET", "/api/jobs/{name}/runs", Requires(Read)),
+        ("POST", "/api/jobs/{name}/run", Requires(JobsRun)),
+    ]
+};
+
+/// The access rule of a route, if it has one.
+pub fn access_for(method: &str, path: &str) -> Option<Access> {
+    ROUTES
+        .iter()
+        .find(|(m, p, _)| *m == method && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    /// The actor its changes are attributed to.
+    pub actor: Actor,
+    /// Its role.
+    pub role: Role,
+    /// A name for logs and the console.
+    pub display_name: String,
+}
+
+/// The one permission check: may `principal` call `method path` (a route template)?
+///
+/// Errors: 401 `unauthorized` when credentials are needed and missing or invalid; 403
+/// `forbidden` when the role lacks the permission, or when the route has no entry in
+/// [`ROUTES`] (deny by default; logged as a bug).
+pub fn authorize(principal: Option<&Principal>, method: &str, path: &str) -> Result<(), Error> {
+    match access_for(method, path) {
+        Some(Access::Public) => Ok(()),
+        Some(Access::Requires(p)) => {
+            let principal = principal.ok_or_else(|| {
+                Error::Unauthorized(
+                    "this route needs credentials: send 'Authorization: Bearer <token>' (the admin_ops_token or an operator token)".into(),
+                )
+            })?;
+            if allows(principal.role, p) {
+                Ok(())
+            } else {
+                Err(Error::Forbidden(format!(
+                    "your role '{}' may not {method} {path}",
+                    principal.role.as_str()
+                )))
+            }
+        }
+        None => {
+            tracing::error!(method, path, "route has no permission entry in rbac::ROUTES; refusing");
+            Err(Error::Forbidden(format!("{method} {path} is not open to any role")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(role: Role) -> Principal {
+        Principal {
+            actor: Actor::operator("t"),
+            role,
+            display_name: "t".into(),
+        }
+    }
+
+    #[test]
+    fn support_reads_but_cannot_export_or_write() {
+        let s = who(Role::Support);
+        assert!(authorize(Some(&s), "GET", "/api/tenants").is_ok());
+        assert_eq!(authorize(Some(&s), "GET", "/api/tenants/export.csv").unwrap_err().code(), "forbidden");
+        assert_eq!(authorize(Some(&s), "POST", "/api/tenants").unwrap_err().code(), "forbidden");
+    }
+
+    #[test]
+    fn a_route_without_an_entry_is_refused_even_for_super_admin() {
+        let err = authorize(Some(&who(Role::SuperAdmin)), "DELETE", "/api/everything").unwrap_err();
+        assert_eq!(err.code(), "forbidden");
+    }
+
+    #[test]
+    fn missing_credentials_are_unauthorized_not_forbidden() {
+        assert_eq!(authorize(None, "GET", "/api/tenants").unwrap_err().code(), "unauthorized");
+        assert!(authorize(None, "GET", "/healthz").is_ok());
+    }
+
+    #[test]
+    fn the_matrix_gives_each_role_its_tasks() {
+        use Permission::*;
+        let check = |role, p, expected| assert_eq!(allows(role, p), expected, "{role:?} {p:?}");
+        check(Role::Compliance, AuditVerify, true);
+        check(Role::Compliance, AuditExport, true);
+        check(Role::Compliance, TenantsLifecycle, false);
+        check(Role::BusinessAdmin, TenantsLifecycle, true);
+        check(Role::BusinessAdmin, PoolsWrite, false);
+        check(Role::TechnicalAdmin, PoolsWrite, true);
+        check(Role::TechnicalAdmin, JobsRun, true);
+        check(Role::TechnicalAdmin, TenantsWrite, false);
+        check(Role::SuperAdmin, OperatorsManage, true);
+        check(Role::Support, Read, true);
+        check(Role::Support, TenantsExport, false);
+    }
+}

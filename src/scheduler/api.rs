@@ -1,0 +1,127 @@
+//! `/api/jobs` routes: the jobs monitor (HQ PRD §6, PRODUCT.md F28).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Job, JobRun, Outcome, Trigger};
+use crate::app::AppState;
+use crate::error::Error;
+use crate::http::extract::{ApiQuery, page_limit};
+use crate::http::problem::{ApiResult, Problem};
+
+/// Routes of this module.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(jobs_list))
+        .routes(routes!(jobs_runs))
+        .routes(routes!(jobs_run_now))
+}
+
+/// A job in the monitor.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// Name, e.g. `shred_due_tenants`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// 6-field cron expression in force.
+    pub schedule: String,
+    /// The latest run.
+    pub last_run: Option<JobRun>,
+    /// Next planned run.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Failed runs in the last 24 hours.
+    pub failures_24h: u32,
+    /// Failed runs in a row, up to the latest.
+    pub consecutive_failures: u32,
+}
+
+/// The job list.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobList {
+    /// Every job.
+    pub items: Vec<JobView>,
+    /// Always null: the list is the closed set of jobs.
+    pub next_cursor: Option<String>,
+}
+
+/// Every scheduled job with its schedule, last run, outcome, next run and failures.
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs", responses((status = 200, body = JobList)))]
+async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
+    let now = s.clock().now();
+    let history = s
+        .read(|r| {
+            Job::ALL
+                .iter()
+                .map(|j| super::runs(r, *j, super::RUNS_KEPT))
+                .collect::<crate::error::Result<Vec<_>>>()
+        })
+        .await?;
+    let sched = s.scheduler();
+    let items = Job::ALL
+        .iter()
+        .zip(history)
+        .map(|(job, runs)| {
+            let day_ago = now - Duration::hours(24);
+            let failures_24h = runs.iter().filter(|r| r.outcome == Outcome::Failed && r.started_at >= day_ago).count() as u32;
+            let consecutive_failures = runs
+                .iter()
+                .filter(|r| r.outcome != Outcome::Running)
+                .take_while(|r| r.outcome == Outcome::Failed)
+                .count() as u32;
+            JobView {
+                name: job.name().into(),
+                description: job.description().into(),
+                schedule: sched.expression(*job).into(),
+                last_run: runs.into_iter().next(),
+                next_run_at: sched.planned(*job, now),
+                failures_24h,
+                consecutive_failures,
+            }
+        })
+        .collect();
+    Ok(Json(JobList { items, next_cursor: None }))
+}
+
+fn job(name: &str) -> Result<Job, Error> {
+    Job::parse(name).ok_or_else(|| Error::not_found("job", name))
+}
+
+/// Paging of run history.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Most runs, 1–500 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// A job's runs.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunList {
+    /// Runs, newest first.
+    pub items: Vec<JobRun>,
+    /// Always null: history is capped at the last 200 runs.
+    pub next_cursor: Option<String>,
+}
+
+/// A job's recent runs, newest first.
+#[utoipa::path(get, path = "/api/jobs/{name}/runs", tag = "jobs", params(("name" = String, Path, description = "Job name"), RunsQuery),
+    responses((status = 200, body = RunList), (status = 404, body = Problem)))]
+async fn jobs_runs(State(s): State<AppState>, Path(name): Path<String>, ApiQuery(q): ApiQuery<RunsQuery>) -> ApiResult<Json<RunList>> {
+    let job = job(&name)?;
+    let limit = page_limit(q.limit)?;
+    let items = s.read(move |r| super::runs(r, job, limit)).await?;
+    Ok(Json(RunList { items, next_cursor: None }))
+}
+
+/// Runs a job now (after any run in progress) and returns the run.
+#[utoipa::path(post, path = "/api/jobs/{name}/run", tag = "jobs", params(("name" = String, Path, description = "Job name")),
+    responses((status = 200, body = JobRun), (status = 404, body = Problem)))]
+async fn jobs_run_now(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<JobRun>> {
+    let job = job(&name)?;
+    Ok(Json(super::run_job(&s, job, Trigger::Manual).await?))
+}

@@ -1,0 +1,99 @@
+//! What each job does. Jobs are thin adapters over the same services as the API; each tenant is
+//! its own write request (so one failure touches one tenant), submitted together so the writer
+//! commits them in a few group commits.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::Job;
+use crate::actor::Actor;
+use crate::app::AppState;
+use crate::clock::to_micros;
+use crate::error::{Error, Result};
+use crate::tenants::directory::{self, DEADLINES, TRIAL_ENDS};
+use crate::tenants::model::Tenant;
+use crate::tenants::service;
+
+/// Most tenants handled per read of the due index.
+const BATCH: usize = 256;
+
+/// Runs `job` once; returns a one-line summary.
+pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<String> {
+    match job {
+        Job::ShredDueTenants => {
+            let n = for_each_due(state, job, now, DEADLINES, service::shred).await?;
+            Ok(format!("shredded {n} tenant{}", if n == 1 { "" } else { "s" }))
+        }
+        Job::ExpireTrials => {
+            let n = for_each_due(state, job, now, TRIAL_ENDS, service::expire_trial).await?;
+            Ok(format!("suspended {n} expired trial{}", if n == 1 { "" } else { "s" }))
+        }
+        Job::CheckpointChains => {
+            let s = crate::audit::checkpoint_dirty(state.store(), now, state.install_key()).await?;
+            if let Some(b) = s.broken.first() {
+                return Err(Error::conflict(
+                    "chain_broken",
+                    format!(
+                        "signed {} chain(s); {} chain(s) do not verify and were not signed, first {} at seq {}: {}",
+                        s.signed,
+                        s.broken.len(),
+                        b.chain,
+                        b.first_bad_seq.unwrap_or(0),
+                        b.problem.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            Ok(format!("signed {} chain head{}", s.signed, if s.signed == 1 { "" } else { "s" }))
+        }
+    }
+}
+
+/// Applies `apply` to every tenant due in the time index `index` as of now. Returns how many
+/// were changed; fails (after doing all it can) if any failed.
+async fn for_each_due(
+    state: &AppState,
+    job: Job,
+    now: DateTime<Utc>,
+    index: u8,
+    apply: fn(&mut crate::store::WriteCtx<'_>, Uuid) -> Result<Option<Tenant>>,
+) -> Result<usize> {
+    let actor = Actor::system(format!("job:{}", job.name()));
+    let mut changed = 0usize;
+    let mut failures: Vec<String> = Vec::new();
+    let mut handled: std::collections::HashSet<Uuid> = std::collections::HashSet::new();
+    loop {
+        let want = BATCH + handled.len();
+        let ids = state
+            .store()
+            .read(move |r| directory::due(r, index, to_micros(now), want))
+            .await?;
+        let ids: Vec<Uuid> = ids.into_iter().filter(|id| !handled.contains(id)).take(BATCH).collect();
+        if ids.is_empty() {
+            break;
+        }
+        // Each id is tried once per run, whatever happens to it.
+        handled.extend(ids.iter().copied());
+        let mut set = tokio::task::JoinSet::new();
+        for id in ids {
+            let store = state.store().clone();
+            let actor = actor.clone();
+            set.spawn(async move { (id, store.write(now, actor, move |ctx| apply(ctx, id)).await) });
+        }
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((_, Ok(Some(_)))) => changed += 1,
+                // No longer due (changed meanwhile): not a failure.
+                Ok((_, Ok(None))) => {}
+                Ok((id, Err(e))) => failures.push(format!("tenant {id}: {e}")),
+                Err(e) => failures.push(format!("task failed: {e}")),
+            }
+        }
+    }
+    if let Some(first) = failures.first() {
+        return Err(Error::Internal(format!(
+            "{changed} done, {} failed; first failure: {first}",
+            failures.len()
+        )));
+    }
+    Ok(changed)
+}

@@ -1,0 +1,457 @@
+//! The tenant directory: secondary indexes, paged queries and the maintained counters.
+//!
+//! `tenants[id]` is the primary table; UUIDv7 ids sort by creation time, so it doubles as the
+//! `created_at` index. `tenant_index` holds every secondary index in one table, each under its
+//! own leading byte, with keys `(index, filter value, sort value, id) -> ()`:
+//!
+//! | index | key after the index byte | serves |
+//! |---|---|---|
+//! | `BY_NAME` | name, id | sort by name |
+//! | `BY_STATUS` | status, id | status filter; sort by status (then creation) |
+//! | `REGION_CREATED`, `TIER_CREATED`, `APP_CREATED` | filter, id | that filter, sort by creation |
+//! | `STATUS_NAME`, `REGION_NAME`, `TIER_NAME`, `APP_NAME` | filter, name, id | that filter, sort by name |
+//! | `DEADLINES` | deadline, id | offboarding tenants due for shredding |
+//! | `TRIAL_ENDS` | trial end, id | trials due to expire |
+//!
+//! A page is one range scan from the cursor (the last key, opaque to clients), so it costs
+//! O(page) whatever the number of tenants. Filters that the chosen index does not cover (a second
+//! filter, `q`) are applied per row; such a page stops after [`SCAN_BUDGET`] rows and returns a
+//! cursor to go on, so no request costs O(all tenants).
+//!
+//! `tenant_counts` keeps totals by state, tier and region, maintained in the same transaction as
+//! every change, for dashboards (never recomputed by scanning).
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::model::{State, Tenant, TenantRecord, Tier};
+use crate::clock::to_micros;
+use crate::error::{Error, Result};
+use crate::store::keys::{Key, KeyReader};
+use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
+
+/// Primary table: `id (16 bytes) -> TenantRecord`.
+pub const TENANTS: Table = Table::new("tenants");
+/// Slug reservations: `slug -> id`.
+pub const SLUGS: Table = Table::new("tenant_slugs");
+/// Secondary indexes (see the module doc).
+pub const INDEX: Table = Table::new("tenant_index");
+/// Maintained counters: `dimension\0value -> u64`.
+pub const COUNTS: Table = Table::new("tenant_counts");
+
+const BY_NAME: u8 = 1;
+const BY_STATUS: u8 = 2;
+const REGION_CREATED: u8 = 3;
+const TIER_CREATED: u8 = 4;
+const APP_CREATED: u8 = 5;
+const STATUS_NAME: u8 = 6;
+const REGION_NAME: u8 = 7;
+const TIER_NAME: u8 = 8;
+const APP_NAME: u8 = 9;
+/// Index of offboarding deadlines.
+pub const DEADLINES: u8 = 10;
+/// Index of trial ends.
+pub const TRIAL_ENDS: u8 = 11;
+/// Marker for "the primary table" in cursors.
+const PRIMARY: u8 = 0;
+
+/// Most rows a page examines when it must filter rows itself.
+pub const SCAN_BUDGET: usize = 20_000;
+
+fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+/// Every index key of `t`.
+pub fn index_keys(t: &Tenant) -> BTreeSet<Vec<u8>> {
+    let id = &t.id;
+    let name = name_key(&t.display_name);
+    let st = t.state.code();
+    let tier = t.isolation_tier.code();
+    let mut keys = BTreeSet::new();
+    let mut add = |k: Key| {
+        keys.insert(k.into_bytes());
+    };
+    add(Key::new().u8(BY_NAME).str(&name).uuid(id));
+    add(Key::new().u8(BY_STATUS).u8(st).uuid(id));
+    add(Key::new().u8(REGION_CREATED).str(&t.region).uuid(id));
+    add(Key::new().u8(TIER_CREATED).u8(tier).uuid(id));
+    add(Key::new().u8(APP_CREATED).uuid(&t.app_id).uuid(id));
+    add(Key::new().u8(STATUS_NAME).u8(st).str(&name).uuid(id));
+    add(Key::new().u8(REGION_NAME).str(&t.region).str(&name).uuid(id));
+    add(Key::new().u8(TIER_NAME).u8(tier).str(&name).uuid(id));
+    add(Key::new().u8(APP_NAME).uuid(&t.app_id).str(&name).uuid(id));
+    if let (State::Offboarding, Some(d)) = (t.state, t.deadline_at) {
+        add(Key::new().u8(DEADLINES).i64(to_micros(d)).uuid(id));
+    }
+    if let (State::Trial, Some(e)) = (t.state, t.trial_ends_at) {
+        add(Key::new().u8(TRIAL_ENDS).i64(to_micros(e)).uuid(id));
+    }
+    keys
+}
+
+fn count_keys(t: &Tenant) -> [String; 3] {
+    [
+        format!("state\0{}", t.state.as_str()),
+        format!("tier\0{}", t.isolation_tier.as_str()),
+        format!("region\0{}", t.region),
+    ]
+}
+
+fn bump(ctx: &mut WriteCtx<'_>, key: &str, delta: i64) -> Result<()> {
+    let cur = ctx
+        .get(COUNTS, key.as_bytes())?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    let next = (cur as i64 + delta).max(0) as u64;
+    ctx.put(COUNTS, key.as_bytes(), &next.to_be_bytes())?;
+    Ok(())
+}
+
+/// Stores `new` (replacing `old`, if any) with its slug, index entries and counters, all in the
+/// caller's write request.
+pub fn save(ctx: &mut WriteCtx<'_>, old: Option<&Tenant>, new: &Tenant) -> Result<()> {
+    let old_keys = old.map(index_keys).unwrap_or_default();
+    let new_keys = index_keys(new);
+    for k in old_keys.difference(&new_keys) {
+        ctx.delete(INDEX, k)?;
+    }
+    for k in new_keys.difference(&old_keys) {
+        ctx.put(INDEX, k, &[])?;
+    }
+    let old_counts = old.map(count_keys);
+    let new_counts = count_keys(new);
+    for (i, key) in new_counts.iter().enumerate() {
+        let before = old_counts.as_ref().map(|c| &c[i]);
+        if before != Some(key) {
+            if let Some(b) = before {
+                bump(ctx, b, -1)?;
+            }
+            bump(ctx, key, 1)?;
+        }
+    }
+    if old.is_none_or(|o| o.slug != new.slug) {
+        if let Some(o) = old {
+            ctx.delete(SLUGS, o.slug.as_bytes())?;
+        }
+        if !new.slug.is_empty() {
+            ctx.put(SLUGS, new.slug.as_bytes(), new.id.as_bytes())?;
+        }
+    }
+    ctx.put_record(TENANTS, new.id.as_bytes(), &TenantRecord::from(new))?;
+    ctx.touch(crate::store::Topic::Tenant(new.id));
+    Ok(())
+}
+
+/// Reads one tenant.
+///
+/// Errors: 404 when unknown; a corrupt record is a storage error.
+pub fn load(r: &impl Reader, id: &Uuid) -> Result<Tenant> {
+    r.get_record::<TenantRecord>(TENANTS, id.as_bytes())?
+        .map(Tenant::from)
+        .ok_or_else(|| Error::not_found("tenant", id.to_string()))
+}
+
+/// The tenant holding `slug`, if any.
+pub fn slug_owner(r: &impl Reader, slug: &str) -> Result<Option<Uuid>> {
+    Ok(r.get(SLUGS, slug.as_bytes())?.and_then(|b| Uuid::from_slice(&b).ok()))
+}
+
+/// Ids in a time-keyed index (`DEADLINES` or `TRIAL_ENDS`) up to and including `until`.
+pub fn due(r: &impl Reader, index: u8, until_micros: i64, limit: usize) -> Result<Vec<Uuid>> {
+    let range = Range::between(
+        Key::new().u8(index).into_bytes(),
+        Key::new().u8(index).i64(until_micros.saturating_add(1)).into_bytes(),
+    );
+    let mut out = Vec::new();
+    r.scan(INDEX, &range, Dir::Asc, &mut |k, _| {
+        let mut kr = KeyReader::new(&k[1..]);
+        kr.i64();
+        if let Some(id) = kr.uuid() {
+            out.push(id);
+        }
+        Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+    })?;
+    Ok(out)
+}
+
+/// Directory sort keys (API.md: `created_at|display_name|status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sort {
+    /// Creation time.
+    CreatedAt,
+    /// Display name, case-insensitive.
+    DisplayName,
+    /// Lifecycle state, then creation time.
+    Status,
+}
+
+impl Sort {
+    /// Parses the API name.
+    pub fn parse(s: &str) -> Result<Sort, String> {
+        match s {
+            "created_at" => Ok(Sort::CreatedAt),
+            "display_name" => Ok(Sort::DisplayName),
+            "status" => Ok(Sort::Status),
+            _ => Err(format!("sort '{s}' is invalid: use created_at, display_name or status")),
+        }
+    }
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::CreatedAt => "created_at",
+            Sort::DisplayName => "display_name",
+            Sort::Status => "status",
+        }
+    }
+}
+
+/// A parsed directory query.
+#[derive(Clone, Debug)]
+pub struct DirectoryQuery {
+    /// `status=`.
+    pub status: Option<State>,
+    /// `region=`.
+    pub region: Option<String>,
+    /// `isolation_tier=`.
+    pub tier: Option<Tier>,
+    /// `app_id=`.
+    pub app_id: Option<Uuid>,
+    /// `q=`: case-insensitive substring of name, slug or contact email.
+    pub q: Option<String>,
+    /// `sort=`.
+    pub sort: Sort,
+    /// `order=desc`.
+    pub descending: bool,
+    /// `limit=`, 1–500.
+    pub limit: usize,
+    /// Decoded `cursor=`.
+    pub cursor: Option<Vec<u8>>,
+}
+
+impl Default for DirectoryQuery {
+    fn default() -> Self {
+        DirectoryQuery {
+            status: None,
+            region: None,
+            tier: None,
+            app_id: None,
+            q: None,
+            sort: Sort::CreatedAt,
+            descending: true,
+            limit: 50,
+            cursor: None,
+        }
+    }
+}
+
+/// Encodes a position for clients.
+pub fn encode_cursor(key: &[u8]) -> String {
+    B64URL.encode(key)
+}
+
+/// Decodes a client's cursor.
+pub fn decode_cursor(s: &str) -> Result<Vec<u8>> {
+    B64URL
+        .decode(s)
+        .map_err(|_| Error::bad_request("invalid_cursor", "cursor is not one this server issued: start again without it"))
+}
+
+/// One row of the directory: a tenant, or an error row for a record that does not decode (one
+/// corrupt record must not break the list, PRODUCT.md A4).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DirectoryRow {
+    /// A tenant.
+    Tenant(Box<Tenant>),
+    /// A record that could not be read.
+    Broken {
+        /// Its id.
+        id: Uuid,
+        /// Why it could not be read.
+        error: String,
+    },
+}
+
+/// A page of the directory.
+#[derive(Debug)]
+pub struct DirectoryPage {
+    /// Rows in order.
+    pub rows: Vec<DirectoryRow>,
+    /// Key to continue after.
+    pub next_cursor: Option<Vec<u8>>,
+}
+
+/// Runs a directory query: picks the index that covers the sort and the most useful filter,
+/// scans one page from the cursor, and applies remaining filters per row.
+pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
+    // (table, key prefix, does the prefix already apply the status/region/tier/app filter?)
+    let by_name = q.sort == Sort::DisplayName;
+    let (table, prefix, covered): (Table, Vec<u8>, Covered) = if q.sort == Sort::Status {
+        match q.status {
+            Some(s) => (INDEX, Key::new().u8(BY_STATUS).u8(s.code()).into_bytes(), Covered::Status),
+            None => (INDEX, vec![BY_STATUS], Covered::None),
+        }
+    } else if let Some(s) = q.status {
+        let ix = if by_name { STATUS_NAME } else { BY_STATUS };
+        (INDEX, Key::new().u8(ix).u8(s.code()).into_bytes(), Covered::Status)
+    } else if let Some(region) = &q.region {
+        let ix = if by_name { REGION_NAME } else { REGION_CREATED };
+        (INDEX, Key::new().u8(ix).str(region).into_bytes(), Covered::Region)
+    } else if let Some(app) = &q.app_id {
+        let ix = if by_name { APP_NAME } else { APP_CREATED };
+        (INDEX, Key::new().u8(ix).uuid(app).into_bytes(), Covered::App)
+    } else if let Some(t) = q.tier {
+        let ix = if by_name { TIER_NAME } else { TIER_CREATED };
+        (INDEX, Key::new().u8(ix).u8(t.code()).into_bytes(), Covered::Tier)
+    } else if by_name {
+        (INDEX, vec![BY_NAME], Covered::None)
+    } else {
+        (TENANTS, Vec::new(), Covered::None)
+    };
+    let mut range = if prefix.is_empty() { Range::all() } else { Range::prefix(&prefix) };
+    if let Some(c) = &q.cursor {
+        let (marker, key) = c
+            .split_first()
+            .ok_or_else(|| Error::bad_request("invalid_cursor", "the cursor is empty: start again without it"))?;
+        let expected = if table == TENANTS { PRIMARY } else { 1 };
+        if *marker != expected || !key.starts_with(&prefix) {
+            return Err(Error::bad_request(
+                "invalid_cursor",
+                "the cursor belongs to another query (filters or sort changed): start again without it",
+            ));
+        }
+        range = if q.descending { range.before(key) } else { range.after(key) };
+    }
+    let needs_filter = q.q.is_some()
+        || (q.status.is_some() && covered != Covered::Status)
+        || (q.region.is_some() && covered != Covered::Region)
+        || (q.tier.is_some() && covered != Covered::Tier)
+        || (q.app_id.is_some() && covered != Covered::App);
+    let needle = q.q.as_ref().map(|s| s.to_lowercase());
+    let dir = if q.descending { Dir::Desc } else { Dir::Asc };
+    let mut rows = Vec::new();
+    let mut scanned = 0usize;
+    let mut last: Option<Vec<u8>> = None;
+    let mut more = false;
+    let mut failure: Option<crate::store::Error> = None;
+    r.scan(table, &range, dir, &mut |k, v| {
+        scanned += 1;
+        last = Some(k.to_vec());
+        let id = if table == TENANTS { Uuid::from_slice(k).ok() } else { Uuid::from_slice(&k[k.len().saturating_sub(16)..]).ok() };
+        let Some(id) = id else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        let bytes = if table == TENANTS {
+            Some(v.to_vec())
+        } else {
+            match r.get(TENANTS, id.as_bytes()) {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        };
+        let row = match bytes.map(|b| codec::decode::<TenantRecord>(TENANTS.name(), &b)) {
+            None => None,
+            Some(Ok(rec)) => Some(DirectoryRow::Tenant(Box::new(Tenant::from(rec)))),
+            Some(Err(e)) => Some(DirectoryRow::Broken {
+                id,
+                error: format!("record could not be decoded: {e}"),
+            }),
+        };
+        if let Some(row) = row {
+            let keep = match &row {
+                DirectoryRow::Tenant(t) if needs_filter => matches(t, q, needle.as_deref()),
+                DirectoryRow::Tenant(_) => true,
+                // An unreadable record is shown whatever the filters: it may match them.
+                DirectoryRow::Broken { .. } => true,
+            };
+            if keep {
+                rows.push(row);
+            }
+        }
+        if rows.len() >= q.limit || (needs_filter && scanned >= SCAN_BUDGET) {
+            more = true;
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let marker = if table == TENANTS { PRIMARY } else { 1 };
+    let next_cursor = if more {
+        last.map(|k| {
+            let mut c = vec![marker];
+            c.extend_from_slice(&k);
+            c
+        })
+    } else {
+        None
+    };
+    Ok(DirectoryPage { rows, next_cursor })
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Covered {
+    None,
+    Status,
+    Region,
+    Tier,
+    App,
+}
+
+fn matches(t: &Tenant, q: &DirectoryQuery, needle: Option<&str>) -> bool {
+    q.status.is_none_or(|s| t.state == s)
+        && q.region.as_ref().is_none_or(|r| &t.region == r)
+        && q.tier.is_none_or(|x| t.isolation_tier == x)
+        && q.app_id.is_none_or(|a| t.app_id == a)
+        && needle.is_none_or(|n| {
+            t.display_name.to_lowercase().contains(n)
+                || t.slug.contains(n)
+                || t.contact_email.as_ref().is_some_and(|e| e.to_lowercase().contains(n))
+        })
+}
+
+/// Tenant totals by state, tier and region (maintained counters).
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Summary {
+    /// All tenants ever provisioned that still have a record.
+    pub total: u64,
+    /// By lifecycle state.
+    pub by_state: std::collections::BTreeMap<String, u64>,
+    /// By isolation tier.
+    pub by_tier: std::collections::BTreeMap<String, u64>,
+    /// By region.
+    pub by_region: std::collections::BTreeMap<String, u64>,
+}
+
+/// Reads the maintained counters.
+pub fn summary(r: &impl Reader) -> Result<Summary> {
+    let mut s = Summary::default();
+    r.scan(COUNTS, &Range::all(), Dir::Asc, &mut |k, v| {
+        let n = <[u8; 8]>::try_from(v).map_or(0, u64::from_be_bytes);
+        let key = String::from_utf8_lossy(k);
+        if let Some((dim, val)) = key.split_once('\0') {
+            let map = match dim {
+                "state" => &mut s.by_state,
+                "tier" => &mut s.by_tier,
+                "region" => &mut s.by_region,
+                _ => return Ok(ControlFlow::Continue(())),
+            };
+            if n > 0 {
+                map.insert(val.to_string(), n);
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    s.total = s.by_state.values().sum();
+    Ok(s)
+}
