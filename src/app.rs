@@ -78,7 +78,10 @@ impl AppState {
         F: FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.inner.store.write(self.inner.clock.now(), actor, f).await
+        self.inner
+            .store
+            .write(self.inner.clock.now(), actor, f)
+            .await
     }
 
     /// Runs a read on a snapshot.
@@ -138,16 +141,21 @@ pub struct Application {
 impl Application {
     /// Opens the store (creating the install key and default pools on first start), seeds the
     /// demo platform when asked on an empty store, and binds the listener and admin socket.
-    pub async fn build(config: Config, clock: Clock) -> std::result::Result<Application, StartError> {
+    pub async fn build(
+        config: Config,
+        clock: Clock,
+    ) -> std::result::Result<Application, StartError> {
         let state = open_state(config, clock).await?;
         let config = state.config().clone();
         if config.demo {
             crate::demo::seed_if_empty(&state).await?;
         }
-        let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| StartError::Bind {
-            addr: config.listen,
-            detail: e.to_string(),
-        })?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| StartError::Bind {
+                addr: config.listen,
+                detail: e.to_string(),
+            })?;
         let admin = crate::admin::socket::Server::bind(&config.data_dir)
             .map_err(|e| StartError::Init(Error::Internal(format!("admin socket: {e}"))))?;
         Ok(Application {
@@ -159,7 +167,9 @@ impl Application {
 
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.config().listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config().listen)
     }
 
     /// The shared state.
@@ -168,7 +178,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then shuts down in order.
-    pub async fn run_until_stopped(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let Application {
             state,
             listener,
@@ -178,9 +191,12 @@ impl Application {
         let scheduler = tokio::spawn(crate::scheduler::run_loop(state.clone(), stop_rx.clone()));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = crate::http::app(state.clone());
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
@@ -202,14 +218,14 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         .await?
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let key = InstallKey::load_or_create(&config.data_dir, recorded.is_none())?;
-    if let Some(expected) = &recorded {
-        if expected != key.key_id() {
-            return Err(StartError::KeyMismatch {
-                path: InstallKey::path(&config.data_dir).display().to_string(),
-                found: key.key_id().to_string(),
-                expected: expected.clone(),
-            });
-        }
+    if let Some(expected) = &recorded
+        && expected != key.key_id()
+    {
+        return Err(StartError::KeyMismatch {
+            path: InstallKey::path(&config.data_dir).display().to_string(),
+            found: key.key_id().to_string(),
+            expected: expected.clone(),
+        });
     }
     let scheduler = Scheduler::new(&config.schedules).map_err(StartError::Schedule)?;
     let key_id = key.key_id().to_string();
@@ -227,7 +243,9 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
     let install_id = store
         .write(init_at, Actor::system("init"), move |ctx| {
             let id = match store::meta_get(ctx, "install_id")? {
-                Some(b) => Uuid::from_slice(&b).map_err(|e| Error::Internal(format!("install_id: {e}")))?,
+                Some(b) => {
+                    Uuid::from_slice(&b).map_err(|e| Error::Internal(format!("install_id: {e}")))?
+                }
                 None => {
                     let id = crate::ids::new_id(ctx.now);
                     store::meta_put(ctx, "install_id", id.as_bytes())?;

@@ -127,7 +127,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Openapi => {
-            println!("{}", crate::http::openapi().to_pretty_json().unwrap_or_default());
+            println!(
+                "{}",
+                crate::http::openapi().to_pretty_json().unwrap_or_default()
+            );
             ExitCode::SUCCESS
         }
         Command::Audit(AuditCommand::Verify {
@@ -136,7 +139,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             from_checkpoint,
             json,
         }) => {
-            let req = AdminRequest::AuditVerify { chain, full: !from_checkpoint };
+            let req = AdminRequest::AuditVerify {
+                chain,
+                full: !from_checkpoint,
+            };
             match call(&store, req).await {
                 Ok(Outcome::Json(v)) => print_verify(&v, json),
                 Ok(Outcome::Stream) => ExitCode::SUCCESS,
@@ -162,32 +168,40 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
-        Command::Jobs(JobsCommand::List { store }) => match call(&store, AdminRequest::JobsList).await {
-            Ok(Outcome::Json(v)) => {
-                for job in v["items"].as_array().into_iter().flatten() {
-                    let last = &job["last_run"];
-                    println!(
-                        "{:<20} {:<16} next {:<28} last {} {}",
-                        job["name"].as_str().unwrap_or(""),
-                        job["schedule"].as_str().unwrap_or(""),
-                        job["next_run_at"].as_str().unwrap_or("-"),
-                        last["started_at"].as_str().unwrap_or("never"),
-                        last["outcome"].as_str().unwrap_or(""),
-                    );
+        Command::Jobs(JobsCommand::List { store }) => {
+            match call(&store, AdminRequest::JobsList).await {
+                Ok(Outcome::Json(v)) => {
+                    for job in v["items"].as_array().into_iter().flatten() {
+                        let last = &job["last_run"];
+                        println!(
+                            "{:<20} {:<16} next {:<28} last {} {}",
+                            job["name"].as_str().unwrap_or(""),
+                            job["schedule"].as_str().unwrap_or(""),
+                            job["next_run_at"].as_str().unwrap_or("-"),
+                            last["started_at"].as_str().unwrap_or("never"),
+                            last["outcome"].as_str().unwrap_or(""),
+                        );
+                    }
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
             }
-            Ok(Outcome::Stream) => ExitCode::SUCCESS,
-            Err(code) => code,
-        },
-        Command::Jobs(JobsCommand::Run { name, store }) => match call(&store, AdminRequest::JobRun { name }).await {
-            Ok(Outcome::Json(v)) => {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                if v["outcome"] == "failed" { ExitCode::from(1) } else { ExitCode::SUCCESS }
+        }
+        Command::Jobs(JobsCommand::Run { name, store }) => {
+            match call(&store, AdminRequest::JobRun { name }).await {
+                Ok(Outcome::Json(v)) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    if v["outcome"] == "failed" {
+                        ExitCode::from(1)
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
             }
-            Ok(Outcome::Stream) => ExitCode::SUCCESS,
-            Err(code) => code,
-        },
+        }
     }
 }
 
@@ -224,7 +238,11 @@ fn print_verify(v: &Value, json: bool) -> ExitCode {
         let bad = results.iter().filter(|r| r["ok"] != true).count();
         println!("{} chain(s) checked, {} broken", results.len(), bad);
     }
-    if all_ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 enum Outcome {
@@ -234,7 +252,8 @@ enum Outcome {
 
 /// Runs `req` through the server's socket, or directly on the store.
 async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
-    let sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>> = std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
+    let sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>> =
+        std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
     call_streaming(store, req, sink).await
 }
 
@@ -245,14 +264,18 @@ async fn call_streaming(
 ) -> Result<Outcome, ExitCode> {
     let write_chunk = |bytes: &[u8]| -> Result<(), ExitCode> {
         let mut s = sink.lock().map_err(|_| fail("output lock poisoned"))?;
-        s.write_all(bytes).map_err(|e| fail(&format!("writing output: {e}")))
+        s.write_all(bytes)
+            .map_err(|e| fail(&format!("writing output: {e}")))
     };
     match socket::request(&store.data_dir, &req).await {
         Ok(Some(Reply::Json(v))) => return Ok(Outcome::Json(v)),
         Ok(Some(Reply::Stream(mut reader))) => {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
-                let n = reader.read(&mut buf).await.map_err(|e| fail(&format!("reading from the server: {e}")))?;
+                let n = reader
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| fail(&format!("reading from the server: {e}")))?;
                 if n == 0 {
                     return Ok(Outcome::Stream);
                 }
@@ -263,12 +286,20 @@ async fn call_streaming(
             return Err(fail(&format!("{message} ({code}, {status})")));
         }
         Ok(None) => {}
-        Err(e) => return Err(fail(&format!("admin socket {}: {e}", socket::socket_path(&store.data_dir).display()))),
+        Err(e) => {
+            return Err(fail(&format!(
+                "admin socket {}: {e}",
+                socket::socket_path(&store.data_dir).display()
+            )));
+        }
     }
     // No server: open the store directly.
     let data_file = store.data_dir.join(crate::store::DATA_FILE);
     if !data_file.exists() {
-        return Err(fail(&format!("no data file at {}: check --data-dir", data_file.display())));
+        return Err(fail(&format!(
+            "no data file at {}: check --data-dir",
+            data_file.display()
+        )));
     }
     let config = Config::load(Overrides {
         config: store.config.clone(),
@@ -276,7 +307,9 @@ async fn call_streaming(
         ..Overrides::default()
     })
     .map_err(|e| fail(&e.to_string()))?;
-    let state = open_state(config, Clock::System).await.map_err(|e| fail(&e.to_string()))?;
+    let state = open_state(config, Clock::System)
+        .await
+        .map_err(|e| fail(&e.to_string()))?;
     let result = admin::execute(&state, req).await;
     let out = match result {
         Ok(AdminOutput::Json(v)) => Ok(Outcome::Json(v)),
@@ -309,10 +342,10 @@ pub const DEMO_TOKEN_FILE: &str = "demo-admin-token";
 
 fn demo_token(data_dir: &Path) -> std::io::Result<String> {
     let path = data_dir.join(DEMO_TOKEN_FILE);
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        if t.trim().len() >= 16 {
-            return Ok(t.trim().to_string());
-        }
+    if let Ok(t) = std::fs::read_to_string(&path)
+        && t.trim().len() >= 16
+    {
+        return Ok(t.trim().to_string());
     }
     crate::store::ensure_private_dir(data_dir).map_err(std::io::Error::other)?;
     let mut raw = [0u8; 24];
@@ -324,7 +357,10 @@ fn demo_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let token = std::env::var("TENANTRY_ADMIN_OPS_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new);
+    let token = std::env::var("TENANTRY_ADMIN_OPS_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
     let mut config = match Config::load(Overrides {
         config: args.config,
         listen: args.listen,

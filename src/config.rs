@@ -196,13 +196,17 @@ pub fn default_regions() -> Vec<Region> {
 
 /// The plans offered when the config names none (HQ PRD §4.2, dashboard spec §3.4).
 pub fn default_plans() -> Vec<String> {
-    ["free", "pro", "agency", "enterprise"].map(String::from).to_vec()
+    ["free", "pro", "agency", "enterprise"]
+        .map(String::from)
+        .to_vec()
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3500))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 3500))),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             admin_ops_token: None,
             route_cache_ttl: Duration::from_secs(300),
@@ -263,7 +267,9 @@ impl Config {
             listen: f.listen.unwrap_or(d.listen),
             data_dir: f.data_dir.unwrap_or(d.data_dir),
             admin_ops_token: f.admin_ops_token,
-            route_cache_ttl: f.route_cache_ttl_secs.map_or(d.route_cache_ttl, Duration::from_secs),
+            route_cache_ttl: f
+                .route_cache_ttl_secs
+                .map_or(d.route_cache_ttl, Duration::from_secs),
             body_limit_bytes: f.body_limit_bytes.unwrap_or(d.body_limit_bytes),
             schedules: f.schedules,
             pools: f.pools.unwrap_or(d.pools),
@@ -279,22 +285,30 @@ impl Config {
     /// Checks rules that types cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.regions.is_empty() {
-            return Err(ConfigError::Invalid("at least one region is needed in [[regions]]".into()));
-        }
-        if self.pools.admin_pools == 0 || self.pools.app_pools_per_module == 0 || self.pools.modules.is_empty() {
             return Err(ConfigError::Invalid(
-                "[pools] needs admin_pools >= 1, app_pools_per_module >= 1 and at least one module".into(),
+                "at least one region is needed in [[regions]]".into(),
             ));
         }
-        if let Some(t) = &self.admin_ops_token {
-            if t.expose().len() < 16 {
-                return Err(ConfigError::Invalid(
+        if self.pools.admin_pools == 0
+            || self.pools.app_pools_per_module == 0
+            || self.pools.modules.is_empty()
+        {
+            return Err(ConfigError::Invalid(
+                "[pools] needs admin_pools >= 1, app_pools_per_module >= 1 and at least one module"
+                    .into(),
+            ));
+        }
+        if let Some(t) = &self.admin_ops_token
+            && t.expose().len() < 16
+        {
+            return Err(ConfigError::Invalid(
                     "admin_ops_token must be at least 16 characters; generate one with `openssl rand -hex 32`".into(),
                 ));
-            }
         }
         if self.body_limit_bytes < 1024 {
-            return Err(ConfigError::Invalid("body_limit_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "body_limit_bytes must be at least 1024".into(),
+            ));
         }
         Ok(())
     }
@@ -319,7 +333,11 @@ mod tests {
     fn flags_and_env_beat_the_file_which_beats_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
-        std::fs::write(&path, "listen = \"127.0.0.1:4000\"\ndata_dir = \"/from/file\"\nroute_cache_ttl_secs = 9\n").unwrap();
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:4000\"\ndata_dir = \"/from/file\"\nroute_cache_ttl_secs = 9\n",
+        )
+        .unwrap();
         let cfg = Config::load(Overrides {
             config: Some(path),
             data_dir: Some("/from/flag".into()),

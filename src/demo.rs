@@ -54,7 +54,14 @@ struct Seed {
     story: Story,
 }
 
-const fn t(name: &'static str, region: &'static str, tier: &'static str, country: &'static str, domain: &'static str, story: Story) -> Seed {
+const fn t(
+    name: &'static str,
+    region: &'static str,
+    tier: &'static str,
+    country: &'static str,
+    domain: &'static str,
+    story: Story,
+) -> Seed {
     Seed {
         name,
         region,
@@ -69,42 +76,294 @@ const fn t(name: &'static str, region: &'static str, tier: &'static str, country
 fn seeds() -> Vec<Seed> {
     use Story::*;
     let mut v = vec![
-        t("Acme Logistics", "us-east-1", "S", "US", "acmelogistics.com", Converts),
-        t("Borealis Energy", "eu-west-1", "P", "NO", "borealis-energy.no", Converts),
-        t("Norges Fotballforbund", "eu-central-1", "S", "NO", "fotball.no", Converts),
-        t("Svenska Fotbollförbundet", "eu-central-1", "S", "SE", "svenskfotboll.se", LatePayer),
-        t("Fédération Française de Rugby", "eu-west-1", "P", "FR", "ffr.fr", Converts),
-        t("Bundesamt für Statistik", "eu-sov-1", "G", "DE", "destatis.example.de", Converts),
-        t("Harbor Health Network", "us-east-1", "P", "US", "harborhealth.org", Renewed),
-        t("Kiwi Outdoor Co", "ap-southeast-1", "S", "NZ", "kiwioutdoor.co.nz", TrialLapses),
-        t("Lumen Retail Group", "us-west-2", "S", "US", "lumenretail.com", LeftAndShredded),
-        t("Meridian Bank", "eu-sov-1", "G", "IE", "meridianbank.ie", Converts),
-        t("Northwind Traders", "us-west-2", "S", "US", "northwind.example.com", Abuse),
-        t("Orbital Analytics", "us-east-1", "S", "US", "orbital-analytics.io", Leaving),
-        t("Pacifica Shipping", "ap-southeast-1", "P", "SG", "pacificashipping.sg", Converts),
-        t("Quantum Dental Clinics", "eu-west-1", "S", "GB", "quantumdental.co.uk", LatePayer),
-        t("Riverside County Schools", "us-gov-1", "G", "US", "rcs.k12.example.us", Converts),
-        t("Sahara Solar", "me-central-1", "S", "AE", "saharasolar.ae", TrialLapses),
-        t("Tallinn Tech Hub", "eu-central-1", "S", "EE", "tallinntech.ee", Converts),
-        t("Umbra Security", "us-east-1", "P", "US", "umbrasec.com", Leaving),
-        t("Vega Pharmaceuticals", "eu-central-1", "P", "CH", "vegapharma.ch", Converts),
-        t("Westwood Dental", "us-west-2", "S", "US", "westwooddental.com", LeftAndShredded),
-        t("Xylo Music School", "eu-west-1", "S", "IE", "xylomusic.ie", Converts),
-        t("Yellowstone Outfitters", "us-west-2", "S", "US", "yellowstone-outfitters.com", Renewed),
-        t("Zenith Aerospace", "us-gov-1", "G", "US", "zenith-aero.example.us", Converts),
-        t("Alpine Ski Schools", "eu-central-1", "S", "AT", "alpineski.at", Abuse),
-        t("Baltic Freight", "eu-central-1", "S", "LT", "balticfreight.lt", Converts),
-        t("Cedar Grove Realty", "us-east-1", "S", "US", "cedargrove.realty", Leaving),
-        t("Dubai Marina Hotels", "me-central-1", "P", "AE", "dubaimarinahotels.ae", Converts),
-        t("Emerald Isle Tours", "eu-west-1", "S", "IE", "emeraldisletours.ie", TrialLapses),
-        t("Fjord Fisheries", "eu-west-1", "S", "NO", "fjordfisheries.no", Converts),
-        t("Granite Construction Partners", "us-east-1", "S", "US", "graniteconstruction.example.com", LatePayer),
-        t("Helios Labs", "eu-central-1", "S", "DE", "helioslabs.de", Trialing),
-        t("Iberia Vineyards", "eu-west-1", "S", "ES", "iberiavineyards.es", Trialing),
-        t("Jade Garden Restaurants", "ap-southeast-1", "S", "SG", "jadegarden.sg", Fresh),
-        t("Koala Childcare", "ap-southeast-1", "S", "AU", "koalachildcare.com.au", Trialing),
-        t("Lagos Fintech Collective", "eu-west-1", "S", "NG", "lagosfintech.ng", Fresh),
-        t("Mumbai Metro Logistics", "ap-southeast-1", "S", "IN", "mumbaimetrologistics.in", Fresh),
+        t(
+            "Acme Logistics",
+            "us-east-1",
+            "S",
+            "US",
+            "acmelogistics.com",
+            Converts,
+        ),
+        t(
+            "Borealis Energy",
+            "eu-west-1",
+            "P",
+            "NO",
+            "borealis-energy.no",
+            Converts,
+        ),
+        t(
+            "Norges Fotballforbund",
+            "eu-central-1",
+            "S",
+            "NO",
+            "fotball.no",
+            Converts,
+        ),
+        t(
+            "Svenska Fotbollförbundet",
+            "eu-central-1",
+            "S",
+            "SE",
+            "svenskfotboll.se",
+            LatePayer,
+        ),
+        t(
+            "Fédération Française de Rugby",
+            "eu-west-1",
+            "P",
+            "FR",
+            "ffr.fr",
+            Converts,
+        ),
+        t(
+            "Bundesamt für Statistik",
+            "eu-sov-1",
+            "G",
+            "DE",
+            "destatis.example.de",
+            Converts,
+        ),
+        t(
+            "Harbor Health Network",
+            "us-east-1",
+            "P",
+            "US",
+            "harborhealth.org",
+            Renewed,
+        ),
+        t(
+            "Kiwi Outdoor Co",
+            "ap-southeast-1",
+            "S",
+            "NZ",
+            "kiwioutdoor.co.nz",
+            TrialLapses,
+        ),
+        t(
+            "Lumen Retail Group",
+            "us-west-2",
+            "S",
+            "US",
+            "lumenretail.com",
+            LeftAndShredded,
+        ),
+        t(
+            "Meridian Bank",
+            "eu-sov-1",
+            "G",
+            "IE",
+            "meridianbank.ie",
+            Converts,
+        ),
+        t(
+            "Northwind Traders",
+            "us-west-2",
+            "S",
+            "US",
+            "northwind.example.com",
+            Abuse,
+        ),
+        t(
+            "Orbital Analytics",
+            "us-east-1",
+            "S",
+            "US",
+            "orbital-analytics.io",
+            Leaving,
+        ),
+        t(
+            "Pacifica Shipping",
+            "ap-southeast-1",
+            "P",
+            "SG",
+            "pacificashipping.sg",
+            Converts,
+        ),
+        t(
+            "Quantum Dental Clinics",
+            "eu-west-1",
+            "S",
+            "GB",
+            "quantumdental.co.uk",
+            LatePayer,
+        ),
+        t(
+            "Riverside County Schools",
+            "us-gov-1",
+            "G",
+            "US",
+            "rcs.k12.example.us",
+            Converts,
+        ),
+        t(
+            "Sahara Solar",
+            "me-central-1",
+            "S",
+            "AE",
+            "saharasolar.ae",
+            TrialLapses,
+        ),
+        t(
+            "Tallinn Tech Hub",
+            "eu-central-1",
+            "S",
+            "EE",
+            "tallinntech.ee",
+            Converts,
+        ),
+        t(
+            "Umbra Security",
+            "us-east-1",
+            "P",
+            "US",
+            "umbrasec.com",
+            Leaving,
+        ),
+        t(
+            "Vega Pharmaceuticals",
+            "eu-central-1",
+            "P",
+            "CH",
+            "vegapharma.ch",
+            Converts,
+        ),
+        t(
+            "Westwood Dental",
+            "us-west-2",
+            "S",
+            "US",
+            "westwooddental.com",
+            LeftAndShredded,
+        ),
+        t(
+            "Xylo Music School",
+            "eu-west-1",
+            "S",
+            "IE",
+            "xylomusic.ie",
+            Converts,
+        ),
+        t(
+            "Yellowstone Outfitters",
+            "us-west-2",
+            "S",
+            "US",
+            "yellowstone-outfitters.com",
+            Renewed,
+        ),
+        t(
+            "Zenith Aerospace",
+            "us-gov-1",
+            "G",
+            "US",
+            "zenith-aero.example.us",
+            Converts,
+        ),
+        t(
+            "Alpine Ski Schools",
+            "eu-central-1",
+            "S",
+            "AT",
+            "alpineski.at",
+            Abuse,
+        ),
+        t(
+            "Baltic Freight",
+            "eu-central-1",
+            "S",
+            "LT",
+            "balticfreight.lt",
+            Converts,
+        ),
+        t(
+            "Cedar Grove Realty",
+            "us-east-1",
+            "S",
+            "US",
+            "cedargrove.realty",
+            Leaving,
+        ),
+        t(
+            "Dubai Marina Hotels",
+            "me-central-1",
+            "P",
+            "AE",
+            "dubaimarinahotels.ae",
+            Converts,
+        ),
+        t(
+            "Emerald Isle Tours",
+            "eu-west-1",
+            "S",
+            "IE",
+            "emeraldisletours.ie",
+            TrialLapses,
+        ),
+        t(
+            "Fjord Fisheries",
+            "eu-west-1",
+            "S",
+            "NO",
+            "fjordfisheries.no",
+            Converts,
+        ),
+        t(
+            "Granite Construction Partners",
+            "us-east-1",
+            "S",
+            "US",
+            "graniteconstruction.example.com",
+            LatePayer,
+        ),
+        t(
+            "Helios Labs",
+            "eu-central-1",
+            "S",
+            "DE",
+            "helioslabs.de",
+            Trialing,
+        ),
+        t(
+            "Iberia Vineyards",
+            "eu-west-1",
+            "S",
+            "ES",
+            "iberiavineyards.es",
+            Trialing,
+        ),
+        t(
+            "Jade Garden Restaurants",
+            "ap-southeast-1",
+            "S",
+            "SG",
+            "jadegarden.sg",
+            Fresh,
+        ),
+        t(
+            "Koala Childcare",
+            "ap-southeast-1",
+            "S",
+            "AU",
+            "koalachildcare.com.au",
+            Trialing,
+        ),
+        t(
+            "Lagos Fintech Collective",
+            "eu-west-1",
+            "S",
+            "NG",
+            "lagosfintech.ng",
+            Fresh,
+        ),
+        t(
+            "Mumbai Metro Logistics",
+            "ap-southeast-1",
+            "S",
+            "IN",
+            "mumbaimetrologistics.in",
+            Fresh,
+        ),
     ];
     v[2].depth = Some(1);
     v[3].depth = Some(2);
@@ -115,7 +374,12 @@ fn seeds() -> Vec<Seed> {
 /// Seeds the demo platform when the store has no app and no tenant. Returns whether it seeded.
 pub async fn seed_if_empty(state: &AppState) -> Result<bool> {
     let empty = state
-        .read(|r| Ok(apps::service::list(r, None, 1)?.0.is_empty() && tenants::directory::query(r, &Default::default())?.rows.is_empty()))
+        .read(|r| {
+            Ok(apps::service::list(r, None, 1)?.0.is_empty()
+                && tenants::directory::query(r, &Default::default())?
+                    .rows
+                    .is_empty())
+        })
         .await?;
     if !empty {
         return Ok(false);
@@ -174,8 +438,14 @@ impl Replay {
         // Day 0: the three apps.
         let app_specs = [
             ("Projex Work", "Projects, tasks and time tracking for teams"),
-            ("Projex Field", "Field service: dispatch, work orders and mobile crews"),
-            ("Projex Insights", "Analytics and reporting across Projex products"),
+            (
+                "Projex Field",
+                "Field service: dispatch, work orders and mobile crews",
+            ),
+            (
+                "Projex Insights",
+                "Analytics and reporting across Projex products",
+            ),
         ];
         let mut app_ids: Vec<Uuid> = Vec::new();
         for (i, (name, desc)) in app_specs.iter().enumerate() {
@@ -186,7 +456,9 @@ impl Replay {
             }
             .parse()?;
             let app = self
-                .write(self.at(0, 9, 10 + i as i64 * 7), self.op(0), move |ctx| apps::service::create(ctx, &input))
+                .write(self.at(0, 9, 10 + i as i64 * 7), self.op(0), move |ctx| {
+                    apps::service::create(ctx, &input)
+                })
                 .await?;
             app_ids.push(app.id);
         }
@@ -241,23 +513,52 @@ impl Replay {
             match s.story {
                 Story::Fresh => {}
                 Story::Trialing => push(d(0, 1), Action::StartTrial, TransitionInput::default()),
-                Story::TrialLapses => push(d(0, 2), Action::StartTrial, TransitionInput { trial_days: Some(14), ..TransitionInput::default() }),
+                Story::TrialLapses => push(
+                    d(0, 2),
+                    Action::StartTrial,
+                    TransitionInput {
+                        trial_days: Some(14),
+                        ..TransitionInput::default()
+                    },
+                ),
                 Story::Converts => {
                     if s.tier == "S" {
                         push(d(0, 2), Action::StartTrial, TransitionInput::default());
-                        push(d(10, 3), Action::Activate, reason("signed the annual contract"));
+                        push(
+                            d(10, 3),
+                            Action::Activate,
+                            reason("signed the annual contract"),
+                        );
                     } else {
-                        push(d(1, 2), Action::Activate, reason("enterprise contract signed"));
+                        push(
+                            d(1, 2),
+                            Action::Activate,
+                            reason("enterprise contract signed"),
+                        );
                     }
                 }
                 Story::LatePayer => {
                     push(d(1, 1), Action::Activate, reason("contract signed"));
-                    push(d(34, 2), Action::Suspend, reason(&format!("non-payment: invoice INV-2026-{:04} overdue 45 days", 1200 + i)));
+                    push(
+                        d(34, 2),
+                        Action::Suspend,
+                        reason(&format!(
+                            "non-payment: invoice INV-2026-{:04} overdue 45 days",
+                            1200 + i
+                        )),
+                    );
                     push(d(41, 5), Action::Reinstate, reason("payment received"));
                 }
                 Story::Abuse => {
                     push(d(1, 1), Action::Activate, TransitionInput::default());
-                    push(d(25, 4), Action::Suspend, reason(&format!("abuse report #{}: outbound spam from tenant webhooks", 4400 + i)));
+                    push(
+                        d(25, 4),
+                        Action::Suspend,
+                        reason(&format!(
+                            "abuse report #{}: outbound spam from tenant webhooks",
+                            4400 + i
+                        )),
+                    );
                 }
                 Story::LeftAndShredded => {
                     push(d(1, 1), Action::Activate, TransitionInput::default());
@@ -274,12 +575,24 @@ impl Replay {
                 Story::Leaving => {
                     push(d(1, 1), Action::Activate, TransitionInput::default());
                     let leave_day = ((end - c).num_days() - 12).max(3);
-                    push(d(leave_day, 2), Action::Offboard, reason("customer is moving to another vendor"));
+                    push(
+                        d(leave_day, 2),
+                        Action::Offboard,
+                        reason("customer is moving to another vendor"),
+                    );
                 }
                 Story::Renewed => {
                     push(d(1, 1), Action::Activate, TransitionInput::default());
-                    push(d(30, 2), Action::Offboard, reason("non-renewal notice received"));
-                    push(d(33, 6), Action::CancelOffboarding, reason("customer renewed for 12 months"));
+                    push(
+                        d(30, 2),
+                        Action::Offboard,
+                        reason("non-renewal notice received"),
+                    );
+                    push(
+                        d(33, 6),
+                        Action::CancelOffboarding,
+                        reason("customer renewed for 12 months"),
+                    );
                 }
             }
         }
@@ -287,11 +600,31 @@ impl Replay {
             day_events.push((s.at, Event::Step(s)));
         }
         let flips = [
-            (20, "app-3", PoolStatus::Degraded, "billing replica lag 12 s; rerouting new traffic"),
-            (21, "app-3", PoolStatus::Active, "replica caught up; lag under 200 ms"),
-            (45, "admin-4", PoolStatus::Drain, "recycling hosts for the kernel update"),
+            (
+                20,
+                "app-3",
+                PoolStatus::Degraded,
+                "billing replica lag 12 s; rerouting new traffic",
+            ),
+            (
+                21,
+                "app-3",
+                PoolStatus::Active,
+                "replica caught up; lag under 200 ms",
+            ),
+            (
+                45,
+                "admin-4",
+                PoolStatus::Drain,
+                "recycling hosts for the kernel update",
+            ),
             (47, "admin-4", PoolStatus::Active, "hosts recycled"),
-            (DEMO_DAYS - 1, "app-5", PoolStatus::Degraded, "disk pressure on reports replica (88%)"),
+            (
+                DEMO_DAYS - 1,
+                "app-5",
+                PoolStatus::Degraded,
+                "disk pressure on reports replica (88%)",
+            ),
         ];
         for (day, pool, status, reason) in flips {
             day_events.push((self.at(day, 14, 30), Event::Flip(pool, status, reason)));
@@ -336,7 +669,9 @@ impl Replay {
                     let input = body.parse(&config)?;
                     let cfg = config.clone();
                     let tenant = self
-                        .write(at, self.op(order[i]), move |ctx| tenants::service::provision(ctx, &cfg, &input))
+                        .write(at, self.op(order[i]), move |ctx| {
+                            tenants::service::provision(ctx, &cfg, &input)
+                        })
                         .await?;
                     tenant_ids[i] = tenant.id;
                 }
@@ -344,7 +679,9 @@ impl Replay {
                     let id = tenant_ids[step.tenant];
                     let (action, input) = (step.action, step.input);
                     let r = self
-                        .write(step.at, self.op(step.actor), move |ctx| tenants::service::transition(ctx, id, action, &input))
+                        .write(step.at, self.op(step.actor), move |ctx| {
+                            tenants::service::transition(ctx, id, action, &input)
+                        })
                         .await;
                     match r {
                         Ok(_) => {}
@@ -355,7 +692,10 @@ impl Replay {
                 }
                 Event::Flip(pool, status, reason) => {
                     let actor = self.op(1);
-                    self.write(at, actor, move |ctx| pools::service::flip(ctx, pool, status, reason)).await?;
+                    self.write(at, actor, move |ctx| {
+                        pools::service::flip(ctx, pool, status, reason)
+                    })
+                    .await?;
                 }
                 Event::Job(job) => {
                     scheduler::record_run(&self.state, job, Trigger::Schedule, at).await?;

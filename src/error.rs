@@ -28,7 +28,9 @@ pub enum Error {
     },
     /// 422 `app_not_found`: a tenant refers to an app that does not exist (PRODUCT.md A1: never a
     /// raw foreign-key failure).
-    #[error("app '{0}' does not exist: create the app first (POST /api/apps), then provision the tenant")]
+    #[error(
+        "app '{0}' does not exist: create the app first (POST /api/apps), then provision the tenant"
+    )]
     AppNotFound(String),
     /// 422 `validation_failed`: well-formed input that breaks a rule; one entry per field.
     #[error("{}", describe_fields(.0))]
@@ -118,7 +120,9 @@ impl Error {
             Error::Validation(_) => "validation_failed",
             Error::InvalidTransition { .. } => "invalid_transition",
             Error::TenantReadOnly { .. } => "tenant_read_only",
-            Error::Conflict { code, .. } | Error::BadRequest { code, .. } | Error::Unavailable { code, .. } => code,
+            Error::Conflict { code, .. }
+            | Error::BadRequest { code, .. }
+            | Error::Unavailable { code, .. } => code,
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::MethodNotAllowed(_) => "method_not_allowed",
@@ -138,13 +142,16 @@ impl Error {
             Error::Unauthorized(_) => 401,
             Error::Forbidden(_) => 403,
             Error::NotFound { .. } => 404,
-            Error::InvalidTransition { .. } | Error::TenantReadOnly { .. } | Error::Conflict { .. } => 409,
+            Error::InvalidTransition { .. }
+            | Error::TenantReadOnly { .. }
+            | Error::Conflict { .. } => 409,
             Error::PayloadTooLarge => 413,
             Error::UnsupportedMediaType => 415,
             Error::MethodNotAllowed(_) => 405,
             Error::AppNotFound(_) | Error::Validation(_) => 422,
             Error::Unavailable { .. } => 503,
-            Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked) | Error::Internal(_) => 500,
+            Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked)
+            | Error::Internal(_) => 500,
             Error::Store(_) => 503,
         }
     }
@@ -157,7 +164,10 @@ impl Error {
 
     /// A 404 for `kind` with `id`.
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Error {
-        Error::NotFound { kind, id: id.into() }
+        Error::NotFound {
+            kind,
+            id: id.into(),
+        }
     }
 
     /// A 422 for a single field.

@@ -8,7 +8,11 @@ use uuid::{NoContext, Timestamp, Uuid};
 /// A new UUIDv7 for an object created at `now`.
 pub fn new_id(now: DateTime<Utc>) -> Uuid {
     let secs = u64::try_from(now.timestamp()).unwrap_or(0);
-    Uuid::new_v7(Timestamp::from_unix(NoContext, secs, now.timestamp_subsec_nanos()))
+    Uuid::new_v7(Timestamp::from_unix(
+        NoContext,
+        secs,
+        now.timestamp_subsec_nanos(),
+    ))
 }
 
 /// Parses a UUID from a path or query value.

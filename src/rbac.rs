@@ -90,7 +90,10 @@ pub fn allows(role: Role, p: Permission) -> bool {
     match role {
         Role::SuperAdmin => true,
         Role::TechnicalAdmin => matches!(p, Read | PoolsWrite | JobsRun | TenantsExport),
-        Role::BusinessAdmin => matches!(p, Read | AppsWrite | TenantsWrite | TenantsLifecycle | TenantsExport),
+        Role::BusinessAdmin => matches!(
+            p,
+            Read | AppsWrite | TenantsWrite | TenantsLifecycle | TenantsExport
+        ),
         Role::Compliance => matches!(p, Read | AuditVerify | AuditExport | TenantsExport),
         Role::Support => matches!(p, Read),
     }
@@ -125,12 +128,36 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("PATCH", "/api/tenants/{id}", Requires(TenantsWrite)),
         ("GET", "/api/tenants/summary", Requires(Read)),
         ("GET", "/api/tenant-lifecycle/{id}/state", Requires(Read)),
-        ("POST", "/api/tenant-lifecycle/{id}/start-trial", Requires(TenantsLifecycle)),
-        ("POST", "/api/tenant-lifecycle/{id}/activate", Requires(TenantsLifecycle)),
-        ("POST", "/api/tenant-lifecycle/{id}/suspend", Requires(TenantsLifecycle)),
-        ("POST", "/api/tenant-lifecycle/{id}/reinstate", Requires(TenantsLifecycle)),
-        ("POST", "/api/tenant-lifecycle/{id}/offboard", Requires(TenantsLifecycle)),
-        ("POST", "/api/tenant-lifecycle/{id}/cancel-offboarding", Requires(TenantsLifecycle)),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/start-trial",
+            Requires(TenantsLifecycle),
+        ),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/activate",
+            Requires(TenantsLifecycle),
+        ),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/suspend",
+            Requires(TenantsLifecycle),
+        ),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/reinstate",
+            Requires(TenantsLifecycle),
+        ),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/offboard",
+            Requires(TenantsLifecycle),
+        ),
+        (
+            "POST",
+            "/api/tenant-lifecycle/{id}/cancel-offboarding",
+            Requires(TenantsLifecycle),
+        ),
         ("GET", "/api/pools", Requires(Read)),
         ("GET", "/api/pools/{id}", Requires(Read)),
         ("POST", "/api/pools/{id}/status", Requires(PoolsWrite)),
@@ -147,12 +174,18 @@ pub const ROUTES: &[(&str, &str, Access)] = {
     ]
 };
 
-/// The access rule of a route, if it has one.
+/// The access rule of a route, if it has one. `HEAD` has the rule of `GET`.
 pub fn access_for(method: &str, path: &str) -> Option<Access> {
+    let method = if method == "HEAD" { "GET" } else { method };
     ROUTES
         .iter()
         .find(|(m, p, _)| *m == method && *p == path)
         .map(|(_, _, a)| *a)
+}
+
+/// Does any method of `path` have an entry? (A known path with an unlisted method is a 405.)
+pub fn path_is_known(path: &str) -> bool {
+    ROUTES.iter().any(|(_, p, _)| *p == path)
 }
 
 /// An authenticated caller.
@@ -189,9 +222,18 @@ pub fn authorize(principal: Option<&Principal>, method: &str, path: &str) -> Res
                 )))
             }
         }
+        None if path_is_known(path) => Err(Error::MethodNotAllowed(format!(
+            "{method} is not allowed on {path}"
+        ))),
         None => {
-            tracing::error!(method, path, "route has no permission entry in rbac::ROUTES; refusing");
-            Err(Error::Forbidden(format!("{method} {path} is not open to any role")))
+            tracing::error!(
+                method,
+                path,
+                "route has no permission entry in rbac::ROUTES; refusing"
+            );
+            Err(Error::Forbidden(format!(
+                "{method} {path} is not open to any role"
+            )))
         }
     }
 }
@@ -212,19 +254,39 @@ mod tests {
     fn support_reads_but_cannot_export_or_write() {
         let s = who(Role::Support);
         assert!(authorize(Some(&s), "GET", "/api/tenants").is_ok());
-        assert_eq!(authorize(Some(&s), "GET", "/api/tenants/export.csv").unwrap_err().code(), "forbidden");
-        assert_eq!(authorize(Some(&s), "POST", "/api/tenants").unwrap_err().code(), "forbidden");
+        assert_eq!(
+            authorize(Some(&s), "GET", "/api/tenants/export.csv")
+                .unwrap_err()
+                .code(),
+            "forbidden"
+        );
+        assert_eq!(
+            authorize(Some(&s), "POST", "/api/tenants")
+                .unwrap_err()
+                .code(),
+            "forbidden"
+        );
     }
 
     #[test]
     fn a_route_without_an_entry_is_refused_even_for_super_admin() {
         let err = authorize(Some(&who(Role::SuperAdmin)), "DELETE", "/api/everything").unwrap_err();
         assert_eq!(err.code(), "forbidden");
+        let err = authorize(Some(&who(Role::SuperAdmin)), "DELETE", "/api/tenants").unwrap_err();
+        assert_eq!(
+            err.code(),
+            "method_not_allowed",
+            "a known path with an unlisted method runs nothing"
+        );
+        assert!(authorize(Some(&who(Role::Support)), "HEAD", "/api/tenants").is_ok());
     }
 
     #[test]
     fn missing_credentials_are_unauthorized_not_forbidden() {
-        assert_eq!(authorize(None, "GET", "/api/tenants").unwrap_err().code(), "unauthorized");
+        assert_eq!(
+            authorize(None, "GET", "/api/tenants").unwrap_err().code(),
+            "unauthorized"
+        );
         assert!(authorize(None, "GET", "/healthz").is_ok());
     }
 

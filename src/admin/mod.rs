@@ -67,13 +67,19 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             let chain = chain
                 .map(|c| ChainId::parse(&c).map_err(|m| Error::invalid("chain", m)))
                 .transpose()?;
-            let mode = if full { Mode::Full } else { Mode::FromCheckpoint };
+            let mode = if full {
+                Mode::Full
+            } else {
+                Mode::FromCheckpoint
+            };
             let reports = audit::verify(state.store(), state.install_key(), chain, mode).await?;
             Ok(AdminOutput::Json(json!({ "results": reports })))
         }
         AdminRequest::AuditExport { chain } => {
             let chain = ChainId::parse(&chain).map_err(|m| Error::invalid("chain", m))?;
-            Ok(AdminOutput::Stream(audit::export(state.store(), chain).await?))
+            Ok(AdminOutput::Stream(
+                audit::export(state.store(), chain).await?,
+            ))
         }
         AdminRequest::JobsList => {
             let runs = state
@@ -102,7 +108,9 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
         AdminRequest::JobRun { name } => {
             let job = Job::parse(&name).ok_or_else(|| Error::not_found("job", &name))?;
             let run = scheduler::run_job(state, job, Trigger::Manual).await?;
-            Ok(AdminOutput::Json(serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?))
+            Ok(AdminOutput::Json(
+                serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
         }
     }
 }

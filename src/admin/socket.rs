@@ -90,13 +90,20 @@ async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io:
     let (read, mut write) = stream.into_split();
     if peer != owner_uid && peer != 0 {
         let e = Error::Forbidden(format!("uid {peer} does not own this data dir"));
-        write.write_all(format!("{}\n", error_json(&e)).as_bytes()).await?;
+        write
+            .write_all(format!("{}\n", error_json(&e)).as_bytes())
+            .await?;
         return Ok(());
     }
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST)).read_line(&mut line).await?;
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
     let reply = match serde_json::from_str::<AdminRequest>(&line) {
-        Err(e) => Err(Error::bad_request("bad_request", format!("not an admin request: {e}"))),
+        Err(e) => Err(Error::bad_request(
+            "bad_request",
+            format!("not an admin request: {e}"),
+        )),
         Ok(req) => {
             tracing::info!(op = ?req, "admin socket request");
             execute(&state, req).await
@@ -104,7 +111,9 @@ async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io:
     };
     match reply {
         Ok(AdminOutput::Json(v)) => {
-            write.write_all(format!("{}\n", json!({"ok": true, "result": v})).as_bytes()).await?;
+            write
+                .write_all(format!("{}\n", json!({"ok": true, "result": v})).as_bytes())
+                .await?;
         }
         Ok(AdminOutput::Stream(mut rx)) => {
             write.write_all(b"{\"ok\":true,\"stream\":true}\n").await?;
@@ -118,7 +127,11 @@ async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io:
                 }
             }
         }
-        Err(e) => write.write_all(format!("{}\n", error_json(&e)).as_bytes()).await?,
+        Err(e) => {
+            write
+                .write_all(format!("{}\n", error_json(&e)).as_bytes())
+                .await?
+        }
     }
     write.shutdown().await
 }
@@ -138,7 +151,14 @@ pub async fn request(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Opt
     let path = socket_path(data_dir);
     let stream = match UnixStream::connect(&path).await {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None);
+        }
         Err(e) => return Err(e),
     };
     let (read, mut write) = stream.into_split();
@@ -147,7 +167,8 @@ pub async fn request(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Opt
     let mut reader = BufReader::new(read);
     let mut head = String::new();
     reader.read_line(&mut head).await?;
-    let v: Value = serde_json::from_str(&head).map_err(|e| std::io::Error::other(format!("bad reply from the server: {e}")))?;
+    let v: Value = serde_json::from_str(&head)
+        .map_err(|e| std::io::Error::other(format!("bad reply from the server: {e}")))?;
     if v["ok"] == json!(true) {
         if v["stream"] == json!(true) {
             return Ok(Some(Reply::Stream(reader)));

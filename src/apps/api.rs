@@ -42,19 +42,30 @@ pub struct AppListQuery {
 /// Creates an app (writes `app.created.v1`).
 #[utoipa::path(post, path = "/api/apps", tag = "apps", request_body = NewApp,
     responses((status = 201, body = App), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn apps_create(State(s): State<AppState>, Caller(p): Caller, ApiJson(body): ApiJson<NewApp>) -> ApiResult<(StatusCode, Json<App>)> {
+async fn apps_create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiJson(body): ApiJson<NewApp>,
+) -> ApiResult<(StatusCode, Json<App>)> {
     let input = body.parse()?;
-    let app = s.write(p.actor, move |ctx| service::create(ctx, &input)).await?;
+    let app = s
+        .write(p.actor, move |ctx| service::create(ctx, &input))
+        .await?;
     Ok((StatusCode::CREATED, Json(app)))
 }
 
 /// Lists apps in creation order.
 #[utoipa::path(get, path = "/api/apps", tag = "apps", params(AppListQuery),
     responses((status = 200, body = AppPage), (status = 400, body = Problem)))]
-async fn apps_list(State(s): State<AppState>, ApiQuery(q): ApiQuery<AppListQuery>) -> ApiResult<Json<AppPage>> {
+async fn apps_list(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<AppListQuery>,
+) -> ApiResult<Json<AppPage>> {
     let limit = crate::http::extract::page_limit(q.limit)?;
     let after = match q.cursor.as_deref() {
-        Some(c) => Some(crate::ids::parse_uuid(c).ok_or_else(|| Error::bad_request("invalid_cursor", "cursor is not one this server issued"))?),
+        Some(c) => Some(crate::ids::parse_uuid(c).ok_or_else(|| {
+            Error::bad_request("invalid_cursor", "cursor is not one this server issued")
+        })?),
         None => None,
     };
     let (items, next) = s.read(move |r| service::list(r, after, limit)).await?;

@@ -92,13 +92,22 @@ impl NewApp {
     /// Errors: 422 `validation_failed` listing each bad field.
     pub fn parse(self) -> Result<AppInput> {
         let mut v = Validator::new();
-        let name = v.take("name", parse_display_name(&self.name).map_err(|m| m.replace("display_name", "name")));
+        let name = v.take(
+            "name",
+            parse_display_name(&self.name).map_err(|m| m.replace("display_name", "name")),
+        );
         let slug = match self.slug.as_deref() {
             Some(s) => v.take("slug", parse_slug(s)).map(Some),
             None => Some(None),
         };
-        let description = self.description.map(|d| d.trim().to_string()).filter(|d| !d.is_empty());
-        if description.as_ref().is_some_and(|d| d.chars().count() > 1000) {
+        let description = self
+            .description
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty());
+        if description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > 1000)
+        {
             v.add("description", "description is longer than 1000 characters");
         }
         v.finish()?;
@@ -117,7 +126,10 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
     let slug = match &input.slug {
         Some(s) => {
             if ctx.contains(APP_SLUGS, s.as_bytes())? {
-                return Err(Error::conflict("slug_taken", format!("app slug '{s}' is already in use: choose another")));
+                return Err(Error::conflict(
+                    "slug_taken",
+                    format!("app slug '{s}' is already in use: choose another"),
+                ));
             }
             s.clone()
         }
@@ -148,14 +160,19 @@ fn free_slug(r: &impl Reader, base: &str) -> Result<String> {
             base.to_string()
         } else {
             let suffix = format!("-{n}");
-            let keep = base.len().min(crate::tenants::model::SLUG_MAX - suffix.len());
+            let keep = base
+                .len()
+                .min(crate::tenants::model::SLUG_MAX - suffix.len());
             format!("{}{suffix}", base[..keep].trim_end_matches('-'))
         };
         if !r.contains(APP_SLUGS, candidate.as_bytes())? {
             return Ok(candidate);
         }
     }
-    Err(Error::conflict("slug_taken", format!("no free slug near '{base}': give one explicitly")))
+    Err(Error::conflict(
+        "slug_taken",
+        format!("no free slug near '{base}': give one explicitly"),
+    ))
 }
 
 /// One app.
@@ -173,7 +190,11 @@ pub fn exists(r: &impl Reader, id: &Uuid) -> Result<bool> {
 }
 
 /// A page of apps in creation order after `cursor` (an app id).
-pub fn list(r: &impl Reader, after: Option<Uuid>, limit: usize) -> Result<(Vec<App>, Option<Uuid>)> {
+pub fn list(
+    r: &impl Reader,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<(Vec<App>, Option<Uuid>)> {
     let mut range = Range::all();
     if let Some(a) = after {
         range = range.after(a.as_bytes());

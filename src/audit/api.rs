@@ -52,7 +52,12 @@ pub struct AuditParams {
 fn parse_time(field: &str, s: &str) -> Result<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp_micros())
-        .map_err(|_| Error::bad_request("invalid_query", format!("{field} '{s}' is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)")))
+        .map_err(|_| {
+            Error::bad_request(
+                "invalid_query",
+                format!("{field} '{s}' is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)"),
+            )
+        })
 }
 
 fn parse_chain(s: &str) -> Result<ChainId> {
@@ -70,21 +75,35 @@ impl AuditParams {
             .map(|t| {
                 crate::ids::parse_uuid(&t)
                     .map(ChainId::Tenant)
-                    .ok_or_else(|| Error::bad_request("invalid_query", format!("tenant_id '{t}' is not a UUID")))
+                    .ok_or_else(|| {
+                        Error::bad_request(
+                            "invalid_query",
+                            format!("tenant_id '{t}' is not a UUID"),
+                        )
+                    })
             })
             .transpose()?;
-        if let (Some(c), Some(t)) = (chain, tenant) {
-            if c != t {
-                return Err(Error::bad_request("invalid_query", "chain and tenant_id name different chains"));
-            }
+        if let (Some(c), Some(t)) = (chain, tenant)
+            && c != t
+        {
+            return Err(Error::bad_request(
+                "invalid_query",
+                "chain and tenant_id name different chains",
+            ));
         }
-        let from = nonempty(self.from).map(|f| parse_time("from", &f)).transpose()?;
-        let to = nonempty(self.to).map(|t| parse_time("to", &t)).transpose()?;
+        let from = nonempty(self.from)
+            .map(|f| parse_time("from", &f))
+            .transpose()?;
+        let to = nonempty(self.to)
+            .map(|t| parse_time("to", &t))
+            .transpose()?;
         let cursor = nonempty(self.cursor)
             .map(|c| {
                 base64::engine::general_purpose::URL_SAFE_NO_PAD
                     .decode(c)
-                    .map_err(|_| Error::bad_request("invalid_cursor", "cursor is not one this server issued"))
+                    .map_err(|_| {
+                        Error::bad_request("invalid_cursor", "cursor is not one this server issued")
+                    })
             })
             .transpose()?;
         Ok(AuditQuery {
@@ -111,7 +130,10 @@ pub struct AuditPage {
 /// Browses the ledger newest first, by chain or tenant, actor, action and time range.
 #[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditParams),
     responses((status = 200, body = AuditPage), (status = 400, body = Problem)))]
-async fn audit_list(State(s): State<AppState>, ApiQuery(params): ApiQuery<AuditParams>) -> ApiResult<Json<AuditPage>> {
+async fn audit_list(
+    State(s): State<AppState>,
+    ApiQuery(params): ApiQuery<AuditParams>,
+) -> ApiResult<Json<AuditPage>> {
     let q = params.parse()?;
     let page = s.read(move |r| ledger::browse(r, &q)).await?;
     Ok(Json(AuditPage {
@@ -143,10 +165,23 @@ pub struct VerifyResponse {
 /// checkpoint at the head of each chain that verified.
 #[utoipa::path(post, path = "/api/audit/verify", tag = "audit", request_body(content = Option<VerifyRequest>),
     responses((status = 200, body = VerifyResponse), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn audit_verify(State(s): State<AppState>, OptionalJson(body): OptionalJson<VerifyRequest>) -> ApiResult<Json<VerifyResponse>> {
-    let chain = body.chain.as_deref().map(|c| ChainId::parse(c).map_err(|m| Error::invalid("chain", m))).transpose()?;
-    let mode = if body.full.unwrap_or(false) { Mode::Full } else { Mode::FromCheckpoint };
-    let results = super::verify_and_checkpoint(s.store(), s.clock().now(), s.install_key(), chain, mode).await?;
+async fn audit_verify(
+    State(s): State<AppState>,
+    OptionalJson(body): OptionalJson<VerifyRequest>,
+) -> ApiResult<Json<VerifyResponse>> {
+    let chain = body
+        .chain
+        .as_deref()
+        .map(|c| ChainId::parse(c).map_err(|m| Error::invalid("chain", m)))
+        .transpose()?;
+    let mode = if body.full.unwrap_or(false) {
+        Mode::Full
+    } else {
+        Mode::FromCheckpoint
+    };
+    let results =
+        super::verify_and_checkpoint(s.store(), s.clock().now(), s.install_key(), chain, mode)
+            .await?;
     Ok(Json(VerifyResponse { results }))
 }
 
@@ -161,7 +196,10 @@ pub struct CheckpointRequest {
 /// Verifies `chain` since its last checkpoint and signs its current head.
 #[utoipa::path(post, path = "/api/audit/checkpoints", tag = "audit", request_body = CheckpointRequest,
     responses((status = 201, body = Checkpoint), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn audit_checkpoint(State(s): State<AppState>, ApiJson(body): ApiJson<CheckpointRequest>) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
+async fn audit_checkpoint(
+    State(s): State<AppState>,
+    ApiJson(body): ApiJson<CheckpointRequest>,
+) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
     let chain = ChainId::parse(&body.chain).map_err(|m| Error::invalid("chain", m))?;
     let cp = super::checkpoint(s.store(), s.clock().now(), s.install_key(), chain).await?;
     Ok((StatusCode::CREATED, Json(cp)))
@@ -178,7 +216,10 @@ pub struct ChainParam {
 /// The signed checkpoints of a chain, oldest first.
 #[utoipa::path(get, path = "/api/audit/checkpoints", tag = "audit", params(ChainParam),
     responses((status = 200, body = Vec<Checkpoint>), (status = 400, body = Problem)))]
-async fn audit_checkpoints_list(State(s): State<AppState>, ApiQuery(q): ApiQuery<ChainParam>) -> ApiResult<Json<Vec<Checkpoint>>> {
+async fn audit_checkpoints_list(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ChainParam>,
+) -> ApiResult<Json<Vec<Checkpoint>>> {
     let chain = parse_chain(&q.chain)?;
     Ok(Json(super::list_checkpoints(s.store(), chain).await?))
 }
@@ -187,14 +228,25 @@ async fn audit_checkpoints_list(State(s): State<AppState>, ApiQuery(q): ApiQuery
 /// in seq order, then its `{"checkpoint"}` lines.
 #[utoipa::path(get, path = "/api/audit/export", tag = "audit", params(ChainParam),
     responses((status = 200, content_type = "application/x-ndjson", body = String), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn audit_export(State(s): State<AppState>, ApiQuery(q): ApiQuery<ChainParam>) -> ApiResult<Response> {
+async fn audit_export(
+    State(s): State<AppState>,
+    ApiQuery(q): ApiQuery<ChainParam>,
+) -> ApiResult<Response> {
     let chain = parse_chain(&q.chain)?;
     let rx = super::export(s.store(), chain).await?;
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
-    let stream = tokio_stream::StreamExt::map(stream, |r| r.map_err(|e| std::io::Error::other(e.to_string())));
-    let file = format!("attachment; filename=\"audit-{}.ndjson\"", chain.to_string().replace(':', "-"));
+    let stream = tokio_stream::StreamExt::map(stream, |r| {
+        r.map_err(|e| std::io::Error::other(e.to_string()))
+    });
+    let file = format!(
+        "attachment; filename=\"audit-{}.ndjson\"",
+        chain.to_string().replace(':', "-")
+    );
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson".to_string()), (header::CONTENT_DISPOSITION, file)],
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::CONTENT_DISPOSITION, file),
+        ],
         Body::from_stream(stream),
     )
         .into_response())

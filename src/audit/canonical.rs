@@ -92,7 +92,10 @@ mod tests {
 
     #[test]
     fn strings_are_escaped_like_json_stringify() {
-        check(json!("\u{8}\t\n\u{c}\r\u{1}\u{1f}\"\\/é€😀\u{7f}"), "\"\\b\\t\\n\\f\\r\\u0001\\u001f\\\"\\\\/é€😀\u{7f}\"");
+        check(
+            json!("\u{8}\t\n\u{c}\r\u{1}\u{1f}\"\\/é€😀\u{7f}"),
+            "\"\\b\\t\\n\\f\\r\\u0001\\u001f\\\"\\\\/é€😀\u{7f}\"",
+        );
     }
 
     #[test]
@@ -104,6 +107,9 @@ mod tests {
 
     #[test]
     fn floats_are_refused() {
-        assert_eq!(to_vec(&json!({"x": 1.5})), Err(CanonicalError::Float("1.5".into())));
+        assert_eq!(
+            to_vec(&json!({"x": 1.5})),
+            Err(CanonicalError::Float("1.5".into()))
+        );
     }
 }

@@ -20,7 +20,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::model::{CHAIN_KEY_LEN, ChainId, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord, Target};
+use super::model::{
+    CHAIN_KEY_LEN, ChainId, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord, Target,
+};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::store::keys::{Key, KeyReader};
@@ -77,11 +79,22 @@ pub fn head(r: &impl Reader, chain: &ChainId) -> Result<Option<HeadRecord>> {
 /// (a JSON object of integers, strings, booleans, nulls, arrays and objects).
 ///
 /// Errors: `Internal` if `data` holds a float (a programming error: the ledger is integer-only).
-pub fn append(ctx: &mut WriteCtx<'_>, chain: &ChainId, action: &str, target: &Target, data: Value) -> Result<Appended> {
-    let data_bytes = canonical::to_vec(&data).map_err(|e| Error::Internal(format!("{action}: {e}")))?;
+pub fn append(
+    ctx: &mut WriteCtx<'_>,
+    chain: &ChainId,
+    action: &str,
+    target: &Target,
+    data: Value,
+) -> Result<Appended> {
+    let data_bytes =
+        canonical::to_vec(&data).map_err(|e| Error::Internal(format!("{action}: {e}")))?;
     let data_sha = hex::encode(Sha256::digest(&data_bytes));
     let (seq, prev, last_ts) = match head(ctx, chain)? {
-        Some(HeadRecord::V1 { seq, hash, ts_micros }) => (seq + 1, hash, ts_micros),
+        Some(HeadRecord::V1 {
+            seq,
+            hash,
+            ts_micros,
+        }) => (seq + 1, hash, ts_micros),
         None => (1, GENESIS, i64::MIN),
     };
     let ts_micros = to_micros(ctx.now).max(last_ts);
@@ -106,12 +119,30 @@ pub fn append(ctx: &mut WriteCtx<'_>, chain: &ChainId, action: &str, target: &Ta
     stored.extend_from_slice(&env_bytes);
     ctx.put(ENTRIES, &key, &stored)?;
     ctx.put(DATA, &key, &data_bytes)?;
-    ctx.put_record(HEADS, &chain.key(), &HeadRecord::V1 { seq, hash, ts_micros })?;
+    ctx.put_record(
+        HEADS,
+        &chain.key(),
+        &HeadRecord::V1 {
+            seq,
+            hash,
+            ts_micros,
+        },
+    )?;
     let tail = Key::new().i64(ts_micros).raw(&chain.key()).u64(seq);
-    ctx.put(INDEX, Key::new().u8(IDX_TIME).raw(tail.as_bytes()).as_bytes(), &[])?;
-    let actor_key = Key::new().u8(IDX_ACTOR).raw(&short_hash(&ctx.actor.id)).raw(tail.as_bytes());
+    ctx.put(
+        INDEX,
+        Key::new().u8(IDX_TIME).raw(tail.as_bytes()).as_bytes(),
+        &[],
+    )?;
+    let actor_key = Key::new()
+        .u8(IDX_ACTOR)
+        .raw(&short_hash(&ctx.actor.id))
+        .raw(tail.as_bytes());
     ctx.put(INDEX, actor_key.as_bytes(), &[])?;
-    let action_key = Key::new().u8(IDX_ACTION).raw(&short_hash(action)).raw(tail.as_bytes());
+    let action_key = Key::new()
+        .u8(IDX_ACTION)
+        .raw(&short_hash(action))
+        .raw(tail.as_bytes());
     ctx.put(INDEX, action_key.as_bytes(), &[])?;
     ctx.put(DIRTY, &chain.key(), &[])?;
     ctx.touch(Topic::Chain(chain.to_string()));
@@ -131,8 +162,14 @@ pub fn split_stored(stored: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Decodes one stored entry (and its data row) into its view.
 pub fn view(stored: &[u8], data: Option<&[u8]>) -> Result<EntryView> {
-    let corrupt = |d: String| Error::Store(crate::store::Error::Corrupt { table: ENTRIES.name(), detail: d });
-    let (hash, env) = split_stored(stored).ok_or_else(|| corrupt("entry shorter than its hash".into()))?;
+    let corrupt = |d: String| {
+        Error::Store(crate::store::Error::Corrupt {
+            table: ENTRIES.name(),
+            detail: d,
+        })
+    };
+    let (hash, env) =
+        split_stored(stored).ok_or_else(|| corrupt("entry shorter than its hash".into()))?;
     let e: EnvelopeRef<'_> = serde_json::from_slice(env).map_err(|e| corrupt(e.to_string()))?;
     let data = match data {
         Some(d) => Some(serde_json::from_slice(d).map_err(|e| corrupt(e.to_string()))?),
@@ -166,10 +203,15 @@ pub fn read_entry(r: &impl Reader, chain: &ChainId, seq: u64) -> Result<Option<E
 /// The checkpoints of `chain`, oldest first.
 pub fn checkpoints(r: &impl Reader, chain: &ChainId) -> Result<Vec<CheckpointRecord>> {
     let mut out = Vec::new();
-    r.scan(CHECKPOINTS, &Range::prefix(&chain.key()), Dir::Asc, &mut |_, v| {
-        out.push(codec::decode(CHECKPOINTS.name(), v)?);
-        Ok(ControlFlow::Continue(()))
-    })?;
+    r.scan(
+        CHECKPOINTS,
+        &Range::prefix(&chain.key()),
+        Dir::Asc,
+        &mut |_, v| {
+            out.push(codec::decode(CHECKPOINTS.name(), v)?);
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     Ok(out)
 }
 
@@ -183,13 +225,17 @@ pub fn last_checkpoint(r: &impl Reader, chain: &ChainId) -> Result<Option<Checkp
 
 /// Stores a signed checkpoint and, when it signs the current head, clears the chain's dirty
 /// mark.
-pub fn put_checkpoint(ctx: &mut WriteCtx<'_>, chain: &ChainId, record: &CheckpointRecord) -> Result<()> {
+pub fn put_checkpoint(
+    ctx: &mut WriteCtx<'_>,
+    chain: &ChainId,
+    record: &CheckpointRecord,
+) -> Result<()> {
     let CheckpointRecord::V1 { seq, .. } = record;
     ctx.put_record(CHECKPOINTS, &entry_key(chain, *seq), record)?;
-    if let Some(HeadRecord::V1 { seq: head_seq, .. }) = head(ctx, chain)? {
-        if head_seq == *seq {
-            ctx.delete(DIRTY, &chain.key())?;
-        }
+    if let Some(HeadRecord::V1 { seq: head_seq, .. }) = head(ctx, chain)?
+        && head_seq == *seq
+    {
+        ctx.delete(DIRTY, &chain.key())?;
     }
     Ok(())
 }
@@ -256,8 +302,14 @@ pub const SCAN_BUDGET: usize = 20_000;
 pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
     let (source, prefix): (u8, Vec<u8>) = match (&q.chain, &q.actor_id, &q.action) {
         (Some(c), _, _) => (0xFF, c.key().to_vec()),
-        (None, Some(a), _) => (IDX_ACTOR, Key::new().u8(IDX_ACTOR).raw(&short_hash(a)).into_bytes()),
-        (None, None, Some(a)) => (IDX_ACTION, Key::new().u8(IDX_ACTION).raw(&short_hash(a)).into_bytes()),
+        (None, Some(a), _) => (
+            IDX_ACTOR,
+            Key::new().u8(IDX_ACTOR).raw(&short_hash(a)).into_bytes(),
+        ),
+        (None, None, Some(a)) => (
+            IDX_ACTION,
+            Key::new().u8(IDX_ACTION).raw(&short_hash(a)).into_bytes(),
+        ),
         (None, None, None) => (IDX_TIME, vec![IDX_TIME]),
     };
     let mut range = Range::prefix(&prefix);
@@ -324,7 +376,11 @@ pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
                 .unwrap_or(0);
             if q.from.is_some_and(|f| ts < f) {
                 // Within a chain `ts` never decreases, so older entries cannot match either.
-                return Ok(if source == 0xFF { ControlFlow::Break(()) } else { ControlFlow::Continue(()) });
+                return Ok(if source == 0xFF {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                });
             }
             let keep = q.to.is_none_or(|t| ts <= t)
                 && q.actor_id.as_ref().is_none_or(|a| &entry.actor.id == a)

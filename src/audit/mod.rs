@@ -59,7 +59,12 @@ pub async fn verify_and_checkpoint(
 }
 
 /// Verifies without signing anything (offline CLI, and tests).
-pub async fn verify(store: &Store, key: &Arc<InstallKey>, chain: Option<ChainId>, mode: Mode) -> Result<Vec<ChainReport>> {
+pub async fn verify(
+    store: &Store,
+    key: &Arc<InstallKey>,
+    chain: Option<ChainId>,
+    mode: Mode,
+) -> Result<Vec<ChainReport>> {
     let ring = KeyRing::new([key.public()]);
     store
         .read(move |r| {
@@ -72,14 +77,22 @@ pub async fn verify(store: &Store, key: &Arc<InstallKey>, chain: Option<ChainId>
                 }
                 None => ledger::all_heads(r)?.into_iter().map(|(c, _)| c).collect(),
             };
-            chains.iter().map(|c| verify::verify_chain(r, c, &ring, mode)).collect()
+            chains
+                .iter()
+                .map(|c| verify::verify_chain(r, c, &ring, mode))
+                .collect()
         })
         .await
 }
 
 /// Signs `(seq, hash)` for each chain unless a checkpoint at or beyond `seq` exists. The entry
 /// must still carry that hash when the signature is stored; the write re-checks it.
-async fn sign_heads(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, heads: Vec<(ChainId, u64, [u8; 32])>) -> Result<Vec<Checkpoint>> {
+async fn sign_heads(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: &Arc<InstallKey>,
+    heads: Vec<(ChainId, u64, [u8; 32])>,
+) -> Result<Vec<Checkpoint>> {
     if heads.is_empty() {
         return Ok(Vec::new());
     }
@@ -89,11 +102,11 @@ async fn sign_heads(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, he
             let mut out = Vec::new();
             for (chain, seq, hash) in &heads {
                 let existing = ledger::last_checkpoint(ctx, chain)?;
-                if let Some(cp @ CheckpointRecord::V1 { seq: cp_seq, .. }) = &existing {
-                    if cp_seq >= seq {
-                        out.push(signing::publish(chain, cp));
-                        continue;
-                    }
+                if let Some(cp @ CheckpointRecord::V1 { seq: cp_seq, .. }) = &existing
+                    && cp_seq >= seq
+                {
+                    out.push(signing::publish(chain, cp));
+                    continue;
                 }
                 let still = ctx
                     .get(ledger::ENTRIES, &ledger::entry_key(chain, *seq))?
@@ -114,7 +127,12 @@ async fn sign_heads(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, he
 /// head. Returns the newest checkpoint (an existing one when the head has not moved).
 ///
 /// Errors: 404 unknown chain; 409 `chain_broken` naming the first bad seq.
-pub async fn checkpoint(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>, chain: ChainId) -> Result<Checkpoint> {
+pub async fn checkpoint(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: &Arc<InstallKey>,
+    chain: ChainId,
+) -> Result<Checkpoint> {
     let report = verify(store, key, Some(chain), Mode::FromCheckpoint)
         .await?
         .pop()
@@ -136,7 +154,12 @@ pub async fn checkpoint(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>
     sign_heads(store, now, key, vec![(chain, report.head_seq, hash)])
         .await?
         .pop()
-        .ok_or_else(|| Error::conflict("conflict", format!("chain {chain} moved while it was being signed; retry")))
+        .ok_or_else(|| {
+            Error::conflict(
+                "conflict",
+                format!("chain {chain} moved while it was being signed; retry"),
+            )
+        })
 }
 
 /// What the `checkpoint_chains` job did.
@@ -150,7 +173,11 @@ pub struct CheckpointSummary {
 
 /// Signs every chain whose head moved since its last checkpoint, after verifying the new
 /// segment. Broken chains are reported, never signed.
-pub async fn checkpoint_dirty(store: &Store, now: DateTime<Utc>, key: &Arc<InstallKey>) -> Result<CheckpointSummary> {
+pub async fn checkpoint_dirty(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: &Arc<InstallKey>,
+) -> Result<CheckpointSummary> {
     let ring = KeyRing::new([key.public()]);
     let reports = store
         .read(move |r| {
@@ -164,7 +191,9 @@ pub async fn checkpoint_dirty(store: &Store, now: DateTime<Utc>, key: &Arc<Insta
     let mut heads = Vec::new();
     for r in reports {
         if r.ok {
-            let hash = hex::decode(&r.head_hash).ok().and_then(|h| <[u8; 32]>::try_from(h).ok());
+            let hash = hex::decode(&r.head_hash)
+                .ok()
+                .and_then(|h| <[u8; 32]>::try_from(h).ok());
             if let (Ok(c), Some(h)) = (ChainId::parse(&r.chain), hash) {
                 heads.push((c, r.head_seq, h));
             }
@@ -179,7 +208,12 @@ pub async fn checkpoint_dirty(store: &Store, now: DateTime<Utc>, key: &Arc<Insta
 /// The published checkpoints of `chain`, oldest first.
 pub async fn list_checkpoints(store: &Store, chain: ChainId) -> Result<Vec<Checkpoint>> {
     store
-        .read(move |r| Ok(ledger::checkpoints(r, &chain)?.iter().map(|cp| signing::publish(&chain, cp)).collect()))
+        .read(move |r| {
+            Ok(ledger::checkpoints(r, &chain)?
+                .iter()
+                .map(|cp| signing::publish(&chain, cp))
+                .collect())
+        })
         .await
 }
 
@@ -188,8 +222,13 @@ pub async fn list_checkpoints(store: &Store, chain: ChainId) -> Result<Vec<Check
 /// seq order, then one `{"checkpoint": {...}}` line per checkpoint. Chunks of about 64 KiB.
 ///
 /// Errors: 404 when the chain has no entries (checked before streaming starts).
-pub async fn export(store: &Store, chain: ChainId) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
-    let exists = store.read(move |r| Ok::<_, Error>(ledger::head(r, &chain)?.is_some())).await?;
+pub async fn export(
+    store: &Store,
+    chain: ChainId,
+) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
+    let exists = store
+        .read(move |r| Ok::<_, Error>(ledger::head(r, &chain)?.is_some()))
+        .await?;
     if !exists {
         return Err(Error::not_found("chain", chain.to_string()));
     }
@@ -205,7 +244,11 @@ pub async fn export(store: &Store, chain: ChainId) -> Result<tokio::sync::mpsc::
 }
 
 /// Writes the export of `chain` into `tx` in chunks; stops quietly if the receiver is gone.
-fn write_export(r: &impl Reader, chain: &ChainId, tx: &tokio::sync::mpsc::Sender<Result<Bytes>>) -> Result<()> {
+fn write_export(
+    r: &impl Reader,
+    chain: &ChainId,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes>>,
+) -> Result<()> {
     const CHUNK: usize = 64 * 1024;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
     let mut gone = false;
@@ -218,21 +261,32 @@ fn write_export(r: &impl Reader, chain: &ChainId, tx: &tokio::sync::mpsc::Sender
         gone
     };
     let mut failure = None;
-    r.scan(ledger::ENTRIES, &Range::prefix(&chain.key()), Dir::Asc, &mut |key, stored| {
-        let Some((hash, env)) = ledger::split_stored(stored) else {
-            failure = Some(Error::Internal(format!("entry {key:?} is shorter than its hash")));
-            return Ok(ControlFlow::Break(()));
-        };
-        let data = r.get(ledger::DATA, key)?;
-        buf.extend_from_slice(b"{\"entry\":");
-        buf.extend_from_slice(env);
-        buf.extend_from_slice(b",\"hash\":\"");
-        buf.extend_from_slice(hex::encode(hash).as_bytes());
-        buf.extend_from_slice(b"\",\"data\":");
-        buf.extend_from_slice(data.as_deref().unwrap_or(b"null"));
-        buf.extend_from_slice(b"}\n");
-        Ok(if flush(&mut buf, false) { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-    })?;
+    r.scan(
+        ledger::ENTRIES,
+        &Range::prefix(&chain.key()),
+        Dir::Asc,
+        &mut |key, stored| {
+            let Some((hash, env)) = ledger::split_stored(stored) else {
+                failure = Some(Error::Internal(format!(
+                    "entry {key:?} is shorter than its hash"
+                )));
+                return Ok(ControlFlow::Break(()));
+            };
+            let data = r.get(ledger::DATA, key)?;
+            buf.extend_from_slice(b"{\"entry\":");
+            buf.extend_from_slice(env);
+            buf.extend_from_slice(b",\"hash\":\"");
+            buf.extend_from_slice(hex::encode(hash).as_bytes());
+            buf.extend_from_slice(b"\",\"data\":");
+            buf.extend_from_slice(data.as_deref().unwrap_or(b"null"));
+            buf.extend_from_slice(b"}\n");
+            Ok(if flush(&mut buf, false) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
     if let Some(e) = failure {
         return Err(e);
     }

@@ -30,7 +30,9 @@ impl ChainId {
                 .map(ChainId::Tenant)
                 .map_err(|_| format!("chain '{s}' is invalid: tenant chains are 'tenant:<uuid>'"));
         }
-        Err(format!("chain '{s}' is invalid: use 'platform' or 'tenant:<uuid>'"))
+        Err(format!(
+            "chain '{s}' is invalid: use 'platform' or 'tenant:<uuid>'"
+        ))
     }
 
     /// The fixed-width key prefix of this chain's rows.
@@ -47,7 +49,9 @@ impl ChainId {
     pub fn from_key(k: &[u8]) -> Option<ChainId> {
         match k.first()? {
             0 => Some(ChainId::Platform),
-            1 => Uuid::from_slice(k.get(1..CHAIN_KEY_LEN)?).ok().map(ChainId::Tenant),
+            1 => Uuid::from_slice(k.get(1..CHAIN_KEY_LEN)?)
+                .ok()
+                .map(ChainId::Tenant),
             _ => None,
         }
     }

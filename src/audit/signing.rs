@@ -46,7 +46,9 @@ pub struct InstallKey {
 
 impl std::fmt::Debug for InstallKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InstallKey").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("InstallKey")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -84,7 +86,8 @@ impl InstallKey {
                 getrandom::fill(&mut seed).map_err(|e| io(format!("no randomness: {e}")))?;
                 let dir = data_dir.join("keys");
                 crate::store::ensure_private_dir(&dir).map_err(|e| io(e.to_string()))?;
-                write_private(&path, format!("{}\n", B64.encode(seed)).as_bytes()).map_err(|e| io(e.to_string()))?;
+                write_private(&path, format!("{}\n", B64.encode(seed)).as_bytes())
+                    .map_err(|e| io(e.to_string()))?;
                 Ok(InstallKey::from_seed(&seed))
             }
             Err(e) => Err(io(e.to_string())),
@@ -119,7 +122,13 @@ impl InstallKey {
     }
 
     /// Signs the head `(seq, hash)` of `chain` at `ts`.
-    pub fn sign_checkpoint(&self, chain: &ChainId, seq: u64, hash: [u8; 32], ts: String) -> CheckpointRecord {
+    pub fn sign_checkpoint(
+        &self,
+        chain: &ChainId,
+        seq: u64,
+        hash: [u8; 32],
+        ts: String,
+    ) -> CheckpointRecord {
         let msg = checkpoint_message(&chain.to_string(), seq, &hex::encode(hash), &ts);
         let sig = self.signing.sign(&msg);
         CheckpointRecord::V1 {
@@ -218,7 +227,9 @@ mod tests {
         let chain = ChainId::Platform;
         let cp = key.sign_checkpoint(&chain, 5, [1; 32], "2026-11-21T10:00:00.000000Z".into());
         assert!(ring.verifies(&chain, &cp));
-        let CheckpointRecord::V1 { ts, key_id, sig, .. } = cp.clone();
+        let CheckpointRecord::V1 {
+            ts, key_id, sig, ..
+        } = cp.clone();
         let moved = CheckpointRecord::V1 {
             seq: 6,
             hash: [1; 32],
@@ -239,7 +250,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(InstallKey::path(dir.path())).unwrap().permissions().mode();
+            let mode = std::fs::metadata(InstallKey::path(dir.path()))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

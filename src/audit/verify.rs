@@ -59,7 +59,12 @@ struct Failure {
 }
 
 /// Verifies `chain`. A chain without a head (no entries) verifies trivially with head 0.
-pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode) -> Result<ChainReport> {
+pub fn verify_chain(
+    r: &impl Reader,
+    chain: &ChainId,
+    keys: &KeyRing,
+    mode: Mode,
+) -> Result<ChainReport> {
     let (head_seq, head_hash) = match ledger::head(r, chain)? {
         Some(HeadRecord::V1 { seq, hash, .. }) => (seq, hash),
         None => (0, GENESIS),
@@ -90,7 +95,9 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
         if !keys.verifies(chain, cp) {
             note(Failure {
                 seq: *seq,
-                problem: format!("the checkpoint at seq {seq} has an invalid signature or an unknown key"),
+                problem: format!(
+                    "the checkpoint at seq {seq} has an invalid signature or an unknown key"
+                ),
             });
         }
     }
@@ -105,7 +112,10 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
                 report.entries_checked += 1;
                 if let Some((stored_hash, env)) = ledger::split_stored(&stored) {
                     let computed: [u8; 32] = Sha256::digest(env).into();
-                    if computed == *hash && stored_hash == hash.as_slice() && envelope_seq(env) == Some(*seq) {
+                    if computed == *hash
+                        && stored_hash == hash.as_slice()
+                        && envelope_seq(env) == Some(*seq)
+                    {
                         anchor = Some((*seq, *hash));
                         break;
                     }
@@ -124,11 +134,18 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
     let range = Range::prefix(&chain.key()).from(&ledger::entry_key(chain, start));
     let mut walk_failure: Option<Failure> = None;
     r.scan(ENTRIES, &range, Dir::Asc, &mut |key, stored| {
-        let seq = key.get(17..25).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0);
+        let seq = key
+            .get(17..25)
+            .and_then(|b| b.try_into().ok())
+            .map(u64::from_be_bytes)
+            .unwrap_or(0);
         let fail = |seq: u64, problem: String| Failure { seq, problem };
         let outcome: std::result::Result<[u8; 32], Failure> = (|| {
             if seq != expected {
-                return Err(fail(expected, format!("entry {expected} is missing (the next stored entry is {seq})")));
+                return Err(fail(
+                    expected,
+                    format!("entry {expected} is missing (the next stored entry is {seq})"),
+                ));
             }
             let (stored_hash, env) = ledger::split_stored(stored)
                 .ok_or_else(|| fail(seq, format!("entry {seq} is shorter than its hash")))?;
@@ -136,28 +153,50 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
             report.entries_checked += 1;
             report.bytes_checked += env.len() as u64;
             if computed.as_slice() != stored_hash {
-                return Err(fail(seq, format!("entry {seq} was altered: its content no longer matches its hash")));
+                return Err(fail(
+                    seq,
+                    format!("entry {seq} was altered: its content no longer matches its hash"),
+                ));
             }
             let e: EnvelopeRef<'_> = serde_json::from_slice(env)
                 .map_err(|err| fail(seq, format!("entry {seq} is not a valid envelope: {err}")))?;
             if e.v != 1 {
-                return Err(fail(seq, format!("entry {seq} has unknown format version {}", e.v)));
+                return Err(fail(
+                    seq,
+                    format!("entry {seq} has unknown format version {}", e.v),
+                ));
             }
             if e.chain != chain_name {
-                return Err(fail(seq, format!("entry {seq} belongs to chain '{}'", e.chain)));
+                return Err(fail(
+                    seq,
+                    format!("entry {seq} belongs to chain '{}'", e.chain),
+                ));
             }
             if e.seq != seq {
-                return Err(fail(seq, format!("entry {seq} carries seq {} (entries were reordered)", e.seq)));
+                return Err(fail(
+                    seq,
+                    format!("entry {seq} carries seq {} (entries were reordered)", e.seq),
+                ));
             }
             if e.prev != hex::encode(prev) {
-                return Err(fail(seq, format!("entry {seq} does not link to the hash of entry {}", seq - 1)));
+                return Err(fail(
+                    seq,
+                    format!("entry {seq} does not link to the hash of entry {}", seq - 1),
+                ));
             }
             // Shredded data is absent and skipped; present data must match its digest.
-            let data = r.get(DATA, key).map_err(|err| fail(seq, format!("reading the data of entry {seq}: {err}")))?;
+            let data = r
+                .get(DATA, key)
+                .map_err(|err| fail(seq, format!("reading the data of entry {seq}: {err}")))?;
             if let Some(data) = data {
                 report.bytes_checked += data.len() as u64;
                 if hex::encode(Sha256::digest(&data)) != e.data_sha256 {
-                    return Err(fail(seq, format!("the data of entry {seq} was altered: it no longer matches data_sha256")));
+                    return Err(fail(
+                        seq,
+                        format!(
+                            "the data of entry {seq} was altered: it no longer matches data_sha256"
+                        ),
+                    ));
                 }
             }
             Ok(computed)
@@ -198,7 +237,9 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
             if !matches {
                 note(Failure {
                     seq: *seq,
-                    problem: format!("entry {seq} no longer matches the checkpoint signed at that seq"),
+                    problem: format!(
+                        "entry {seq} no longer matches the checkpoint signed at that seq"
+                    ),
                 });
             }
         }
@@ -208,7 +249,10 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
     if head_seq > walked_to {
         note(Failure {
             seq: walked_to + 1,
-            problem: format!("entries {}..={head_seq} are missing: the head names seq {head_seq}", walked_to + 1),
+            problem: format!(
+                "entries {}..={head_seq} are missing: the head names seq {head_seq}",
+                walked_to + 1
+            ),
         });
     } else if head_seq < walked_to {
         note(Failure {
@@ -231,5 +275,7 @@ pub fn verify_chain(r: &impl Reader, chain: &ChainId, keys: &KeyRing, mode: Mode
 }
 
 fn envelope_seq(env: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<EnvelopeRef<'_>>(env).ok().map(|e| e.seq)
+    serde_json::from_slice::<EnvelopeRef<'_>>(env)
+        .ok()
+        .map(|e| e.seq)
 }

@@ -20,14 +20,20 @@ pub const ADMIN_OPS_ACTOR: &str = "admin-ops-token";
 
 /// The token a request presents, if any.
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let (scheme, token) = v.split_once(' ')?;
         if scheme.eq_ignore_ascii_case("bearer") {
             return Some(token.trim());
         }
         return None;
     }
-    headers.get("x-admin-ops-token").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-admin-ops-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Resolves the caller: `Ok(None)` without credentials, `Err(401)` with credentials that match
@@ -36,14 +42,14 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Prin
     let Some(token) = presented_token(headers) else {
         return Ok(None);
     };
-    if let Some(secret) = &state.config().admin_ops_token {
-        if secret.matches(token) {
-            return Ok(Some(Principal {
-                actor: Actor::operator(ADMIN_OPS_ACTOR),
-                role: Role::SuperAdmin,
-                display_name: "admin ops token".into(),
-            }));
-        }
+    if let Some(secret) = &state.config().admin_ops_token
+        && secret.matches(token)
+    {
+        return Ok(Some(Principal {
+            actor: Actor::operator(ADMIN_OPS_ACTOR),
+            role: Role::SuperAdmin,
+            display_name: "admin ops token".into(),
+        }));
     }
     Err(Error::Unauthorized(
         "the token is not valid: check admin_ops_token (TENANTRY_ADMIN_OPS_TOKEN) or create an operator token".into(),
@@ -52,8 +58,16 @@ pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Prin
 
 /// Middleware: authenticates, then calls [`rbac::authorize`] with the matched route template.
 /// Requests that matched no route pass through to the 404 fallback.
-pub async fn authorize_request(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let Some(path) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()) else {
+pub async fn authorize_request(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let Some(path) = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+    else {
         return next.run(req).await;
     };
     let method = req.method().as_str().to_owned();

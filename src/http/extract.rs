@@ -45,7 +45,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             }
             return Err(ApiError(Error::UnsupportedMediaType));
         }
-        ApiJson::<T>::from_request(req, state).await.map(|ApiJson(v)| OptionalJson(v))
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(v)| OptionalJson(v))
     }
 }
 
@@ -53,14 +55,30 @@ fn body_rejection(status: StatusCode, text: &str) -> Error {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge
     } else {
-        Error::bad_request("bad_request", format!("could not read the request body: {text}"))
+        Error::bad_request(
+            "bad_request",
+            format!("could not read the request body: {text}"),
+        )
     }
 }
 
 fn json_rejection(r: &JsonRejection) -> Error {
     match r {
-        JsonRejection::JsonDataError(e) => Error::invalid("body", e.body_text().replace("Failed to deserialize the JSON body into the target type: ", "")),
-        JsonRejection::JsonSyntaxError(e) => Error::bad_request("bad_request", format!("malformed JSON: {}", e.body_text().replace("Failed to parse the request body as JSON: ", ""))),
+        JsonRejection::JsonDataError(e) => Error::invalid(
+            "body",
+            e.body_text().replace(
+                "Failed to deserialize the JSON body into the target type: ",
+                "",
+            ),
+        ),
+        JsonRejection::JsonSyntaxError(e) => Error::bad_request(
+            "bad_request",
+            format!(
+                "malformed JSON: {}",
+                e.body_text()
+                    .replace("Failed to parse the request body as JSON: ", "")
+            ),
+        ),
         JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
         JsonRejection::BytesRejection(b) => body_rejection(b.status(), &b.body_text()),
         other => body_rejection(other.status(), &other.body_text()),
@@ -76,11 +94,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError(Error::bad_request(
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError(Error::bad_request(
+                    "invalid_query",
+                    e.body_text().replace(
+                        "Failed to deserialize query string: ",
+                        "invalid query string: ",
+                    ),
+                )))
+            }
+            Err(other) => Err(ApiError(Error::bad_request(
                 "invalid_query",
-                e.body_text().replace("Failed to deserialize query string: ", "invalid query string: "),
+                other.body_text(),
             ))),
-            Err(other) => Err(ApiError(Error::bad_request("invalid_query", other.body_text()))),
         }
     }
 }
@@ -113,6 +139,9 @@ pub fn page_limit(limit: Option<usize>) -> Result<usize, Error> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(Error::bad_request("invalid_query", format!("limit {n} is out of range: use 1 to {MAX_LIMIT}"))),
+        Some(n) => Err(Error::bad_request(
+            "invalid_query",
+            format!("limit {n} is out of range: use 1 to {MAX_LIMIT}"),
+        )),
     }
 }

@@ -68,9 +68,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         scheduler: scheduler_ok,
         data_file_bytes: state.store().file_size(),
         install_id: state.install_id().to_string(),
-        uptime_s: (state.clock().now() - state.started_at()).num_seconds().max(0),
+        uptime_s: (state.clock().now() - state.started_at())
+            .num_seconds()
+            .max(0),
     };
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 

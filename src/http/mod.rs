@@ -55,10 +55,18 @@ struct SecurityAddon;
 
 impl utoipa::Modify for SecurityAddon {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+        use utoipa::openapi::security::{
+            Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+        };
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-        openapi.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
     }
 }
 
@@ -96,7 +104,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(limit, reject_declared_oversize))
+        .layer(middleware::from_fn_with_state(limit, limit_body))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -127,27 +135,69 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
     REQUEST_ID.scope(id, next.run(req)).await
 }
 
-/// Refuses a body whose declared length is over the limit before reading it (413 problem).
-async fn reject_declared_oversize(State(limit): State<usize>, req: Request, next: Next) -> Response {
+/// Most bytes read (and discarded) from a body over the limit so the client can finish sending
+/// and read the 413; past this the connection is simply closed.
+const DRAIN_MAX: u64 = 16 * 1024 * 1024;
+
+/// Enforces the body limit for every route: reads the body (at most `limit` bytes are kept), and
+/// answers 413 `payload_too_large` when it is longer, after draining up to [`DRAIN_MAX`] so the
+/// client sees the problem instead of a reset connection.
+async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    use tokio_stream::StreamExt;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    if declared.unwrap_or(0) == 0 && !chunked {
+        return next.run(req).await;
+    }
+    if declared.is_some_and(|n| n > DRAIN_MAX) {
         return ApiError(Error::PayloadTooLarge).into_response();
     }
-    next.run(req).await
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let mut kept = bytes::BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError(Error::bad_request(
+                "bad_request",
+                "the request body could not be read",
+            ))
+            .into_response();
+        };
+        total += chunk.len() as u64;
+        if total > DRAIN_MAX {
+            break;
+        }
+        if total <= limit as u64 {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if total > limit as u64 {
+        return ApiError(Error::PayloadTooLarge).into_response();
+    }
+    next.run(Request::from_parts(
+        parts,
+        axum::body::Body::from(kept.freeze()),
+    ))
+    .await
 }
 
 /// Conservative headers on every response; the console adds its own Content-Security-Policy.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     res
 }
 
@@ -165,5 +215,9 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    ApiError(Error::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))).into_response()
+    ApiError(Error::MethodNotAllowed(format!(
+        "{method} is not allowed on {}",
+        uri.path()
+    )))
+    .into_response()
 }

@@ -35,8 +35,11 @@ pub struct PoolList {
 /// Pools with status and tenant count.
 #[utoipa::path(get, path = "/api/pools", tag = "pools", responses((status = 200, body = PoolList)))]
 async fn pools_list(State(s): State<AppState>) -> ApiResult<Json<PoolList>> {
-    let items = s.read(|r| service::list(r)).await?;
-    Ok(Json(PoolList { items, next_cursor: None }))
+    let items = s.read(service::list).await?;
+    Ok(Json(PoolList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// One pool.
@@ -61,7 +64,12 @@ pub struct FlipRequest {
 #[utoipa::path(post, path = "/api/pools/{id}/status", tag = "pools", params(("id" = String, Path, description = "Pool id")),
     request_body = FlipRequest,
     responses((status = 200, body = Pool), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn pools_flip(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, ApiJson(body): ApiJson<FlipRequest>) -> ApiResult<Json<Pool>> {
+async fn pools_flip(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<FlipRequest>,
+) -> ApiResult<Json<Pool>> {
     let mut v = Validator::new();
     let status = v.take("status", PoolStatus::parse(&body.status));
     let reason = v.take("reason", parse_reason(&body.reason));
@@ -69,7 +77,9 @@ async fn pools_flip(State(s): State<AppState>, Caller(p): Caller, Path(id): Path
     let (Some(status), Some(reason)) = (status, reason) else {
         return Err(Error::Internal("validated field missing".into()).into());
     };
-    let pool = s.write(p.actor, move |ctx| service::flip(ctx, &id, status, &reason)).await?;
+    let pool = s
+        .write(p.actor, move |ctx| service::flip(ctx, &id, status, &reason))
+        .await?;
     Ok(Json(pool))
 }
 
@@ -86,8 +96,13 @@ pub struct RouteQuery {
 #[utoipa::path(get, path = "/api/routes/{tenant_id}", tag = "pools", params(("tenant_id" = String, Path, description = "Tenant id"), RouteQuery),
     responses((status = 200, body = Route), (status = 400, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
-async fn routes_get(State(s): State<AppState>, Path(tenant_id): Path<String>, ApiQuery(q): ApiQuery<RouteQuery>) -> ApiResult<Json<Route>> {
-    let id = crate::ids::parse_uuid(&tenant_id).ok_or_else(|| Error::not_found("tenant", &tenant_id))?;
+async fn routes_get(
+    State(s): State<AppState>,
+    Path(tenant_id): Path<String>,
+    ApiQuery(q): ApiQuery<RouteQuery>,
+) -> ApiResult<Json<Route>> {
+    let id =
+        crate::ids::parse_uuid(&tenant_id).ok_or_else(|| Error::not_found("tenant", &tenant_id))?;
     let generation = match s.routes().get(&id, &q.module) {
         Ok(route) => return Ok(Json(route)),
         Err(generation) => generation,

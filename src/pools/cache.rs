@@ -77,7 +77,10 @@ impl RouteCache {
         if inner.map.len() >= MAX_ENTRIES {
             inner.map.clear();
         }
-        inner.map.insert((route.tenant_id, route.module.clone()), (route, Instant::now()));
+        inner.map.insert(
+            (route.tenant_id, route.module.clone()),
+            (route, Instant::now()),
+        );
     }
 
     /// Applies a commit notice: any pool change clears everything, a tenant change clears that
@@ -87,7 +90,13 @@ impl RouteCache {
         let tenants: Vec<Uuid> = notice
             .touched
             .iter()
-            .filter_map(|t| if let Topic::Tenant(id) = t { Some(*id) } else { None })
+            .filter_map(|t| {
+                if let Topic::Tenant(id) = t {
+                    Some(*id)
+                } else {
+                    None
+                }
+            })
             .collect();
         if !pools_changed && tenants.is_empty() {
             return;
@@ -138,7 +147,10 @@ mod tests {
         cache.on_commit(&notice);
         assert!(cache.get(&t, "core").is_err(), "flip cleared the cache");
         cache.insert(before_flip, route(t));
-        assert!(cache.get(&t, "core").is_err(), "a lookup from before the flip was not cached");
+        assert!(
+            cache.get(&t, "core").is_err(),
+            "a lookup from before the flip was not cached"
+        );
     }
 
     #[test]

@@ -54,7 +54,9 @@ impl PoolStatus {
             "active" => Ok(PoolStatus::Active),
             "degraded" => Ok(PoolStatus::Degraded),
             "drain" => Ok(PoolStatus::Drain),
-            _ => Err(format!("status '{s}' is invalid: use active, degraded or drain")),
+            _ => Err(format!(
+                "status '{s}' is invalid: use active, degraded or drain"
+            )),
         }
     }
 }
@@ -160,7 +162,10 @@ pub fn parse_pool_id(s: &str) -> Option<(PoolKind, u32)> {
 
 /// Store key of a pool: kind byte, then number big-endian (pools list in kind, number order).
 pub fn pool_key(kind: PoolKind, number: u32) -> Vec<u8> {
-    Key::new().u8(kind as u8).u64(u64::from(number)).into_bytes()
+    Key::new()
+        .u8(kind as u8)
+        .u64(u64::from(number))
+        .into_bytes()
 }
 
 /// The inverse of [`pool_key`].
@@ -185,6 +190,9 @@ mod tests {
         for bad in ["admin-0", "pool-1", "app-", "app-x", "admin"] {
             assert_eq!(parse_pool_id(bad), None, "{bad}");
         }
-        assert_eq!(from_pool_key(&pool_key(PoolKind::App, 9)), Some((PoolKind::App, 9)));
+        assert_eq!(
+            from_pool_key(&pool_key(PoolKind::App, 9)),
+            Some((PoolKind::App, 9))
+        );
     }
 }

@@ -9,7 +9,9 @@ use std::ops::ControlFlow;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::model::{Pool, PoolKind, PoolRecord, PoolStatus, from_pool_key, parse_pool_id, pool_key};
+use super::model::{
+    Pool, PoolKind, PoolRecord, PoolStatus, from_pool_key, parse_pool_id, pool_key,
+};
 use crate::audit::{ChainId, Target, ledger};
 use crate::config::PoolLayout;
 use crate::error::{Error, Result};
@@ -40,7 +42,11 @@ pub fn get(r: &impl Reader, id: &str) -> Result<Pool> {
 }
 
 fn save(ctx: &mut WriteCtx<'_>, pool: &Pool) -> Result<()> {
-    ctx.put_record(POOLS, &pool_key(pool.kind, pool.number), &PoolRecord::from(pool))?;
+    ctx.put_record(
+        POOLS,
+        &pool_key(pool.kind, pool.number),
+        &PoolRecord::from(pool),
+    )?;
     ctx.touch(Topic::Pool(pool.id.clone()));
     Ok(())
 }
@@ -53,7 +59,13 @@ fn next_number(r: &impl Reader, kind: PoolKind) -> Result<u32> {
     })
 }
 
-fn create(ctx: &mut WriteCtx<'_>, kind: PoolKind, number: u32, module: Option<String>, dedicated_to: Option<Uuid>) -> Result<Pool> {
+fn create(
+    ctx: &mut WriteCtx<'_>,
+    kind: PoolKind,
+    number: u32,
+    module: Option<String>,
+    dedicated_to: Option<Uuid>,
+) -> Result<Pool> {
     let pool = Pool {
         id: super::model::pool_id(kind, number),
         kind,
@@ -121,7 +133,9 @@ fn least_loaded<'a>(pools: &'a [Pool], kind: PoolKind, module: Option<&str>) -> 
 fn no_active(what: &str) -> Error {
     Error::Unavailable {
         code: "no_active_pool",
-        detail: format!("no active {what} pool is left: flip one back to active (POST /api/pools/{{id}}/status)"),
+        detail: format!(
+            "no active {what} pool is left: flip one back to active (POST /api/pools/{{id}}/status)"
+        ),
     }
 }
 
@@ -131,16 +145,27 @@ fn no_active(what: &str) -> Error {
 ///
 /// Errors: 503 `no_active_pool` when a shared pool is needed and none is active (checked before
 /// anything is written).
-pub fn assign(ctx: &mut WriteCtx<'_>, tenant: Uuid, tier: Tier, layout: &PoolLayout) -> Result<PoolAssignment> {
+pub fn assign(
+    ctx: &mut WriteCtx<'_>,
+    tenant: Uuid,
+    tier: Tier,
+    layout: &PoolLayout,
+) -> Result<PoolAssignment> {
     let pools = list(ctx)?;
     let shared_admin = match tier {
-        Tier::S | Tier::P => Some(least_loaded(&pools, PoolKind::Admin, None).ok_or_else(|| no_active("shared admin"))?.id.clone()),
+        Tier::S | Tier::P => Some(
+            least_loaded(&pools, PoolKind::Admin, None)
+                .ok_or_else(|| no_active("shared admin"))?
+                .id
+                .clone(),
+        ),
         Tier::G => None,
     };
     let shared_apps = if tier == Tier::S {
         let mut m = Vec::new();
         for module in &layout.modules {
-            let p = least_loaded(&pools, PoolKind::App, Some(module)).ok_or_else(|| no_active(&format!("'{module}' app")))?;
+            let p = least_loaded(&pools, PoolKind::App, Some(module))
+                .ok_or_else(|| no_active(&format!("'{module}' app")))?;
             m.push((module.clone(), p.id.clone()));
         }
         Some(m)
@@ -173,7 +198,11 @@ pub fn assign(ctx: &mut WriteCtx<'_>, tenant: Uuid, tier: Tier, layout: &PoolLay
 
 /// Releases a shredded tenant's pools: counts go down, and its dedicated pools are drained
 /// (audited as flips). Returns the ids released.
-pub fn release(ctx: &mut WriteCtx<'_>, tenant: Uuid, assignment: &PoolAssignment) -> Result<Vec<String>> {
+pub fn release(
+    ctx: &mut WriteCtx<'_>,
+    tenant: Uuid,
+    assignment: &PoolAssignment,
+) -> Result<Vec<String>> {
     let ids = assignment.pool_ids();
     for id in &ids {
         let mut p = match get(ctx, id) {
@@ -185,7 +214,9 @@ pub fn release(ctx: &mut WriteCtx<'_>, tenant: Uuid, assignment: &PoolAssignment
         if p.dedicated_to == Some(tenant) && p.status != PoolStatus::Drain {
             let from = p.status;
             p.status = PoolStatus::Drain;
-            p.status_reason = Some(format!("tenant {tenant} was shredded; dedicated pool released"));
+            p.status_reason = Some(format!(
+                "tenant {tenant} was shredded; dedicated pool released"
+            ));
             p.status_since = ctx.now;
             save(ctx, &p)?;
             ledger::append(
@@ -247,7 +278,12 @@ pub struct Route {
 
 /// Rendezvous (highest-random-weight) pick among active shared pools: stable for a tenant, and
 /// spreads the tenants of a degraded pool over all the others.
-fn rendezvous<'a>(pools: &'a [Pool], kind: PoolKind, module: Option<&str>, tenant: &Uuid) -> Option<&'a Pool> {
+fn rendezvous<'a>(
+    pools: &'a [Pool],
+    kind: PoolKind,
+    module: Option<&str>,
+    tenant: &Uuid,
+) -> Option<&'a Pool> {
     pools
         .iter()
         .filter(|p| p.kind == kind && p.dedicated_to.is_none() && p.status == PoolStatus::Active)
@@ -265,11 +301,19 @@ fn rendezvous<'a>(pools: &'a [Pool], kind: PoolKind, module: Option<&str>, tenan
 ///
 /// Errors: 422 `validation_failed` for an unknown module; 409 `tenant_read_only` for an
 /// offboarded tenant; 503 `no_active_pool` when no active pool can serve.
-pub fn resolve(r: &impl Reader, tenant: &Tenant, module: &str, layout: &PoolLayout) -> Result<Route> {
+pub fn resolve(
+    r: &impl Reader,
+    tenant: &Tenant,
+    module: &str,
+    layout: &PoolLayout,
+) -> Result<Route> {
     if !layout.modules.iter().any(|m| m == module) {
         return Err(Error::invalid(
             "module",
-            format!("module '{module}' is unknown: use one of {}", layout.modules.join(", ")),
+            format!(
+                "module '{module}' is unknown: use one of {}",
+                layout.modules.join(", ")
+            ),
         ));
     }
     if tenant.state == State::Offboarded {
@@ -284,10 +328,15 @@ pub fn resolve(r: &impl Reader, tenant: &Tenant, module: &str, layout: &PoolLayo
     let mut rerouted = false;
     let admin = match find(&tenant.pools.admin) {
         Some(p) if p.status == PoolStatus::Active => p.id.clone(),
-        Some(p) if p.dedicated_to.is_some() => return Err(no_active(&format!("dedicated admin ({})", p.id))),
+        Some(p) if p.dedicated_to.is_some() => {
+            return Err(no_active(&format!("dedicated admin ({})", p.id)));
+        }
         _ => {
             rerouted = true;
-            rendezvous(&pools, PoolKind::Admin, None, &tenant.id).ok_or_else(|| no_active("shared admin"))?.id.clone()
+            rendezvous(&pools, PoolKind::Admin, None, &tenant.id)
+                .ok_or_else(|| no_active("shared admin"))?
+                .id
+                .clone()
         }
     };
     let app = match &tenant.pools.app {
@@ -296,7 +345,10 @@ pub fn resolve(r: &impl Reader, tenant: &Tenant, module: &str, layout: &PoolLayo
             _ => return Err(no_active(&format!("dedicated app ({id})"))),
         },
         AppPools::Shared(m) => {
-            let assigned = m.iter().find(|(md, _)| md == module).and_then(|(_, id)| find(id));
+            let assigned = m
+                .iter()
+                .find(|(md, _)| md == module)
+                .and_then(|(_, id)| find(id));
             match assigned {
                 Some(p) if p.status == PoolStatus::Active => p.id.clone(),
                 _ => {

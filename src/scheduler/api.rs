@@ -67,7 +67,10 @@ async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
         .zip(history)
         .map(|(job, runs)| {
             let day_ago = now - Duration::hours(24);
-            let failures_24h = runs.iter().filter(|r| r.outcome == Outcome::Failed && r.started_at >= day_ago).count() as u32;
+            let failures_24h = runs
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed && r.started_at >= day_ago)
+                .count() as u32;
             let consecutive_failures = runs
                 .iter()
                 .filter(|r| r.outcome != Outcome::Running)
@@ -84,7 +87,10 @@ async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
             }
         })
         .collect();
-    Ok(Json(JobList { items, next_cursor: None }))
+    Ok(Json(JobList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 fn job(name: &str) -> Result<Job, Error> {
@@ -111,17 +117,27 @@ pub struct RunList {
 /// A job's recent runs, newest first.
 #[utoipa::path(get, path = "/api/jobs/{name}/runs", tag = "jobs", params(("name" = String, Path, description = "Job name"), RunsQuery),
     responses((status = 200, body = RunList), (status = 404, body = Problem)))]
-async fn jobs_runs(State(s): State<AppState>, Path(name): Path<String>, ApiQuery(q): ApiQuery<RunsQuery>) -> ApiResult<Json<RunList>> {
+async fn jobs_runs(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    ApiQuery(q): ApiQuery<RunsQuery>,
+) -> ApiResult<Json<RunList>> {
     let job = job(&name)?;
     let limit = page_limit(q.limit)?;
     let items = s.read(move |r| super::runs(r, job, limit)).await?;
-    Ok(Json(RunList { items, next_cursor: None }))
+    Ok(Json(RunList {
+        items,
+        next_cursor: None,
+    }))
 }
 
 /// Runs a job now (after any run in progress) and returns the run.
 #[utoipa::path(post, path = "/api/jobs/{name}/run", tag = "jobs", params(("name" = String, Path, description = "Job name")),
     responses((status = 200, body = JobRun), (status = 404, body = Problem)))]
-async fn jobs_run_now(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<JobRun>> {
+async fn jobs_run_now(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<JobRun>> {
     let job = job(&name)?;
     Ok(Json(super::run_job(&s, job, Trigger::Manual).await?))
 }

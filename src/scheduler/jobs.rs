@@ -22,11 +22,17 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
     match job {
         Job::ShredDueTenants => {
             let n = for_each_due(state, job, now, DEADLINES, service::shred).await?;
-            Ok(format!("shredded {n} tenant{}", if n == 1 { "" } else { "s" }))
+            Ok(format!(
+                "shredded {n} tenant{}",
+                if n == 1 { "" } else { "s" }
+            ))
         }
         Job::ExpireTrials => {
             let n = for_each_due(state, job, now, TRIAL_ENDS, service::expire_trial).await?;
-            Ok(format!("suspended {n} expired trial{}", if n == 1 { "" } else { "s" }))
+            Ok(format!(
+                "suspended {n} expired trial{}",
+                if n == 1 { "" } else { "s" }
+            ))
         }
         Job::CheckpointChains => {
             let s = crate::audit::checkpoint_dirty(state.store(), now, state.install_key()).await?;
@@ -43,7 +49,11 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                     ),
                 ));
             }
-            Ok(format!("signed {} chain head{}", s.signed, if s.signed == 1 { "" } else { "s" }))
+            Ok(format!(
+                "signed {} chain head{}",
+                s.signed,
+                if s.signed == 1 { "" } else { "s" }
+            ))
         }
     }
 }
@@ -67,7 +77,11 @@ async fn for_each_due(
             .store()
             .read(move |r| directory::due(r, index, to_micros(now), want))
             .await?;
-        let ids: Vec<Uuid> = ids.into_iter().filter(|id| !handled.contains(id)).take(BATCH).collect();
+        let ids: Vec<Uuid> = ids
+            .into_iter()
+            .filter(|id| !handled.contains(id))
+            .take(BATCH)
+            .collect();
         if ids.is_empty() {
             break;
         }
@@ -77,7 +91,9 @@ async fn for_each_due(
         for id in ids {
             let store = state.store().clone();
             let actor = actor.clone();
-            set.spawn(async move { (id, store.write(now, actor, move |ctx| apply(ctx, id)).await) });
+            set.spawn(
+                async move { (id, store.write(now, actor, move |ctx| apply(ctx, id)).await) },
+            );
         }
         while let Some(joined) = set.join_next().await {
             match joined {

@@ -46,7 +46,11 @@ pub enum Job {
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 3] = [Job::ShredDueTenants, Job::ExpireTrials, Job::CheckpointChains];
+    pub const ALL: [Job; 3] = [
+        Job::ShredDueTenants,
+        Job::ExpireTrials,
+        Job::CheckpointChains,
+    ];
 
     /// The snake_case name used in config, the API and logs.
     pub fn name(self) -> &'static str {
@@ -60,9 +64,15 @@ impl Job {
     /// What the job does, for the jobs monitor.
     pub fn description(self) -> &'static str {
         match self {
-            Job::ShredDueTenants => "Shreds offboarding tenants whose grace period has ended (deadline_at passed).",
-            Job::ExpireTrials => "Suspends trials past their end date with the reason \"trial expired\".",
-            Job::CheckpointChains => "Verifies and signs the head of every audit chain that moved since its last checkpoint.",
+            Job::ShredDueTenants => {
+                "Shreds offboarding tenants whose grace period has ended (deadline_at passed)."
+            }
+            Job::ExpireTrials => {
+                "Suspends trials past their end date with the reason \"trial expired\"."
+            }
+            Job::CheckpointChains => {
+                "Verifies and signs the head of every audit chain that moved since its last checkpoint."
+            }
         }
     }
 
@@ -176,7 +186,9 @@ pub struct Scheduler {
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler").field("jobs", &self.schedules.keys()).finish()
+        f.debug_struct("Scheduler")
+            .field("jobs", &self.schedules.keys())
+            .finish()
     }
 }
 
@@ -188,13 +200,19 @@ impl Scheduler {
         for name in overrides.keys() {
             if Job::parse(name).is_none() {
                 let names: Vec<&str> = Job::ALL.iter().map(|j| j.name()).collect();
-                return Err(format!("[schedules] names unknown job '{name}': jobs are {}", names.join(", ")));
+                return Err(format!(
+                    "[schedules] names unknown job '{name}': jobs are {}",
+                    names.join(", ")
+                ));
             }
         }
         let mut schedules = BTreeMap::new();
         for job in Job::ALL {
-            let expr = overrides.get(job.name()).map_or(job.default_schedule(), String::as_str);
-            let schedule = parse_cron(expr).map_err(|e| format!("schedule of job {}: {e}", job.name()))?;
+            let expr = overrides
+                .get(job.name())
+                .map_or(job.default_schedule(), String::as_str);
+            let schedule =
+                parse_cron(expr).map_err(|e| format!("schedule of job {}: {e}", job.name()))?;
             schedules.insert(job, (expr.to_string(), schedule));
         }
         Ok(Scheduler {
@@ -218,7 +236,9 @@ impl Scheduler {
     /// The next planned run of `job` (as the loop sees it), or the next firing after `now`.
     pub fn planned(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        next.get(&job).copied().or_else(|| self.next_after(job, now))
+        next.get(&job)
+            .copied()
+            .or_else(|| self.next_after(job, now))
     }
 
     /// Is the loop running? (`/readyz`)
@@ -236,7 +256,8 @@ pub fn parse_cron(expr: &str) -> std::result::Result<cron::Schedule, String> {
             "'{expr}' has 5 fields; tenantry uses 6 (seconds first), e.g. '0 {expr}'"
         ));
     }
-    cron::Schedule::from_str(expr).map_err(|e| format!("'{expr}' is not a valid cron expression: {e}"))
+    cron::Schedule::from_str(expr)
+        .map_err(|e| format!("'{expr}' is not a valid cron expression: {e}"))
 }
 
 /// Runs `job` now and records the run. Runs never overlap: a run waits for one in progress.
@@ -249,11 +270,23 @@ pub async fn run_job(state: &AppState, job: Job, trigger: Trigger) -> Result<Job
 
 /// Runs `job` as of `started` and records the run; its end is `started` plus the time it took.
 /// The demo seeder replays history with this; everything else uses [`run_job`].
-pub async fn record_run(state: &AppState, job: Job, trigger: Trigger, started: DateTime<Utc>) -> Result<JobRun> {
+pub async fn record_run(
+    state: &AppState,
+    job: Job,
+    trigger: Trigger,
+    started: DateTime<Utc>,
+) -> Result<JobRun> {
     let took = std::time::Instant::now();
     let nonce = crate::ids::new_id(started);
-    let key = Key::new().u8(job.code()).i64(to_micros(started)).uuid(&nonce).into_bytes();
-    let record = |finished: Option<DateTime<Utc>>, outcome, error: Option<String>, summary: Option<String>| JobRunRecord::V1 {
+    let key = Key::new()
+        .u8(job.code())
+        .i64(to_micros(started))
+        .uuid(&nonce)
+        .into_bytes();
+    let record = |finished: Option<DateTime<Utc>>,
+                  outcome,
+                  error: Option<String>,
+                  summary: Option<String>| JobRunRecord::V1 {
         started_at: to_micros(started),
         finished_at: finished.map(to_micros),
         outcome,
@@ -300,13 +333,18 @@ pub async fn record_run(state: &AppState, job: Job, trigger: Trigger, started: D
 fn prune(ctx: &mut crate::store::WriteCtx<'_>, job: Job) -> Result<()> {
     let mut old = Vec::new();
     let mut n = 0usize;
-    ctx.scan(JOB_RUNS, &Range::prefix(&[job.code()]), Dir::Desc, &mut |k, _| {
-        n += 1;
-        if n > RUNS_KEPT {
-            old.push(k.to_vec());
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
+    ctx.scan(
+        JOB_RUNS,
+        &Range::prefix(&[job.code()]),
+        Dir::Desc,
+        &mut |k, _| {
+            n += 1;
+            if n > RUNS_KEPT {
+                old.push(k.to_vec());
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     for k in old {
         ctx.delete(JOB_RUNS, &k)?;
     }
@@ -316,10 +354,19 @@ fn prune(ctx: &mut crate::store::WriteCtx<'_>, job: Job) -> Result<()> {
 /// The most recent runs of `job`, newest first.
 pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
     let mut out = Vec::new();
-    r.scan(JOB_RUNS, &Range::prefix(&[job.code()]), Dir::Desc, &mut |_, v| {
-        out.push(run_view(job, codec::decode(JOB_RUNS.name(), v)?));
-        Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
-    })?;
+    r.scan(
+        JOB_RUNS,
+        &Range::prefix(&[job.code()]),
+        Dir::Desc,
+        &mut |_, v| {
+            out.push(run_view(job, codec::decode(JOB_RUNS.name(), v)?));
+            Ok(if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
     Ok(out)
 }
 
@@ -341,7 +388,10 @@ pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
     loop {
         let wake = {
             let next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);
-            next.values().min().copied().unwrap_or_else(|| clock.now() + Duration::hours(1))
+            next.values()
+                .min()
+                .copied()
+                .unwrap_or_else(|| clock.now() + Duration::hours(1))
         };
         tokio::select! {
             _ = clock.sleep_until(wake) => {}
@@ -353,7 +403,10 @@ pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
         let now = clock.now();
         let due: Vec<Job> = {
             let next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);
-            next.iter().filter(|(_, t)| **t <= now).map(|(j, _)| *j).collect()
+            next.iter()
+                .filter(|(_, t)| **t <= now)
+                .map(|(j, _)| *j)
+                .collect()
         };
         for job in due {
             if let Err(e) = run_job(&state, job, Trigger::Schedule).await {
@@ -393,6 +446,9 @@ mod tests {
         o.insert("expire_trials".to_string(), "0 0 3 * * *".to_string());
         let s = Scheduler::new(&o).unwrap();
         assert_eq!(s.expression(Job::ExpireTrials), "0 0 3 * * *");
-        assert_eq!(s.expression(Job::ShredDueTenants), Job::ShredDueTenants.default_schedule());
+        assert_eq!(
+            s.expression(Job::ShredDueTenants),
+            Job::ShredDueTenants.default_schedule()
+        );
     }
 }

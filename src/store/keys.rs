@@ -29,7 +29,8 @@ impl Key {
     }
     /// Appends an `i64` so that negative values sort first (sign bit flipped, big-endian).
     pub fn i64(mut self, v: i64) -> Key {
-        self.0.extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
+        self.0
+            .extend_from_slice(&((v as u64) ^ (1 << 63)).to_be_bytes());
         self
     }
     /// Appends the 16 bytes of a UUID.

@@ -180,19 +180,16 @@ impl CommitNotice {
 /// A callback run on the writer thread after each commit.
 pub type CommitObserver = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 
+/// The visitor of a scan: called with each `(key, value)`; return `Break` to stop.
+pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
+
 /// Read operations shared by [`ReadCtx`] and [`WriteCtx`].
 pub trait Reader {
     /// The raw value at `key`, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
     /// Calls `f` with each `(key, value)` in `range`, in `dir` order, until it breaks.
-    fn scan(
-        &self,
-        table: Table,
-        range: &Range,
-        dir: Dir,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
-    ) -> Result<()>;
+    fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()>;
 
     /// Number of keys in `table`.
     fn len(&self, table: Table) -> Result<u64>;
@@ -233,7 +230,7 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     t: &T,
     range: &Range,
     dir: Dir,
-    f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
+    f: &mut Visit<'_>,
 ) -> Result<()> {
     let iter = t.range::<&[u8]>(range.bounds())?;
     let mut step = |item: std::result::Result<_, redb::StorageError>| -> Result<ControlFlow<()>> {
@@ -265,7 +262,10 @@ pub struct ReadCtx {
 }
 
 impl ReadCtx {
-    fn table(&self, table: Table) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>> {
+    fn table(
+        &self,
+        table: Table,
+    ) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>> {
         match self.txn.open_table(table.def()) {
             Ok(t) => Ok(Some(t)),
             Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
@@ -281,13 +281,7 @@ impl Reader for ReadCtx {
         };
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
-    fn scan(
-        &self,
-        table: Table,
-        range: &Range,
-        dir: Dir,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
         match self.table(table)? {
             Some(t) => scan_table(&t, range, dir, f),
             None => Ok(()),
@@ -376,13 +370,7 @@ impl Reader for WriteCtx<'_> {
         let v = t.get(key)?.map(|v| v.value().to_vec());
         Ok(v)
     }
-    fn scan(
-        &self,
-        table: Table,
-        range: &Range,
-        dir: Dir,
-        f: &mut dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>>,
-    ) -> Result<()> {
+    fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
         let t = self.txn.open_table(table.def())?;
         scan_table(&t, range, dir, f)
     }
@@ -407,7 +395,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -491,7 +481,12 @@ impl Store {
     ///
     /// Errors: the closure's own error, or [`Error::Overloaded`] when the queue stays full,
     /// [`Error::Closed`] during shutdown, [`Error::Storage`] when the commit fails.
-    pub async fn write<T, E, F>(&self, now: DateTime<Utc>, actor: Actor, f: F) -> std::result::Result<T, E>
+    pub async fn write<T, E, F>(
+        &self,
+        now: DateTime<Utc>,
+        actor: Actor,
+        f: F,
+    ) -> std::result::Result<T, E>
     where
         F: FnMut(&mut WriteCtx<'_>) -> std::result::Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -512,7 +507,9 @@ impl Store {
 
     /// Size of the data file in bytes.
     pub fn file_size(&self) -> u64 {
-        std::fs::metadata(&self.inner.path).map(|m| m.len()).unwrap_or(0)
+        std::fs::metadata(&self.inner.path)
+            .map(|m| m.len())
+            .unwrap_or(0)
     }
 }
 
@@ -550,7 +547,10 @@ fn check_and_init_schema(db: &redb::Database) -> Result<()> {
             }
             Some(_) => {}
             None => {
-                meta.insert(b"schema_version".as_slice(), SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                meta.insert(
+                    b"schema_version".as_slice(),
+                    SCHEMA_VERSION.to_be_bytes().as_slice(),
+                )?;
             }
         }
     }

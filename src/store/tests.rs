@@ -115,7 +115,10 @@ async fn a_panicking_request_is_answered_and_the_writer_survives() {
             }
         })
         .await;
-    assert!(matches!(r, Err(E::Store(ref m)) if m.contains("rolled back")), "{r:?}");
+    assert!(
+        matches!(r, Err(E::Store(ref m)) if m.contains("rolled back")),
+        "{r:?}"
+    );
     put(&store, "after", "ok").await.unwrap();
     assert_eq!(get(&store, "half").await, None);
     assert_eq!(get(&store, "after").await, Some(b"ok".to_vec()));

@@ -128,7 +128,12 @@ impl Writer {
         })
     }
 
-    pub(super) async fn submit<T, E, F>(&self, now: DateTime<Utc>, actor: Actor, f: F) -> Result<T, E>
+    pub(super) async fn submit<T, E, F>(
+        &self,
+        now: DateTime<Utc>,
+        actor: Actor,
+        f: F,
+    ) -> Result<T, E>
     where
         F: FnMut(&mut WriteCtx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -170,8 +175,15 @@ impl Writer {
 
     pub(super) async fn close(&self) {
         // Dropping the last sender ends the loop once the queue is drained.
-        self.tx.write().unwrap_or_else(PoisonError::into_inner).take();
-        let handle = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        self.tx
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let handle = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
@@ -194,8 +206,12 @@ fn writer_loop(
             }
         }
         run_batch(db, &mut batch, observers, counters);
-        counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        counters.max_batch.fetch_max(batch.len() as u64, Ordering::Relaxed);
+        counters
+            .requests
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counters
+            .max_batch
+            .fetch_max(batch.len() as u64, Ordering::Relaxed);
         for job in batch.drain(..) {
             job.finish();
         }

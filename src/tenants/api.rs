@@ -44,10 +44,16 @@ fn tenant_id(id: &str) -> Result<Uuid> {
 #[utoipa::path(post, path = "/api/tenants", tag = "tenants", request_body = NewTenant,
     responses((status = 201, body = Tenant), (status = 400, body = Problem), (status = 409, body = Problem),
         (status = 413, body = Problem), (status = 422, body = Problem), (status = 503, body = Problem)))]
-async fn tenants_provision(State(s): State<AppState>, Caller(p): Caller, ApiJson(body): ApiJson<NewTenant>) -> ApiResult<Response> {
+async fn tenants_provision(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    ApiJson(body): ApiJson<NewTenant>,
+) -> ApiResult<Response> {
     let config = s.config().clone();
     let input = body.parse(&config)?;
-    let t = s.write(p.actor, move |ctx| service::provision(ctx, &config, &input)).await?;
+    let t = s
+        .write(p.actor, move |ctx| service::provision(ctx, &config, &input))
+        .await?;
     let location = format!("/api/tenants/{}", t.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(t)).into_response())
 }
@@ -83,7 +89,13 @@ impl DirectoryParams {
     /// Errors: 400 `invalid_query` naming the bad parameter.
     pub fn parse(self) -> Result<DirectoryQuery> {
         let bad = |m: String| Error::bad_request("invalid_query", m);
-        let sort = self.sort.as_deref().map(Sort::parse).transpose().map_err(bad)?.unwrap_or(Sort::CreatedAt);
+        let sort = self
+            .sort
+            .as_deref()
+            .map(Sort::parse)
+            .transpose()
+            .map_err(bad)?
+            .unwrap_or(Sort::CreatedAt);
         let descending = match self.order.as_deref() {
             None => sort == Sort::CreatedAt,
             Some("asc") => false,
@@ -92,17 +104,28 @@ impl DirectoryParams {
         };
         let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         Ok(DirectoryQuery {
-            status: nonempty(self.status).map(|s| TenantState::parse(&s)).transpose().map_err(bad)?,
+            status: nonempty(self.status)
+                .map(|s| TenantState::parse(&s))
+                .transpose()
+                .map_err(bad)?,
             region: nonempty(self.region),
-            tier: nonempty(self.isolation_tier).map(|t| Tier::parse(&t)).transpose().map_err(bad)?,
+            tier: nonempty(self.isolation_tier)
+                .map(|t| Tier::parse(&t))
+                .transpose()
+                .map_err(bad)?,
             app_id: nonempty(self.app_id)
-                .map(|a| crate::ids::parse_uuid(&a).ok_or_else(|| bad(format!("app_id '{a}' is not a UUID"))))
+                .map(|a| {
+                    crate::ids::parse_uuid(&a)
+                        .ok_or_else(|| bad(format!("app_id '{a}' is not a UUID")))
+                })
                 .transpose()?,
             q: nonempty(self.q).map(|q| q.trim().to_string()),
             sort,
             descending,
             limit: page_limit(self.limit)?,
-            cursor: nonempty(self.cursor).map(|c| directory::decode_cursor(&c)).transpose()?,
+            cursor: nonempty(self.cursor)
+                .map(|c| directory::decode_cursor(&c))
+                .transpose()?,
         })
     }
 }
@@ -127,7 +150,12 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 /// the CSV export of the same query.
 #[utoipa::path(get, path = "/api/tenants", tag = "tenants", params(DirectoryParams),
     responses((status = 200, body = TenantPage), (status = 400, body = Problem)))]
-async fn tenants_list(State(s): State<AppState>, Caller(p): Caller, headers: HeaderMap, ApiQuery(params): ApiQuery<DirectoryParams>) -> ApiResult<Response> {
+async fn tenants_list(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<DirectoryParams>,
+) -> ApiResult<Response> {
     let q = params.parse()?;
     if wants_csv(&headers) {
         crate::rbac::authorize(Some(&p), "GET", "/api/tenants/export.csv")?;
@@ -145,7 +173,10 @@ async fn tenants_list(State(s): State<AppState>, Caller(p): Caller, headers: Hea
 /// snapshot (csv crate; cells that a spreadsheet would run as formulas are prefixed with `'`).
 #[utoipa::path(get, path = "/api/tenants/export.csv", tag = "tenants", params(DirectoryParams),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = Problem)))]
-async fn tenants_export_csv(State(s): State<AppState>, ApiQuery(params): ApiQuery<DirectoryParams>) -> ApiResult<Response> {
+async fn tenants_export_csv(
+    State(s): State<AppState>,
+    ApiQuery(params): ApiQuery<DirectoryParams>,
+) -> ApiResult<Response> {
     let mut q = params.parse()?;
     q.limit = crate::http::extract::MAX_LIMIT;
     q.cursor = None;
@@ -175,7 +206,11 @@ pub const CSV_COLUMNS: [&str; 18] = [
 ];
 
 fn cell(s: &str) -> String {
-    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{s}") } else { s.to_string() }
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
 }
 
 fn csv_row(row: &DirectoryRow) -> Vec<String> {
@@ -183,7 +218,11 @@ fn csv_row(row: &DirectoryRow) -> Vec<String> {
     match row {
         DirectoryRow::Tenant(t) => {
             let apps = match &t.pools.app {
-                AppPools::Shared(m) => m.iter().map(|(md, p)| format!("{md}:{p}")).collect::<Vec<_>>().join(" "),
+                AppPools::Shared(m) => m
+                    .iter()
+                    .map(|(md, p)| format!("{md}:{p}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 AppPools::Dedicated(p) => format!("*:{p}"),
             };
             vec![
@@ -201,7 +240,9 @@ fn csv_row(row: &DirectoryRow) -> Vec<String> {
                 crate::clock::rfc3339_micros(t.created_at),
                 crate::clock::rfc3339_micros(t.state_since),
                 opt(&t.state_reason),
-                t.deadline_at.map(crate::clock::rfc3339_micros).unwrap_or_default(),
+                t.deadline_at
+                    .map(crate::clock::rfc3339_micros)
+                    .unwrap_or_default(),
                 t.pools.admin.clone(),
                 apps,
                 String::new(),
@@ -222,18 +263,22 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
     tokio::task::spawn_blocking(move || {
         let result = store.read_blocking(|r| -> Result<()> {
             let mut w = csv::Writer::from_writer(Vec::new());
-            w.write_record(CSV_COLUMNS).map_err(|e| Error::Internal(e.to_string()))?;
+            w.write_record(CSV_COLUMNS)
+                .map_err(|e| Error::Internal(e.to_string()))?;
             let mut q = q;
             loop {
                 let page = directory::query(r, &q)?;
                 for row in &page.rows {
-                    w.write_record(csv_row(row)).map_err(|e| Error::Internal(e.to_string()))?;
+                    w.write_record(csv_row(row))
+                        .map_err(|e| Error::Internal(e.to_string()))?;
                 }
                 let chunk = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
                 if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
                     return Ok(());
                 }
-                w = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+                w = csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(Vec::new());
                 match page.next_cursor {
                     Some(c) => q.cursor = Some(c),
                     None => return Ok(()),
@@ -249,7 +294,10 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"tenants.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"tenants.csv\"",
+            ),
         ],
         body,
     )
@@ -259,7 +307,7 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
 /// Tenant totals by state, tier and region (maintained counters; no scan).
 #[utoipa::path(get, path = "/api/tenants/summary", tag = "tenants", responses((status = 200, body = Summary)))]
 async fn tenants_summary(State(s): State<AppState>) -> ApiResult<Json<Summary>> {
-    Ok(Json(s.read(|r| directory::summary(r)).await?))
+    Ok(Json(s.read(directory::summary).await?))
 }
 
 /// One tenant, with its pool assignment.
@@ -274,25 +322,46 @@ async fn tenants_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
 #[utoipa::path(patch, path = "/api/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
     request_body = TenantPatch,
     responses((status = 200, body = Tenant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn tenants_update(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, ApiJson(body): ApiJson<TenantPatch>) -> ApiResult<Json<Tenant>> {
+async fn tenants_update(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TenantPatch>,
+) -> ApiResult<Json<Tenant>> {
     let id = tenant_id(&id)?;
     let input = body.parse(s.config())?;
-    Ok(Json(s.write(p.actor, move |ctx| service::update(ctx, id, &input)).await?))
+    Ok(Json(
+        s.write(p.actor, move |ctx| service::update(ctx, id, &input))
+            .await?,
+    ))
 }
 
 /// The lifecycle state, with the actions that would succeed now.
 #[utoipa::path(get, path = "/api/tenant-lifecycle/{id}/state", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     responses((status = 200, body = StateView), (status = 404, body = Problem)))]
-async fn lifecycle_state(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_state(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<StateView>> {
     let id = tenant_id(&id)?;
     let t = s.read(move |r| service::get(r, &id)).await?;
     Ok(Json(StateView::from(&t)))
 }
 
-async fn run_action(s: AppState, p: crate::rbac::Principal, id: String, action: Action, body: TransitionRequest) -> ApiResult<Json<StateView>> {
+async fn run_action(
+    s: AppState,
+    p: crate::rbac::Principal,
+    id: String,
+    action: Action,
+    body: TransitionRequest,
+) -> ApiResult<Json<StateView>> {
     let id = tenant_id(&id)?;
     let input = body.parse(action)?;
-    let t = s.write(p.actor, move |ctx| service::transition(ctx, id, action, &input)).await?;
+    let t = s
+        .write(p.actor, move |ctx| {
+            service::transition(ctx, id, action, &input)
+        })
+        .await?;
     Ok(Json(StateView::from(&t)))
 }
 
@@ -300,7 +369,12 @@ async fn run_action(s: AppState, p: crate::rbac::Principal, id: String, action: 
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/start-trial", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn lifecycle_start_trial(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_start_trial(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::StartTrial, b).await
 }
 
@@ -308,7 +382,12 @@ async fn lifecycle_start_trial(State(s): State<AppState>, Caller(p): Caller, Pat
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/activate", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn lifecycle_activate(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_activate(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::Activate, b).await
 }
 
@@ -316,7 +395,12 @@ async fn lifecycle_activate(State(s): State<AppState>, Caller(p): Caller, Path(i
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/suspend", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body = TransitionRequest,
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn lifecycle_suspend(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_suspend(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::Suspend, b).await
 }
 
@@ -324,7 +408,12 @@ async fn lifecycle_suspend(State(s): State<AppState>, Caller(p): Caller, Path(id
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/reinstate", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn lifecycle_reinstate(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_reinstate(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::Reinstate, b).await
 }
 
@@ -333,7 +422,12 @@ async fn lifecycle_reinstate(State(s): State<AppState>, Caller(p): Caller, Path(
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/offboard", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
-async fn lifecycle_offboard(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_offboard(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::Offboard, b).await
 }
 
@@ -341,6 +435,11 @@ async fn lifecycle_offboard(State(s): State<AppState>, Caller(p): Caller, Path(i
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/cancel-offboarding", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
     responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem)))]
-async fn lifecycle_cancel_offboarding(State(s): State<AppState>, Caller(p): Caller, Path(id): Path<String>, OptionalJson(b): OptionalJson<TransitionRequest>) -> ApiResult<Json<StateView>> {
+async fn lifecycle_cancel_offboarding(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    OptionalJson(b): OptionalJson<TransitionRequest>,
+) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::CancelOffboarding, b).await
 }

@@ -83,7 +83,11 @@ pub fn index_keys(t: &Tenant) -> BTreeSet<Vec<u8>> {
     add(Key::new().u8(TIER_CREATED).u8(tier).uuid(id));
     add(Key::new().u8(APP_CREATED).uuid(&t.app_id).uuid(id));
     add(Key::new().u8(STATUS_NAME).u8(st).str(&name).uuid(id));
-    add(Key::new().u8(REGION_NAME).str(&t.region).str(&name).uuid(id));
+    add(Key::new()
+        .u8(REGION_NAME)
+        .str(&t.region)
+        .str(&name)
+        .uuid(id));
     add(Key::new().u8(TIER_NAME).u8(tier).str(&name).uuid(id));
     add(Key::new().u8(APP_NAME).uuid(&t.app_id).str(&name).uuid(id));
     if let (State::Offboarding, Some(d)) = (t.state, t.deadline_at) {
@@ -159,14 +163,18 @@ pub fn load(r: &impl Reader, id: &Uuid) -> Result<Tenant> {
 
 /// The tenant holding `slug`, if any.
 pub fn slug_owner(r: &impl Reader, slug: &str) -> Result<Option<Uuid>> {
-    Ok(r.get(SLUGS, slug.as_bytes())?.and_then(|b| Uuid::from_slice(&b).ok()))
+    Ok(r.get(SLUGS, slug.as_bytes())?
+        .and_then(|b| Uuid::from_slice(&b).ok()))
 }
 
 /// Ids in a time-keyed index (`DEADLINES` or `TRIAL_ENDS`) up to and including `until`.
 pub fn due(r: &impl Reader, index: u8, until_micros: i64, limit: usize) -> Result<Vec<Uuid>> {
     let range = Range::between(
         Key::new().u8(index).into_bytes(),
-        Key::new().u8(index).i64(until_micros.saturating_add(1)).into_bytes(),
+        Key::new()
+            .u8(index)
+            .i64(until_micros.saturating_add(1))
+            .into_bytes(),
     );
     let mut out = Vec::new();
     r.scan(INDEX, &range, Dir::Asc, &mut |k, _| {
@@ -175,7 +183,11 @@ pub fn due(r: &impl Reader, index: u8, until_micros: i64, limit: usize) -> Resul
         if let Some(id) = kr.uuid() {
             out.push(id);
         }
-        Ok(if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        Ok(if out.len() >= limit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
     })?;
     Ok(out)
 }
@@ -198,7 +210,9 @@ impl Sort {
             "created_at" => Ok(Sort::CreatedAt),
             "display_name" => Ok(Sort::DisplayName),
             "status" => Ok(Sort::Status),
-            _ => Err(format!("sort '{s}' is invalid: use created_at, display_name or status")),
+            _ => Err(format!(
+                "sort '{s}' is invalid: use created_at, display_name or status"
+            )),
         }
     }
     /// The API name.
@@ -257,9 +271,12 @@ pub fn encode_cursor(key: &[u8]) -> String {
 
 /// Decodes a client's cursor.
 pub fn decode_cursor(s: &str) -> Result<Vec<u8>> {
-    B64URL
-        .decode(s)
-        .map_err(|_| Error::bad_request("invalid_cursor", "cursor is not one this server issued: start again without it"))
+    B64URL.decode(s).map_err(|_| {
+        Error::bad_request(
+            "invalid_cursor",
+            "cursor is not one this server issued: start again without it",
+        )
+    })
 }
 
 /// One row of the directory: a tenant, or an error row for a record that does not decode (one
@@ -294,31 +311,58 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
     let by_name = q.sort == Sort::DisplayName;
     let (table, prefix, covered): (Table, Vec<u8>, Covered) = if q.sort == Sort::Status {
         match q.status {
-            Some(s) => (INDEX, Key::new().u8(BY_STATUS).u8(s.code()).into_bytes(), Covered::Status),
+            Some(s) => (
+                INDEX,
+                Key::new().u8(BY_STATUS).u8(s.code()).into_bytes(),
+                Covered::Status,
+            ),
             None => (INDEX, vec![BY_STATUS], Covered::None),
         }
     } else if let Some(s) = q.status {
         let ix = if by_name { STATUS_NAME } else { BY_STATUS };
-        (INDEX, Key::new().u8(ix).u8(s.code()).into_bytes(), Covered::Status)
+        (
+            INDEX,
+            Key::new().u8(ix).u8(s.code()).into_bytes(),
+            Covered::Status,
+        )
     } else if let Some(region) = &q.region {
         let ix = if by_name { REGION_NAME } else { REGION_CREATED };
-        (INDEX, Key::new().u8(ix).str(region).into_bytes(), Covered::Region)
+        (
+            INDEX,
+            Key::new().u8(ix).str(region).into_bytes(),
+            Covered::Region,
+        )
     } else if let Some(app) = &q.app_id {
         let ix = if by_name { APP_NAME } else { APP_CREATED };
-        (INDEX, Key::new().u8(ix).uuid(app).into_bytes(), Covered::App)
+        (
+            INDEX,
+            Key::new().u8(ix).uuid(app).into_bytes(),
+            Covered::App,
+        )
     } else if let Some(t) = q.tier {
         let ix = if by_name { TIER_NAME } else { TIER_CREATED };
-        (INDEX, Key::new().u8(ix).u8(t.code()).into_bytes(), Covered::Tier)
+        (
+            INDEX,
+            Key::new().u8(ix).u8(t.code()).into_bytes(),
+            Covered::Tier,
+        )
     } else if by_name {
         (INDEX, vec![BY_NAME], Covered::None)
     } else {
         (TENANTS, Vec::new(), Covered::None)
     };
-    let mut range = if prefix.is_empty() { Range::all() } else { Range::prefix(&prefix) };
+    let mut range = if prefix.is_empty() {
+        Range::all()
+    } else {
+        Range::prefix(&prefix)
+    };
     if let Some(c) = &q.cursor {
-        let (marker, key) = c
-            .split_first()
-            .ok_or_else(|| Error::bad_request("invalid_cursor", "the cursor is empty: start again without it"))?;
+        let (marker, key) = c.split_first().ok_or_else(|| {
+            Error::bad_request(
+                "invalid_cursor",
+                "the cursor is empty: start again without it",
+            )
+        })?;
         let expected = if table == TENANTS { PRIMARY } else { 1 };
         if *marker != expected || !key.starts_with(&prefix) {
             return Err(Error::bad_request(
@@ -326,7 +370,11 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
                 "the cursor belongs to another query (filters or sort changed): start again without it",
             ));
         }
-        range = if q.descending { range.before(key) } else { range.after(key) };
+        range = if q.descending {
+            range.before(key)
+        } else {
+            range.after(key)
+        };
     }
     let needs_filter = q.q.is_some()
         || (q.status.is_some() && covered != Covered::Status)
@@ -343,7 +391,11 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
     r.scan(table, &range, dir, &mut |k, v| {
         scanned += 1;
         last = Some(k.to_vec());
-        let id = if table == TENANTS { Uuid::from_slice(k).ok() } else { Uuid::from_slice(&k[k.len().saturating_sub(16)..]).ok() };
+        let id = if table == TENANTS {
+            Uuid::from_slice(k).ok()
+        } else {
+            Uuid::from_slice(&k[k.len().saturating_sub(16)..]).ok()
+        };
         let Some(id) = id else {
             return Ok(ControlFlow::Continue(()));
         };
@@ -416,7 +468,9 @@ fn matches(t: &Tenant, q: &DirectoryQuery, needle: Option<&str>) -> bool {
         && needle.is_none_or(|n| {
             t.display_name.to_lowercase().contains(n)
                 || t.slug.contains(n)
-                || t.contact_email.as_ref().is_some_and(|e| e.to_lowercase().contains(n))
+                || t.contact_email
+                    .as_ref()
+                    .is_some_and(|e| e.to_lowercase().contains(n))
         })
 }
 

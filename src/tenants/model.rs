@@ -34,7 +34,11 @@ impl Tier {
         Tier::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("isolation tier '{s}' is invalid: use S (shared), P (premium) or G (sovereign)"))
+            .ok_or_else(|| {
+                format!(
+                    "isolation tier '{s}' is invalid: use S (shared), P (premium) or G (sovereign)"
+                )
+            })
     }
     pub(crate) fn code(self) -> u8 {
         self as u8
@@ -42,7 +46,19 @@ impl Tier {
 }
 
 /// Lifecycle state (PRODUCT.md A3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Created, not yet in use.
@@ -353,7 +369,8 @@ pub const SLUG_MAX: usize = 63;
 pub fn parse_slug(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= SLUG_MAX
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-');
     if ok {
@@ -381,7 +398,11 @@ pub fn slug_from_name(name: &str) -> String {
     while s.ends_with('-') {
         s.pop();
     }
-    if s.is_empty() { "tenant".to_string() } else { s }
+    if s.is_empty() {
+        "tenant".to_string()
+    } else {
+        s
+    }
 }
 
 /// Parses a display name: trimmed, 1–120 characters, no control characters.
@@ -408,7 +429,12 @@ pub fn parse_email(s: &str) -> Result<String, String> {
         return Err(bad());
     }
     let (local, domain) = t.split_once('@').ok_or_else(bad)?;
-    if local.is_empty() || local.len() > 64 || domain.contains('@') || parse_hostname(domain).is_err() || !domain.contains('.') {
+    if local.is_empty()
+        || local.len() > 64
+        || domain.contains('@')
+        || parse_hostname(domain).is_err()
+        || !domain.contains('.')
+    {
         return Err(bad());
     }
     Ok(format!("{local}@{}", domain.to_ascii_lowercase()))
@@ -425,7 +451,9 @@ pub fn parse_hostname(s: &str) -> Result<String, String> {
     for label in t.split('.') {
         let ok = !label.is_empty()
             && label.len() <= 63
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
         if !ok {
@@ -441,7 +469,9 @@ pub fn parse_country(s: &str) -> Result<String, String> {
     if t.len() == 2 && t.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(t)
     } else {
-        Err(format!("country '{s}' is invalid: use an ISO 3166-1 alpha-2 code such as BE or NO"))
+        Err(format!(
+            "country '{s}' is invalid: use an ISO 3166-1 alpha-2 code such as BE or NO"
+        ))
     }
 }
 
@@ -451,7 +481,10 @@ pub fn parse_region(config: &Config, s: &str) -> Result<String, String> {
         Some(r) => Ok(r.code.clone()),
         None => {
             let codes: Vec<&str> = config.regions.iter().map(|r| r.code.as_str()).collect();
-            Err(format!("region '{s}' is not offered: use one of {}", codes.join(", ")))
+            Err(format!(
+                "region '{s}' is not offered: use one of {}",
+                codes.join(", ")
+            ))
         }
     }
 }
@@ -461,7 +494,10 @@ pub fn parse_plan(config: &Config, s: &str) -> Result<String, String> {
     if config.plans.iter().any(|p| p == s) {
         Ok(s.to_string())
     } else {
-        Err(format!("plan '{s}' is not offered: use one of {}", config.plans.join(", ")))
+        Err(format!(
+            "plan '{s}' is not offered: use one of {}",
+            config.plans.join(", ")
+        ))
     }
 }
 
@@ -514,18 +550,33 @@ mod tests {
     #[test]
     fn reinstate_is_only_allowed_from_suspended() {
         for s in State::ALL {
-            assert_eq!(Action::Reinstate.target(s, None).is_some(), s == State::Suspended, "{s:?}");
+            assert_eq!(
+                Action::Reinstate.target(s, None).is_some(),
+                s == State::Suspended,
+                "{s:?}"
+            );
         }
     }
 
     #[test]
     fn allowed_lists_exactly_the_transitions_of_the_state_machine() {
-        let names = |s, from| allowed_actions(s, from).iter().map(|a| a.as_str()).collect::<Vec<_>>();
+        let names = |s, from| {
+            allowed_actions(s, from)
+                .iter()
+                .map(|a| a.as_str())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(names(State::Provisioned, None), ["start-trial", "activate"]);
-        assert_eq!(names(State::Trial, None), ["activate", "suspend", "offboard"]);
+        assert_eq!(
+            names(State::Trial, None),
+            ["activate", "suspend", "offboard"]
+        );
         assert_eq!(names(State::Active, None), ["suspend", "offboard"]);
         assert_eq!(names(State::Suspended, None), ["reinstate", "offboard"]);
-        assert_eq!(names(State::Offboarding, Some(State::Active)), ["cancel-offboarding"]);
+        assert_eq!(
+            names(State::Offboarding, Some(State::Active)),
+            ["cancel-offboarding"]
+        );
         assert!(names(State::Offboarded, None).is_empty());
     }
 

@@ -71,8 +71,15 @@ pub struct ProvisionInput {
     hierarchy_depth: Option<u8>,
 }
 
-fn opt<T>(v: &mut Validator, field: &str, value: Option<&str>, parse: impl Fn(&str) -> std::result::Result<T, String>) -> Option<T> {
-    value.filter(|s| !s.trim().is_empty()).and_then(|s| v.take(field, parse(s)))
+fn opt<T>(
+    v: &mut Validator,
+    field: &str,
+    value: Option<&str>,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Option<T> {
+    value
+        .filter(|s| !s.trim().is_empty())
+        .and_then(|s| v.take(field, parse(s)))
 }
 
 impl NewTenant {
@@ -83,7 +90,8 @@ impl NewTenant {
         let mut v = Validator::new();
         let app_id = v.take(
             "app_id",
-            Uuid::try_parse(self.app_id.trim()).map_err(|_| format!("app_id '{}' is not a UUID", self.app_id)),
+            Uuid::try_parse(self.app_id.trim())
+                .map_err(|_| format!("app_id '{}' is not a UUID", self.app_id)),
         );
         let display_name = v.take("display_name", parse_display_name(&self.display_name));
         let slug = opt(&mut v, "slug", self.slug.as_deref(), parse_slug);
@@ -92,24 +100,45 @@ impl NewTenant {
             None | Some("") => Some(Tier::S),
             Some(t) => v.take("isolation_tier", Tier::parse(t)),
         };
-        if let (Some(Tier::G), Some(r)) = (tier, &region) {
-            if config.region(r).is_some_and(|r| !r.sovereign) {
-                let sovereign: Vec<&str> = config.regions.iter().filter(|r| r.sovereign).map(|r| r.code.as_str()).collect();
-                v.add(
+        if let (Some(Tier::G), Some(r)) = (tier, &region)
+            && config.region(r).is_some_and(|r| !r.sovereign)
+        {
+            let sovereign: Vec<&str> = config
+                .regions
+                .iter()
+                .filter(|r| r.sovereign)
+                .map(|r| r.code.as_str())
+                .collect();
+            v.add(
                     "region",
                     format!(
                         "G (sovereign) tenants need a sovereign region; '{r}' is not one (sovereign regions: {})",
                         if sovereign.is_empty() { "none configured".to_string() } else { sovereign.join(", ") }
                     ),
                 );
-            }
         }
-        let brand_domain = opt(&mut v, "brand_domain", self.brand_domain.as_deref(), parse_hostname);
+        let brand_domain = opt(
+            &mut v,
+            "brand_domain",
+            self.brand_domain.as_deref(),
+            parse_hostname,
+        );
         let country = opt(&mut v, "country", self.country.as_deref(), parse_country);
-        let contact_email = opt(&mut v, "contact_email", self.contact_email.as_deref(), parse_email);
-        let plan = opt(&mut v, "plan", self.plan.as_deref(), |p| parse_plan(config, p));
-        let trial_days = self.trial_days.and_then(|d| v.take("trial_days", parse_trial_days(d)));
-        let hierarchy_depth = self.hierarchy_depth.and_then(|d| v.take("hierarchy_depth", parse_hierarchy_depth(d)));
+        let contact_email = opt(
+            &mut v,
+            "contact_email",
+            self.contact_email.as_deref(),
+            parse_email,
+        );
+        let plan = opt(&mut v, "plan", self.plan.as_deref(), |p| {
+            parse_plan(config, p)
+        });
+        let trial_days = self
+            .trial_days
+            .and_then(|d| v.take("trial_days", parse_trial_days(d)));
+        let hierarchy_depth = self
+            .hierarchy_depth
+            .and_then(|d| v.take("hierarchy_depth", parse_hierarchy_depth(d)));
         v.finish()?;
         let missing = || Error::Internal("validated field missing".into());
         Ok(ProvisionInput {
@@ -149,7 +178,10 @@ fn free_slug(r: &impl Reader, base: &str) -> Result<String> {
             return Ok(candidate);
         }
     }
-    Err(Error::conflict("slug_taken", format!("no free slug near '{base}': give one explicitly")))
+    Err(Error::conflict(
+        "slug_taken",
+        format!("no free slug near '{base}': give one explicitly"),
+    ))
 }
 
 /// Provisions a tenant in state `provisioned`: assigns pools by tier and writes
@@ -157,7 +189,11 @@ fn free_slug(r: &impl Reader, base: &str) -> Result<String> {
 ///
 /// Errors: 422 `app_not_found`; 409 `slug_taken` for an explicit slug in use; 503
 /// `no_active_pool` when no shared pool is active.
-pub fn provision(ctx: &mut WriteCtx<'_>, config: &Config, input: &ProvisionInput) -> Result<Tenant> {
+pub fn provision(
+    ctx: &mut WriteCtx<'_>,
+    config: &Config,
+    input: &ProvisionInput,
+) -> Result<Tenant> {
     if !apps::service::exists(ctx, &input.app_id)? {
         return Err(Error::AppNotFound(input.app_id.to_string()));
     }
@@ -166,7 +202,9 @@ pub fn provision(ctx: &mut WriteCtx<'_>, config: &Config, input: &ProvisionInput
             if let Some(owner) = directory::slug_owner(ctx, s)? {
                 return Err(Error::conflict(
                     "slug_taken",
-                    format!("slug '{s}' is already used by tenant {owner}: choose another, or leave slug out to derive one"),
+                    format!(
+                        "slug '{s}' is already used by tenant {owner}: choose another, or leave slug out to derive one"
+                    ),
                 ));
             }
             s.clone()
@@ -220,14 +258,23 @@ pub fn provision(ctx: &mut WriteCtx<'_>, config: &Config, input: &ProvisionInput
             "hierarchy_depth": tenant.hierarchy_depth,
         }),
     )?;
-    ledger::append(ctx, &chain, "tenant.pool.assigned.v1", &tenant_target(id), assignment_data(&tenant))?;
+    ledger::append(
+        ctx,
+        &chain,
+        "tenant.pool.assigned.v1",
+        &tenant_target(id),
+        assignment_data(&tenant),
+    )?;
     Ok(tenant)
 }
 
 fn assignment_data(t: &Tenant) -> Value {
     match &t.pools.app {
         AppPools::Shared(m) => {
-            let apps: Map<String, Value> = m.iter().map(|(md, p)| (md.clone(), Value::from(p.clone()))).collect();
+            let apps: Map<String, Value> = m
+                .iter()
+                .map(|(md, p)| (md.clone(), Value::from(p.clone())))
+                .collect();
             json!({"isolation_tier": t.isolation_tier, "admin_pool": t.pools.admin, "app_pools": apps})
         }
         AppPools::Dedicated(p) => {
@@ -281,7 +328,9 @@ pub struct TenantPatch {
     pub hierarchy_depth: Option<i64>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -303,19 +352,28 @@ impl TenantPatch {
     /// Errors: 422 `validation_failed`.
     pub fn parse(self, config: &Config) -> Result<PatchInput> {
         let mut v = Validator::new();
-        let mut clearable = |field: &str, value: Option<Option<String>>, parse: &dyn Fn(&str) -> std::result::Result<String, String>| match value {
-            None => None,
-            Some(None) => Some(None),
-            Some(Some(s)) if s.trim().is_empty() => Some(None),
-            Some(Some(s)) => v.take(field, parse(&s)).map(Some),
-        };
+        let mut clearable =
+            |field: &str,
+             value: Option<Option<String>>,
+             parse: &dyn Fn(&str) -> std::result::Result<String, String>| match value {
+                None => None,
+                Some(None) => Some(None),
+                Some(Some(s)) if s.trim().is_empty() => Some(None),
+                Some(Some(s)) => v.take(field, parse(&s)).map(Some),
+            };
         let contact_email = clearable("contact_email", self.contact_email, &parse_email);
         let brand_domain = clearable("brand_domain", self.brand_domain, &parse_hostname);
         let country = clearable("country", self.country, &parse_country);
         let plan = clearable("plan", self.plan, &|p| parse_plan(config, p));
-        let display_name = self.display_name.and_then(|d| v.take("display_name", parse_display_name(&d)));
-        let trial_days = self.trial_days.and_then(|d| v.take("trial_days", parse_trial_days(d)));
-        let hierarchy_depth = self.hierarchy_depth.and_then(|d| v.take("hierarchy_depth", parse_hierarchy_depth(d)));
+        let display_name = self
+            .display_name
+            .and_then(|d| v.take("display_name", parse_display_name(&d)));
+        let trial_days = self
+            .trial_days
+            .and_then(|d| v.take("trial_days", parse_trial_days(d)));
+        let hierarchy_depth = self
+            .hierarchy_depth
+            .and_then(|d| v.take("hierarchy_depth", parse_hierarchy_depth(d)));
         v.finish()?;
         Ok(PatchInput {
             display_name,
@@ -377,7 +435,13 @@ pub fn update(ctx: &mut WriteCtx<'_>, id: Uuid, patch: &PatchInput) -> Result<Te
     }
     new.updated_at = ctx.now;
     directory::save(ctx, Some(&old), &new)?;
-    ledger::append(ctx, &tenant_chain(id), "tenant.updated.v1", &tenant_target(id), json!({ "changes": changes }))?;
+    ledger::append(
+        ctx,
+        &tenant_chain(id),
+        "tenant.updated.v1",
+        &tenant_target(id),
+        json!({ "changes": changes }),
+    )?;
     Ok(new)
 }
 
@@ -414,7 +478,10 @@ impl TransitionRequest {
             Some(r) if !r.trim().is_empty() => v.take("reason", parse_reason(r)),
             _ => {
                 if action == Action::Suspend {
-                    v.add("reason", "suspend needs a reason (non-payment, abuse, breach hold...)");
+                    v.add(
+                        "reason",
+                        "suspend needs a reason (non-payment, abuse, breach hold...)",
+                    );
                 }
                 None
             }
@@ -422,7 +489,13 @@ impl TransitionRequest {
         let grace_days = match self.grace_days {
             Some(d) if action == Action::Offboard => v.take("grace_days", parse_grace_days(d)),
             Some(_) => {
-                v.add("grace_days", format!("grace_days applies to offboard only, not {}", action.as_str()));
+                v.add(
+                    "grace_days",
+                    format!(
+                        "grace_days applies to offboard only, not {}",
+                        action.as_str()
+                    ),
+                );
                 None
             }
             None => None,
@@ -430,7 +503,13 @@ impl TransitionRequest {
         let trial_days = match self.trial_days {
             Some(d) if action == Action::StartTrial => v.take("trial_days", parse_trial_days(d)),
             Some(_) => {
-                v.add("trial_days", format!("trial_days applies to start-trial only, not {}", action.as_str()));
+                v.add(
+                    "trial_days",
+                    format!(
+                        "trial_days applies to start-trial only, not {}",
+                        action.as_str()
+                    ),
+                );
                 None
             }
             None => None,
@@ -448,19 +527,26 @@ impl TransitionRequest {
 ///
 /// Errors: 404; 409 `tenant_read_only` for any action on an offboarding tenant but cancel, or on
 /// an offboarded tenant; 409 `invalid_transition` with the allowed actions otherwise.
-pub fn transition(ctx: &mut WriteCtx<'_>, id: Uuid, action: Action, input: &TransitionInput) -> Result<Tenant> {
+pub fn transition(
+    ctx: &mut WriteCtx<'_>,
+    id: Uuid,
+    action: Action,
+    input: &TransitionInput,
+) -> Result<Tenant> {
     let old = directory::load(ctx, &id)?;
     if action != Action::CancelOffboarding {
         ensure_writable(&old)?;
     }
-    let to = action.target(old.state, old.offboarding_from).ok_or_else(|| Error::InvalidTransition {
-        from: old.state.as_str().into(),
-        action: action.as_str().into(),
-        allowed: allowed_actions(old.state, old.offboarding_from)
-            .iter()
-            .map(|a| a.as_str().to_string())
-            .collect(),
-    })?;
+    let to = action
+        .target(old.state, old.offboarding_from)
+        .ok_or_else(|| Error::InvalidTransition {
+            from: old.state.as_str().into(),
+            action: action.as_str().into(),
+            allowed: allowed_actions(old.state, old.offboarding_from)
+                .iter()
+                .map(|a| a.as_str().to_string())
+                .collect(),
+        })?;
     let now = ctx.now;
     let mut new = old.clone();
     new.state = to;
@@ -470,7 +556,10 @@ pub fn transition(ctx: &mut WriteCtx<'_>, id: Uuid, action: Action, input: &Tran
     let mut data = json!({"from": old.state, "to": to, "reason": input.reason});
     match action {
         Action::StartTrial => {
-            let days = input.trial_days.or(old.trial_days).unwrap_or(DEFAULT_TRIAL_DAYS);
+            let days = input
+                .trial_days
+                .or(old.trial_days)
+                .unwrap_or(DEFAULT_TRIAL_DAYS);
             let ends = now + Duration::days(i64::from(days));
             new.trial_days = Some(days);
             new.trial_ends_at = Some(ends);
@@ -495,7 +584,13 @@ pub fn transition(ctx: &mut WriteCtx<'_>, id: Uuid, action: Action, input: &Tran
         }
     }
     directory::save(ctx, Some(&old), &new)?;
-    ledger::append(ctx, &tenant_chain(id), action.event(), &tenant_target(id), data)?;
+    ledger::append(
+        ctx,
+        &tenant_chain(id),
+        action.event(),
+        &tenant_target(id),
+        data,
+    )?;
     Ok(new)
 }
 

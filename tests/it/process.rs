@@ -1,0 +1,371 @@
+//! The real binary: `serve`, graceful shutdown on SIGTERM, restart persistence, CLI commands
+//! through the admin socket and directly on the store, offline verify, and `serve --demo`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tenantry::store::Reader as _;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
+const TOKEN: &str = "process-test-token-0123456789abcdef";
+
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_with(data_dir, extra, Some(TOKEN))
+    }
+
+    fn start_with(data_dir: &Path, extra: &[&str], token: Option<&str>) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("TENANTRY_LOG", "info")
+            .env_remove("TENANTRY_CONFIG")
+            .env_remove("TENANTRY_ADMIN_OPS_TOKEN")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        if let Some(t) = token {
+            cmd.env("TENANTRY_ADMIN_OPS_TOKEN", t);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let rest = &line[i + "listening on http://".len()..];
+                    let addr: String = rest.chars().take_while(|c| !c.is_whitespace()).collect();
+                    let _ = tx.send(addr);
+                }
+                sink.lock().unwrap().push_str(&line);
+                sink.lock().unwrap().push('\n');
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                std::thread::sleep(Duration::from_millis(50));
+                return (s, self.log.lock().unwrap().clone());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("TENANTRY_CONFIG")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn post(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    let res = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let s = res.status();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(client: &reqwest::Client, base: &str, path: &str) -> (StatusCode, Value) {
+    let res = client
+        .get(format!("{base}{path}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let s = res.status();
+    (s, res.json().await.unwrap_or(Value::Null))
+}
+
+fn data_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    (dir, data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_drains_on_sigterm_and_keeps_every_acknowledged_write() {
+    let (_dir, data) = data_dir();
+    let server = Server::start(&data, &[]);
+    let client = reqwest::Client::new();
+    let (s, app) = post(
+        &client,
+        &server.base,
+        "/api/apps",
+        json!({"name": "Projex Work"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+
+    // A burst of provisioning, then SIGTERM while it is in flight.
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let (client, base, app_id) = (client.clone(), server.base.clone(), app_id.clone());
+        tasks.push(tokio::spawn(async move {
+            let res = client
+                .post(format!("{base}/api/tenants"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"app_id": app_id, "display_name": format!("Burst {i}"), "region": "us-east-1"}))
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status() == StatusCode::CREATED => Some(r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()),
+                _ => None,
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status}: {log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(
+        log.contains("the writer drained and the store is closed"),
+        "{log}"
+    );
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        if let Some(id) = t.await.unwrap() {
+            acknowledged.push(id);
+        }
+    }
+    assert!(
+        !data.join("admin.sock").exists(),
+        "the socket is removed on shutdown"
+    );
+
+    // Restart: every acknowledged write is there, and the ledger verifies.
+    let server = Server::start(&data, &[]);
+    for id in &acknowledged {
+        let (s, v) = get(&client, &server.base, &format!("/api/tenants/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "acknowledged tenant {id} lost: {v}");
+    }
+    let (_, summary) = get(&client, &server.base, "/api/tenants/summary").await;
+    assert!(summary["total"].as_u64().unwrap() >= acknowledged.len() as u64);
+
+    // CLI while the server runs: through the admin socket.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("admin.sock"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let d = data.to_str().unwrap();
+    let (code, out, err) = cli(&["audit", "verify", "--data-dir", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(" 0 broken"), "{out}");
+    let (code, out, err) = cli(&["jobs", "run", "checkpoint_chains", "--data-dir", d]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("\"outcome\": \"ok\""), "{out}");
+    let (code, out, _) = cli(&["audit", "export", "--data-dir", d, "--chain", "platform"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .starts_with("{\"entry\":{\"action\":\"pool.created.v1\""),
+        "{out}"
+    );
+    let (_, jobs) = get(&client, &server.base, "/api/jobs").await;
+    assert_eq!(
+        jobs["items"][2]["last_run"]["trigger"], "manual",
+        "the socket ran the job in the server"
+    );
+
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    // CLI without a server: directly on the store.
+    let (code, out, err) = cli(&["audit", "verify", "--data-dir", d, "--json"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    assert!(report["results"].as_array().unwrap().len() > acknowledged.len());
+    let (code, out, _) = cli(&["jobs", "list", "--data-dir", d]);
+    assert_eq!(code, 0);
+    assert!(out.contains("checkpoint_chains"), "{out}");
+
+    // Offline verify names the first bad seq of a tampered chain and exits non-zero.
+    {
+        let store = tenantry::store::Store::open(&data).unwrap();
+        store
+            .write(
+                chrono::Utc::now(),
+                tenantry::actor::Actor::system("attacker"),
+                |ctx| {
+                    let key =
+                        tenantry::audit::ledger::entry_key(&tenantry::audit::ChainId::Platform, 4);
+                    let mut v = ctx.get(tenantry::audit::ledger::ENTRIES, &key)?.unwrap();
+                    let last = v.len() - 3;
+                    v[last] ^= 0x01;
+                    ctx.put(tenantry::audit::ledger::ENTRIES, &key, &v)?;
+                    Ok::<_, tenantry::store::Error>(())
+                },
+            )
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let (code, out, _) = cli(&["audit", "verify", "--data-dir", d, "--chain", "platform"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN  platform  first bad seq 4"), "{out}");
+    let (code, _, err) = cli(&["audit", "verify", "--data-dir", "/nonexistent/tenantry"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no data file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
+    let (_dir, data) = data_dir();
+    let server = Server::start_with(&data, &["--demo"], None);
+    let base = server.base.clone();
+    let log = server.log.lock().unwrap().clone();
+    let i = log
+        .find("demo admin token (super_admin): ")
+        .expect("the demo token is printed");
+    let token = log[i + 32..].split_whitespace().next().unwrap().to_string();
+    assert!(!token.is_empty() && !base.is_empty());
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        let req = client.get(format!("{base}{path}")).bearer_auth(&token);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let apps = get("/api/apps").await;
+    assert_eq!(apps["items"].as_array().unwrap().len(), 3);
+    let summary = get("/api/tenants/summary").await;
+    assert!(summary["total"].as_u64().unwrap() >= 30, "{summary}");
+    for state in [
+        "provisioned",
+        "trial",
+        "active",
+        "suspended",
+        "offboarding",
+        "offboarded",
+    ] {
+        assert!(
+            summary["by_state"][state].as_u64().unwrap_or(0) > 0,
+            "no {state} tenant: {summary}"
+        );
+    }
+    assert_eq!(summary["by_tier"].as_object().unwrap().len(), 3);
+    assert!(summary["by_region"].as_object().unwrap().len() >= 6);
+    let flips = get("/api/audit?action=pool.status.flipped.v1").await;
+    assert!(flips["items"].as_array().unwrap().len() >= 4);
+    let oldest = get("/api/audit?chain=platform&limit=500").await;
+    let first_ts = oldest["items"].as_array().unwrap().last().unwrap()["ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let age = chrono::Utc::now()
+        - chrono::DateTime::parse_from_rfc3339(&first_ts)
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+    assert!(
+        age.num_days() >= 89,
+        "history spans 90 days (first entry {first_ts})"
+    );
+    let jobs = get("/api/jobs").await;
+    assert!(
+        jobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| !j["last_run"].is_null()),
+        "{jobs}"
+    );
+    let verify = client
+        .post(format!("{base}/api/audit/verify"))
+        .bearer_auth(&token)
+        .json(&json!({"full": true}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let results = verify["results"].as_array().unwrap();
+    assert!(results.len() >= 31);
+    assert!(results.iter().all(|r| r["ok"] == true), "{verify}");
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{log}");
+    // A second start does not seed again.
+    let server = Server::start(&data, &["--demo"]);
+    let client = reqwest::Client::new();
+    let res = client
+        .get(format!("{}/api/tenants/summary", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["total"], summary["total"]);
+    drop(server);
+}
