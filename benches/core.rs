@@ -1,1 +1,256 @@
-fn main() {}
+//! Criterion benchmarks of the core on a real store in a temp dir:
+//! - `audit_verify`: full verification of every chain (throughput in bytes of envelopes and
+//!   data hashed);
+//! - `directory`: page latency with 100,000 tenants (first page, a page 50,000 rows deep, a
+//!   filtered page, two filters, a rare `q` search).
+//!
+//! Run with `cargo bench --bench core`; `TENANTRY_BENCH_TENANTS=N` changes the directory size.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use tenantry::actor::Actor;
+use tenantry::app::{AppState, open_state};
+use tenantry::audit::{self, Mode};
+use tenantry::clock::Clock;
+use tenantry::config::Config;
+use tenantry::tenants::directory::{self, DirectoryQuery, Sort};
+use tenantry::tenants::model::{Action, State};
+use tenantry::tenants::service::{self, NewTenant, TransitionInput};
+
+const REGIONS: [&str; 6] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-southeast-1",
+    "me-central-1",
+];
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    rt: tokio::runtime::Runtime,
+    tenants: usize,
+}
+
+fn fixture() -> Fixture {
+    let tenants: usize = std::env::var("TENANTRY_BENCH_TENANTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: dir.path().join("data"),
+        ..Config::default()
+    };
+    let state = rt.block_on(open_state(config, Clock::System)).unwrap();
+    let started = Instant::now();
+    rt.block_on(async {
+        let config = Arc::new(state.config().as_ref().clone());
+        let apps: Vec<uuid::Uuid> = {
+            let mut v = Vec::new();
+            for name in ["Work", "Field", "Insights"] {
+                let input = tenantry::apps::service::NewApp {
+                    name: name.into(),
+                    ..Default::default()
+                }
+                .parse()
+                .unwrap();
+                v.push(
+                    state
+                        .write(Actor::system("bench"), move |ctx| {
+                            tenantry::apps::service::create(ctx, &input)
+                        })
+                        .await
+                        .unwrap()
+                        .id,
+                );
+            }
+            v
+        };
+        // Provision in requests of 500 tenants, eight requests in flight, so the writer batches.
+        let chunk = 500usize;
+        let mut in_flight = tokio::task::JoinSet::new();
+        for start in (0..tenants).step_by(chunk) {
+            let inputs: Vec<_> = (start..(start + chunk).min(tenants))
+                .map(|i| {
+                    NewTenant {
+                        app_id: apps[i % 3].to_string(),
+                        display_name: format!(
+                            "Tenant {i:06} {}",
+                            ["Logistics", "Health", "Retail", "Energy", "Bank"][i % 5]
+                        ),
+                        region: REGIONS[i % REGIONS.len()].into(),
+                        isolation_tier: Some(if i % 50 == 0 { "P" } else { "S" }.into()),
+                        contact_email: Some(format!("ops{i}@tenant{i}.example.com")),
+                        ..Default::default()
+                    }
+                    .parse(&config)
+                    .unwrap()
+                })
+                .collect();
+            let (state, config) = (state.clone(), config.clone());
+            in_flight.spawn(async move {
+                state
+                    .write(Actor::system("bench"), move |ctx| {
+                        for (k, input) in inputs.iter().enumerate() {
+                            let t = service::provision(ctx, &config, input)?;
+                            let i = start + k;
+                            if i % 3 != 0 {
+                                service::transition(
+                                    ctx,
+                                    t.id,
+                                    Action::Activate,
+                                    &TransitionInput::default(),
+                                )?;
+                            }
+                            if i % 3 != 0 && i % 10 == 1 {
+                                let reason = TransitionInput {
+                                    reason: Some("non-payment".into()),
+                                    ..Default::default()
+                                };
+                                service::transition(ctx, t.id, Action::Suspend, &reason)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                    .await
+                    .unwrap()
+            });
+            if in_flight.len() >= 8 {
+                in_flight.join_next().await.unwrap().unwrap();
+            }
+        }
+        while let Some(r) = in_flight.join_next().await {
+            r.unwrap();
+        }
+    });
+    eprintln!(
+        "seeded {tenants} tenants in {:.1} s; data file {} MB",
+        started.elapsed().as_secs_f64(),
+        state.store().file_size() / 1_000_000
+    );
+    Fixture {
+        _dir: dir,
+        state,
+        rt,
+        tenants,
+    }
+}
+
+fn query(f: &Fixture, q: DirectoryQuery) -> directory::DirectoryPage {
+    f.rt.block_on(f.state.read(move |r| directory::query(r, &q)))
+        .unwrap()
+}
+
+fn benches(c: &mut Criterion) {
+    let f = fixture();
+
+    // Audit verify throughput over the whole ledger.
+    let reports =
+        f.rt.block_on(audit::verify(
+            f.state.store(),
+            f.state.install_key(),
+            None,
+            Mode::Full,
+        ))
+        .unwrap();
+    let bytes: u64 = reports.iter().map(|r| r.bytes_checked).sum();
+    let entries: u64 = reports.iter().map(|r| r.entries_checked).sum();
+    eprintln!(
+        "ledger: {} chains, {entries} entries, {:.1} MB hashed per full verify",
+        reports.len(),
+        bytes as f64 / 1e6
+    );
+    let mut g = c.benchmark_group("audit_verify");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Bytes(bytes));
+    g.bench_function("full_all_chains", |b| {
+        b.iter(|| {
+            black_box(
+                f.rt.block_on(audit::verify(
+                    f.state.store(),
+                    f.state.install_key(),
+                    None,
+                    Mode::Full,
+                ))
+                .unwrap(),
+            )
+        })
+    });
+    g.finish();
+
+    // Directory pages.
+    let deep_cursor = {
+        let mut q = DirectoryQuery {
+            sort: Sort::DisplayName,
+            descending: false,
+            limit: 500,
+            ..Default::default()
+        };
+        for _ in 0..(f.tenants / 2 / 500) {
+            q.cursor = query(&f, q.clone()).next_cursor;
+        }
+        q.cursor
+    };
+    let mut g = c.benchmark_group(format!("directory_{}_tenants", f.tenants));
+    g.sample_size(50);
+    let cases: Vec<(&str, DirectoryQuery)> = vec![
+        ("first_page_newest", DirectoryQuery::default()),
+        (
+            "page_50k_deep_by_name",
+            DirectoryQuery {
+                sort: Sort::DisplayName,
+                descending: false,
+                cursor: deep_cursor,
+                ..Default::default()
+            },
+        ),
+        (
+            "status_suspended_by_name",
+            DirectoryQuery {
+                status: Some(State::Suspended),
+                sort: Sort::DisplayName,
+                descending: false,
+                ..Default::default()
+            },
+        ),
+        (
+            "region_and_tier_P",
+            DirectoryQuery {
+                region: Some("eu-west-1".into()),
+                tier: Some(tenantry::tenants::model::Tier::P),
+                ..Default::default()
+            },
+        ),
+        (
+            "q_rare_match_budgeted",
+            DirectoryQuery {
+                q: Some("ops99999@".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, q) in cases {
+        let page = query(&f, q.clone());
+        eprintln!(
+            "{name}: {} rows, more: {}",
+            page.rows.len(),
+            page.next_cursor.is_some()
+        );
+        g.bench_function(name, |b| b.iter(|| black_box(query(&f, q.clone()))));
+    }
+    g.finish();
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);

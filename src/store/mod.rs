@@ -418,6 +418,22 @@ impl Store {
                 other => Error::storage(format!("opening {}: {other}", path.display())),
             })?;
         set_private_file(&path)?;
+        Store::from_database(db, path)
+    }
+
+    /// Opens the store over a custom redb backend (fault-injection tests).
+    #[cfg(test)]
+    pub(crate) fn open_with_backend(
+        path: PathBuf,
+        backend: impl redb::StorageBackend,
+    ) -> Result<Store> {
+        let db = redb::Database::builder()
+            .create_with_backend(backend)
+            .map_err(|e| Error::storage(format!("opening {}: {e}", path.display())))?;
+        Store::from_database(db, path)
+    }
+
+    fn from_database(db: redb::Database, path: PathBuf) -> Result<Store> {
         let db = Arc::new(db);
         check_and_init_schema(&db)?;
         let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();

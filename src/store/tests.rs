@@ -185,3 +185,135 @@ async fn the_data_dir_and_file_are_owner_only() {
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(store.path()), 0o600);
 }
+
+/// A file backend that fails every write and sync once its countdown runs out, like a disk
+/// that fills up or goes away mid-commit.
+#[derive(Debug)]
+struct FailingBackend {
+    inner: redb::backends::FileBackend,
+    writes_left: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl FailingBackend {
+    fn tick(&self) -> std::io::Result<()> {
+        if self
+            .writes_left
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
+            return Err(std::io::Error::other(
+                "injected failure: no space left on device",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for FailingBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.tick()?;
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.inner.close()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failed_commit_and_a_reopen_the_chain_verifies_and_nothing_acknowledged_is_missing()
+{
+    use crate::audit::signing::{InstallKey, KeyRing};
+    use crate::audit::verify::{Mode, verify_chain};
+    use crate::audit::{ChainId, Target, ledger};
+
+    let ring = KeyRing::new([InstallKey::from_seed(&[3; 32]).public()]);
+    for countdown in [5i64, 17, 40, 90, 200, 500] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(DATA_FILE);
+        let chain = ChainId::Tenant(uuid::Uuid::now_v7());
+        let mut acknowledged = 0u64;
+        {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap();
+            let writes_left = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+            let backend = FailingBackend {
+                inner: redb::backends::FileBackend::new(file).unwrap(),
+                writes_left: writes_left.clone(),
+            };
+            let store = Store::open_with_backend(path.clone(), backend).unwrap();
+            writes_left.store(countdown, std::sync::atomic::Ordering::SeqCst);
+            for i in 0..400u64 {
+                let r = store
+                    .write(now(), Actor::system("t"), move |ctx| {
+                        let data = serde_json::json!({"i": i, "reason": "crash test"});
+                        ledger::append(
+                            ctx,
+                            &chain,
+                            "tenant.updated.v1",
+                            &Target::new("tenant", i),
+                            data,
+                        )
+                    })
+                    .await;
+                match r {
+                    Ok(a) => {
+                        assert_eq!(a.seq, acknowledged + 1, "seqs are acknowledged in order");
+                        acknowledged = a.seq;
+                    }
+                    Err(_) => break,
+                }
+            }
+            store.close().await;
+        }
+        assert!(
+            acknowledged < 400,
+            "countdown {countdown}: the injected failure was never hit"
+        );
+        eprintln!("countdown {countdown}: {acknowledged} appends acknowledged before the failure");
+        let store = Store::open(dir.path()).unwrap();
+        let ring = ring.clone();
+        let report = store
+            .read(move |r| verify_chain(r, &chain, &ring, Mode::Full))
+            .await
+            .unwrap_or_else(|e: crate::error::Error| panic!("countdown {countdown}: {e}"));
+        assert!(report.ok, "countdown {countdown}: {report:?}");
+        assert!(
+            report.head_seq >= acknowledged,
+            "countdown {countdown}: acknowledged {acknowledged} but the head is {}",
+            report.head_seq
+        );
+        // And the store takes writes again.
+        let next = store
+            .write(now(), Actor::system("t"), move |ctx| {
+                ledger::append(
+                    ctx,
+                    &chain,
+                    "tenant.updated.v1",
+                    &Target::new("tenant", "x"),
+                    serde_json::json!({}),
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(next.seq, report.head_seq + 1);
+    }
+}

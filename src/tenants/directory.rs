@@ -509,3 +509,150 @@ pub fn summary(r: &impl Reader) -> Result<Summary> {
     s.total = s.by_state.values().sum();
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::actor::Actor;
+    use crate::store::Store;
+    use crate::tenants::model::{AppPools, PoolAssignment};
+
+    const NAMES: [&str; 6] = ["alpha", "Bravo", "charlie", "Alpha", "delta échec", "Zulu"];
+    const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-1"];
+
+    fn tenant(
+        i: usize,
+        name: usize,
+        state: usize,
+        region: usize,
+        tier: usize,
+        app: &Uuid,
+    ) -> Tenant {
+        let t0 = chrono::DateTime::from_timestamp(1_700_000_000 + i as i64, 0).unwrap_or_default();
+        Tenant {
+            id: crate::ids::new_id(t0),
+            app_id: *app,
+            display_name: format!("{} {i}", NAMES[name]),
+            slug: format!("t-{i}"),
+            region: REGIONS[region].into(),
+            isolation_tier: Tier::ALL[tier],
+            brand_domain: None,
+            country: None,
+            contact_email: Some(format!("ops{i}@example.com")),
+            plan: None,
+            trial_days: None,
+            hierarchy_depth: None,
+            state: State::ALL[state],
+            state_since: t0,
+            state_reason: None,
+            deadline_at: None,
+            offboarding_from: None,
+            trial_ends_at: None,
+            pools: PoolAssignment {
+                admin: "admin-1".into(),
+                app: AppPools::Dedicated("app-1".into()),
+            },
+            created_at: t0,
+            updated_at: t0,
+            shredded_at: None,
+        }
+    }
+
+    fn expected(model: &[Tenant], q: &DirectoryQuery) -> Vec<Uuid> {
+        let needle = q.q.as_ref().map(|s| s.to_lowercase());
+        let mut rows: Vec<&Tenant> = model
+            .iter()
+            .filter(|t| matches(t, q, needle.as_deref()))
+            .collect();
+        match q.sort {
+            Sort::CreatedAt => rows.sort_by_key(|t| t.id),
+            Sort::DisplayName => rows.sort_by_key(|t| (name_key(&t.display_name), t.id)),
+            Sort::Status => rows.sort_by_key(|t| (t.state, t.id)),
+        }
+        if q.descending {
+            rows.reverse();
+        }
+        rows.iter().map(|t| t.id).collect()
+    }
+
+    fn all_pages(store: &Store, mut q: DirectoryQuery) -> Vec<Uuid> {
+        let mut out = Vec::new();
+        loop {
+            let page = store
+                .read_blocking(|r| query(r, &q))
+                .unwrap_or_else(|e: Error| panic!("{e}"));
+            assert!(page.rows.len() <= q.limit);
+            out.extend(page.rows.iter().map(|r| match r {
+                DirectoryRow::Tenant(t) => t.id,
+                DirectoryRow::Broken { id, .. } => *id,
+            }));
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        #[test]
+        fn paged_queries_match_a_plain_model_after_random_changes(
+            seeds in prop::collection::vec((0..6usize, 0..6usize, 0..3usize, 0..3usize, 0..2usize), 1..40),
+            edits in prop::collection::vec((0..40usize, 0..6usize, 0..6usize, 0..3usize), 0..30),
+            queries in prop::collection::vec(
+                (prop::option::of(0..6usize), prop::option::of(0..3usize), prop::option::of(0..3usize),
+                 prop::option::of(0..2usize), prop::option::of(0..4usize), 0..3usize, any::<bool>(), 1..7usize),
+                1..8),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let apps = [Uuid::now_v7(), Uuid::now_v7()];
+            let mut model: Vec<Tenant> = seeds
+                .iter()
+                .enumerate()
+                .map(|(i, (n, s, r, t, a))| tenant(i, *n, *s, *r, *t, &apps[*a]))
+                .collect();
+            let created = model.clone();
+            rt.block_on(store.write(chrono::Utc::now(), Actor::system("t"), move |ctx| {
+                for t in &created {
+                    save(ctx, None, t)?;
+                }
+                Ok::<_, Error>(())
+            })).unwrap();
+            for (idx, name, state, region) in edits {
+                let i = idx % model.len();
+                let old = model[i].clone();
+                let mut new = old.clone();
+                new.display_name = format!("{} {i}", NAMES[name]);
+                new.state = State::ALL[state];
+                new.region = REGIONS[region].into();
+                model[i] = new.clone();
+                rt.block_on(store.write(chrono::Utc::now(), Actor::system("t"), move |ctx| save(ctx, Some(&old), &new))).unwrap();
+            }
+            for (status, region, tier, app, q, sort, descending, limit) in queries {
+                let query = DirectoryQuery {
+                    status: status.map(|s| State::ALL[s]),
+                    region: region.map(|r| REGIONS[r].to_string()),
+                    tier: tier.map(|t| Tier::ALL[t]),
+                    app_id: app.map(|a| apps[a]),
+                    q: q.map(|k| ["ALPHA", "é", "ops1", "zz"][k].to_string()),
+                    sort: [Sort::CreatedAt, Sort::DisplayName, Sort::Status][sort],
+                    descending,
+                    limit,
+                    cursor: None,
+                };
+                prop_assert_eq!(all_pages(&store, query.clone()), expected(&model, &query), "{:?}", query);
+            }
+            let counts = store.read_blocking(summary).unwrap();
+            prop_assert_eq!(counts.total, model.len() as u64);
+            for s in State::ALL {
+                let n = model.iter().filter(|t| t.state == s).count() as u64;
+                prop_assert_eq!(counts.by_state.get(s.as_str()).copied().unwrap_or(0), n);
+            }
+        }
+    }
+}
