@@ -34,6 +34,7 @@ struct Inner {
     key: Arc<InstallKey>,
     routes: RouteCache,
     scheduler: Scheduler,
+    throttle: crate::operators::throttle::Throttle,
     install_id: Uuid,
     started_at: DateTime<Utc>,
 }
@@ -62,6 +63,20 @@ impl AppState {
     /// The scheduler.
     pub fn scheduler(&self) -> &Scheduler {
         &self.inner.scheduler
+    }
+    /// The sign-in throttle.
+    pub fn throttle(&self) -> &crate::operators::throttle::Throttle {
+        &self.inner.throttle
+    }
+    /// Console session limits from config.
+    pub fn session_limits(&self) -> crate::operators::service::SessionLimits {
+        let c = self.config();
+        let d =
+            |s: std::time::Duration| chrono::Duration::from_std(s).unwrap_or(chrono::Duration::MAX);
+        crate::operators::service::SessionLimits {
+            idle: d(c.session_idle),
+            absolute: d(c.session_max),
+        }
     }
     /// This install's id (made at first start).
     pub fn install_id(&self) -> Uuid {
@@ -266,6 +281,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
             config: Arc::new(config),
             key: Arc::new(key),
             scheduler,
+            throttle: Default::default(),
             install_id,
         }),
     };

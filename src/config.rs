@@ -100,6 +100,12 @@ pub struct FileConfig {
     /// `[schedules] shred_due_tenants = "0 */15 * * * *"`: 6-field cron overrides by job name.
     #[serde(default)]
     pub schedules: BTreeMap<String, String>,
+    /// `session_idle_secs = 1800`: a console session ends after this long without a request.
+    pub session_idle_secs: Option<u64>,
+    /// `session_max_secs = 43200`: a console session ends this long after sign-in.
+    pub session_max_secs: Option<u64>,
+    /// `secure_cookies = true`: mark cookies `Secure` (set it when clients reach Tenantry over TLS).
+    pub secure_cookies: Option<bool>,
     /// `[pools]`: the default layout.
     pub pools: Option<PoolLayout>,
     /// `[[regions]]`: the regions offered (replaces the defaults).
@@ -139,6 +145,12 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Cron overrides by job name.
     pub schedules: BTreeMap<String, String>,
+    /// Console session idle limit (30 minutes by default).
+    pub session_idle: Duration,
+    /// Console session absolute limit (12 hours by default).
+    pub session_max: Duration,
+    /// Mark cookies `Secure` (clients use TLS).
+    pub secure_cookies: bool,
     /// Default pool layout.
     pub pools: PoolLayout,
     /// Regions offered.
@@ -212,6 +224,9 @@ impl Default for Config {
             route_cache_ttl: Duration::from_secs(300),
             body_limit_bytes: 1024 * 1024,
             schedules: BTreeMap::new(),
+            session_idle: Duration::from_secs(30 * 60),
+            session_max: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
             pools: PoolLayout::default(),
             regions: default_regions(),
             plans: default_plans(),
@@ -272,6 +287,13 @@ impl Config {
                 .map_or(d.route_cache_ttl, Duration::from_secs),
             body_limit_bytes: f.body_limit_bytes.unwrap_or(d.body_limit_bytes),
             schedules: f.schedules,
+            session_idle: f
+                .session_idle_secs
+                .map_or(d.session_idle, Duration::from_secs),
+            session_max: f
+                .session_max_secs
+                .map_or(d.session_max, Duration::from_secs),
+            secure_cookies: f.secure_cookies.unwrap_or(d.secure_cookies),
             pools: f.pools.unwrap_or(d.pools),
             regions: f.regions.unwrap_or(d.regions),
             plans: f.plans.unwrap_or(d.plans),
@@ -304,6 +326,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                     "admin_ops_token must be at least 16 characters; generate one with `openssl rand -hex 32`".into(),
                 ));
+        }
+        if self.session_idle.is_zero() || self.session_max < self.session_idle {
+            return Err(ConfigError::Invalid(
+                "session_idle_secs must be positive and no longer than session_max_secs".into(),
+            ));
         }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(

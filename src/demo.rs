@@ -18,8 +18,18 @@ use crate::{apps, pools, tenants};
 /// Length of the replayed history.
 pub const DEMO_DAYS: i64 = 90;
 
-/// The demo's operators (actor ids in the ledger).
-pub const OPERATORS: [&str; 3] = ["ops-alice", "ops-bashir", "ops-chen"];
+/// The demo's operators, one per role: `(username, display name, role)`. The first three act in
+/// the replayed history.
+pub const OPERATORS: [(&str, &str, &str); 5] = [
+    ("alice", "Alice Moreau", "super_admin"),
+    ("bashir", "Bashir Haddad", "business_admin"),
+    ("chen", "Chen Wei", "technical_admin"),
+    ("dana", "Dana Okafor", "compliance"),
+    ("emil", "Emil Lund", "support"),
+];
+
+/// File (in the data dir, owner-only) listing the demo operators' generated passwords.
+pub const CREDENTIALS_FILE: &str = "demo-operators.txt";
 
 /// How a demo tenant's life goes after it is provisioned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -416,7 +426,7 @@ impl Replay {
     }
 
     fn op(&self, i: usize) -> Actor {
-        Actor::operator(OPERATORS[i % OPERATORS.len()])
+        Actor::operator(OPERATORS[i % 3].0)
     }
 
     /// A working-hours instant on `day` of the replay.
@@ -433,8 +443,37 @@ impl Replay {
         self.state.store().write(at, actor, f).await
     }
 
+    /// Creates the demo operators with generated passwords, saved owner-only in the data dir.
+    async fn operators(&self) -> Result<()> {
+        let mut lines = vec![
+            "# Demo operator accounts of this Tenantry data dir (sign in at /signin).".to_string(),
+            "# username  role  password".to_string(),
+        ];
+        for (i, (username, name, role)) in OPERATORS.iter().enumerate() {
+            let password = format!("demo-{}", &crate::http::auth::random_token()?[..16]);
+            let input = crate::operators::service::NewOperator {
+                username: (*username).to_string(),
+                display_name: (*name).to_string(),
+                role: crate::rbac::Role::parse(role).map_err(Error::Internal)?,
+                password_hash: crate::operators::hash(password.clone()).await?,
+            };
+            self.write(self.at(0, 8, i as i64), Actor::system("demo"), move |ctx| {
+                crate::operators::service::create(ctx, &input)
+            })
+            .await?;
+            tracing::info!("demo operator {username} ({role}) password: {password}");
+            lines.push(format!("{username}  {role}  {password}"));
+        }
+        let path = self.state.config().data_dir.join(CREDENTIALS_FILE);
+        let _ = std::fs::remove_file(&path);
+        crate::audit::signing::write_private(&path, format!("{}\n", lines.join("\n")).as_bytes())
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
+        Ok(())
+    }
+
     async fn run(&self, end: DateTime<Utc>) -> Result<()> {
         let config = self.state.config().clone();
+        self.operators().await?;
         // Day 0: the three apps.
         let app_specs = [
             ("Projex Work", "Projects, tasks and time tracking for teams"),
@@ -636,6 +675,7 @@ impl Replay {
             if day % 7 == 0 {
                 day_events.push((self.at(day, 1, 0), Event::Job(Job::CheckpointChains)));
             }
+            day_events.push((self.at(day, 1, 20), Event::Job(Job::PruneSessions)));
         }
         day_events.sort_by_key(|(t, _)| *t);
 
@@ -702,6 +742,16 @@ impl Replay {
                 }
             }
         }
+        // An operator verified the whole ledger this morning (the dashboard's badge).
+        let verify_at = end - Duration::hours(2);
+        crate::audit::verify_and_checkpoint(
+            self.state.store(),
+            verify_at,
+            self.state.install_key(),
+            None,
+            crate::audit::Mode::Full,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -6,6 +6,8 @@
 //!   export.
 //! - [`apps`], [`tenants`], [`pools`]: bounded contexts, each with its model, service (the rules)
 //!   and `api` (JSON routes).
+//! - [`operators`]: operator accounts, roles, tokens, sessions, sign-in throttling.
+//! - [`console`]: the server-rendered operator console (maud) and its embedded assets.
 //! - [`scheduler`]: the closed set of cron jobs and their run records.
 //! - [`http`]: the router, middleware, problem+json errors, authentication.
 //! - [`rbac`]: roles, permissions and the one permission check.
@@ -23,10 +25,12 @@ pub mod audit;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod operators;
 pub mod pools;
 pub mod rbac;
 pub mod scheduler;

@@ -171,8 +171,110 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("GET", "/api/jobs", Requires(Read)),
         ("GET", "/api/jobs/{name}/runs", Requires(Read)),
         ("POST", "/api/jobs/{name}/run", Requires(JobsRun)),
+        ("GET", "/api/operators", Requires(OperatorsManage)),
+        ("POST", "/api/operators", Requires(OperatorsManage)),
+        ("GET", "/api/operators/{id}", Requires(OperatorsManage)),
+        (
+            "POST",
+            "/api/operators/{id}/role",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/disable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/enable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "GET",
+            "/api/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/tokens/{token_id}/revoke",
+            Requires(OperatorsManage),
+        ),
+        // The console (HTML). Unauthenticated requests are redirected to /signin.
+        ("GET", "/", Public),
+        ("GET", "/signin", Public),
+        ("POST", "/signin", Public),
+        ("POST", "/signout", Requires(Read)),
+        ("GET", "/assets/{*path}", Public),
+        ("GET", "/platform", Requires(Read)),
+        ("GET", "/platform/tenants", Requires(Read)),
+        ("GET", "/platform/tenants/new", Requires(TenantsWrite)),
+        ("POST", "/platform/tenants", Requires(TenantsWrite)),
+        ("GET", "/platform/tenants/{id}", Requires(Read)),
+        ("GET", "/platform/tenants/{id}/edit", Requires(TenantsWrite)),
+        (
+            "POST",
+            "/platform/tenants/{id}/edit",
+            Requires(TenantsWrite),
+        ),
+        (
+            "POST",
+            "/platform/tenants/{id}/lifecycle/{action}",
+            Requires(TenantsLifecycle),
+        ),
+        ("GET", "/platform/apps", Requires(Read)),
+        ("POST", "/platform/apps", Requires(AppsWrite)),
+        ("GET", "/platform/pools", Requires(Read)),
+        ("POST", "/platform/pools/{id}/status", Requires(PoolsWrite)),
+        ("GET", "/platform/audit", Requires(Read)),
+        ("POST", "/platform/audit/verify", Requires(AuditVerify)),
+        ("POST", "/platform/audit/checkpoint", Requires(AuditVerify)),
+        ("GET", "/platform/jobs", Requires(Read)),
+        ("POST", "/platform/jobs/{name}/run", Requires(JobsRun)),
+        ("GET", "/platform/operators", Requires(OperatorsManage)),
+        ("POST", "/platform/operators", Requires(OperatorsManage)),
+        (
+            "POST",
+            "/platform/operators/{id}/role",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/disable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/enable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/tokens/{token_id}/revoke",
+            Requires(OperatorsManage),
+        ),
+        ("GET", "/platform/account", Requires(Read)),
+        ("POST", "/platform/account/password", Requires(Read)),
     ]
 };
+
+/// Is `path` a console (HTML) route? Its refusals are pages and redirects, not problems.
+pub fn is_console(path: &str) -> bool {
+    path == "/"
+        || path.starts_with("/platform")
+        || path.starts_with("/signin")
+        || path == "/signout"
+        || path.starts_with("/assets/")
+}
 
 /// The access rule of a route, if it has one. `HEAD` has the rule of `GET`.
 pub fn access_for(method: &str, path: &str) -> Option<Access> {
@@ -191,12 +293,23 @@ pub fn path_is_known(path: &str) -> bool {
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// The actor its changes are attributed to.
+    /// The actor its changes are attributed to (an operator's username, or `admin-ops-token`).
     pub actor: Actor,
     /// Its role.
     pub role: Role,
     /// A name for logs and the console.
     pub display_name: String,
+    /// The operator account, when the caller is one (not the bootstrap token).
+    pub operator_id: Option<uuid::Uuid>,
+    /// The console session the request rides on, if any (its CSRF token guards forms).
+    pub session: Option<crate::operators::model::Session>,
+}
+
+impl Principal {
+    /// May this caller do `p`?
+    pub fn can(&self, p: Permission) -> bool {
+        allows(self.role, p)
+    }
 }
 
 /// The one permission check: may `principal` call `method path` (a route template)?
@@ -247,6 +360,8 @@ mod tests {
             actor: Actor::operator("t"),
             role,
             display_name: "t".into(),
+            operator_id: None,
+            session: None,
         }
     }
 

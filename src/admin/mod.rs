@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::scheduler::{self, Job, Trigger};
 
 /// A request on the admin socket (one JSON line).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AdminRequest {
     /// Is a server there?
@@ -43,6 +43,77 @@ pub enum AdminRequest {
         /// Job name.
         name: String,
     },
+    /// Create an operator.
+    OperatorAdd {
+        /// Username.
+        username: String,
+        /// Display name.
+        display_name: Option<String>,
+        /// Role name.
+        role: String,
+        /// Password (travels only over the owner-only socket).
+        password: String,
+    },
+    /// List operators.
+    OperatorList,
+    /// Change an operator's role.
+    OperatorSetRole {
+        /// Username or id.
+        username: String,
+        /// Role name.
+        role: String,
+    },
+    /// Disable or re-enable an operator.
+    OperatorSetDisabled {
+        /// Username or id.
+        username: String,
+        /// Disable (true) or enable (false).
+        disabled: bool,
+    },
+    /// Set an operator's password.
+    OperatorSetPassword {
+        /// Username or id.
+        username: String,
+        /// The new password.
+        password: String,
+    },
+    /// Create an operator token; the result holds the secret, once.
+    OperatorTokenCreate {
+        /// Username or id.
+        username: String,
+        /// What the token is for.
+        name: String,
+    },
+}
+
+impl AdminRequest {
+    /// The operation's name (what logs show: never its arguments, which may hold a password).
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminRequest::Ping => "ping",
+            AdminRequest::AuditVerify { .. } => "audit_verify",
+            AdminRequest::AuditExport { .. } => "audit_export",
+            AdminRequest::JobsList => "jobs_list",
+            AdminRequest::JobRun { .. } => "job_run",
+            AdminRequest::OperatorAdd { .. } => "operator_add",
+            AdminRequest::OperatorList => "operator_list",
+            AdminRequest::OperatorSetRole { .. } => "operator_set_role",
+            AdminRequest::OperatorSetDisabled { .. } => "operator_set_disabled",
+            AdminRequest::OperatorSetPassword { .. } => "operator_set_password",
+            AdminRequest::OperatorTokenCreate { .. } => "operator_token_create",
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminRequest::{}", self.name())
+    }
+}
+
+/// The actor of changes made from the command line: the local administrator.
+pub fn cli_actor() -> crate::actor::Actor {
+    crate::actor::Actor::system("cli")
 }
 
 /// What an operation returns: a JSON value, or a byte stream (export).
@@ -51,6 +122,12 @@ pub enum AdminOutput {
     Json(Value),
     /// Chunks to copy to the output as they come.
     Stream(tokio::sync::mpsc::Receiver<Result<bytes::Bytes>>),
+}
+
+fn json_of<T: serde::Serialize>(v: T) -> Result<AdminOutput> {
+    serde_json::to_value(v)
+        .map(AdminOutput::Json)
+        .map_err(|e| Error::Internal(e.to_string()))
 }
 
 /// Runs `req` against `state`.
@@ -104,6 +181,35 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
                 })
                 .collect();
             Ok(AdminOutput::Json(json!({ "items": items })))
+        }
+        AdminRequest::OperatorAdd {
+            username,
+            display_name,
+            role,
+            password,
+        } => {
+            let req = crate::operators::NewOperatorRequest {
+                username,
+                display_name,
+                role,
+                password,
+            };
+            json_of(crate::operators::add(state, cli_actor(), req).await?)
+        }
+        AdminRequest::OperatorList => json_of(state.read(crate::operators::service::list).await?),
+        AdminRequest::OperatorSetRole { username, role } => {
+            json_of(crate::operators::set_role(state, cli_actor(), &username, &role).await?)
+        }
+        AdminRequest::OperatorSetDisabled { username, disabled } => {
+            json_of(crate::operators::set_disabled(state, cli_actor(), &username, disabled).await?)
+        }
+        AdminRequest::OperatorSetPassword { username, password } => {
+            json_of(crate::operators::set_password(state, cli_actor(), &username, password).await?)
+        }
+        AdminRequest::OperatorTokenCreate { username, name } => {
+            let (token, info) =
+                crate::operators::create_token(state, cli_actor(), &username, &name).await?;
+            Ok(AdminOutput::Json(json!({"token": token, "info": info})))
         }
         AdminRequest::JobRun { name } => {
             let job = Job::parse(&name).ok_or_else(|| Error::not_found("job", &name))?;

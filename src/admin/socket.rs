@@ -105,7 +105,7 @@ async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io:
             format!("not an admin request: {e}"),
         )),
         Ok(req) => {
-            tracing::info!(op = ?req, "admin socket request");
+            tracing::info!(op = req.name(), "admin socket request");
             execute(&state, req).await
         }
     };

@@ -110,6 +110,7 @@ impl AuditParams {
             chain: chain.or(tenant),
             actor_id: nonempty(self.actor_id),
             action: nonempty(self.action),
+            actor_kind: None,
             from,
             to,
             limit: page_limit(self.limit)?,

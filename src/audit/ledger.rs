@@ -273,6 +273,8 @@ pub struct AuditQuery {
     pub actor_id: Option<String>,
     /// Entries with this action.
     pub action: Option<String>,
+    /// Entries whose actor is of this kind (e.g. operators only, for "recent admin activity").
+    pub actor_kind: Option<crate::actor::ActorKind>,
     /// Entries at or after this instant (microseconds).
     pub from: Option<i64>,
     /// Entries at or before this instant (microseconds).
@@ -384,7 +386,8 @@ pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
             }
             let keep = q.to.is_none_or(|t| ts <= t)
                 && q.actor_id.as_ref().is_none_or(|a| &entry.actor.id == a)
-                && q.action.as_ref().is_none_or(|a| &entry.action == a);
+                && q.action.as_ref().is_none_or(|a| &entry.action == a)
+                && q.actor_kind.is_none_or(|k| entry.actor.kind == k);
             if keep {
                 items.push(entry);
             }

@@ -46,6 +46,9 @@ pub async fn verify_and_checkpoint(
     mode: Mode,
 ) -> Result<Vec<ChainReport>> {
     let reports = verify(store, key, chain, mode).await?;
+    if chain.is_none() {
+        record_verify(store, now, &reports).await?;
+    }
     let to_sign: Vec<(ChainId, u64, [u8; 32])> = reports
         .iter()
         .filter(|r| r.ok && r.head_seq > 0)
@@ -56,6 +59,96 @@ pub async fn verify_and_checkpoint(
         .collect();
     sign_heads(store, now, key, to_sign).await?;
     Ok(reports)
+}
+
+/// Every event name Tenantry writes (the audit page's action filter). Versioned: a change of
+/// meaning gets a new `.vN`.
+pub const EVENTS: &[&str] = &[
+    "app.created.v1",
+    "tenant.created.v1",
+    "tenant.pool.assigned.v1",
+    "tenant.updated.v1",
+    "tenant.trial.started.v1",
+    "tenant.activated.v1",
+    "tenant.suspended.v1",
+    "tenant.reinstated.v1",
+    "tenant.offboarding.started.v1",
+    "tenant.offboarding.cancelled.v1",
+    "tenant.shredded.v1",
+    "pool.created.v1",
+    "pool.status.flipped.v1",
+    "operator.created.v1",
+    "operator.role_changed.v1",
+    "operator.disabled.v1",
+    "operator.enabled.v1",
+    "operator.password_changed.v1",
+    "operator.token.created.v1",
+    "operator.token.revoked.v1",
+    "operator.signed_in.v1",
+    "operator.signed_out.v1",
+];
+
+/// Where the summary of the last verification of every chain is kept.
+pub const LAST_VERIFY: crate::store::Table = crate::store::Table::new("audit_last_verify");
+
+/// The outcome of the last verification of every chain (the console's verification badge).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct VerifySummary {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Chains checked.
+    pub chains: u64,
+    /// Chains that failed.
+    pub broken: u64,
+    /// The first broken chain and its first bad seq.
+    pub first_broken: Option<(String, u64)>,
+}
+
+/// The stored form of [`VerifySummary`].
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+enum VerifySummaryRecord {
+    V1 {
+        at: i64,
+        chains: u64,
+        broken: u64,
+        first_broken: Option<(String, u64)>,
+    },
+}
+
+async fn record_verify(store: &Store, now: DateTime<Utc>, reports: &[ChainReport]) -> Result<()> {
+    let broken: Vec<&ChainReport> = reports.iter().filter(|r| !r.ok).collect();
+    let rec = VerifySummaryRecord::V1 {
+        at: crate::clock::to_micros(now),
+        chains: reports.len() as u64,
+        broken: broken.len() as u64,
+        first_broken: broken
+            .first()
+            .map(|r| (r.chain.clone(), r.first_bad_seq.unwrap_or(0))),
+    };
+    store
+        .write(now, Actor::system("audit"), move |ctx| {
+            ctx.put_record(LAST_VERIFY, b"all", &rec)?;
+            Ok(())
+        })
+        .await
+}
+
+/// The last verification of every chain, if one ran.
+pub fn last_verify(r: &impl Reader) -> Result<Option<VerifySummary>> {
+    Ok(r.get_record::<VerifySummaryRecord>(LAST_VERIFY, b"all")?
+        .map(
+            |VerifySummaryRecord::V1 {
+                 at,
+                 chains,
+                 broken,
+                 first_broken,
+             }| VerifySummary {
+                at: crate::clock::from_micros(at),
+                chains,
+                broken,
+                first_broken,
+            },
+        ))
 }
 
 /// Verifies without signing anything (offline CLI, and tests).

@@ -1,22 +1,38 @@
 //! Authentication, and the middleware that runs the one permission check on every route.
 //!
-//! Credentials: `Authorization: Bearer <token>` or `x-admin-ops-token: <token>` (API.md
-//! "Authentication"). The bootstrap `admin_ops_token` acts as `super_admin` and is compared in
-//! constant time.
+//! Credentials, in order:
+//! - `Authorization: Bearer <token>` or `x-admin-ops-token: <token>` (API.md "Authentication"):
+//!   the bootstrap `admin_ops_token` (acts as `super_admin`, compared in constant time), or an
+//!   operator token `tnt_…` (acts with its operator's role; only its SHA-256 is stored);
+//! - the console session cookie, for console routes and for safe (`GET`/`HEAD`) API requests
+//!   such as CSV and NDJSON exports. Unsafe API requests never ride on the cookie, so the JSON
+//!   API needs no CSRF protection; console forms carry a per-session CSRF token, checked here.
+//!
+//! Console refusals are pages: no credentials redirects to `/signin`, a missing permission is a
+//! 403 page; API refusals are problem+json.
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
 
 use super::problem::ApiError;
 use crate::actor::Actor;
 use crate::app::AppState;
 use crate::error::Error;
+use crate::operators::service;
 use crate::rbac::{self, Principal, Role};
 
 /// Actor id of the bootstrap token in the ledger.
 pub const ADMIN_OPS_ACTOR: &str = "admin-ops-token";
+/// Name of the console session cookie.
+pub const SESSION_COOKIE: &str = "tenantry_session";
+/// Name of the form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+/// A session's last-seen time is refreshed at most this often (a write per request would cost an
+/// fsync each).
+const TOUCH_EVERY_SECS: i64 = 60;
 
 /// The token a request presents, if any.
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
@@ -36,28 +52,95 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Resolves the caller: `Ok(None)` without credentials, `Err(401)` with credentials that match
-/// nothing.
-pub fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Option<Principal>, Error> {
-    let Some(token) = presented_token(headers) else {
-        return Ok(None);
-    };
-    if let Some(secret) = &state.config().admin_ops_token
-        && secret.matches(token)
-    {
-        return Ok(Some(Principal {
-            actor: Actor::operator(ADMIN_OPS_ACTOR),
-            role: Role::SuperAdmin,
-            display_name: "admin ops token".into(),
-        }));
-    }
-    Err(Error::Unauthorized(
-        "the token is not valid: check admin_ops_token (TENANTRY_ADMIN_OPS_TOKEN) or create an operator token".into(),
-    ))
+/// The value of cookie `name`, if sent.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
-/// Middleware: authenticates, then calls [`rbac::authorize`] with the matched route template.
-/// Requests that matched no route pass through to the 404 fallback.
+fn operator_principal(
+    id: uuid::Uuid,
+    rec: &crate::operators::model::OperatorV1,
+    session: Option<crate::operators::model::Session>,
+) -> Principal {
+    Principal {
+        actor: Actor::operator(rec.username.clone()),
+        role: rec.role,
+        display_name: rec.display_name.clone(),
+        operator_id: Some(id),
+        session,
+    }
+}
+
+/// Resolves the caller: `Ok(None)` without credentials, `Err(401)` with a token that matches
+/// nothing. An unknown or expired session cookie is simply no credentials.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    use_cookie: bool,
+) -> Result<Option<Principal>, Error> {
+    if let Some(token) = presented_token(headers) {
+        if let Some(secret) = &state.config().admin_ops_token
+            && secret.matches(token)
+        {
+            return Ok(Some(Principal {
+                actor: Actor::operator(ADMIN_OPS_ACTOR),
+                role: Role::SuperAdmin,
+                display_name: "admin ops token".into(),
+                operator_id: None,
+                session: None,
+            }));
+        }
+        if token.starts_with(service::TOKEN_PREFIX) {
+            let t = token.to_string();
+            if let Some((id, rec)) = state.read(move |r| service::token_operator(r, &t)).await? {
+                return Ok(Some(operator_principal(id, &rec, None)));
+            }
+        }
+        return Err(Error::Unauthorized(
+            "the token is not valid (unknown, revoked, or its operator is disabled): check admin_ops_token (TENANTRY_ADMIN_OPS_TOKEN) or create an operator token".into(),
+        ));
+    }
+    if !use_cookie {
+        return Ok(None);
+    }
+    let Some(cookie) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let key = service::secret_key(cookie);
+    let now = state.clock().now();
+    let limits = state.session_limits();
+    let Some((session, rec)) = state
+        .read(move |r| service::session(r, &key, now, limits))
+        .await?
+    else {
+        return Ok(None);
+    };
+    if (now - session.last_seen).num_seconds() >= TOUCH_EVERY_SECS {
+        let st = state.clone();
+        let actor = Actor::operator(rec.username.clone());
+        tokio::spawn(async move {
+            if let Err(e) = st
+                .write(actor, move |ctx| service::touch_session(ctx, &key))
+                .await
+            {
+                tracing::warn!(error = %e, "refreshing a session failed");
+            }
+        });
+    }
+    let id = session.operator_id;
+    Ok(Some(operator_principal(id, &rec, Some(session))))
+}
+
+/// Middleware: authenticates, calls [`rbac::authorize`] with the matched route template, and
+/// checks the CSRF token of console forms. Requests that matched no route pass through to the
+/// 404 fallback.
 pub async fn authorize_request(
     State(state): State<AppState>,
     mut req: Request,
@@ -70,19 +153,69 @@ pub async fn authorize_request(
     else {
         return next.run(req).await;
     };
-    let method = req.method().as_str().to_owned();
-    let public = rbac::access_for(&method, &path) == Some(rbac::Access::Public);
-    let principal = match authenticate(&state, req.headers()) {
+    let method = req.method().clone();
+    let console = rbac::is_console(&path);
+    let safe = method == Method::GET || method == Method::HEAD;
+    let public = rbac::access_for(method.as_str(), &path) == Some(rbac::Access::Public);
+    let refuse = |e: Error, req: &Request| -> Response {
+        if console {
+            crate::console::refusal(e, req.uri())
+        } else {
+            ApiError(e).into_response()
+        }
+    };
+    let principal = match authenticate(&state, req.headers(), console || safe).await {
         Ok(p) => p,
         Err(_) if public => None,
-        Err(e) => return ApiError(e).into_response(),
+        Err(e) => return refuse(e, &req),
     };
-    if let Err(e) = rbac::authorize(principal.as_ref(), &method, &path) {
-        return ApiError(e).into_response();
+    if let Err(e) = rbac::authorize(principal.as_ref(), method.as_str(), &path) {
+        return refuse(e, &req);
+    }
+    if console
+        && !safe
+        && path != "/signin"
+        && let Some(session) = principal.as_ref().and_then(|p| p.session.as_ref())
+    {
+        let (parts, body) = req.into_parts();
+        // The body was already read and bounded by the body-limit middleware.
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .unwrap_or_default();
+        let sent = form_value(&bytes, CSRF_FIELD);
+        if !csrf_matches(&session.csrf, sent.as_deref()) {
+            tracing::warn!(path, "refused a console form without a valid CSRF token");
+            let e = Error::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
+            return crate::console::refusal(e, &parts.uri);
+        }
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
     if let Some(p) = principal {
         tracing::debug!(actor = %p.actor.id, role = p.role.as_str(), "authorized");
         req.extensions_mut().insert(p);
     }
     next.run(req).await
+}
+
+/// The first value of `field` in a urlencoded form body.
+pub fn form_value(body: &[u8], field: &str) -> Option<String> {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v)
+}
+
+/// Constant-time comparison of CSRF tokens.
+pub fn csrf_matches(expected: &str, sent: Option<&str>) -> bool {
+    use subtle::ConstantTimeEq;
+    match sent {
+        Some(s) if s.len() == expected.len() => s.as_bytes().ct_eq(expected.as_bytes()).into(),
+        _ => false,
+    }
+}
+
+/// A new random token for cookies and forms (base64url of 32 bytes).
+pub fn random_token() -> Result<String, Error> {
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(service::random32()?))
 }

@@ -46,6 +46,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "pools", description = "Pools and routes"),
         (name = "audit", description = "Hash-chained audit ledger"),
         (name = "jobs", description = "Scheduled jobs"),
+        (name = "operators", description = "Operator accounts and tokens"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -79,6 +80,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::pools::api::router())
         .merge(crate::audit::api::router())
         .merge(crate::scheduler::api::router())
+        .merge(crate::operators::api::router())
 }
 
 /// The OpenAPI document of every route.
@@ -100,6 +102,7 @@ pub fn app(state: AppState) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
             }),
         )
+        .merge(crate::console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
@@ -207,6 +210,13 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
+    if crate::rbac::is_console(uri.path()) {
+        return crate::console::error_page(
+            axum::http::StatusCode::NOT_FOUND,
+            &format!("There is no page at {}.", uri.path()),
+            problem::current_request_id(),
+        );
+    }
     ApiError(Error::NotFound {
         kind: "route",
         id: format!("{method} {}", uri.path()),

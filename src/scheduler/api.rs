@@ -2,12 +2,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Job, JobRun, Outcome, Trigger};
+use super::{Job, JobRun, JobView, Trigger};
 use crate::app::AppState;
 use crate::error::Error;
 use crate::http::extract::{ApiQuery, page_limit};
@@ -19,25 +18,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs_list))
         .routes(routes!(jobs_runs))
         .routes(routes!(jobs_run_now))
-}
-
-/// A job in the monitor.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobView {
-    /// Name, e.g. `shred_due_tenants`.
-    pub name: String,
-    /// What it does.
-    pub description: String,
-    /// 6-field cron expression in force.
-    pub schedule: String,
-    /// The latest run.
-    pub last_run: Option<JobRun>,
-    /// Next planned run.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// Failed runs in the last 24 hours.
-    pub failures_24h: u32,
-    /// Failed runs in a row, up to the latest.
-    pub consecutive_failures: u32,
 }
 
 /// The job list.
@@ -52,41 +32,7 @@ pub struct JobList {
 /// Every scheduled job with its schedule, last run, outcome, next run and failures.
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", responses((status = 200, body = JobList)))]
 async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
-    let now = s.clock().now();
-    let history = s
-        .read(|r| {
-            Job::ALL
-                .iter()
-                .map(|j| super::runs(r, *j, super::RUNS_KEPT))
-                .collect::<crate::error::Result<Vec<_>>>()
-        })
-        .await?;
-    let sched = s.scheduler();
-    let items = Job::ALL
-        .iter()
-        .zip(history)
-        .map(|(job, runs)| {
-            let day_ago = now - Duration::hours(24);
-            let failures_24h = runs
-                .iter()
-                .filter(|r| r.outcome == Outcome::Failed && r.started_at >= day_ago)
-                .count() as u32;
-            let consecutive_failures = runs
-                .iter()
-                .filter(|r| r.outcome != Outcome::Running)
-                .take_while(|r| r.outcome == Outcome::Failed)
-                .count() as u32;
-            JobView {
-                name: job.name().into(),
-                description: job.description().into(),
-                schedule: sched.expression(*job).into(),
-                last_run: runs.into_iter().next(),
-                next_run_at: sched.planned(*job, now),
-                failures_24h,
-                consecutive_failures,
-            }
-        })
-        .collect();
+    let items = super::overview(&s).await?;
     Ok(Json(JobList {
         items,
         next_cursor: None,

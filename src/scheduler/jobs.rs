@@ -55,6 +55,19 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if s.signed == 1 { "" } else { "s" }
             ))
         }
+        Job::PruneSessions => {
+            let limits = state.session_limits();
+            let n = state
+                .store()
+                .write(now, Actor::system("job:prune_sessions"), move |ctx| {
+                    crate::operators::service::prune_sessions(ctx, limits)
+                })
+                .await?;
+            Ok(format!(
+                "pruned {n} expired session{}",
+                if n == 1 { "" } else { "s" }
+            ))
+        }
     }
 }
 

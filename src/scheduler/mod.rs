@@ -42,14 +42,17 @@ pub enum Job {
     ExpireTrials,
     /// Signs the head of every chain that moved since its last checkpoint.
     CheckpointChains,
+    /// Deletes console sessions past their idle or absolute limit.
+    PruneSessions,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 3] = [
+    pub const ALL: [Job; 4] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
+        Job::PruneSessions,
     ];
 
     /// The snake_case name used in config, the API and logs.
@@ -58,6 +61,7 @@ impl Job {
             Job::ShredDueTenants => "shred_due_tenants",
             Job::ExpireTrials => "expire_trials",
             Job::CheckpointChains => "checkpoint_chains",
+            Job::PruneSessions => "prune_sessions",
         }
     }
 
@@ -73,6 +77,7 @@ impl Job {
             Job::CheckpointChains => {
                 "Verifies and signs the head of every audit chain that moved since its last checkpoint."
             }
+            Job::PruneSessions => "Deletes console sessions past their idle or absolute limit.",
         }
     }
 
@@ -82,6 +87,7 @@ impl Job {
             Job::ShredDueTenants => "0 */15 * * * *",
             Job::ExpireTrials => "0 */15 * * * *",
             Job::CheckpointChains => "0 0 * * * *",
+            Job::PruneSessions => "0 20 * * * *",
         }
     }
 
@@ -174,6 +180,67 @@ fn run_view(job: Job, r: JobRunRecord) -> JobRun {
         summary,
         trigger,
     }
+}
+
+/// A job in the monitor (`GET /api/jobs`, the console's jobs page).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// Name, e.g. `shred_due_tenants`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// 6-field cron expression in force.
+    pub schedule: String,
+    /// The latest run.
+    pub last_run: Option<JobRun>,
+    /// Next planned run.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Failed runs in the last 24 hours.
+    pub failures_24h: u32,
+    /// Failed runs in a row, up to the latest.
+    pub consecutive_failures: u32,
+    /// The most recent runs, newest first (up to 10).
+    pub recent: Vec<JobRun>,
+}
+
+/// Every job with its schedule, last and next run, and failures.
+pub async fn overview(state: &AppState) -> Result<Vec<JobView>> {
+    let now = state.clock().now();
+    let history = state
+        .read(|r| {
+            Job::ALL
+                .iter()
+                .map(|j| runs(r, *j, RUNS_KEPT))
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    let sched = state.scheduler();
+    Ok(Job::ALL
+        .iter()
+        .zip(history)
+        .map(|(job, runs)| {
+            let day_ago = now - Duration::hours(24);
+            let failures_24h = runs
+                .iter()
+                .filter(|r| r.outcome == Outcome::Failed && r.started_at >= day_ago)
+                .count() as u32;
+            let consecutive_failures = runs
+                .iter()
+                .filter(|r| r.outcome != Outcome::Running)
+                .take_while(|r| r.outcome == Outcome::Failed)
+                .count() as u32;
+            JobView {
+                name: job.name().into(),
+                description: job.description().into(),
+                schedule: sched.expression(*job).into(),
+                last_run: runs.first().cloned(),
+                next_run_at: sched.planned(*job, now),
+                failures_24h,
+                consecutive_failures,
+                recent: runs.into_iter().take(10).collect(),
+            }
+        })
+        .collect())
 }
 
 /// The schedules in force and the loop's state.
@@ -426,6 +493,30 @@ pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_job_variant_is_in_all_and_named_uniquely() {
+        // The compiler makes a new variant appear in this match; the assertion makes it appear in
+        // `ALL`, without which it would never be scheduled.
+        let variants = |j: Job| match j {
+            Job::ShredDueTenants
+            | Job::ExpireTrials
+            | Job::CheckpointChains
+            | Job::PruneSessions => j,
+        };
+        for j in [
+            Job::ShredDueTenants,
+            Job::ExpireTrials,
+            Job::CheckpointChains,
+            Job::PruneSessions,
+        ] {
+            assert!(
+                Job::ALL.contains(&variants(j)),
+                "{j:?} is missing from Job::ALL"
+            );
+            assert_eq!(Job::parse(j.name()), Some(j));
+        }
+    }
 
     #[test]
     fn five_field_expressions_are_refused_with_a_hint() {

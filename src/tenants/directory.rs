@@ -139,6 +139,13 @@ pub fn save(ctx: &mut WriteCtx<'_>, old: Option<&Tenant>, new: &Tenant) -> Resul
             bump(ctx, key, 1)?;
         }
     }
+    if old.is_none() {
+        bump(
+            ctx,
+            &format!("created_week\0{}", week_of(new.created_at)),
+            1,
+        )?;
+    }
     if old.is_none_or(|o| o.slug != new.slug) {
         if let Some(o) = old {
             ctx.delete(SLUGS, o.slug.as_bytes())?;
@@ -474,6 +481,13 @@ fn matches(t: &Tenant, q: &DirectoryQuery, needle: Option<&str>) -> bool {
         })
 }
 
+/// The ISO week of `t`, e.g. `2026-W47`.
+pub fn week_of(t: chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::Datelike;
+    let w = t.iso_week();
+    format!("{}-W{:02}", w.year(), w.week())
+}
+
 /// Tenant totals by state, tier and region (maintained counters).
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Summary {
@@ -485,6 +499,8 @@ pub struct Summary {
     pub by_tier: std::collections::BTreeMap<String, u64>,
     /// By region.
     pub by_region: std::collections::BTreeMap<String, u64>,
+    /// Tenants provisioned per ISO week (`2026-W47`), including those since shredded.
+    pub created_by_week: std::collections::BTreeMap<String, u64>,
 }
 
 /// Reads the maintained counters.
@@ -498,6 +514,7 @@ pub fn summary(r: &impl Reader) -> Result<Summary> {
                 "state" => &mut s.by_state,
                 "tier" => &mut s.by_tier,
                 "region" => &mut s.by_region,
+                "created_week" => &mut s.created_by_week,
                 _ => return Ok(ControlFlow::Continue(())),
             };
             if n > 0 {

@@ -10,16 +10,70 @@ use tenantry::rbac::{Access, ROUTES};
 
 use crate::helpers::{TOKEN, TestApp};
 
+/// The JSON API routes of the permission table (console routes are tested in `console`).
+pub fn api_routes() -> impl Iterator<Item = &'static (&'static str, &'static str, Access)> {
+    ROUTES
+        .iter()
+        .filter(|(_, p, _)| !tenantry::rbac::is_console(p))
+}
+
+/// Ids that exist, for filling route templates.
+pub struct Ids {
+    pub tenant: String,
+    pub app: String,
+    pub operator: String,
+    pub token: String,
+}
+
+impl Ids {
+    pub async fn make(app: &TestApp) -> Ids {
+        let app_id = app.app("Projex Work").await;
+        let t = app.tenant(&app_id, "Acme").await;
+        let (s, op) = app
+            .post("/api/operators", json!({"username": "ops.probe", "role": "support", "password": "a long enough password"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{op}");
+        let (s, tok) = app
+            .post("/api/operators/ops.probe/tokens", json!({"name": "probe"}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{tok}");
+        Ids {
+            tenant: t["id"].as_str().unwrap().to_string(),
+            app: app_id,
+            operator: op["id"].as_str().unwrap().to_string(),
+            token: tok["id"].as_str().unwrap().to_string(),
+        }
+    }
+}
+
 /// Fills a route template with ids that exist (or, with `unknown`, that do not).
-fn concrete(path: &str, tenant: &str, app: &str, unknown: bool) -> String {
+fn concrete(path: &str, ids: &Ids, unknown: bool) -> String {
     let ghost = uuid::Uuid::now_v7().to_string();
-    let (tenant, app, pool, job) = if unknown {
-        (ghost.as_str(), ghost.as_str(), "admin-404", "no_such_job")
+    let (tenant, app, pool, job, operator, token) = if unknown {
+        (
+            ghost.as_str(),
+            ghost.as_str(),
+            "admin-404",
+            "no_such_job",
+            "nobody-here",
+            ghost.as_str(),
+        )
     } else {
-        (tenant, app, "admin-1", "checkpoint_chains")
+        (
+            ids.tenant.as_str(),
+            ids.app.as_str(),
+            "admin-1",
+            "checkpoint_chains",
+            ids.operator.as_str(),
+            ids.token.as_str(),
+        )
     };
-    let mut p = path.replace("{tenant_id}", tenant);
-    if p.starts_with("/api/apps/") {
+    let mut p = path
+        .replace("{tenant_id}", tenant)
+        .replace("{token_id}", token);
+    if p.starts_with("/api/operators/") {
+        p = p.replace("{id}", operator);
+    } else if p.starts_with("/api/apps/") {
         p = p.replace("{id}", app);
     } else if p.starts_with("/api/pools/") {
         p = p.replace("{id}", pool);
@@ -50,12 +104,10 @@ async fn total_entries(app: &TestApp) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protected_route_needs_credentials() {
     let app = TestApp::spawn().await;
-    let app_id = app.app("Projex Work").await;
-    let t = app.tenant(&app_id, "Acme").await;
-    let tenant = t["id"].as_str().unwrap();
+    let ids = Ids::make(&app).await;
     let mut checked = 0;
-    for (method, path, access) in ROUTES {
-        let url = concrete(path, tenant, &app_id, false);
+    for (method, path, access) in api_routes() {
+        let url = concrete(path, &ids, false);
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         for token in [None, Some("wrong-token-wrong-token")] {
             let (s, v) = app.send(method.clone(), &url, Some(json!({})), token).await;
@@ -103,18 +155,23 @@ async fn every_protected_route_needs_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
     let app = TestApp::spawn().await;
-    let app_id = app.app("Projex Work").await;
-    let t = app.tenant(&app_id, "Acme").await;
-    let tenant = t["id"].as_str().unwrap();
+    let ids = Ids::make(&app).await;
     let before = total_entries(&app).await;
     let big = "x".repeat(1024 * 1024 + 10);
-    let writes: Vec<_> = ROUTES
-        .iter()
+    let writes: Vec<_> = api_routes()
         .filter(|(m, _, _)| *m == "POST" || *m == "PATCH")
         .collect();
     assert!(writes.len() >= 10);
     for (method, path, _) in &writes {
-        let url = app.url(&concrete(path, tenant, &app_id, false));
+        if path.ends_with("/run")
+            || path.ends_with("/disable")
+            || path.ends_with("/enable")
+            || path.ends_with("/revoke")
+        {
+            // These take no body; they ignore one.
+            continue;
+        }
+        let url = app.url(&concrete(path, &ids, false));
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let send = |body: String, ctype: &'static str| {
             app.client
@@ -129,10 +186,6 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
         let s = res.status();
         let ct = res.headers()["content-type"].to_str().unwrap().to_string();
         let v: Value = res.json().await.unwrap();
-        if path.ends_with("/run") {
-            // Run-now takes no body; it ignores one.
-            continue;
-        }
         assert_eq!(
             s,
             StatusCode::BAD_REQUEST,
@@ -198,14 +251,14 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_ids_routes_and_methods_are_problems() {
     let app = TestApp::spawn().await;
-    let app_id = app.app("Projex Work").await;
-    let t = app.tenant(&app_id, "Acme").await;
-    let tenant = t["id"].as_str().unwrap();
-    for (method, path, _) in ROUTES.iter().filter(|(_, p, _)| p.contains('{')) {
-        let url = concrete(path, tenant, &app_id, true);
+    let ids = Ids::make(&app).await;
+    for (method, path, _) in api_routes().filter(|(_, p, _)| p.contains('{')) {
+        let url = concrete(path, &ids, true);
         let body = match *path {
             "/api/pools/{id}/status" => json!({"status": "drain", "reason": "x"}),
             "/api/tenant-lifecycle/{id}/suspend" => json!({"reason": "x"}),
+            "/api/operators/{id}/role" => json!({"role": "support"}),
+            "/api/operators/{id}/tokens" => json!({"name": "x"}),
             _ => json!({}),
         };
         let (s, v) = app
@@ -266,8 +319,7 @@ async fn every_route_is_in_the_openapi_document_and_has_a_permission_entry() {
     }
     // The document describes itself nowhere; every other route must be both documented and in
     // the permission table, so a new route cannot ship without a permission entry.
-    let table: BTreeSet<(String, String)> = ROUTES
-        .iter()
+    let table: BTreeSet<(String, String)> = api_routes()
         .filter(|(_, p, _)| *p != "/api/openapi.json")
         .map(|(m, p, _)| (m.to_string(), p.to_string()))
         .collect();

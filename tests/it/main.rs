@@ -7,6 +7,8 @@
 
 mod api;
 mod audit;
+mod browser;
+mod console;
 mod helpers;
 mod lifecycle;
 mod pools;

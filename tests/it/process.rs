@@ -369,3 +369,178 @@ async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
     assert_eq!(again["total"], summary["total"]);
     drop(server);
 }
+
+fn cli_stdin(args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env_remove("TENANTRY_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_are_managed_from_the_cli_with_or_without_a_running_server() {
+    let (_dir, data) = data_dir();
+    let d = data.to_str().unwrap().to_string();
+    // First operator, before any server ran: the CLI creates the store.
+    Server::start(&data, &[]).terminate();
+    let (code, out, err) = cli_stdin(
+        &[
+            "operator",
+            "add",
+            "--data-dir",
+            &d,
+            "--username",
+            "root",
+            "--role",
+            "super_admin",
+            "--password-stdin",
+        ],
+        "a very long root password\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("root super_admin (active)"), "{out}");
+    let (code, _, err) = cli_stdin(
+        &[
+            "operator",
+            "add",
+            "--data-dir",
+            &d,
+            "--username",
+            "x",
+            "--role",
+            "god",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("unknown role 'god'")
+            && err.contains("12 characters")
+            && err.contains("username 'x'"),
+        "{err}"
+    );
+
+    // With the server running, the same commands go through the admin socket.
+    let server = Server::start(&data, &[]);
+    let (code, out, err) = cli_stdin(
+        &[
+            "operator",
+            "add",
+            "--data-dir",
+            &d,
+            "--username",
+            "ci.bot",
+            "--role",
+            "business_admin",
+            "--password-stdin",
+        ],
+        "another long password\n",
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, token, err) = cli(&[
+        "operator",
+        "token",
+        "create",
+        "--data-dir",
+        &d,
+        "--username",
+        "ci.bot",
+        "--name",
+        "pipeline",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let token = token.trim().to_string();
+    assert!(token.starts_with("tnt_"), "{token}");
+    assert!(err.contains("shown once"));
+    let client = reqwest::Client::new();
+    let create = |t: String| {
+        client
+            .post(format!("{}/api/apps", server.base))
+            .bearer_auth(t)
+            .json(&json!({"name": "From CI"}))
+            .send()
+    };
+    assert_eq!(
+        create(token.clone()).await.unwrap().status(),
+        StatusCode::CREATED,
+        "the token acts as business_admin"
+    );
+    let (code, _, _) = cli(&[
+        "operator",
+        "set-role",
+        "--data-dir",
+        &d,
+        "--username",
+        "ci.bot",
+        "--role",
+        "support",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        create(token.clone()).await.unwrap().status(),
+        StatusCode::FORBIDDEN,
+        "now support"
+    );
+    let (code, _, _) = cli(&[
+        "operator",
+        "disable",
+        "--data-dir",
+        &d,
+        "--username",
+        "ci.bot",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        create(token.clone()).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED,
+        "disabled"
+    );
+    let (code, out, _) = cli(&["operator", "list", "--data-dir", &d]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("ci.bot") && out.contains("disabled") && out.contains("root"),
+        "{out}"
+    );
+    let res = client
+        .get(format!("{}/api/audit?actor_id=cli", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = res["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "operator.created.v1",
+        "operator.token.created.v1",
+        "operator.role_changed.v1",
+        "operator.disabled.v1",
+    ] {
+        assert!(actions.contains(&a), "{a} missing from {actions:?}");
+    }
+    drop(server);
+}

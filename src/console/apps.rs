@@ -1,0 +1,128 @@
+//! `/platform/apps`: the parent product surfaces, and creating one.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::StatusCode;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::fmt::when;
+use super::layout::{Ctx, Tone, empty, field, header, page, page_with_status, redirect};
+use super::{ConsoleError, PageResult};
+use crate::app::AppState;
+use crate::apps::service::{self, App, NewApp};
+use crate::error::Error;
+use crate::rbac::Permission;
+
+/// The new-app form.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct AppForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    slug: String,
+    #[serde(default)]
+    description: String,
+}
+
+fn body(ctx: &Ctx, apps: &[App], f: &AppForm, errors: &HashMap<String, String>) -> Markup {
+    let err = |k: &str| errors.get(k).map(String::as_str);
+    html! {
+        (header("Apps", Some("The parent product surfaces. Every tenant belongs to one."), html! {}))
+        @if apps.is_empty() {
+            (empty("No app yet.", html! { @if ctx.can(Permission::AppsWrite) { "Create the first one below." } }))
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "Name" } th scope="col" { "Slug" } th scope="col" { "Description" } th scope="col" { "Created" } th scope="col" { "Tenants" } } }
+                tbody {
+                    @for a in apps {
+                        tr {
+                            td { strong { (a.name) } br; span.muted.small { code { (a.id) } } }
+                            td { (a.slug) }
+                            td { (a.description.as_deref().unwrap_or("—")) }
+                            td { (when(a.created_at)) }
+                            td { a href={"/platform/tenants?app_id=" (a.id)} { "View tenants" } }
+                        }
+                    }
+                }
+            } }
+        }
+        @if ctx.can(Permission::AppsWrite) {
+            form.card.form method="post" action="/platform/apps" novalidate {
+                h2 { "New app" }
+                @if let Some(e) = err("form") { div.flash.critical role="alert" { (e) } }
+                (ctx.csrf())
+                (field("Name", "name", html! { input #name name="name" required maxlength="120" value=(f.name); }, err("name"), None))
+                (field("Slug", "slug", html! { input #slug name="slug" maxlength="63" value=(f.slug); }, err("slug"), Some("Leave empty to derive it from the name.")))
+                (field("Description", "description", html! { textarea #description name="description" maxlength="1000" rows="2" { (f.description) } }, err("description"), None))
+                div.form-actions { button.primary type="submit" { "Create app" } }
+            }
+        }
+    }
+}
+
+async fn list(state: &AppState) -> Result<Vec<App>, ConsoleError> {
+    state
+        .read(|r| Ok(service::list(r, None, 500)?.0))
+        .await
+        .map_err(ConsoleError)
+}
+
+/// The apps page.
+pub async fn view_apps_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let apps = list(&state).await?;
+    Ok(page(
+        &ctx,
+        "Apps",
+        body(&ctx, &apps, &AppForm::default(), &HashMap::new()),
+    ))
+}
+
+/// Creates an app (`app.created.v1`).
+pub async fn view_apps_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<AppForm>,
+) -> PageResult {
+    let req = NewApp {
+        name: f.name.clone(),
+        slug: Some(f.slug.trim().to_string()).filter(|s| !s.is_empty()),
+        description: Some(f.description.clone()),
+    };
+    let result = match req.parse() {
+        Ok(input) => {
+            state
+                .write(ctx.principal.actor.clone(), move |c| {
+                    service::create(c, &input)
+                })
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(a) => Ok(redirect(
+            "/platform/apps",
+            Tone::Ok,
+            &format!("App {} created.", a.name),
+        )),
+        Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
+            let errors: HashMap<String, String> = match &e {
+                Error::Validation(fs) => fs
+                    .iter()
+                    .map(|x| (x.field.clone(), x.message.clone()))
+                    .collect(),
+                other => HashMap::from([("slug".to_string(), other.to_string())]),
+            };
+            let apps = list(&state).await?;
+            Ok(page_with_status(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Apps",
+                body(&ctx, &apps, &f, &errors),
+            ))
+        }
+        Err(e) => Err(ConsoleError(e)),
+    }
+}

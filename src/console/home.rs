@@ -1,0 +1,224 @@
+//! `/platform`: the platform dashboard's first iteration (dashboard spec §2–3): tenants by state,
+//! tier and region, tenants created per week, recent admin activity, job health, pool status and
+//! the chain-verification badge. Everything comes from maintained counters and bounded reads;
+//! nothing scans all tenants.
+
+use axum::extract::State;
+use chrono::{Datelike, Duration};
+use maud::html;
+
+use super::charts;
+use super::fmt::{self, when};
+use super::layout::{Ctx, Tone, badge, header, page};
+use super::{ConsoleError, PageResult};
+use crate::actor::ActorKind;
+use crate::app::AppState;
+use crate::audit::ledger::{self, AuditQuery};
+use crate::pools::model::PoolStatus;
+use crate::rbac::Permission;
+use crate::scheduler::Outcome;
+use crate::tenants::directory;
+use crate::tenants::model::State as TenantState;
+
+/// Weeks shown in the "created per week" chart.
+const WEEKS: i64 = 12;
+
+/// The dashboard.
+pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let now = state.clock().now();
+    let today = now.format("%Y-%m-%d").to_string();
+    let (summary, activity, pools, last_verify, failures) = state
+        .read(move |r| {
+            let activity = ledger::browse(
+                r,
+                &AuditQuery {
+                    actor_kind: Some(ActorKind::Operator),
+                    limit: 20,
+                    ..AuditQuery::default()
+                },
+            )?;
+            Ok((
+                directory::summary(r)?,
+                activity.items,
+                crate::pools::service::list(r)?,
+                crate::audit::last_verify(r)?,
+                crate::operators::service::failures_on(r, &today)?,
+            ))
+        })
+        .await
+        .map_err(ConsoleError)?;
+    let jobs = crate::scheduler::overview(&state)
+        .await
+        .map_err(ConsoleError)?;
+
+    let count = |s: TenantState| summary.by_state.get(s.as_str()).copied().unwrap_or(0);
+    let states: Vec<(String, u64)> = TenantState::ALL
+        .iter()
+        .map(|s| (s.as_str().to_string(), count(*s)))
+        .collect();
+    let tiers: Vec<(String, u64)> = summary
+        .by_tier
+        .iter()
+        .map(|(k, v)| (format!("{k} tier"), *v))
+        .collect();
+    let regions: Vec<(String, u64)> = summary
+        .by_region
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let weeks: Vec<(String, u64)> = (0..WEEKS)
+        .rev()
+        .map(|i| {
+            let t = now - Duration::weeks(i);
+            let key = directory::week_of(t);
+            (
+                format!("W{}", t.iso_week().week()),
+                summary.created_by_week.get(&key).copied().unwrap_or(0),
+            )
+        })
+        .collect();
+    let failing_jobs = jobs.iter().filter(|j| j.consecutive_failures > 0).count();
+    let degraded = pools
+        .iter()
+        .filter(|p| p.status == PoolStatus::Degraded)
+        .count();
+    let drained = pools
+        .iter()
+        .filter(|p| p.status == PoolStatus::Drain)
+        .count();
+    let failed_signins: u64 = failures.iter().map(|(_, n)| n).sum();
+
+    let body = html! {
+        (header("Platform dashboard", Some("Health of the platform at a glance. Every tile links to its page."), html! {}))
+        section.tiles aria-label="Health" {
+            a.tile href="/platform/tenants" {
+                span.tile-label { "Tenants" }
+                span.tile-value { (summary.total) }
+                span.tile-note { (count(TenantState::Active)) " active · " (count(TenantState::Trial)) " in trial" }
+            }
+            a.tile href="/platform/tenants?status=suspended" {
+                span.tile-label { "Suspended" }
+                span.tile-value { (count(TenantState::Suspended)) }
+                span.tile-note { @if count(TenantState::Suspended) > 0 { (badge(Tone::Warn, "needs review")) } @else { (badge(Tone::Ok, "none")) } }
+            }
+            a.tile href="/platform/tenants?status=offboarding&sort=status" {
+                span.tile-label { "Offboarding" }
+                span.tile-value { (count(TenantState::Offboarding)) }
+                span.tile-note { "read-only until their deadline" }
+            }
+            a.tile href="/platform/audit" {
+                span.tile-label { "Audit ledger" }
+                @match &last_verify {
+                    None => {
+                        span.tile-value { (badge(Tone::Neutral, "not verified yet")) }
+                        span.tile-note { "Run Verify on the audit page" }
+                    }
+                    Some(v) if v.broken == 0 => {
+                        span.tile-value { (badge(Tone::Ok, "verified")) }
+                        span.tile-note { (v.chains) " chains OK · " (fmt::relative(v.at, now)) }
+                    }
+                    Some(v) => {
+                        span.tile-value { (badge(Tone::Critical, "BROKEN")) }
+                        span.tile-note {
+                            (v.broken) " of " (v.chains) " chains fail"
+                            @if let Some((c, seq)) = &v.first_broken { " · " (c) " at seq " (seq) }
+                        }
+                    }
+                }
+            }
+            a.tile href="/platform/jobs" {
+                span.tile-label { "Jobs" }
+                span.tile-value {
+                    @if failing_jobs == 0 { (badge(Tone::Ok, "healthy")) } @else { (badge(Tone::Critical, &format!("{failing_jobs} failing"))) }
+                }
+                span.tile-note { (jobs.len()) " scheduled jobs" }
+            }
+            a.tile href="/platform/pools" {
+                span.tile-label { "Pools" }
+                span.tile-value {
+                    @if degraded + drained == 0 { (badge(Tone::Ok, "all active")) }
+                    @else if drained == 0 { (badge(Tone::Warn, &format!("{degraded} degraded"))) }
+                    @else if degraded == 0 { (badge(Tone::Warn, &format!("{drained} draining"))) }
+                    @else { (badge(Tone::Warn, &format!("{} not active", degraded + drained))) }
+                }
+                span.tile-note { (pools.len()) " pools" }
+            }
+        }
+        section.grid2 {
+            div.card {
+                h2 { "Tenants by state" }
+                (charts::bars("Tenants by state", &states, "info"))
+            }
+            div.card {
+                h2 { "Tenants created per week" }
+                (charts::columns("Tenants created per week, last 12 weeks", &weeks))
+            }
+            div.card {
+                h2 { "By isolation tier" }
+                @if tiers.is_empty() { p.muted { "No tenants yet." } } @else { (charts::bars("Tenants by tier", &tiers, "ok")) }
+            }
+            div.card {
+                h2 { "By region" }
+                @if regions.is_empty() { p.muted { "No tenants yet." } } @else { (charts::bars("Tenants by region", &regions, "neutral")) }
+            }
+        }
+        section.grid2 {
+            div.card {
+                h2 { "Recent admin activity" }
+                @if activity.is_empty() {
+                    p.muted { "No operator has changed anything yet." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "When" } th scope="col" { "Actor" } th scope="col" { "Action" } th scope="col" { "Target" } } }
+                        tbody {
+                            @for e in &activity {
+                                tr {
+                                    td { (fmt::relative(chrono::DateTime::parse_from_rfc3339(&e.ts).map(|t| t.to_utc()).unwrap_or(now), now)) }
+                                    td { (e.actor.id) }
+                                    td { code { (e.action) } }
+                                    td {
+                                        @if e.target.kind == "tenant" {
+                                            a href={"/platform/tenants/" (e.target.id)} { "tenant " (e.target.id.get(..8).unwrap_or(&e.target.id)) "…" }
+                                        } @else {
+                                            (e.target.kind) " " (e.target.id)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p { a href="/platform/audit" { "All entries →" } }
+                }
+            }
+            div.card {
+                h2 { "Job health" }
+                table {
+                    thead { tr { th scope="col" { "Job" } th scope="col" { "Last run" } th scope="col" { "Outcome" } th scope="col" { "Next" } } }
+                    tbody {
+                        @for j in &jobs {
+                            tr {
+                                td { a href="/platform/jobs" { (j.name) } }
+                                td { @if let Some(r) = &j.last_run { (when(r.started_at)) } @else { span.muted { "never" } } }
+                                td {
+                                    @if let Some(r) = &j.last_run { (fmt::outcome(r.outcome)) } @else { (badge(Tone::Neutral, "—")) }
+                                    @if j.consecutive_failures > 1 { " " (badge(Tone::Critical, &format!("{} in a row", j.consecutive_failures))) }
+                                }
+                                td { @if let Some(t) = j.next_run_at { (fmt::relative(t, now)) } }
+                            }
+                        }
+                    }
+                }
+                @if ctx.can(Permission::Read) {
+                    p.muted.small {
+                        "Failed sign-ins today: " (failed_signins)
+                        @if let Some((u, n)) = failures.first() { " (most: " (u) ", " (n) ")" }
+                    }
+                }
+                @if jobs.iter().any(|j| j.last_run.as_ref().is_some_and(|r| r.outcome == Outcome::Failed)) {
+                    p { (badge(Tone::Critical, "attention")) " A job's last run failed: see the jobs page." }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "Platform dashboard", body))
+}

@@ -1,0 +1,98 @@
+//! `/platform/jobs`: the jobs monitor (HQ PRD §6): schedule, last and next run, outcome,
+//! failures, recent runs, and run-now.
+
+use axum::extract::{Path, State};
+use maud::html;
+
+use super::fmt::{self, when};
+use super::layout::{Ctx, Tone, badge, header, page, redirect};
+use super::{ConsoleError, PageResult};
+use crate::app::AppState;
+use crate::error::Error;
+use crate::rbac::Permission;
+use crate::scheduler::{self, Job, Outcome, Trigger};
+
+/// The monitor.
+pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let jobs = scheduler::overview(&state).await.map_err(ConsoleError)?;
+    let now = state.clock().now();
+    let body = html! {
+        (header("Jobs", Some("Scheduled jobs (6-field cron, UTC). Every run records its start, end, outcome and error."), html! {}))
+        @for j in &jobs {
+            section.card {
+                div.row {
+                    h2 { (j.name) }
+                    @match (&j.last_run, j.consecutive_failures) {
+                        (None, _) => (badge(Tone::Neutral, "never ran")),
+                        (Some(_), n) if n > 0 => (badge(Tone::Critical, &format!("failing ({n} in a row)"))),
+                        (Some(r), _) if r.outcome == Outcome::Running => (badge(Tone::Info, "running")),
+                        (Some(_), _) => (badge(Tone::Ok, "healthy")),
+                    }
+                }
+                p.muted { (j.description) }
+                dl.inline {
+                    dt { "Schedule" } dd { code { (j.schedule) } }
+                    dt { "Next run" } dd { @if let Some(t) = j.next_run_at { (when(t)) " (" (fmt::relative(t, now)) ")" } @else { "—" } }
+                    dt { "Last run" } dd {
+                        @if let Some(r) = &j.last_run {
+                            (when(r.started_at)) " " (fmt::outcome(r.outcome)) " "
+                            @if let Some(s) = &r.summary { (s) }
+                            @if let Some(e) = &r.error { span.error { (e) } }
+                        } @else { "never" }
+                    }
+                    dt { "Failures (24 h)" } dd { (j.failures_24h) }
+                }
+                @if ctx.can(Permission::JobsRun) {
+                    form method="post" action={"/platform/jobs/" (j.name) "/run"} {
+                        (ctx.csrf())
+                        button type="submit" { "Run now" }
+                    }
+                }
+                @if !j.recent.is_empty() {
+                    details {
+                        summary { "Recent runs" }
+                        table {
+                            thead { tr { th scope="col" { "Started" } th scope="col" { "Took" } th scope="col" { "Trigger" } th scope="col" { "Outcome" } th scope="col" { "Result" } } }
+                            tbody {
+                                @for r in &j.recent {
+                                    tr {
+                                        td { (when(r.started_at)) }
+                                        td { @if let Some(f) = r.finished_at { ((f - r.started_at).num_milliseconds()) " ms" } }
+                                        td { (if r.trigger == Trigger::Manual { "manual" } else { "schedule" }) }
+                                        td { (fmt::outcome(r.outcome)) }
+                                        td { (r.summary.as_deref().or(r.error.as_deref()).unwrap_or("")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "Jobs", body))
+}
+
+/// Runs a job now.
+pub async fn view_job_run_post(
+    State(state): State<AppState>,
+    _ctx: Ctx,
+    Path(name): Path<String>,
+) -> PageResult {
+    let job = Job::parse(&name).ok_or_else(|| ConsoleError(Error::not_found("job", &name)))?;
+    let run = scheduler::run_job(&state, job, Trigger::Manual)
+        .await
+        .map_err(ConsoleError)?;
+    Ok(match run.outcome {
+        Outcome::Failed => redirect(
+            "/platform/jobs",
+            Tone::Critical,
+            &format!("{} failed: {}", job.name(), run.error.unwrap_or_default()),
+        ),
+        _ => redirect(
+            "/platform/jobs",
+            Tone::Ok,
+            &format!("{} ran: {}", job.name(), run.summary.unwrap_or_default()),
+        ),
+    })
+}

@@ -1,0 +1,335 @@
+//! `/platform/operators` (super_admin): accounts, roles, disabling, and operator tokens. A new
+//! token is shown once, on the page that created it, and never again.
+
+use std::collections::HashMap;
+
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::fmt::when;
+use super::layout::{Ctx, Tone, badge, field, header, page_with_status, redirect};
+use super::{ConsoleError, PageResult};
+use crate::app::AppState;
+use crate::error::Error;
+use crate::operators::model::{Operator, TokenInfo};
+use crate::operators::{self as ops, NewOperatorRequest, service};
+use crate::rbac::Role;
+
+/// The new-operator form.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct OperatorForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+struct View {
+    operators: Vec<(Operator, Vec<TokenInfo>)>,
+}
+
+async fn load(state: &AppState) -> Result<View, ConsoleError> {
+    let operators = state
+        .read(|r| {
+            service::list(r)?
+                .into_iter()
+                .map(|o| {
+                    let t = service::tokens(r, &o.id)?;
+                    Ok((o, t))
+                })
+                .collect::<crate::error::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(ConsoleError)?;
+    Ok(View { operators })
+}
+
+fn role_select(id: &str, current: Role) -> Markup {
+    html! {
+        select id=(id) name="role" {
+            @for r in Role::ALL { option value=(r.as_str()) selected[r == current] { (r.as_str()) } }
+        }
+    }
+}
+
+fn body(
+    ctx: &Ctx,
+    v: &View,
+    f: &OperatorForm,
+    errors: &HashMap<String, String>,
+    new_token: Option<(&str, &str)>,
+) -> Markup {
+    let err = |k: &str| errors.get(k).map(String::as_str);
+    html! {
+        (header("Operators", Some("Platform staff and their roles. Role changes and disabling end the operator's sessions at once."), html! {}))
+        @if let Some((who, secret)) = new_token {
+            div.verdict.ok role="status" {
+                p { "New token for " strong { (who) } ". Copy it now: it is shown only once and only its hash is stored." }
+                pre.token { code { (secret) } }
+            }
+        }
+        div.table-wrap { table {
+            thead { tr {
+                th scope="col" { "Operator" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Last sign-in" } th scope="col" { "Tokens" } th scope="col" { "Actions" }
+            } }
+            tbody {
+                @for (o, tokens) in &v.operators {
+                    tr {
+                        td { strong { (o.display_name) } br; span.muted.small { (o.username) } }
+                        td {
+                            form.inline-form method="post" action={"/platform/operators/" (o.id) "/role"} {
+                                (ctx.csrf())
+                                label.sr-only for={"role-" (o.id)} { "Role of " (o.username) }
+                                (role_select(&format!("role-{}", o.id), o.role))
+                                button type="submit" { "Change" }
+                            }
+                        }
+                        td { @if o.disabled { (badge(Tone::Critical, "disabled")) } @else { (badge(Tone::Ok, "active")) } }
+                        td { @if let Some(t) = o.last_sign_in_at { (when(t)) } @else { span.muted { "never" } } }
+                        td {
+                            @for t in tokens {
+                                div.small {
+                                    code { (t.prefix) "…" } " " (t.name)
+                                    form.inline-form method="post" action={"/platform/operators/" (o.id) "/tokens/" (t.id) "/revoke"} {
+                                        (ctx.csrf())
+                                        button.link type="submit" { "revoke" }
+                                    }
+                                }
+                            }
+                            @if !o.disabled {
+                                form.inline-form method="post" action={"/platform/operators/" (o.id) "/tokens"} {
+                                    (ctx.csrf())
+                                    label.sr-only for={"token-" (o.id)} { "Token name" }
+                                    input id={"token-" (o.id)} name="name" required maxlength="80" placeholder="token name";
+                                    button type="submit" { "New token" }
+                                }
+                            }
+                        }
+                        td {
+                            @if o.disabled {
+                                form method="post" action={"/platform/operators/" (o.id) "/enable"} { (ctx.csrf()) button type="submit" { "Enable" } }
+                            } @else {
+                                form method="post" action={"/platform/operators/" (o.id) "/disable"} data-confirm={"Disable " (o.username) "? Their sessions end now."} {
+                                    (ctx.csrf()) button.danger type="submit" { "Disable" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+        form.card.form method="post" action="/platform/operators" novalidate {
+            h2 { "New operator" }
+            @if let Some(e) = err("form") { div.flash.critical role="alert" { (e) } }
+            (ctx.csrf())
+            (field("Username", "username", html! { input #username name="username" required value=(f.username) autocomplete="off"; }, err("username"), Some("3–32 characters: a-z, 0-9, '.', '_', '-'.")))
+            (field("Display name", "display_name", html! { input #display_name name="display_name" value=(f.display_name); }, err("display_name"), None))
+            (field("Role", "role", role_select("role", Role::parse(&f.role).unwrap_or(Role::Support)), err("role"),
+                Some("support: read-only · compliance: audit verify and export · business_admin: apps, tenants, lifecycle · technical_admin: pools and jobs · super_admin: everything")))
+            (field("Initial password", "password", html! { input #password name="password" type="password" required minlength="12" autocomplete="new-password"; }, err("password"), Some("At least 12 characters. The operator can change it under Account.")))
+            div.form-actions { button.primary type="submit" { "Create operator" } }
+        }
+    }
+}
+
+fn render(
+    ctx: &Ctx,
+    status: StatusCode,
+    v: &View,
+    f: &OperatorForm,
+    errors: &HashMap<String, String>,
+    token: Option<(&str, &str)>,
+) -> axum::response::Response {
+    page_with_status(ctx, status, "Operators", body(ctx, v, f, errors, token))
+}
+
+/// The operators page.
+pub async fn view_operators_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let v = load(&state).await?;
+    Ok(render(
+        &ctx,
+        StatusCode::OK,
+        &v,
+        &OperatorForm::default(),
+        &HashMap::new(),
+        None,
+    ))
+}
+
+/// Creates an operator.
+pub async fn view_operator_create_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<OperatorForm>,
+) -> PageResult {
+    let req = NewOperatorRequest {
+        username: f.username.clone(),
+        display_name: Some(f.display_name.clone()),
+        role: f.role.clone(),
+        password: f.password.clone(),
+    };
+    match ops::add(&state, ctx.principal.actor.clone(), req).await {
+        Ok(o) => Ok(redirect(
+            "/platform/operators",
+            Tone::Ok,
+            &format!(
+                "Operator {} created with role {}.",
+                o.username,
+                o.role.as_str()
+            ),
+        )),
+        Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
+            let errors: HashMap<String, String> = match &e {
+                Error::Validation(fs) => fs
+                    .iter()
+                    .map(|x| (x.field.clone(), x.message.clone()))
+                    .collect(),
+                other => HashMap::from([("username".to_string(), other.to_string())]),
+            };
+            let v = load(&state).await?;
+            let kept = OperatorForm {
+                password: String::new(),
+                ..f
+            };
+            Ok(render(
+                &ctx,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &v,
+                &kept,
+                &errors,
+                None,
+            ))
+        }
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+fn outcome(r: crate::error::Result<Operator>, done: &str) -> PageResult {
+    match r {
+        Ok(o) => Ok(redirect(
+            "/platform/operators",
+            Tone::Ok,
+            &format!("{} {done}.", o.username),
+        )),
+        Err(e @ (Error::Conflict { .. } | Error::Validation(_) | Error::NotFound { .. })) => Ok(
+            redirect("/platform/operators", Tone::Critical, &e.to_string()),
+        ),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// The role form.
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+/// Changes a role.
+pub async fn view_operator_role_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<RoleForm>,
+) -> PageResult {
+    outcome(
+        ops::set_role(&state, ctx.principal.actor.clone(), &id, &f.role).await,
+        "has a new role; their sessions ended",
+    )
+}
+
+/// Disables an operator.
+pub async fn view_operator_disable_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> PageResult {
+    outcome(
+        ops::set_disabled(&state, ctx.principal.actor.clone(), &id, true).await,
+        "is disabled; their sessions ended and their tokens stopped working",
+    )
+}
+
+/// Re-enables an operator.
+pub async fn view_operator_enable_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> PageResult {
+    outcome(
+        ops::set_disabled(&state, ctx.principal.actor.clone(), &id, false).await,
+        "is enabled again",
+    )
+}
+
+/// The token form.
+#[derive(Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Creates a token and shows it once.
+pub async fn view_operator_token_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<TokenForm>,
+) -> PageResult {
+    match ops::create_token(&state, ctx.principal.actor.clone(), &id, &f.name).await {
+        Ok((secret, info)) => {
+            let v = load(&state).await?;
+            let who = v
+                .operators
+                .iter()
+                .find(|(o, _)| o.id == info.operator_id)
+                .map_or_else(String::new, |(o, _)| {
+                    format!("{} ({})", o.username, info.name)
+                });
+            Ok(render(
+                &ctx,
+                StatusCode::OK,
+                &v,
+                &OperatorForm::default(),
+                &HashMap::new(),
+                Some((&who, &secret)),
+            ))
+        }
+        Err(e @ (Error::Conflict { .. } | Error::Validation(_) | Error::NotFound { .. })) => Ok(
+            redirect("/platform/operators", Tone::Critical, &e.to_string()),
+        ),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// Revokes a token.
+pub async fn view_operator_token_revoke_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path((id, token_id)): Path<(String, String)>,
+) -> PageResult {
+    let op = ops::resolve(&state, &id).await.map_err(ConsoleError)?;
+    let token = crate::ids::parse_uuid(&token_id)
+        .ok_or_else(|| ConsoleError(Error::not_found("token", &token_id)))?;
+    match state
+        .write(ctx.principal.actor.clone(), move |c| {
+            service::revoke_token(c, &op, &token)
+        })
+        .await
+    {
+        Ok(()) => Ok(redirect("/platform/operators", Tone::Ok, "Token revoked.")),
+        Err(e @ Error::NotFound { .. }) => Ok(redirect(
+            "/platform/operators",
+            Tone::Critical,
+            &e.to_string(),
+        )),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}

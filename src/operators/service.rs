@@ -1,0 +1,641 @@
+//! Operator rules and storage: accounts, roles, disabling, tokens, sessions, sign-in failures.
+//!
+//! Password hashing (Argon2id, deliberately slow) happens before a write is queued, never on the
+//! writer thread: callers hash with [`hash_password`] and pass the PHC string in.
+//!
+//! Audit events (platform chain): `operator.created.v1`, `operator.role_changed.v1`,
+//! `operator.disabled.v1`, `operator.enabled.v1`, `operator.password_changed.v1`,
+//! `operator.token.created.v1`, `operator.token.revoked.v1`, `operator.signed_in.v1`,
+//! `operator.signed_out.v1`. Changing a role or disabling an operator ends their sessions in the
+//! same transaction.
+
+use std::ops::ControlFlow;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::model::*;
+use crate::audit::{ChainId, Target, ledger};
+use crate::clock::from_micros;
+use crate::error::{Error, Result};
+use crate::rbac::Role;
+use crate::store::keys::Key;
+use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
+
+/// Operators: `id -> OperatorRecord`.
+pub const OPERATORS: Table = Table::new("operators");
+/// Usernames: `username -> id`.
+pub const USERNAMES: Table = Table::new("operator_usernames");
+/// Tokens: `sha256(secret) -> TokenRecord`.
+pub const TOKENS: Table = Table::new("operator_tokens");
+/// Tokens by operator: `(operator id, token id) -> sha256(secret)`.
+pub const TOKENS_BY_OPERATOR: Table = Table::new("operator_tokens_by_operator");
+/// Sessions: `sha256(cookie) -> SessionRecord`.
+pub const SESSIONS: Table = Table::new("operator_sessions");
+/// Sessions by operator: `(operator id, session key) -> ()`.
+pub const SESSIONS_BY_OPERATOR: Table = Table::new("operator_sessions_by_operator");
+/// Failed sign-ins: `(day, username) -> u64`.
+pub const SIGNIN_FAILURES: Table = Table::new("operator_signin_failures");
+
+/// Prefix of operator tokens, so they can be recognised (and found by secret scanners).
+pub const TOKEN_PREFIX: &str = "tnt_";
+
+/// Hashes a password with Argon2id (the argon2 crate's defaults: m = 19 MiB, t = 2, p = 1, the
+/// OWASP recommendation). Slow by design: call it off the async runtime.
+pub fn hash_password(password: &str) -> Result<String> {
+    use argon2::PasswordHasher;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
+}
+
+/// A real hash, made once, that unknown usernames are verified against, so that a wrong username
+/// takes as long as a wrong password (no account enumeration by timing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("tenantry-dummy-password").unwrap_or_default())
+}
+
+/// Checks `password` against a PHC hash (constant-time inside argon2). `None` checks against a
+/// dummy hash, taking the same time, and returns false.
+pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
+    use argon2::PasswordVerifier;
+    let ok =
+        argon2::Argon2::default().verify_password(password.as_bytes(), phc.unwrap_or(dummy_hash()));
+    phc.is_some() && ok.is_ok()
+}
+
+/// 32 random bytes.
+pub fn random32() -> Result<[u8; 32]> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| Error::Internal(format!("no randomness: {e}")))?;
+    Ok(b)
+}
+
+/// SHA-256 of a secret (tokens and session cookies are 256-bit random, so a fast hash is the
+/// right one: nothing to brute-force).
+pub fn secret_key(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn target(username: &str) -> Target {
+    Target::new("operator", username)
+}
+
+fn load(r: &impl Reader, id: &Uuid) -> Result<OperatorV1> {
+    match r.get_record::<OperatorRecord>(OPERATORS, id.as_bytes())? {
+        Some(OperatorRecord::V1(v)) => Ok(v),
+        None => Err(Error::not_found("operator", id.to_string())),
+    }
+}
+
+fn save(ctx: &mut WriteCtx<'_>, id: &Uuid, v: &OperatorV1) -> Result<()> {
+    ctx.put_record(OPERATORS, id.as_bytes(), &OperatorRecord::V1(v.clone()))?;
+    Ok(())
+}
+
+/// The operator with `id`.
+///
+/// Errors: 404.
+pub fn get(r: &impl Reader, id: &Uuid) -> Result<Operator> {
+    Ok(load(r, id)?.view(*id))
+}
+
+/// The operator named `username`, with its record (password hash included).
+pub fn by_username(r: &impl Reader, username: &str) -> Result<Option<(Uuid, OperatorV1)>> {
+    let Some(id) = r
+        .get(USERNAMES, username.as_bytes())?
+        .and_then(|b| Uuid::from_slice(&b).ok())
+    else {
+        return Ok(None);
+    };
+    Ok(Some((id, load(r, &id)?)))
+}
+
+/// Resolves a username or an id.
+///
+/// Errors: 404.
+pub fn resolve(r: &impl Reader, who: &str) -> Result<Uuid> {
+    if let Some(id) = crate::ids::parse_uuid(who)
+        && r.contains(OPERATORS, id.as_bytes())?
+    {
+        return Ok(id);
+    }
+    let name = who.trim().to_ascii_lowercase();
+    by_username(r, &name)?
+        .map(|(id, _)| id)
+        .ok_or_else(|| Error::not_found("operator", who))
+}
+
+/// Every operator, in creation order.
+pub fn list(r: &impl Reader) -> Result<Vec<Operator>> {
+    let mut out = Vec::new();
+    r.scan(OPERATORS, &Range::all(), Dir::Asc, &mut |k, v| {
+        if let (Ok(id), OperatorRecord::V1(rec)) = (
+            Uuid::from_slice(k),
+            codec::decode::<OperatorRecord>(OPERATORS.name(), v)?,
+        ) {
+            out.push(rec.view(id));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// How many operators exist (the first one may be created without credentials, from the CLI).
+pub fn count(r: &impl Reader) -> Result<u64> {
+    Ok(r.len(OPERATORS)?)
+}
+
+/// Validated input of a new operator.
+#[derive(Clone, Debug)]
+pub struct NewOperator {
+    /// Parsed username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Argon2id PHC string of the password.
+    pub password_hash: String,
+}
+
+/// Creates an operator, writing `operator.created.v1`.
+///
+/// Errors: 409 `username_taken`.
+pub fn create(ctx: &mut WriteCtx<'_>, input: &NewOperator) -> Result<Operator> {
+    if ctx.contains(USERNAMES, input.username.as_bytes())? {
+        return Err(Error::conflict(
+            "username_taken",
+            format!(
+                "username '{}' is already in use: choose another",
+                input.username
+            ),
+        ));
+    }
+    let id = crate::ids::new_id(ctx.now);
+    let now = micros(ctx.now);
+    let rec = OperatorV1 {
+        username: input.username.clone(),
+        display_name: input.display_name.clone(),
+        role: input.role,
+        password_hash: input.password_hash.clone(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+        last_sign_in_at: None,
+    };
+    save(ctx, &id, &rec)?;
+    ctx.put(USERNAMES, input.username.as_bytes(), id.as_bytes())?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.created.v1",
+        &target(&input.username),
+        json!({"operator_id": id.to_string(), "username": input.username, "display_name": input.display_name, "role": input.role}),
+    )?;
+    Ok(rec.view(id))
+}
+
+/// Ends every session of `id` (role change, disabling, password change). Returns how many.
+fn end_sessions(ctx: &mut WriteCtx<'_>, id: &Uuid) -> Result<u64> {
+    let mut keys = Vec::new();
+    ctx.scan(
+        SESSIONS_BY_OPERATOR,
+        &Range::prefix(id.as_bytes()),
+        Dir::Asc,
+        &mut |k, _| {
+            keys.push(k[16..].to_vec());
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    for k in &keys {
+        ctx.delete(SESSIONS, k)?;
+    }
+    ctx.delete_range(SESSIONS_BY_OPERATOR, &Range::prefix(id.as_bytes()))?;
+    Ok(keys.len() as u64)
+}
+
+/// Changes an operator's role and ends their sessions (`operator.role_changed.v1`).
+///
+/// Errors: 404; 409 `conflict` when the role is unchanged, or when it would leave no active
+/// super_admin.
+pub fn set_role(ctx: &mut WriteCtx<'_>, id: &Uuid, role: Role) -> Result<Operator> {
+    let mut rec = load(ctx, id)?;
+    if rec.role == role {
+        return Err(Error::conflict(
+            "conflict",
+            format!("{} is already {}", rec.username, role.as_str()),
+        ));
+    }
+    if rec.role == Role::SuperAdmin && !rec.disabled {
+        ensure_another_super_admin(ctx, id)?;
+    }
+    let from = rec.role;
+    rec.role = role;
+    rec.updated_at = micros(ctx.now);
+    save(ctx, id, &rec)?;
+    let ended = end_sessions(ctx, id)?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.role_changed.v1",
+        &target(&rec.username),
+        json!({"from": from, "to": role, "sessions_ended": ended}),
+    )?;
+    Ok(rec.view(*id))
+}
+
+fn ensure_another_super_admin(r: &impl Reader, except: &Uuid) -> Result<()> {
+    let others = list(r)?
+        .into_iter()
+        .any(|o| o.id != *except && o.role == Role::SuperAdmin && !o.disabled);
+    if others {
+        Ok(())
+    } else {
+        Err(Error::conflict(
+            "last_super_admin",
+            "this is the last active super_admin: make another operator super_admin first",
+        ))
+    }
+}
+
+/// Disables or re-enables an operator (`operator.disabled.v1` / `operator.enabled.v1`);
+/// disabling ends their sessions, and their tokens stop working.
+///
+/// Errors: 404; 409 when already in that state or when it would disable the last super_admin.
+pub fn set_disabled(ctx: &mut WriteCtx<'_>, id: &Uuid, disabled: bool) -> Result<Operator> {
+    let mut rec = load(ctx, id)?;
+    if rec.disabled == disabled {
+        let state = if disabled { "disabled" } else { "enabled" };
+        return Err(Error::conflict(
+            "conflict",
+            format!("{} is already {state}", rec.username),
+        ));
+    }
+    if disabled && rec.role == Role::SuperAdmin {
+        ensure_another_super_admin(ctx, id)?;
+    }
+    rec.disabled = disabled;
+    rec.updated_at = micros(ctx.now);
+    save(ctx, id, &rec)?;
+    let ended = if disabled { end_sessions(ctx, id)? } else { 0 };
+    let action = if disabled {
+        "operator.disabled.v1"
+    } else {
+        "operator.enabled.v1"
+    };
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        action,
+        &target(&rec.username),
+        json!({"sessions_ended": ended}),
+    )?;
+    Ok(rec.view(*id))
+}
+
+/// Sets a new password hash and ends the operator's sessions (`operator.password_changed.v1`).
+pub fn set_password(ctx: &mut WriteCtx<'_>, id: &Uuid, password_hash: &str) -> Result<Operator> {
+    let mut rec = load(ctx, id)?;
+    rec.password_hash = password_hash.to_string();
+    rec.updated_at = micros(ctx.now);
+    save(ctx, id, &rec)?;
+    let ended = end_sessions(ctx, id)?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.password_changed.v1",
+        &target(&rec.username),
+        json!({"sessions_ended": ended}),
+    )?;
+    Ok(rec.view(*id))
+}
+
+/// A freshly made token: the secret is shown once and never stored.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    /// Token id.
+    pub id: Uuid,
+    /// `tnt_` + 43 characters of base64url.
+    pub secret: String,
+}
+
+/// Makes a token secret (off the writer: randomness only).
+pub fn new_token(now: DateTime<Utc>) -> Result<NewToken> {
+    Ok(NewToken {
+        id: crate::ids::new_id(now),
+        secret: format!("{TOKEN_PREFIX}{}", B64URL.encode(random32()?)),
+    })
+}
+
+/// Stores a token for `operator` under the hash of `token.secret` (`operator.token.created.v1`).
+///
+/// Errors: 404; 422 for a bad name; 409 when the operator is disabled.
+pub fn create_token(
+    ctx: &mut WriteCtx<'_>,
+    operator: &Uuid,
+    name: &str,
+    token: &NewToken,
+) -> Result<TokenInfo> {
+    let rec = load(ctx, operator)?;
+    if rec.disabled {
+        return Err(Error::conflict(
+            "operator_disabled",
+            format!("{} is disabled: enable it first", rec.username),
+        ));
+    }
+    let record = TokenRecord::V1 {
+        id: token.id.into_bytes(),
+        operator_id: operator.into_bytes(),
+        name: name.to_string(),
+        created_at: micros(ctx.now),
+        prefix: token.secret.chars().take(8).collect(),
+    };
+    let hash = secret_key(&token.secret);
+    ctx.put_record(TOKENS, &hash, &record)?;
+    ctx.put(
+        TOKENS_BY_OPERATOR,
+        Key::new().uuid(operator).uuid(&token.id).as_bytes(),
+        &hash,
+    )?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.token.created.v1",
+        &target(&rec.username),
+        json!({"token_id": token.id.to_string(), "name": name}),
+    )?;
+    Ok(record.view())
+}
+
+/// Revokes a token at once (`operator.token.revoked.v1`).
+///
+/// Errors: 404 unknown operator or token.
+pub fn revoke_token(ctx: &mut WriteCtx<'_>, operator: &Uuid, token: &Uuid) -> Result<()> {
+    let rec = load(ctx, operator)?;
+    let index = Key::new().uuid(operator).uuid(token).into_bytes();
+    let hash = ctx
+        .get(TOKENS_BY_OPERATOR, &index)?
+        .ok_or_else(|| Error::not_found("token", token.to_string()))?;
+    ctx.delete(TOKENS, &hash)?;
+    ctx.delete(TOKENS_BY_OPERATOR, &index)?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.token.revoked.v1",
+        &target(&rec.username),
+        json!({"token_id": token.to_string()}),
+    )?;
+    Ok(())
+}
+
+/// The tokens of `operator`.
+pub fn tokens(r: &impl Reader, operator: &Uuid) -> Result<Vec<TokenInfo>> {
+    let mut hashes = Vec::new();
+    r.scan(
+        TOKENS_BY_OPERATOR,
+        &Range::prefix(operator.as_bytes()),
+        Dir::Asc,
+        &mut |_, v| {
+            hashes.push(v.to_vec());
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    let mut out = Vec::new();
+    for h in hashes {
+        if let Some(t) = r.get_record::<TokenRecord>(TOKENS, &h)? {
+            out.push(t.view());
+        }
+    }
+    Ok(out)
+}
+
+/// The enabled operator a token acts as, if the token is valid.
+pub fn token_operator(r: &impl Reader, secret: &str) -> Result<Option<(Uuid, OperatorV1)>> {
+    let Some(TokenRecord::V1 { operator_id, .. }) =
+        r.get_record::<TokenRecord>(TOKENS, &secret_key(secret))?
+    else {
+        return Ok(None);
+    };
+    let id = Uuid::from_bytes(operator_id);
+    let rec = load(r, &id)?;
+    Ok((!rec.disabled).then_some((id, rec)))
+}
+
+/// Session lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    /// Ends after this long without a request.
+    pub idle: Duration,
+    /// Ends this long after sign-in, whatever the activity.
+    pub absolute: Duration,
+}
+
+/// Starts a session after a successful sign-in (`operator.signed_in.v1`).
+pub fn start_session(
+    ctx: &mut WriteCtx<'_>,
+    operator: &Uuid,
+    key: &[u8; 32],
+    csrf: &[u8; 32],
+    client: &str,
+) -> Result<()> {
+    let mut rec = load(ctx, operator)?;
+    if rec.disabled {
+        return Err(Error::Unauthorized("the account is disabled".into()));
+    }
+    let now = micros(ctx.now);
+    ctx.put_record(
+        SESSIONS,
+        key,
+        &SessionRecord::V1 {
+            operator_id: operator.into_bytes(),
+            created_at: now,
+            last_seen: now,
+            csrf: *csrf,
+        },
+    )?;
+    ctx.put(
+        SESSIONS_BY_OPERATOR,
+        Key::new().uuid(operator).raw(key).as_bytes(),
+        &[],
+    )?;
+    rec.last_sign_in_at = Some(now);
+    save(ctx, operator, &rec)?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "operator.signed_in.v1",
+        &target(&rec.username),
+        json!({"client": client, "method": "password"}),
+    )?;
+    Ok(())
+}
+
+/// Ends one session (`operator.signed_out.v1`); a session that is already gone is a no-op.
+pub fn end_session(ctx: &mut WriteCtx<'_>, key: &[u8; 32]) -> Result<()> {
+    let Some(SessionRecord::V1 { operator_id, .. }) =
+        ctx.get_record::<SessionRecord>(SESSIONS, key)?
+    else {
+        return Ok(());
+    };
+    let id = Uuid::from_bytes(operator_id);
+    ctx.delete(SESSIONS, key)?;
+    ctx.delete(
+        SESSIONS_BY_OPERATOR,
+        Key::new().uuid(&id).raw(key).as_bytes(),
+    )?;
+    if let Ok(rec) = load(ctx, &id) {
+        ledger::append(
+            ctx,
+            &ChainId::Platform,
+            "operator.signed_out.v1",
+            &target(&rec.username),
+            json!({}),
+        )?;
+    }
+    Ok(())
+}
+
+/// The live session for `key` with its enabled operator; `None` when unknown, expired (idle or
+/// absolute limit) or the operator is disabled.
+pub fn session(
+    r: &impl Reader,
+    key: &[u8; 32],
+    now: DateTime<Utc>,
+    limits: SessionLimits,
+) -> Result<Option<(Session, OperatorV1)>> {
+    let Some(SessionRecord::V1 {
+        operator_id,
+        created_at,
+        last_seen,
+        csrf,
+    }) = r.get_record::<SessionRecord>(SESSIONS, key)?
+    else {
+        return Ok(None);
+    };
+    let (created, seen) = (from_micros(created_at), from_micros(last_seen));
+    if now - seen > limits.idle || now - created > limits.absolute {
+        return Ok(None);
+    }
+    let id = Uuid::from_bytes(operator_id);
+    let rec = match load(r, &id) {
+        Ok(rec) if !rec.disabled => rec,
+        _ => return Ok(None),
+    };
+    Ok(Some((
+        Session {
+            key: *key,
+            operator_id: id,
+            csrf: B64URL.encode(csrf),
+            created_at: created,
+            last_seen: seen,
+        },
+        rec,
+    )))
+}
+
+/// Records activity on a session (called at most once a minute per session).
+pub fn touch_session(ctx: &mut WriteCtx<'_>, key: &[u8; 32]) -> Result<()> {
+    if let Some(SessionRecord::V1 {
+        operator_id,
+        created_at,
+        csrf,
+        ..
+    }) = ctx.get_record::<SessionRecord>(SESSIONS, key)?
+    {
+        let last_seen = micros(ctx.now);
+        ctx.put_record(
+            SESSIONS,
+            key,
+            &SessionRecord::V1 {
+                operator_id,
+                created_at,
+                last_seen,
+                csrf,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+/// Deletes expired sessions. Returns how many.
+pub fn prune_sessions(ctx: &mut WriteCtx<'_>, limits: SessionLimits) -> Result<u64> {
+    let now = ctx.now;
+    let mut dead = Vec::new();
+    ctx.scan(SESSIONS, &Range::all(), Dir::Asc, &mut |k, v| {
+        let SessionRecord::V1 {
+            operator_id,
+            created_at,
+            last_seen,
+            ..
+        } = codec::decode::<SessionRecord>(SESSIONS.name(), v)?;
+        if now - from_micros(last_seen) > limits.idle
+            || now - from_micros(created_at) > limits.absolute
+        {
+            dead.push((k.to_vec(), Uuid::from_bytes(operator_id)));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    for (k, id) in &dead {
+        ctx.delete(SESSIONS, k)?;
+        ctx.delete(SESSIONS_BY_OPERATOR, Key::new().uuid(id).raw(k).as_bytes())?;
+    }
+    Ok(dead.len() as u64)
+}
+
+/// Counts a failed sign-in for `username` on the day of `ctx.now`.
+pub fn record_failure(ctx: &mut WriteCtx<'_>, username: &str) -> Result<()> {
+    let key = Key::new()
+        .str(&ctx.now.format("%Y-%m-%d").to_string())
+        .str(username)
+        .into_bytes();
+    let n = ctx
+        .get(SIGNIN_FAILURES, &key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    ctx.put(SIGNIN_FAILURES, &key, &(n + 1).to_be_bytes())?;
+    Ok(())
+}
+
+/// Failed sign-ins on `day` (`YYYY-MM-DD`) by username, most first.
+pub fn failures_on(r: &impl Reader, day: &str) -> Result<Vec<(String, u64)>> {
+    let prefix = Key::new().str(day).into_bytes();
+    let mut out = Vec::new();
+    r.scan(
+        SIGNIN_FAILURES,
+        &Range::prefix(&prefix),
+        Dir::Asc,
+        &mut |k, v| {
+            let name = crate::store::keys::KeyReader::new(&k[prefix.len()..])
+                .str()
+                .unwrap_or_default();
+            out.push((name, <[u8; 8]>::try_from(v).map_or(0, u64::from_be_bytes)));
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    out.sort_by_key(|f| std::cmp::Reverse(f.1));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_and_wrong_ones_do_not() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", Some(&h)));
+        assert!(!verify_password("correct horse batterY", Some(&h)));
+        assert!(
+            !verify_password("correct horse battery", None),
+            "unknown users never verify"
+        );
+    }
+}
