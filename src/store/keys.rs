@@ -2,9 +2,11 @@
 //!
 //! Every table is `&[u8] -> &[u8]`; keys are built here so that byte order equals the order we
 //! want to scan in: integers big-endian (signed ones with the sign bit flipped), UUIDv7 ids as
-//! their 16 bytes (which sort by creation time), and strings terminated by `0x00` with inner
-//! `0x00` escaped as `0x00 0xFF` (the FoundationDB tuple-layer rule), so a shorter string sorts
-//! before its extensions and components never bleed into each other.
+//! their 16 bytes (which sort by creation time), and strings with inner `0x00` escaped as
+//! `0x00 0xFF` and terminated by `0x00 0x00`, so a shorter string sorts before its extensions
+//! and the next component (which may start with any byte) never bleeds into the string. (The
+//! FoundationDB tuple layer ends strings with one `0x00` because a type byte, never `0xFF`,
+//! follows; our components are untyped, hence the two-byte terminator.)
 
 use uuid::Uuid;
 
@@ -43,7 +45,7 @@ impl Key {
         self.0.extend_from_slice(v);
         self
     }
-    /// Appends a terminated, escaped string.
+    /// Appends an escaped string and its two-byte terminator.
     pub fn str(mut self, v: &str) -> Key {
         for &b in v.as_bytes() {
             self.0.push(b);
@@ -51,7 +53,7 @@ impl Key {
                 self.0.push(0xFF);
             }
         }
-        self.0.push(0);
+        self.0.extend_from_slice(&[0, 0]);
         self
     }
     /// The encoded bytes.
@@ -107,13 +109,18 @@ impl<'a> KeyReader<'a> {
         loop {
             let b = *self.0.get(i)?;
             if b == 0 {
-                if self.0.get(i + 1) == Some(&0xFF) {
-                    out.push(0);
-                    i += 2;
-                    continue;
+                match self.0.get(i + 1)? {
+                    0xFF => {
+                        out.push(0);
+                        i += 2;
+                        continue;
+                    }
+                    0 => {
+                        self.0 = &self.0[i + 2..];
+                        return String::from_utf8(out).ok();
+                    }
+                    _ => return None,
                 }
-                self.0 = &self.0[i + 1..];
-                return String::from_utf8(out).ok();
             }
             out.push(b);
             i += 1;
@@ -167,6 +174,18 @@ mod tests {
             prop_assert_eq!(r.str(), Some(s));
             prop_assert_eq!(r.u8(), Some(7));
         }
+    }
+
+    #[test]
+    fn a_string_ending_in_nul_never_collides_with_the_next_component() {
+        // Found by the property test: with a one-byte terminator, ("", 0xFF..) sorted after
+        // ("\0", 0) although "" < "\0".
+        let a = Key::new().str("").u64(u64::MAX).into_bytes();
+        let b = Key::new().str("\0").u64(0).into_bytes();
+        assert!(a < b);
+        let mut r = KeyReader::new(&b);
+        assert_eq!(r.str().as_deref(), Some("\0"));
+        assert_eq!(r.u64(), Some(0));
     }
 
     #[test]
