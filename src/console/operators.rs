@@ -75,6 +75,9 @@ fn body(
                 pre.token { code { (secret) } }
             }
         }
+        @if v.operators.is_empty() {
+            (super::layout::empty("No operator account yet: only the admin ops token can act.", html! { "Create the first operator below." }))
+        }
         div.table-wrap { table {
             thead { tr {
                 th scope="col" { "Operator" } th scope="col" { "Role" } th scope="col" { "Status" } th scope="col" { "Last sign-in" } th scope="col" { "Tokens" } th scope="col" { "Actions" }

@@ -440,6 +440,21 @@ async fn a_corrupt_record_is_an_error_row_and_the_list_still_renders() {
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(v["code"], "internal");
     assert!(v["request_id"].is_string());
+    // The console shows the same failure as a page naming the request id.
+    let res = app
+        .client
+        .get(app.url(&format!("/platform/tenants/{}", b["id"].as_str().unwrap())))
+        .bearer_auth(crate::helpers::TOKEN)
+        .header("x-request-id", "req-broken-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Request id: <code>req-broken-1</code>") && !html.contains("decod"),
+        "{html}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
