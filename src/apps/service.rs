@@ -12,7 +12,7 @@ use crate::audit::{ChainId, Target, ledger};
 use crate::clock::{from_micros, to_micros};
 use crate::error::{Error, Result, Validator};
 use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
-use crate::tenants::model::{parse_display_name, parse_slug, slug_from_name};
+use crate::tenants::model::{free_slug, parse_display_name, parse_slug, slug_from_name};
 
 /// Apps: `id -> AppRecord`.
 pub const APPS: Table = Table::new("apps");
@@ -133,7 +133,9 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
             }
             s.clone()
         }
-        None => free_slug(ctx, &slug_from_name(&input.name))?,
+        None => free_slug(&slug_from_name(&input.name), |c| {
+            Ok(ctx.contains(APP_SLUGS, c.as_bytes())?)
+        })?,
     };
     let id = crate::ids::new_id(ctx.now);
     let record = AppRecord::V1 {
@@ -152,27 +154,6 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
         json!({"name": input.name, "slug": slug, "description": input.description}),
     )?;
     Ok(from_record(id, record))
-}
-
-fn free_slug(r: &impl Reader, base: &str) -> Result<String> {
-    for n in 1..1000u32 {
-        let candidate = if n == 1 {
-            base.to_string()
-        } else {
-            let suffix = format!("-{n}");
-            let keep = base
-                .len()
-                .min(crate::tenants::model::SLUG_MAX - suffix.len());
-            format!("{}{suffix}", base[..keep].trim_end_matches('-'))
-        };
-        if !r.contains(APP_SLUGS, candidate.as_bytes())? {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::conflict(
-        "slug_taken",
-        format!("no free slug near '{base}': give one explicitly"),
-    ))
 }
 
 /// One app.

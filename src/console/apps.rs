@@ -108,13 +108,7 @@ pub async fn view_apps_post(
             &format!("App {} created.", a.name),
         )),
         Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
-            let errors: HashMap<String, String> = match &e {
-                Error::Validation(fs) => fs
-                    .iter()
-                    .map(|x| (x.field.clone(), x.message.clone()))
-                    .collect(),
-                other => HashMap::from([("slug".to_string(), other.to_string())]),
-            };
+            let errors = super::field_errors(&e, "slug");
             let apps = list(&state).await?;
             Ok(page_with_status(
                 &ctx,

@@ -110,12 +110,7 @@ pub async fn view_audit_get(
         .read(move |r| ledger::browse(r, &q))
         .await
         .map_err(ConsoleError)?;
-    let base: String = raw
-        .unwrap_or_default()
-        .split('&')
-        .filter(|kv| !kv.starts_with("cursor=") && !kv.is_empty())
-        .collect::<Vec<_>>()
-        .join("&");
+    let base = super::without_cursor(raw);
     let body = html! {
         (header("Audit ledger", Some("Every change, hash-chained per tenant and for the platform. Newest first."), html! {
             @if ctx.can(Permission::AuditExport) && !chain_text.is_empty() {

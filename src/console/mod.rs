@@ -208,6 +208,27 @@ pub fn error_page(status: StatusCode, message: &str, request_id: Option<String>)
     (status, markup).into_response()
 }
 
+/// The query string without its `cursor` (for "first page" links, exports, and the next cursor).
+pub fn without_cursor(raw: Option<String>) -> String {
+    raw.unwrap_or_default()
+        .split('&')
+        .filter(|kv| !kv.starts_with("cursor=") && !kv.is_empty())
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// A form's errors by field: each field's message from a `validation_failed`; any other refusal
+/// goes under `other_field` (the field it is about, e.g. `slug` for `slug_taken`).
+pub fn field_errors(err: &Error, other_field: &str) -> std::collections::HashMap<String, String> {
+    match err {
+        Error::Validation(fields) => fields
+            .iter()
+            .map(|f| (f.field.clone(), f.message.clone()))
+            .collect(),
+        other => std::collections::HashMap::from([(other_field.to_string(), other.to_string())]),
+    }
+}
+
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)])

@@ -189,13 +189,7 @@ pub async fn view_operator_create_post(
             ),
         )),
         Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
-            let errors: HashMap<String, String> = match &e {
-                Error::Validation(fs) => fs
-                    .iter()
-                    .map(|x| (x.field.clone(), x.message.clone()))
-                    .collect(),
-                other => HashMap::from([("username".to_string(), other.to_string())]),
-            };
+            let errors = super::field_errors(&e, "username");
             let v = load(&state).await?;
             let kept = OperatorForm {
                 password: String::new(),

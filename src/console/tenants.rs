@@ -31,16 +31,11 @@ fn tenant_id(id: &str) -> Result<Uuid, ConsoleError> {
 
 fn errors_by_field(err: &Error) -> HashMap<String, String> {
     match err {
-        Error::Validation(fields) => fields
-            .iter()
-            .map(|FieldError { field, message }| (field.clone(), message.clone()))
-            .collect(),
-        Error::AppNotFound(_) => HashMap::from([("app_id".to_string(), err.to_string())]),
+        Error::AppNotFound(_) => super::field_errors(err, "app_id"),
         Error::Conflict {
-            code: "slug_taken",
-            detail,
-        } => HashMap::from([("slug".to_string(), detail.clone())]),
-        other => HashMap::from([("form".to_string(), other.to_string())]),
+            code: "slug_taken", ..
+        } => super::field_errors(err, "slug"),
+        other => super::field_errors(other, "form"),
     }
 }
 
@@ -110,12 +105,7 @@ pub async fn view_tenants_get(
             .to_string()
     };
     // The same query without the cursor, for "first page" and the CSV link.
-    let base_query: String = raw
-        .unwrap_or_default()
-        .split('&')
-        .filter(|kv| !kv.starts_with("cursor=") && !kv.is_empty())
-        .collect::<Vec<_>>()
-        .join("&");
+    let base_query = super::without_cursor(raw);
     let body = html! {
         (header("Tenants", Some("Every tenant of the platform. Filters, sort and paging run on the server."), html! {
             @if ctx.can(Permission::TenantsExport) {

@@ -405,6 +405,32 @@ pub fn slug_from_name(name: &str) -> String {
     }
 }
 
+/// The first free slug among `base`, `base-2`, `base-3`... (each within [`SLUG_MAX`]), as
+/// `taken` judges them.
+///
+/// Errors: 409 `slug_taken` after 999 tries; `taken`'s own errors.
+pub fn free_slug(
+    base: &str,
+    mut taken: impl FnMut(&str) -> crate::error::Result<bool>,
+) -> crate::error::Result<String> {
+    for n in 1..1000u32 {
+        let candidate = if n == 1 {
+            base.to_string()
+        } else {
+            let suffix = format!("-{n}");
+            let keep = base.len().min(SLUG_MAX - suffix.len());
+            format!("{}{suffix}", base[..keep].trim_end_matches('-'))
+        };
+        if !taken(&candidate)? {
+            return Ok(candidate);
+        }
+    }
+    Err(crate::error::Error::conflict(
+        "slug_taken",
+        format!("no free slug near '{base}': give one explicitly"),
+    ))
+}
+
 /// Parses a display name: trimmed, 1–120 characters, no control characters.
 pub fn parse_display_name(s: &str) -> Result<String, String> {
     let t = s.trim();

@@ -165,25 +165,6 @@ fn tenant_target(id: Uuid) -> Target {
     Target::new("tenant", id)
 }
 
-fn free_slug(r: &impl Reader, base: &str) -> Result<String> {
-    for n in 1..1000u32 {
-        let candidate = if n == 1 {
-            base.to_string()
-        } else {
-            let suffix = format!("-{n}");
-            let keep = base.len().min(SLUG_MAX - suffix.len());
-            format!("{}{suffix}", base[..keep].trim_end_matches('-'))
-        };
-        if directory::slug_owner(r, &candidate)?.is_none() {
-            return Ok(candidate);
-        }
-    }
-    Err(Error::conflict(
-        "slug_taken",
-        format!("no free slug near '{base}': give one explicitly"),
-    ))
-}
-
 /// Provisions a tenant in state `provisioned`: assigns pools by tier and writes
 /// `tenant.created.v1` and `tenant.pool.assigned.v1` on the new tenant's chain.
 ///
@@ -209,7 +190,9 @@ pub fn provision(
             }
             s.clone()
         }
-        None => free_slug(ctx, &slug_from_name(&input.display_name))?,
+        None => free_slug(&slug_from_name(&input.display_name), |c| {
+            Ok(directory::slug_owner(ctx, c)?.is_some())
+        })?,
     };
     let id = crate::ids::new_id(ctx.now);
     let assignment = pools::service::assign(ctx, id, input.tier, &config.pools)?;
