@@ -92,6 +92,34 @@ async fn fill(c: &Client, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
+/// Clicks `css` and waits until the browser has left the current page, reached a page whose
+/// path is `path`, and finished loading it (a click returns before the navigation it starts).
+async fn click_to(c: &Client, css: &str, path: &str) {
+    let before = c.find(Locator::Css("body")).await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for _ in 0..300 {
+        let left = before.tag_name().await.is_err();
+        let here = c.current_url().await.is_ok_and(|u| u.path() == path);
+        let loaded = c
+            .execute("return document.readyState", vec![])
+            .await
+            .is_ok_and(|v| v == "complete");
+        if left && here && loaded {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "clicking {css} did not lead to {path} (at {:?})",
+        c.current_url().await.map(|u| u.to_string())
+    );
+}
+
 async fn body_text(c: &Client) -> String {
     c.find(Locator::Css("body"))
         .await
@@ -121,19 +149,11 @@ async fn an_operator_provisions_and_suspends_a_tenant_in_a_real_browser() {
     let (_driver, c) = start_browser().await;
     let base = format!("http://{}", app.addr);
     c.goto(&format!("{base}/platform")).await.unwrap();
-    assert!(
-        c.current_url().await.unwrap().path().starts_with("/signin"),
-        "unauthenticated visits go to sign-in"
-    );
+    let at = c.current_url().await.unwrap();
+    assert_eq!(at.path(), "/signin", "unauthenticated visits go to sign-in");
     fill(&c, "#username", "alice").await;
     fill(&c, "#password", &password).await;
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/platform");
+    click_to(&c, "form button[type=submit]", "/platform").await;
     let home = body_text(&c).await;
     assert!(
         home.contains("Platform dashboard") && home.contains("Tenants created per week"),
@@ -160,43 +180,26 @@ async fn an_operator_provisions_and_suspends_a_tenant_in_a_real_browser() {
         .unwrap();
     fill(&c, "#contact_email", "it@browser-test-bank.example").await;
     fill(&c, "#trial_days", "30").await;
-    c.find(Locator::Css("form.form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert_eq!(c.current_url().await.unwrap().path(), "/platform/tenants");
+    click_to(&c, "form.form button[type=submit]", "/platform/tenants").await;
     let list = body_text(&c).await;
     assert!(list.contains("Browser Test Bank was provisioned"), "{list}");
 
-    // Open it and suspend it with a reason.
-    c.find(Locator::LinkText("Browser Test Bank"))
-        .await
-        .unwrap()
-        .click()
+    // Open it, activate it, and suspend it with a reason.
+    let link = c
+        .find(Locator::LinkText("Browser Test Bank"))
         .await
         .unwrap();
-    let detail_url = c.current_url().await.unwrap();
-    let tenant_id = detail_url.path().rsplit('/').next().unwrap().to_string();
-    c.find(Locator::Css("form[action$='/lifecycle/activate'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    let href = link.attr("href").await.unwrap().unwrap();
+    let tenant_id = href.rsplit('/').next().unwrap().to_string();
+    click_to(&c, &format!("a[href='{href}']"), &href).await;
+    click_to(&c, "form[action$='/lifecycle/activate'] button", &href).await;
     fill(
         &c,
         "form[action$='/lifecycle/suspend'] input[name=reason]",
         "non-payment: invoice 2026-118 overdue",
     )
     .await;
-    c.find(Locator::Css("form[action$='/lifecycle/suspend'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_to(&c, "form[action$='/lifecycle/suspend'] button", &href).await;
     let detail = body_text(&c).await;
     assert!(
         detail.contains("Suspended: Browser Test Bank is now suspended."),
