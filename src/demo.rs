@@ -636,6 +636,14 @@ impl Replay {
             if day % 7 == 0 {
                 day_events.push((self.at(day, 1, 0), Event::Job(Job::CheckpointChains)));
             }
+            if self
+                .state
+                .scheduler()
+                .job(Job::SilentInstalls.name())
+                .is_some()
+            {
+                day_events.push((self.at(day, 2, 0), Event::Job(Job::SilentInstalls)));
+            }
         }
         day_events.sort_by_key(|(t, _)| *t);
 

@@ -6,6 +6,10 @@
 //!   export.
 //! - [`apps`], [`tenants`], [`pools`]: bounded contexts, each with its model, service (the rules)
 //!   and `api` (JSON routes).
+//! - [`license`], [`heartbeat`], [`installs`]: on-prem installs (HEARTBEATS.md): the appliance's
+//!   license and heartbeat outbox, sender and bundles; the control plane's install registry,
+//!   heartbeat intake and witness check. [`onprem`] holds their share of the state and the role
+//!   guards.
 //! - [`scheduler`]: the closed set of cron jobs and their run records.
 //! - [`http`]: the router, middleware, problem+json errors, authentication.
 //! - [`rbac`]: roles, permissions and the one permission check.
@@ -25,8 +29,12 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
 pub mod ids;
+pub mod installs;
+pub mod license;
+pub mod onprem;
 pub mod pools;
 pub mod rbac;
 pub mod scheduler;

@@ -43,6 +43,26 @@ pub enum AdminRequest {
         /// Job name.
         name: String,
     },
+    /// Appliance: stream the outbox as one signed heartbeat bundle.
+    HeartbeatExport,
+    /// Control plane: import a heartbeat bundle (the file's text).
+    HeartbeatImport {
+        /// The bundle file's content.
+        bundle: String,
+    },
+    /// Appliance: remove heartbeats up to `through` from the outbox after an import.
+    HeartbeatAck {
+        /// Highest seq the control plane imported.
+        through: u64,
+    },
+    /// Appliance: the outbox and sender state.
+    SyncStatus,
+}
+
+/// The actor of changes made through the admin socket or directly on the data dir: the local
+/// administrator (the data dir's owner, or root).
+pub fn local_admin() -> crate::actor::Actor {
+    crate::actor::Actor::operator("local-admin")
 }
 
 /// What an operation returns: a JSON value, or a byte stream (export).
@@ -82,9 +102,11 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             ))
         }
         AdminRequest::JobsList => {
+            let jobs: Vec<Job> = state.scheduler().jobs().collect();
+            let listed = jobs.clone();
             let runs = state
-                .read(|r| {
-                    Job::ALL
+                .read(move |r| {
+                    listed
                         .iter()
                         .map(|j| Ok((j.name(), scheduler::runs(r, *j, 1)?.into_iter().next())))
                         .collect::<Result<Vec<_>>>()
@@ -93,7 +115,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             let now = state.clock().now();
             let items: Vec<Value> = runs
                 .into_iter()
-                .zip(Job::ALL)
+                .zip(jobs)
                 .map(|((name, last), job)| {
                     json!({
                         "name": name,
@@ -106,10 +128,40 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             Ok(AdminOutput::Json(json!({ "items": items })))
         }
         AdminRequest::JobRun { name } => {
-            let job = Job::parse(&name).ok_or_else(|| Error::not_found("job", &name))?;
+            let job = state
+                .scheduler()
+                .job(&name)
+                .ok_or_else(|| Error::not_found("job", &name))?;
             let run = scheduler::run_job(state, job, Trigger::Manual).await?;
             Ok(AdminOutput::Json(
                 serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::HeartbeatExport => {
+            let bytes = crate::heartbeat::bundle::export(state).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.send(Ok(bytes::Bytes::from(bytes))).await;
+            Ok(AdminOutput::Stream(rx))
+        }
+        AdminRequest::HeartbeatImport { bundle } => {
+            let r =
+                crate::installs::import_bundle(state, local_admin(), bundle.into_bytes()).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::HeartbeatAck { through } => {
+            state.onprem().require_appliance("heartbeat ack")?;
+            let r = crate::heartbeat::api::acknowledge(state, local_admin(), through).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::SyncStatus => {
+            state.onprem().require_appliance("heartbeat status")?;
+            let r = crate::heartbeat::api::report(state).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))
         }
     }

@@ -53,16 +53,18 @@ pub struct JobList {
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", responses((status = 200, body = JobList)))]
 async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
     let now = s.clock().now();
+    let jobs: Vec<Job> = s.scheduler().jobs().collect();
+    let listed = jobs.clone();
     let history = s
-        .read(|r| {
-            Job::ALL
+        .read(move |r| {
+            listed
                 .iter()
                 .map(|j| super::runs(r, *j, super::RUNS_KEPT))
                 .collect::<crate::error::Result<Vec<_>>>()
         })
         .await?;
     let sched = s.scheduler();
-    let items = Job::ALL
+    let items = jobs
         .iter()
         .zip(history)
         .map(|(job, runs)| {
@@ -93,8 +95,10 @@ async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
     }))
 }
 
-fn job(name: &str) -> Result<Job, Error> {
-    Job::parse(name).ok_or_else(|| Error::not_found("job", name))
+fn job(s: &AppState, name: &str) -> Result<Job, Error> {
+    s.scheduler()
+        .job(name)
+        .ok_or_else(|| Error::not_found("job", name))
 }
 
 /// Paging of run history.
@@ -122,7 +126,7 @@ async fn jobs_runs(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<RunList>> {
-    let job = job(&name)?;
+    let job = job(&s, &name)?;
     let limit = page_limit(q.limit)?;
     let items = s.read(move |r| super::runs(r, job, limit)).await?;
     Ok(Json(RunList {
@@ -138,6 +142,6 @@ async fn jobs_run_now(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<JobRun>> {
-    let job = job(&name)?;
+    let job = job(&s, &name)?;
     Ok(Json(super::run_job(&s, job, Trigger::Manual).await?))
 }

@@ -42,15 +42,33 @@ pub enum Job {
     ExpireTrials,
     /// Signs the head of every chain that moved since its last checkpoint.
     CheckpointChains,
+    /// Appliance: writes a signed heartbeat into the outbox.
+    Heartbeat,
+    /// Appliance: re-reads and verifies the license file.
+    VerifyLicense,
+    /// Control plane: marks installs silent after missed heartbeats.
+    SilentInstalls,
 }
 
 impl Job {
-    /// Every job.
-    pub const ALL: [Job; 3] = [
+    /// Every job. New jobs go at the end: a job's position is its key in `job_runs`.
+    pub const ALL: [Job; 6] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
+        Job::Heartbeat,
+        Job::VerifyLicense,
+        Job::SilentInstalls,
     ];
+
+    /// Does `job` run in a process of `role`?
+    pub fn runs_in(self, role: crate::config::Role) -> bool {
+        match self {
+            Job::Heartbeat | Job::VerifyLicense => role.is_appliance(),
+            Job::SilentInstalls => role.is_control_plane(),
+            _ => true,
+        }
+    }
 
     /// The snake_case name used in config, the API and logs.
     pub fn name(self) -> &'static str {
@@ -58,6 +76,9 @@ impl Job {
             Job::ShredDueTenants => "shred_due_tenants",
             Job::ExpireTrials => "expire_trials",
             Job::CheckpointChains => "checkpoint_chains",
+            Job::Heartbeat => "heartbeat",
+            Job::VerifyLicense => "verify_license",
+            Job::SilentInstalls => "silent_installs",
         }
     }
 
@@ -73,6 +94,15 @@ impl Job {
             Job::CheckpointChains => {
                 "Verifies and signs the head of every audit chain that moved since its last checkpoint."
             }
+            Job::Heartbeat => {
+                "Writes a signed heartbeat into the outbox for the control plane ([control_plane] heartbeat_schedule)."
+            }
+            Job::VerifyLicense => {
+                "Re-reads the license file and verifies it offline; degrades provisioning when it is expired or refused."
+            }
+            Job::SilentInstalls => {
+                "Marks installs silent when no heartbeat came for 3 intervals ([installs] silent_after_missed)."
+            }
         }
     }
 
@@ -82,6 +112,9 @@ impl Job {
             Job::ShredDueTenants => "0 */15 * * * *",
             Job::ExpireTrials => "0 */15 * * * *",
             Job::CheckpointChains => "0 0 * * * *",
+            Job::Heartbeat => crate::config::DEFAULT_HEARTBEAT_SCHEDULE,
+            Job::VerifyLicense => "0 30 * * * *",
+            Job::SilentInstalls => "30 * * * * *",
         }
     }
 
@@ -193,10 +226,20 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Builds the schedules from config overrides.
+    /// Builds the schedules of every job from config overrides (a process of both roles).
     ///
     /// Errors: a message naming the job and the bad expression, or an unknown job name.
     pub fn new(overrides: &BTreeMap<String, String>) -> std::result::Result<Scheduler, String> {
+        Self::for_role(overrides, crate::config::Role::Both)
+    }
+
+    /// Builds the schedules of the jobs that run in `role`, from config overrides.
+    ///
+    /// Errors: a message naming the job and the bad expression, or an unknown job name.
+    pub fn for_role(
+        overrides: &BTreeMap<String, String>,
+        role: crate::config::Role,
+    ) -> std::result::Result<Scheduler, String> {
         for name in overrides.keys() {
             if Job::parse(name).is_none() {
                 let names: Vec<&str> = Job::ALL.iter().map(|j| j.name()).collect();
@@ -207,7 +250,7 @@ impl Scheduler {
             }
         }
         let mut schedules = BTreeMap::new();
-        for job in Job::ALL {
+        for job in Job::ALL.into_iter().filter(|j| j.runs_in(role)) {
             let expr = overrides
                 .get(job.name())
                 .map_or(job.default_schedule(), String::as_str);
@@ -221,6 +264,16 @@ impl Scheduler {
             running: AtomicBool::new(false),
             run_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The jobs that run in this process, in [`Job::ALL`] order.
+    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        self.schedules.keys().copied()
+    }
+
+    /// Parses the name of a job that runs in this process.
+    pub fn job(&self, name: &str) -> Option<Job> {
+        Job::parse(name).filter(|j| self.schedules.contains_key(j))
     }
 
     /// The cron expression of `job`.
@@ -375,16 +428,17 @@ pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
 pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let sched = state.scheduler();
     let clock: Clock = state.clock().clone();
-    sched.running.store(true, Ordering::Relaxed);
     {
         let now = clock.now();
         let mut next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);
-        for job in Job::ALL {
+        for job in sched.jobs() {
             if let Some(t) = sched.next_after(job, now) {
                 next.insert(job, t);
             }
         }
     }
+    // Running (and so ready) once the first firings are planned.
+    sched.running.store(true, Ordering::Relaxed);
     loop {
         let wake = {
             let next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);

@@ -144,17 +144,19 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             v["detail"].as_str().unwrap().contains("malformed JSON"),
             "{v}"
         );
-        // Oversized body.
-        let res = send(format!("{{\"reason\": \"{big}\"}}"), "application/json")
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "{method} {path}"
-        );
-        let v: Value = res.json().await.unwrap();
-        assert_eq!(v["code"], "payload_too_large");
+        // Oversized body. The bundle upload has its own, larger limit (tested in `onprem`).
+        if *path != tenantry::installs::api::BUNDLES_PATH {
+            let res = send(format!("{{\"reason\": \"{big}\"}}"), "application/json")
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{method} {path}"
+            );
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(v["code"], "payload_too_large");
+        }
         // Not JSON.
         let res = send("reason=x".into(), "application/x-www-form-urlencoded")
             .await
