@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod helpers;
 mod lifecycle;
+mod onprem;
 mod pools;
 mod process;
 mod tenants;
