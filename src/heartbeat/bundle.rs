@@ -58,12 +58,18 @@ pub async fn export(state: &AppState) -> Result<Vec<u8>> {
             "this appliance has no verified license, so it has no install id to export for: see GET /api/license",
         ));
     };
+    // A bundle speaks for one install: heartbeats written under an earlier license for another
+    // install id stay in the outbox (the sender delivers them, or `ack` removes them).
     let mut heartbeats = Vec::with_capacity(pending.len());
+    let mut seqs = Vec::with_capacity(pending.len());
+    let wanted = install_id.to_string();
     for p in &pending {
-        heartbeats.push(
-            serde_json::from_slice::<Value>(&p.signed)
-                .map_err(|e| Error::Internal(format!("outbox seq {}: {e}", p.seq)))?,
-        );
+        let v = serde_json::from_slice::<Value>(&p.signed)
+            .map_err(|e| Error::Internal(format!("outbox seq {}: {e}", p.seq)))?;
+        if v["heartbeat"]["install_id"].as_str() == Some(wanted.as_str()) {
+            heartbeats.push(v);
+            seqs.push(p.seq);
+        }
     }
     let key = state.install_key();
     let doc = json!({
@@ -73,9 +79,9 @@ pub async fn export(state: &AppState) -> Result<Vec<u8>> {
         "license_id": license_id.to_string(),
         "install_public_key": signed::public_key_b64(&key.public()),
         "created_at": rfc3339_micros(state.clock().now()),
-        "count": pending.len(),
-        "first_seq": pending.first().map(|p| p.seq),
-        "last_seq": pending.last().map(|p| p.seq),
+        "count": heartbeats.len(),
+        "first_seq": seqs.first(),
+        "last_seq": seqs.last(),
         "heartbeats": heartbeats,
     });
     let bundle =

@@ -171,7 +171,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
                 .read(|r| outbox::pending(r, MAX_BATCH, MAX_BATCH_BYTES))
                 .await
             {
-                Ok(b) => b,
+                Ok(b) => same_install(b),
                 Err(e) => {
                     tracing::error!(error = %e, "heartbeat sender: cannot read the outbox");
                     Vec::new()
@@ -240,6 +240,24 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
     sync.update(|m| m.running = false);
 }
 
+/// The install a stored heartbeat was written for.
+fn install_of(p: &Pending) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(&p.signed).ok()?;
+    v["heartbeat"]["install_id"].as_str().map(str::to_string)
+}
+
+/// Keeps the leading run of `batch` written for the same install: a new license for another
+/// install id starts a new batch (the control plane takes one install per request).
+fn same_install(mut batch: Vec<Pending>) -> Vec<Pending> {
+    let first = batch.first().and_then(install_of);
+    let keep = batch
+        .iter()
+        .position(|p| install_of(p) != first)
+        .unwrap_or(batch.len());
+    batch.truncate(keep);
+    batch
+}
+
 /// Sends one batch; `Ok` when the control plane answered 200 (each heartbeat accepted or a
 /// duplicate). The body is assembled from the stored canonical bytes without re-encoding them.
 async fn deliver(
@@ -248,14 +266,8 @@ async fn deliver(
     public_b64: &str,
     batch: &[Pending],
 ) -> Result<(), String> {
-    let first: serde_json::Value = batch
-        .first()
-        .and_then(|p| serde_json::from_slice(&p.signed).ok())
-        .unwrap_or_default();
-    let install_id = first["heartbeat"]["install_id"]
-        .as_str()
-        .ok_or("a stored heartbeat has no install_id")?
-        .to_string();
+    let install_id = install_of(batch.first().ok_or("nothing to send")?)
+        .ok_or("a stored heartbeat has no install_id")?;
     let mut body =
         Vec::with_capacity(batch.iter().map(|p| p.signed.len() + 1).sum::<usize>() + 128);
     body.extend_from_slice(b"{\"heartbeats\":[");

@@ -50,7 +50,9 @@ impl std::fmt::Debug for OnPrem {
 #[derive(Debug, thiserror::Error)]
 pub enum OnPremError {
     /// The license key could not be loaded or made.
-    #[error(transparent)]
+    #[error(
+        "the control plane's license key: {0}. If keys/license.ed25519 was lost, restore it from backup: licenses already issued verify only with it"
+    )]
     Key(#[from] KeyError),
     /// The HTTPS client for the control plane could not be built (CA file).
     #[error("{0}")]

@@ -319,9 +319,9 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
             .contains(&"install.key.bound.v1".to_string())
     );
 
-    let (_, sync) = app.get("/api/sync").await;
+    // The appliance records the acknowledgement after the control plane's answer.
+    let sync = wait_for(&app, "/api/sync", |v| v["outbox"]["depth"] == 0).await;
     assert_eq!(sync["mode"], "online");
-    assert_eq!(sync["outbox"]["depth"], 0, "{sync}");
     assert_eq!(sync["last_delivered_seq"], 1);
     assert_eq!(sync["delivered_total"], 1);
     assert_eq!(sync["sender"]["last_error"], Value::Null);
@@ -1084,4 +1084,83 @@ async fn a_rewritten_appliance_chain_is_detected_by_the_witness_check() {
     assert_eq!(entry["data"]["count"], 2);
     // The contradicting heartbeat is kept as evidence.
     assert_eq!(received(&cp, &id).await.len(), 2);
+}
+
+/// A TLS front for a control plane: terminates TLS on 127.0.0.1 with a certificate for
+/// `localhost` issued by a fresh CA, and relays the bytes to `backend`. Returns its port and the
+/// CA certificate (PEM).
+async fn tls_front(backend: std::net::SocketAddr) -> (u16, String) {
+    use tokio_rustls::rustls;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key.into())
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(tcp).await
+                    && let Ok(mut up) = tokio::net::TcpStream::connect(backend).await
+                {
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                }
+            });
+        }
+    });
+    (port, ca.pem())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_travel_over_https_trusting_only_the_configured_ca() {
+    let cp = TestApp::spawn().await;
+    let (port, ca) = tls_front(cp.addr).await;
+    let (_, other_ca) = tls_front(cp.addr).await;
+    let url = format!("https://localhost:{port}");
+
+    let (id, license) = register(&cp, json!({"customer": "TLS GmbH"})).await;
+    let ca_file = cp.dir.path().join("cp-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    let app = appliance(&cp, &license, Some(url.clone()), |c| {
+        c.control_plane.as_mut().unwrap().ca_file = Some(ca_file);
+    })
+    .await;
+    beat(&app).await;
+    wait_for(&cp, &format!("/api/installs/{id}"), |v| v["last_seq"] == 1).await;
+
+    // Another CA is not trusted, even though the control plane is the same.
+    let (id2, license2) = register(&cp, json!({"customer": "Wrong CA Ltd"})).await;
+    let wrong = cp.dir.path().join("other-ca.pem");
+    std::fs::write(&wrong, &other_ca).unwrap();
+    let app2 = appliance(&cp, &license2, Some(url), |c| {
+        c.control_plane.as_mut().unwrap().ca_file = Some(wrong);
+    })
+    .await;
+    beat(&app2).await;
+    let sync = wait_for(&app2, "/api/sync", |v| {
+        v["sender"]["last_error"].is_string()
+    })
+    .await;
+    let err = sync["sender"]["last_error"].as_str().unwrap();
+    assert!(
+        err.contains("certificate") || err.contains("Certificate"),
+        "{err}"
+    );
+    assert_eq!(
+        cp.get(&format!("/api/installs/{id2}")).await.1["last_seq"],
+        0
+    );
 }
