@@ -27,7 +27,7 @@ use crate::heartbeat::{Health, LlmProbe};
 use crate::http::extract::{ApiJson, ApiQuery, Caller, page_limit};
 use crate::http::problem::{ApiResult, Problem};
 use crate::license::Limits;
-use crate::store::{Dir, Range, Reader as _, codec};
+use crate::store::{Dir, Range, Reader, Table, codec};
 
 /// Path of the bundle upload, whose body limit is `[installs] bundle_limit_bytes`.
 pub const BUNDLES_PATH: &str = "/api/installs/heartbeat-bundles";
@@ -48,6 +48,49 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 fn install_id(id: &str) -> Result<Uuid> {
     crate::ids::parse_uuid(id).ok_or_else(|| Error::not_found("install", id))
+}
+
+/// Parses a `cursor` query value with `parse`.
+///
+/// Errors: 400 `invalid_cursor`.
+fn cursor<T>(c: Option<&str>, parse: impl FnOnce(&str) -> Option<T>) -> Result<Option<T>> {
+    c.map(|c| {
+        parse(c).ok_or_else(|| {
+            Error::bad_request(
+                "invalid_cursor",
+                "the cursor is not valid: start again without it",
+            )
+        })
+    })
+    .transpose()
+}
+
+/// One page of `table` over `range` in `dir`: each row goes through `f` (`None` skips it) until
+/// `limit` items are kept. Returns the items and, when rows remain, the key of the last row
+/// looked at (the next page starts after it).
+fn page<T>(
+    r: &impl Reader,
+    table: Table,
+    range: &Range,
+    dir: Dir,
+    limit: usize,
+    mut f: impl FnMut(&[u8], &[u8]) -> crate::store::Result<Option<T>>,
+) -> Result<(Vec<T>, Option<Vec<u8>>)> {
+    let mut items = Vec::new();
+    let mut last: Option<Vec<u8>> = None;
+    let mut more = false;
+    r.scan(table, range, dir, &mut |k, v| {
+        if items.len() >= limit {
+            more = true;
+            return Ok(ControlFlow::Break(()));
+        }
+        last = Some(k.to_vec());
+        if let Some(item) = f(k, v)? {
+            items.push(item);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok((items, if more { last } else { None }))
 }
 
 /// What registration returns.
@@ -255,15 +298,7 @@ async fn installs_list(
             )
         })?),
     };
-    let cursor = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(crate::ids::parse_uuid(c).ok_or_else(|| {
-            Error::bad_request(
-                "invalid_cursor",
-                "the cursor is not valid: start again without it",
-            )
-        })?),
-    };
+    let cursor = cursor(q.cursor.as_deref(), crate::ids::parse_uuid)?;
     let now = s.clock().now();
     let alert = q.alert;
     let (items, next) = s
@@ -272,28 +307,19 @@ async fn installs_list(
             if let Some(c) = cursor {
                 range = range.before(&install_key(&c));
             }
-            let mut items = Vec::new();
-            let mut last: Option<Uuid> = None;
-            let mut more = false;
-            r.scan(INSTALLS, &range, Dir::Desc, &mut |k, v| {
-                if items.len() >= limit {
-                    more = true;
-                    return Ok(ControlFlow::Break(()));
-                }
+            page(r, INSTALLS, &range, Dir::Desc, limit, |k, v| {
                 let Ok(id) = Uuid::from_slice(k) else {
-                    return Ok(ControlFlow::Continue(()));
+                    return Ok(None);
                 };
-                last = Some(id);
                 let InstallRecord::V1(i) = codec::decode(INSTALLS.name(), v)?;
                 let v = view(id, &i, now);
-                if status.is_none_or(|st| v.status == st) && alert.is_none_or(|a| v.alert == a) {
-                    items.push(v);
-                }
-                Ok(ControlFlow::Continue(()))
-            })?;
-            Ok::<_, Error>((items, if more { last } else { None }))
+                let keep =
+                    status.is_none_or(|st| v.status == st) && alert.is_none_or(|a| v.alert == a);
+                Ok(keep.then_some(v))
+            })
         })
         .await?;
+    let next = next.and_then(|k| Uuid::from_slice(&k).ok());
     Ok(Json(InstallList {
         items,
         next_cursor: next.map(|u| u.to_string()),
@@ -440,6 +466,13 @@ pub struct ReceivedHeartbeat {
     pub document: Value,
 }
 
+/// The seq of an `(install, seq)` key.
+fn seq_of(key: &[u8]) -> u64 {
+    key.get(16..24)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
 /// A page of heartbeats.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct HeartbeatList {
@@ -463,15 +496,7 @@ async fn heartbeats_list(
         .require_control_plane("GET /api/installs/{id}/heartbeats")?;
     let id = install_id(&id)?;
     let limit = page_limit(q.limit)?;
-    let cursor = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse::<u64>().map_err(|_| {
-            Error::bad_request(
-                "invalid_cursor",
-                "the cursor is not valid: start again without it",
-            )
-        })?),
-    };
+    let cursor = cursor(q.cursor.as_deref(), |c| c.parse::<u64>().ok())?;
     let (items, next) = s
         .read(move |r| {
             service::load(r, &id)?;
@@ -479,17 +504,7 @@ async fn heartbeats_list(
             if let Some(c) = cursor {
                 range = range.before(&seq_key(&id, c));
             }
-            let mut items = Vec::new();
-            let mut more = false;
-            r.scan(HEARTBEATS, &range, Dir::Desc, &mut |k, v| {
-                if items.len() >= limit {
-                    more = true;
-                    return Ok(ControlFlow::Break(()));
-                }
-                let seq = k
-                    .get(16..24)
-                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                    .map_or(0, u64::from_be_bytes);
+            page(r, HEARTBEATS, &range, Dir::Desc, limit, |k, v| {
                 let HeartbeatRecord::V1 {
                     received_at,
                     arrival,
@@ -497,8 +512,8 @@ async fn heartbeats_list(
                     signed,
                 } = codec::decode(HEARTBEATS.name(), v)?;
                 let document: Value = serde_json::from_slice(&signed).unwrap_or(Value::Null);
-                items.push(ReceivedHeartbeat {
-                    seq,
+                Ok(Some(ReceivedHeartbeat {
+                    seq: seq_of(k),
                     sent_at: document["heartbeat"]["sent_at"]
                         .as_str()
                         .map(str::to_string),
@@ -509,17 +524,11 @@ async fn heartbeats_list(
                         .as_array()
                         .map_or(0, |a| a.len() as u64),
                     document,
-                });
-                Ok(ControlFlow::Continue(()))
-            })?;
-            let next = if more {
-                items.last().map(|h| h.seq.to_string())
-            } else {
-                None
-            };
-            Ok::<_, Error>((items, next))
+                }))
+            })
         })
         .await?;
+    let next = next.map(|k| seq_of(&k).to_string());
     Ok(Json(HeartbeatList {
         items,
         next_cursor: next,
@@ -632,15 +641,7 @@ async fn audit_heads_list(
         .require_control_plane("GET /api/installs/{id}/audit-heads")?;
     let id = install_id(&id)?;
     let limit = page_limit(q.limit)?;
-    let cursor = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(ChainId::parse(c).map_err(|_| {
-            Error::bad_request(
-                "invalid_cursor",
-                "the cursor is not valid: start again without it",
-            )
-        })?),
-    };
+    let cursor = cursor(q.cursor.as_deref(), |c| ChainId::parse(c).ok())?;
     let (items, next) = s
         .read(move |r| {
             service::load(r, &id)?;
@@ -648,15 +649,9 @@ async fn audit_heads_list(
             if let Some(c) = cursor {
                 range = range.after(&chain_key(&id, &c.key()));
             }
-            let mut items = Vec::new();
-            let mut more = false;
-            r.scan(HEADS, &range, Dir::Asc, &mut |k, v| {
-                if items.len() >= limit {
-                    more = true;
-                    return Ok(ControlFlow::Break(()));
-                }
+            page(r, HEADS, &range, Dir::Asc, limit, |k, v| {
                 let Some(chain) = k.get(16..).and_then(ChainId::from_key) else {
-                    return Ok(ControlFlow::Continue(()));
+                    return Ok(None);
                 };
                 let HeadWitness::V1 {
                     seq,
@@ -664,23 +659,19 @@ async fn audit_heads_list(
                     heartbeat_seq,
                     witnessed_at,
                 } = codec::decode(HEADS.name(), v)?;
-                items.push(WitnessedHead {
+                Ok(Some(WitnessedHead {
                     chain: chain.to_string(),
                     seq,
                     hash: hex::encode(hash),
                     heartbeat_seq,
                     witnessed_at: from_micros(witnessed_at),
-                });
-                Ok(ControlFlow::Continue(()))
-            })?;
-            let next = if more {
-                items.last().map(|h| h.chain.clone())
-            } else {
-                None
-            };
-            Ok::<_, Error>((items, next))
+                }))
+            })
         })
         .await?;
+    let next = next
+        .and_then(|k| k.get(16..).and_then(ChainId::from_key))
+        .map(|c| c.to_string());
     Ok(Json(WitnessedHeadList {
         items,
         next_cursor: next,

@@ -4,12 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{License, LicenseState, gate};
+use super::{LicenseState, LicenseStatus, gate};
 use crate::app::AppState;
 use crate::error::Error;
 use crate::http::problem::{ApiResult, Problem};
@@ -24,18 +23,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The appliance's license, as the last check saw it, with its use.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LicenseReport {
-    /// `valid`, `expired`, `missing` or `invalid`.
-    pub state: LicenseState,
-    /// What is wrong and what to do, when not valid.
-    pub problem: Option<String>,
-    /// The verified license (also when expired); null when missing or refused.
-    pub license: Option<License>,
-    /// The license file.
-    pub file: String,
-    /// `key_id` of the configured `license_public_key`.
-    pub public_key_id: String,
-    /// When the file was last checked (at start, then by the `verify_license` job).
-    pub checked_at: DateTime<Utc>,
+    /// The last check: `state`, `problem`, `license`, `file`, `public_key_id`, `checked_at`.
+    #[serde(flatten)]
+    pub status: LicenseStatus,
     /// Tenants that count against `max_tenants` (every state but `offboarded`).
     pub tenants_in_use: u64,
     /// `limits.max_tenants`; null: no limit, or no valid license.
@@ -63,12 +53,7 @@ pub async fn report(s: &AppState) -> crate::error::Result<LicenseReport> {
         && status.license.as_ref().is_some_and(|l| now < l.expires_at)
         && max_tenants.is_none_or(|m| tenants_in_use < m);
     Ok(LicenseReport {
-        state: status.state,
-        problem: status.problem,
-        license: status.license,
-        file: status.file,
-        public_key_id: status.public_key_id,
-        checked_at: status.checked_at,
+        status,
         tenants_in_use,
         max_tenants,
         days_left,

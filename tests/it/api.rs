@@ -37,16 +37,6 @@ fn concrete(path: &str, tenant: &str, app: &str, unknown: bool) -> String {
     p
 }
 
-async fn total_entries(app: &TestApp) -> u64 {
-    let (_, v) = app.post("/api/audit/verify", json!({"full": true})).await;
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["head_seq"].as_u64().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protected_route_needs_credentials() {
     let app = TestApp::spawn().await;
@@ -106,7 +96,7 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
     let app_id = app.app("Projex Work").await;
     let t = app.tenant(&app_id, "Acme").await;
     let tenant = t["id"].as_str().unwrap();
-    let before = total_entries(&app).await;
+    let before = app.total_entries().await;
     let big = "x".repeat(1024 * 1024 + 10);
     let writes: Vec<_> = ROUTES
         .iter()
@@ -191,7 +181,7 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        total_entries(&app).await,
+        app.total_entries().await,
         before,
         "no refused request wrote an audit entry"
     );

@@ -147,34 +147,6 @@ fn resign(doc: &Value, key: &InstallKey, edit: impl FnOnce(&mut Value)) -> Value
     signed::sign("heartbeat", hb, key).unwrap()
 }
 
-fn python_verify_license(path: &Path, public: &str) -> (bool, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_license.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(path)
-        .arg(public)
-        .output()
-        .expect("python3 runs (.ci/run installs it with the cryptography package)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!text.contains("ModuleNotFoundError"), "{text}");
-    (out.status.success(), text)
-}
-
-/// Entries in every chain of `app`.
-async fn total_entries(app: &TestApp) -> u64 {
-    let (_, v) = app.post("/api/audit/verify", json!({"full": true})).await;
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["head_seq"].as_u64().unwrap())
-        .sum()
-}
-
 /// Runs the real binary against a data dir (through the running server's admin socket).
 fn cli(args: &[&str], data_dir: &Path) -> (bool, String, String) {
     let out = std::process::Command::new(BIN)
@@ -219,7 +191,11 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
         .await;
     let file = cp.dir.path().join("issued.json");
     std::fs::write(&file, license.to_string()).unwrap();
-    let (ok, out) = python_verify_license(&file, key["public_key"].as_str().unwrap());
+    let (ok, out) = crate::helpers::python_script(
+        "verify_license.py",
+        &file,
+        key["public_key"].as_str().unwrap(),
+    );
     assert!(ok, "{out}");
     assert!(out.contains("valid until"), "{out}");
 
@@ -237,16 +213,13 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     );
 
     // Each role answers 404 on the other's routes.
-    for path in ["/api/installs", "/api/license/public-key"] {
-        let (s, v) = app.get(path).await;
-        assert_eq!(
-            (s, v["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("not_found")),
-            "{path}"
-        );
-    }
-    for path in ["/api/license", "/api/sync"] {
-        let (s, v) = cp.get(path).await;
+    for (server, path) in [
+        (&app, "/api/installs"),
+        (&app, "/api/license/public-key"),
+        (&cp, "/api/license"),
+        (&cp, "/api/sync"),
+    ] {
+        let (s, v) = server.get(path).await;
         assert_eq!(
             (s, v["code"].as_str()),
             (StatusCode::NOT_FOUND, Some("not_found")),
@@ -767,7 +740,7 @@ async fn an_expired_license_degrades_provisioning_and_the_tenant_limit_is_enforc
     let app_id = app.app("Projex Work").await;
     let first = app.tenant(&app_id, "One").await;
     app.tenant(&app_id, "Two").await;
-    let before = total_entries(&app).await;
+    let before = app.total_entries().await;
     let (s, v) = app
         .post(
             "/api/tenants",
@@ -787,7 +760,7 @@ async fn an_expired_license_degrades_provisioning_and_the_tenant_limit_is_enforc
         "{v}"
     );
     assert_eq!(
-        total_entries(&app).await,
+        app.total_entries().await,
         before,
         "the refusal wrote nothing"
     );
