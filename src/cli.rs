@@ -535,9 +535,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let addr = app.local_addr();
-    tracing::info!(role = app.state().onprem().role().as_str(), "on-prem role");
     tracing::info!(
         data_file = %app.state().store().path().display(),
+        role = app.state().onprem().role().as_str(),
         "tenantry {} listening on http://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );

@@ -186,6 +186,9 @@ pub struct InstallView {
     pub llm_probe: Option<LlmProbe>,
     /// `key_id` of the install's bound key; null until bound.
     pub install_key_id: Option<String>,
+    /// The bound key itself (standard base64): the appliance's audit checkpoints verify with it
+    /// (`scripts/verify_export.py`), as its heartbeats do.
+    pub install_public_key: Option<String>,
     /// When the key was bound.
     pub key_bound_at: Option<DateTime<Utc>>,
     /// How it was bound.
@@ -202,6 +205,9 @@ pub struct InstallView {
 
 fn view(id: Uuid, i: &InstallV1, now: DateTime<Utc>) -> InstallView {
     let status = i.status(now);
+    let key = i
+        .key
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok());
     InstallView {
         install_id: id,
         customer: i.customer.clone(),
@@ -230,10 +236,8 @@ fn view(id: Uuid, i: &InstallV1, now: DateTime<Utc>) -> InstallView {
             }),
             _ => None,
         },
-        install_key_id: i
-            .key
-            .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-            .map(|k| crate::audit::signing::key_id_of(&k)),
+        install_key_id: key.as_ref().map(crate::audit::signing::key_id_of),
+        install_public_key: key.as_ref().map(crate::onprem::signed::public_key_b64),
         key_bound_at: i.key_bound_at.map(from_micros),
         key_binding: i.key_binding,
         silent_since: i.silent_since.map(from_micros),

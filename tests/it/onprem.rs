@@ -237,6 +237,7 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     assert_eq!(row["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(row["key_binding"], "first_delivery");
     let (_, own) = app.get("/api/audit/public-key").await;
+    assert_eq!(row["install_public_key"], own["public_key"]);
     assert_eq!(
         row["install_key_id"], own["key_id"],
         "the heartbeat key is the install key"
