@@ -182,6 +182,11 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ("POST", "/api/installs", Requires(InstallsManage)),
         ("GET", "/api/installs", Requires(Read)),
         ("GET", "/api/installs/{id}", Requires(Read)),
+        (
+            "POST",
+            "/api/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
         ("GET", "/api/installs/{id}/heartbeats", Requires(Read)),
         // Authenticated by the install's Ed25519 signature, not by a token.
         ("POST", "/api/installs/{id}/heartbeats", Public),

@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::model::*;
-use super::service::{self, IntakeResult, NewInstall};
+use super::service::{self, IntakeResult, NewInstall, NewLicense};
 use crate::app::AppState;
 use crate::audit::ChainId;
 use crate::clock::from_micros;
@@ -41,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(installs_register, installs_list))
         .routes(routes!(installs_get))
+        .routes(routes!(licenses_renew))
         .routes(routes!(heartbeats_list, heartbeats_deliver))
         .routes(routes!(audit_heads_list))
         .merge(bundles)
@@ -127,6 +128,41 @@ async fn installs_register(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
+        Json(RegisteredInstall {
+            install_id: r.install_id,
+            license: r.license,
+        }),
+    )
+        .into_response())
+}
+
+/// Issues a new license to an install (renewal: a new `license_id`, the same install; terms
+/// left out are kept). Heartbeats written under the previous license stay acceptable. Writes
+/// `license.issued.v1` (control-plane role).
+#[utoipa::path(post, path = "/api/installs/{id}/licenses", tag = "on-prem",
+    params(("id" = String, Path, description = "Install id")), request_body = NewLicense,
+    responses((status = 201, body = RegisteredInstall), (status = 400, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn licenses_renew(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<NewLicense>,
+) -> ApiResult<Response> {
+    s.onprem()
+        .require_control_plane("POST /api/installs/{id}/licenses")?;
+    let id = install_id(&id)?;
+    let input = body.parse()?;
+    let state = s.clone();
+    let r = s
+        .write(p.actor, move |ctx| {
+            let key = state.onprem().license_key()?;
+            service::renew(ctx, &id, &input, key)
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/installs/{id}"))],
         Json(RegisteredInstall {
             install_id: r.install_id,
             license: r.license,

@@ -31,6 +31,13 @@ use crate::onprem::signed;
 use model::Via;
 use service::{Delivery, IntakeResult};
 
+/// Every license ever issued to `inst`.
+fn licenses_of(inst: &model::InstallV1) -> Vec<Uuid> {
+    let mut all = inst.previous_licenses.clone();
+    all.push(inst.license_id);
+    all
+}
+
 /// The key heartbeats of `install` must be signed with: the bound one, else the one offered.
 fn trusted_key(
     install_id: &Uuid,
@@ -107,9 +114,9 @@ pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<
         }
     };
     let key = trusted_key(&install_id, inst.key, offered)?;
-    let license_id = inst.license_id;
+    let licenses = licenses_of(&inst);
     let verified = tokio::task::spawn_blocking(move || {
-        service::verify_heartbeats(heartbeats, &key, &install_id, &license_id)
+        service::verify_heartbeats(heartbeats, &key, &install_id, &licenses)
     })
     .await
     .map_err(|e| Error::Internal(format!("verifying heartbeats: {e}")))??;
@@ -158,20 +165,20 @@ pub async fn import_parsed(
 ) -> Result<IntakeResult> {
     let install_id = parsed.install_id;
     let inst = state.read(move |r| service::load(r, &install_id)).await?;
-    if parsed.license_id != inst.license_id {
+    if !inst.holds(&parsed.license_id) {
         return Err(Error::invalid(
             "bundle",
             format!(
-                "the bundle is for license {}, but install {install_id} holds license {}",
-                parsed.license_id, inst.license_id
+                "the bundle is for license {}, which was never issued to install {install_id}",
+                parsed.license_id
             ),
         ));
     }
     let key = trusted_key(&install_id, inst.key, Some(parsed.public_key))?;
-    let license_id = inst.license_id;
+    let licenses = licenses_of(&inst);
     let verified = tokio::task::spawn_blocking(move || {
         parsed.verify(&key)?;
-        let hbs = service::verify_heartbeats(parsed.heartbeats, &key, &install_id, &license_id)
+        let hbs = service::verify_heartbeats(parsed.heartbeats, &key, &install_id, &licenses)
             .map_err(|e| match e {
                 Error::BadSignature(m) => {
                     Error::BadSignature(format!("the bundle is refused as a whole: {m}"))

@@ -69,8 +69,10 @@ pub enum InstallRecord {
 pub struct InstallV1 {
     /// The customer.
     pub customer: String,
-    /// The license issued at registration.
+    /// The license in force (issued at registration or by the latest renewal).
     pub license_id: Uuid,
+    /// Licenses issued to this install before it; heartbeats written under them are accepted.
+    pub previous_licenses: Vec<Uuid>,
     /// The signed license, canonical bytes, to hand out again.
     pub license: Vec<u8>,
     /// Heartbeats only by bundle.
@@ -261,6 +263,11 @@ impl InstallStatus {
 }
 
 impl InstallV1 {
+    /// Was `license_id` ever issued to this install?
+    pub fn holds(&self, license_id: &Uuid) -> bool {
+        self.license_id == *license_id || self.previous_licenses.contains(license_id)
+    }
+
     /// The status at `now`: expired first, then silent, then pending before any heartbeat.
     pub fn status(&self, now: DateTime<Utc>) -> InstallStatus {
         if crate::clock::to_micros(now) >= self.expires_at {

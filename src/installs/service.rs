@@ -191,6 +191,7 @@ pub fn register(
     let record = InstallV1 {
         customer: lic.customer.clone(),
         license_id: lic.license_id,
+        previous_licenses: Vec::new(),
         license: bytes,
         air_gapped: lic.air_gapped,
         issued_at: to_micros(now),
@@ -256,6 +257,125 @@ fn save(ctx: &mut WriteCtx<'_>, id: &Uuid, i: &InstallV1) -> Result<()> {
     Ok(())
 }
 
+/// `POST /api/installs/{id}/licenses` body: a renewal. Members left out keep the current
+/// license's terms.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewLicense {
+    /// New expiry (RFC 3339), in the future; one year from now by default.
+    pub expires_at: Option<String>,
+    /// New limits; the current ones by default.
+    pub limits: Option<NewLimits>,
+    /// New features; the current ones by default.
+    pub features: Option<Vec<String>>,
+}
+
+/// Validated [`NewLicense`].
+#[derive(Clone, Debug)]
+pub struct RenewInput {
+    expires_at: Option<DateTime<Utc>>,
+    max_tenants: Option<Option<u64>>,
+    features: Option<Vec<String>>,
+}
+
+impl NewLicense {
+    /// Checks every field, with the rules of registration.
+    pub fn parse(self) -> Result<RenewInput> {
+        let given_limits = self.limits.is_some();
+        let given_features = self.features.is_some();
+        let checked = NewInstall {
+            customer: "renewal".into(),
+            expires_at: self.expires_at,
+            limits: self.limits,
+            features: self.features,
+            ..NewInstall::default()
+        }
+        .parse()?;
+        Ok(RenewInput {
+            expires_at: checked.expires_at,
+            max_tenants: given_limits.then_some(checked.max_tenants),
+            features: given_features.then_some(checked.features),
+        })
+    }
+}
+
+/// Issues a new license to install `id` (same install id and air gap, bound to the install's
+/// key once known; a new `license_id`), signed with `key`. The previous license stays acceptable for heartbeats
+/// written under it. Writes `license.issued.v1`.
+///
+/// Errors: 404 unknown install; 422 when `expires_at` is not in the future.
+pub fn renew(
+    ctx: &mut WriteCtx<'_>,
+    id: &Uuid,
+    input: &RenewInput,
+    key: &InstallKey,
+) -> Result<Registered> {
+    let mut inst = load(ctx, id)?;
+    let now = ctx.now;
+    let expires_at = input
+        .expires_at
+        .unwrap_or(now + chrono::Duration::days(DEFAULT_TERM_DAYS));
+    if expires_at <= now {
+        return Err(Error::invalid(
+            "expires_at",
+            format!(
+                "{} is not in the future: a license must expire after it is issued",
+                rfc3339_micros(expires_at)
+            ),
+        ));
+    }
+    // Once the install's key is known, however it was bound, the new license names it.
+    let install_key_id = inst
+        .key
+        .and_then(|k| VerifyingKey::from_bytes(&k).ok())
+        .map(|k| key_id_of(&k));
+    let lic = License {
+        license_id: crate::ids::new_id(now),
+        install_id: *id,
+        customer: inst.customer.clone(),
+        issued_at: now,
+        expires_at,
+        limits: Limits {
+            max_tenants: input.max_tenants.unwrap_or(inst.max_tenants),
+        },
+        features: input
+            .features
+            .clone()
+            .unwrap_or_else(|| inst.features.clone()),
+        air_gapped: inst.air_gapped,
+        install_key_id,
+    };
+    let signed_license = license::issue(&lic, key)?;
+    let previous = inst.license_id;
+    inst.previous_licenses.push(previous);
+    inst.license_id = lic.license_id;
+    inst.license = crate::audit::canonical::to_vec(&signed_license)
+        .map_err(|e| Error::Internal(format!("license: {e}")))?;
+    inst.issued_at = to_micros(now);
+    inst.expires_at = to_micros(expires_at);
+    inst.max_tenants = lic.limits.max_tenants;
+    inst.features = lic.features.clone();
+    save(ctx, id, &inst)?;
+    ledger::append(
+        ctx,
+        &ChainId::Platform,
+        "license.issued.v1",
+        &Target::new("install", id),
+        json!({
+            "license_id": lic.license_id.to_string(),
+            "replaces": previous.to_string(),
+            "license_key_id": key.key_id(),
+            "expires_at": rfc3339_micros(expires_at),
+            "max_tenants": lic.limits.max_tenants,
+            "features": lic.features,
+        }),
+    )?;
+    Ok(Registered {
+        install_id: *id,
+        license: signed_license,
+    })
+}
+
 /// A heartbeat whose signature verified, parsed.
 #[derive(Clone, Debug)]
 pub struct VerifiedHeartbeat {
@@ -279,7 +399,7 @@ pub fn verify_heartbeats(
     values: Vec<Value>,
     key: &VerifyingKey,
     install_id: &Uuid,
-    license_id: &Uuid,
+    licenses: &[Uuid],
 ) -> Result<Vec<VerifiedHeartbeat>> {
     let mut out: Vec<VerifiedHeartbeat> = Vec::with_capacity(values.len());
     let mut seqs = BTreeSet::new();
@@ -310,11 +430,11 @@ pub fn verify_heartbeats(
                 ),
             ));
         }
-        if doc.license_id != *license_id {
+        if !licenses.contains(&doc.license_id) {
             return Err(Error::invalid(
                 &field,
                 format!(
-                    "heartbeat seq {} names license {}, but install {install_id} holds license {license_id}",
+                    "heartbeat seq {} names license {}, which was never issued to install {install_id}",
                     doc.seq, doc.license_id
                 ),
             ));

@@ -737,7 +737,7 @@ async fn an_expired_license_degrades_provisioning_and_the_tenant_limit_is_enforc
         json!({"customer": "Limited GmbH", "limits": {"max_tenants": 2}, "expires_at": tenantry::clock::rfc3339_micros(expires)}),
     )
     .await;
-    let app = appliance(&cp, &license, None, |_| {}).await;
+    let app = appliance(&cp, &license, Some(cp.url("")), |_| {}).await;
     let app_id = app.app("Projex Work").await;
     let first = app.tenant(&app_id, "One").await;
     app.tenant(&app_id, "Two").await;
@@ -809,6 +809,69 @@ async fn an_expired_license_degrades_provisioning_and_the_tenant_limit_is_enforc
         app.actions("platform")
             .await
             .contains(&"license.expired.v1".to_string())
+    );
+
+    // An expired install still reports; the control plane shows it red.
+    let id = license["license"]["install_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    cp.clock.advance(Span::days(3));
+    beat(&app).await;
+    let row = wait_for(&cp, &format!("/api/installs/{id}"), |v| v["last_seq"] == 1).await;
+    assert_eq!(
+        (row["status"].as_str(), row["alert"].as_bool()),
+        (Some("expired"), Some(true))
+    );
+
+    // The vendor renews: a new license id for the same install, terms kept unless given.
+    let (s, renewed) = cp
+        .post(
+            &format!("/api/installs/{id}/licenses"),
+            json!({"expires_at": tenantry::clock::rfc3339_micros(t0() + Span::days(400)), "limits": {"max_tenants": 3}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{renewed}");
+    let renewed = renewed["license"].clone();
+    assert_eq!(renewed["license"]["install_id"], id.as_str());
+    assert_ne!(
+        renewed["license"]["license_id"],
+        license["license"]["license_id"]
+    );
+    let (_, own) = app.get("/api/audit/public-key").await;
+    assert_eq!(
+        renewed["license"]["install_key_id"], own["key_id"],
+        "bound to the key now known"
+    );
+    assert_eq!(
+        cp.get(&format!("/api/installs/{id}")).await.1["status"],
+        "healthy"
+    );
+    assert!(
+        cp.actions("platform")
+            .await
+            .contains(&"license.issued.v1".to_string())
+    );
+    // Heartbeats written under the old license are still taken in.
+    beat(&app).await;
+    wait_for(&cp, &format!("/api/installs/{id}"), |v| v["last_seq"] == 2).await;
+    // Installed on the appliance, the renewal restores provisioning up to the new limit.
+    std::fs::write(license_file(&app), renewed.to_string()).unwrap();
+    let (_, run) = app.post("/api/jobs/verify_license/run", json!({})).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let (s, v) = app
+        .post(
+            "/api/tenants",
+            json!({"app_id": app_id, "display_name": "Three", "region": "us-east-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    beat(&app).await;
+    wait_for(&cp, &format!("/api/installs/{id}"), |v| v["last_seq"] == 3).await;
+    let last = received(&cp, &id).await.pop().unwrap();
+    assert_eq!(
+        last["document"]["heartbeat"]["license_id"],
+        renewed["license"]["license_id"]
     );
 }
 
