@@ -57,8 +57,8 @@ pub struct Readiness {
     /// `appliance`, `control_plane` or `both`.
     pub role: crate::config::Role,
     /// The appliance's license state and limits; null on a control plane. A license that is
-    /// expired or refused degrades provisioning but not readiness.
-    pub license: Option<crate::license::api::LicenseReport>,
+    /// expired or refused degrades provisioning but not readiness (`GET /api/license` says why).
+    pub license: Option<crate::license::api::LicenseSummary>,
 }
 
 /// Readiness: 200 when the store is readable and the scheduler runs, else 503.
@@ -78,7 +78,10 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             .max(0),
         role: state.onprem().role(),
         license: if state.onprem().role().is_appliance() {
-            crate::license::api::report(&state).await.ok()
+            crate::license::api::report(&state)
+                .await
+                .ok()
+                .map(Into::into)
         } else {
             None
         },

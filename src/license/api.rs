@@ -36,6 +36,36 @@ pub struct LicenseReport {
     pub provisioning: &'static str,
 }
 
+/// The license as `/readyz` shows it, without credentials: state and limits, not the document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LicenseSummary {
+    /// `valid`, `expired`, `missing` or `invalid`.
+    pub state: LicenseState,
+    /// When it expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whole days until then (negative once past).
+    pub days_left: Option<i64>,
+    /// `limits.max_tenants`.
+    pub max_tenants: Option<u64>,
+    /// Tenants that count against it.
+    pub tenants_in_use: u64,
+    /// `allowed` or `refused`.
+    pub provisioning: &'static str,
+}
+
+impl From<LicenseReport> for LicenseSummary {
+    fn from(r: LicenseReport) -> Self {
+        LicenseSummary {
+            state: r.status.state,
+            expires_at: r.status.license.map(|l| l.expires_at),
+            days_left: r.days_left,
+            max_tenants: r.max_tenants,
+            tenants_in_use: r.tenants_in_use,
+            provisioning: r.provisioning,
+        }
+    }
+}
+
 /// Builds the report from the last check and the store.
 pub async fn report(s: &AppState) -> crate::error::Result<LicenseReport> {
     let status = s

@@ -207,6 +207,11 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     let (_, ready) = app.send(Method::GET, "/readyz", None, None).await;
     assert_eq!(ready["role"], "appliance");
     assert_eq!(ready["license"]["state"], "valid", "{ready}");
+    assert_eq!(ready["license"]["max_tenants"], 10);
+    assert!(
+        ready["license"].get("license").is_none(),
+        "the public readiness shows state and limits, not the document"
+    );
     assert_eq!(
         app.actions("platform").await.last().unwrap(),
         "license.verified.v1"
