@@ -1206,3 +1206,47 @@ async fn heartbeats_travel_over_https_trusting_only_the_configured_ca() {
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_process_can_play_both_roles_and_witness_itself() {
+    // First as a control plane, which makes its license key and registers itself.
+    let cp = TestApp::spawn().await;
+    let (id, license) = register(&cp, json!({"customer": "Demo Laptop"})).await;
+    let key = license_key(&cp).await;
+    let addr = cp.addr;
+    let mut config = cp.state.config().as_ref().clone();
+    let clock = cp.clock.clone();
+    let dir = cp.stop().await;
+    let license_file = dir.path().join("license.json");
+    std::fs::write(&license_file, license.to_string()).unwrap();
+    config.listen = addr;
+    config.role = Role::Both;
+    config.control_plane = Some(ControlPlaneLink {
+        url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
+        ca_file: None,
+        license_file,
+        license_public_key: key,
+        backlog_max: tenantry::config::DEFAULT_BACKLOG_MAX,
+    });
+    config
+        .schedules
+        .insert("heartbeat".into(), "0 0 0 1 1 *".into());
+    let both = TestApp::spawn_with(dir, config, clock).await;
+    assert_eq!(both.get("/api/license").await.1["state"], "valid");
+    let (_, jobs) = both.get("/api/jobs").await;
+    let names: Vec<&str> = jobs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["name"].as_str().unwrap())
+        .collect();
+    for job in ["heartbeat", "verify_license", "silent_installs"] {
+        assert!(names.contains(&job), "{names:?}");
+    }
+    beat(&both).await;
+    let row = wait_for(&both, &format!("/api/installs/{id}"), |v| {
+        v["last_seq"] == 1
+    })
+    .await;
+    assert_eq!(row["status"], "healthy");
+}
