@@ -37,6 +37,7 @@ struct Inner {
     throttle: crate::operators::throttle::Throttle,
     install_id: Uuid,
     started_at: DateTime<Utc>,
+    onprem: crate::onprem::OnPrem,
 }
 
 impl AppState {
@@ -85,6 +86,10 @@ impl AppState {
     /// When this process started.
     pub fn started_at(&self) -> DateTime<Utc> {
         self.inner.started_at
+    }
+    /// The on-prem role state: license status, heartbeat sender, license key.
+    pub fn onprem(&self) -> &crate::onprem::OnPrem {
+        &self.inner.onprem
     }
 
     /// Runs a service in a write request as `actor`, at the clock's now.
@@ -144,6 +149,21 @@ pub enum StartError {
     /// Initialisation failed.
     #[error("initialising the store failed: {0}")]
     Init(#[from] Error),
+    /// The on-prem role could not start (license key, control-plane client).
+    #[error(transparent)]
+    OnPrem(#[from] crate::onprem::OnPremError),
+    /// The license key on disk is not the one the store knows.
+    #[error(
+        "the license key in {path} (key_id {found}) is not the key this control plane was created with (key_id {expected}); restore the original keys/ directory from backup, or every license issued so far stops verifying"
+    )]
+    LicenseKeyMismatch {
+        /// Key file.
+        path: String,
+        /// Its key id.
+        found: String,
+        /// The id recorded in the store.
+        expected: String,
+    },
 }
 
 /// A built application: the store is open, the listener is bound, nothing runs yet.
@@ -204,6 +224,10 @@ impl Application {
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(crate::scheduler::run_loop(state.clone(), stop_rx.clone()));
+        let sender = tokio::spawn(crate::heartbeat::sender::run(
+            state.clone(),
+            stop_rx.clone(),
+        ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = crate::http::app(state.clone());
         let served = axum::serve(
@@ -215,6 +239,7 @@ impl Application {
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
+        let _ = sender.await;
         if let Some(t) = admin_task {
             let _ = t.await;
         }
@@ -242,7 +267,13 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
             expected: expected.clone(),
         });
     }
-    let scheduler = Scheduler::new(&config.schedules).map_err(StartError::Schedule)?;
+    let scheduler =
+        Scheduler::for_role(&config.schedules, config.role).map_err(StartError::Schedule)?;
+    let license_key_recorded = store
+        .read(|r| store::meta_get(r, crate::onprem::LICENSE_KEY_META))
+        .await?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let onprem = crate::onprem::OnPrem::new(&config, license_key_recorded.is_none())?;
     let key_id = key.key_id().to_string();
     let layout = config.pools.clone();
     // A fresh demo platform is born at the start of the replayed history, so that the replay's
@@ -283,8 +314,10 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
             scheduler,
             throttle: Default::default(),
             install_id,
+            onprem,
         }),
     };
+    crate::onprem::start(&state, license_key_recorded).await?;
     let weak = Arc::downgrade(&state.inner);
     state.store().on_commit(Arc::new(move |notice| {
         if let Some(inner) = weak.upgrade() {

@@ -42,6 +42,9 @@ pub enum Command {
     /// Operator accounts: add, list, change role, disable, set password, create tokens.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Heartbeats: export a bundle (appliance), import one (control plane), acknowledge, status.
+    #[command(subcommand)]
+    Heartbeat(HeartbeatCommand),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -146,6 +149,10 @@ pub struct StoreArgs {
     /// Config file (TOML), used when the store is opened directly.
     #[arg(long, env = "TENANTRY_CONFIG")]
     pub config: Option<PathBuf>,
+    /// This install's role (`appliance`, `control_plane`, `both`), used when the store is opened
+    /// directly. (`--role` is taken by `operator` commands, where it is an operator's role.)
+    #[arg(long = "server-role", id = "server_role", env = "TENANTRY_ROLE")]
+    pub server_role: Option<crate::config::Role>,
 }
 
 /// `tenantry serve`.
@@ -163,6 +170,9 @@ pub struct ServeArgs {
     /// Seed a realistic demo platform on first start of an empty data dir.
     #[arg(long)]
     pub demo: bool,
+    /// Role: `appliance`, `control_plane` (default) or `both`.
+    #[arg(long, env = "TENANTRY_ROLE")]
+    pub role: Option<crate::config::Role>,
 }
 
 /// `tenantry audit ...`.
@@ -210,6 +220,44 @@ pub enum JobsCommand {
     Run {
         /// Job name (shred_due_tenants, expire_trials, checkpoint_chains).
         name: String,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `tenantry heartbeat ...`.
+#[derive(Debug, Subcommand)]
+pub enum HeartbeatCommand {
+    /// Appliance: write the undelivered heartbeats, still signed, as one bundle file.
+    Export {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Control plane: import a bundle file (every signature checked; idempotent).
+    Import {
+        /// The bundle file.
+        file: PathBuf,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Appliance: remove heartbeats up to SEQ from the outbox once the control plane imported
+    /// them (the import prints the seq).
+    Ack {
+        /// Highest seq imported.
+        #[arg(long)]
+        through: u64,
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Appliance: the outbox and sender state.
+    Status {
         /// Store location.
         #[command(flatten)]
         store: StoreArgs,
@@ -283,6 +331,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
         Command::Operator(cmd) => operator(cmd).await,
+        Command::Heartbeat(cmd) => heartbeat(cmd).await,
         Command::Jobs(JobsCommand::Run { name, store }) => {
             match call(&store, AdminRequest::JobRun { name }).await {
                 Ok(Outcome::Json(v)) => {
@@ -415,6 +464,95 @@ async fn operator(cmd: OperatorCommand) -> ExitCode {
     }
 }
 
+async fn heartbeat(cmd: HeartbeatCommand) -> ExitCode {
+    match cmd {
+        HeartbeatCommand::Export { store, out } => {
+            let tmp = out.with_extension("partial");
+            let sink: Box<dyn Write + Send> = match std::fs::File::create(&tmp) {
+                Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                Err(e) => return fail(&format!("cannot create {}: {e}", tmp.display())),
+            };
+            let sink = std::sync::Arc::new(std::sync::Mutex::new(sink));
+            if let Err(code) =
+                call_streaming(&store, AdminRequest::HeartbeatExport, sink.clone()).await
+            {
+                let _ = std::fs::remove_file(&tmp);
+                return code;
+            }
+            if let Ok(mut s) = sink.lock()
+                && let Err(e) = s.flush()
+            {
+                return fail(&format!("writing {}: {e}", tmp.display()));
+            }
+            drop(sink);
+            if let Err(e) = std::fs::rename(&tmp, &out) {
+                return fail(&format!(
+                    "renaming {} to {}: {e}",
+                    tmp.display(),
+                    out.display()
+                ));
+            }
+            let v: Value = std::fs::read(&out)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            let b = &v["bundle"];
+            eprintln!(
+                "wrote {} heartbeat(s), seq {} to {}, for install {} to {}; carry it to the control plane: tenantry heartbeat import {}",
+                b["count"],
+                b["first_seq"],
+                b["last_seq"],
+                b["install_id"].as_str().unwrap_or("?"),
+                out.display(),
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        HeartbeatCommand::Import { file, store } => {
+            let bundle = match std::fs::read_to_string(&file) {
+                Ok(t) => t,
+                Err(e) => return fail(&format!("cannot read {}: {e}", file.display())),
+            };
+            match call(&store, AdminRequest::HeartbeatImport { bundle }).await {
+                Ok(Outcome::Json(v)) => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    eprintln!(
+                        "imported {} new heartbeat(s), {} duplicate(s), for install {}; on the appliance: tenantry heartbeat ack --through {}",
+                        v["accepted"],
+                        v["duplicates"],
+                        v["install_id"].as_str().unwrap_or("?"),
+                        v["last_seq"]
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
+        }
+        HeartbeatCommand::Ack { through, store } => {
+            match call(&store, AdminRequest::HeartbeatAck { through }).await {
+                Ok(Outcome::Json(v)) => {
+                    println!(
+                        "removed {} heartbeat(s) from the outbox; {} still waiting",
+                        v["removed"], v["depth"]
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
+        }
+        HeartbeatCommand::Status { store } => match call(&store, AdminRequest::SyncStatus).await {
+            Ok(Outcome::Json(v)) => {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                ExitCode::SUCCESS
+            }
+            Ok(Outcome::Stream) => ExitCode::SUCCESS,
+            Err(code) => code,
+        },
+    }
+}
+
 fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
@@ -514,6 +652,7 @@ async fn call_streaming(
     let config = Config::load(Overrides {
         config: store.config.clone(),
         data_dir: Some(store.data_dir.clone()),
+        role: store.server_role,
         ..Overrides::default()
     })
     .map_err(|e| fail(&e.to_string()))?;
@@ -577,6 +716,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         data_dir: args.data_dir,
         admin_ops_token: token,
         demo: args.demo,
+        role: args.role,
     }) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
@@ -609,6 +749,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let addr = app.local_addr();
     tracing::info!(
         data_file = %app.state().store().path().display(),
+        role = app.state().onprem().role().as_str(),
         "tenantry {} listening on http://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );

@@ -112,6 +112,12 @@ pub struct FileConfig {
     pub regions: Option<Vec<Region>>,
     /// `plans = ["free", "pro"]`: plan names accepted at provisioning.
     pub plans: Option<Vec<String>>,
+    /// `role = "appliance" | "control_plane" | "both"` (HEARTBEATS.md); `control_plane` by default.
+    pub role: Option<Role>,
+    /// `[control_plane]`: the appliance's link to its control plane (appliance and both roles).
+    pub control_plane: Option<ControlPlaneFile>,
+    /// `[installs]`: how the control plane judges the installs it registered.
+    pub installs: Option<InstallsConfig>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -127,6 +133,8 @@ pub struct Overrides {
     pub admin_ops_token: Option<Secret>,
     /// `--demo`.
     pub demo: bool,
+    /// `--role` / `TENANTRY_ROLE`.
+    pub role: Option<Role>,
 }
 
 /// The effective configuration.
@@ -161,6 +169,13 @@ pub struct Config {
     pub demo: bool,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
+    /// Which side of the on-prem contract this process plays.
+    pub role: Role,
+    /// The appliance's link to its control plane; present exactly when `role` is `appliance` or
+    /// `both`.
+    pub control_plane: Option<ControlPlaneLink>,
+    /// Control-plane judgement of installs (silence, bundle size).
+    pub installs: InstallsConfig,
 }
 
 /// A configuration that cannot be used.
@@ -232,6 +247,9 @@ impl Default for Config {
             plans: default_plans(),
             demo: false,
             source: None,
+            role: Role::default(),
+            control_plane: None,
+            installs: InstallsConfig::default(),
         }
     }
 }
@@ -247,6 +265,10 @@ impl Config {
             Some(p) => Self::read_file(p)?,
             None => FileConfig::default(),
         };
+        let mut file = file;
+        if over.role.is_some() {
+            file.role = over.role;
+        }
         let mut cfg = Config::from_file(file)?;
         cfg.source = path;
         if let Some(l) = over.listen {
@@ -278,6 +300,24 @@ impl Config {
     /// Applies a parsed file over the defaults.
     pub fn from_file(f: FileConfig) -> Result<Config, ConfigError> {
         let d = Config::default();
+        let mut schedules = f.schedules;
+        let control_plane = match f.control_plane {
+            Some(mut cp) => {
+                let heartbeat_schedule = cp
+                    .heartbeat_schedule
+                    .take()
+                    .unwrap_or_else(|| DEFAULT_HEARTBEAT_SCHEDULE.to_string());
+                let link = ControlPlaneLink::parse(cp)?;
+                if schedules.contains_key(HEARTBEAT_JOB) {
+                    return Err(ConfigError::Invalid(
+                        "set the heartbeat schedule as [control_plane] heartbeat_schedule, not in [schedules]".into(),
+                    ));
+                }
+                schedules.insert(HEARTBEAT_JOB.into(), heartbeat_schedule);
+                Some(link)
+            }
+            None => None,
+        };
         let cfg = Config {
             listen: f.listen.unwrap_or(d.listen),
             data_dir: f.data_dir.unwrap_or(d.data_dir),
@@ -286,7 +326,7 @@ impl Config {
                 .route_cache_ttl_secs
                 .map_or(d.route_cache_ttl, Duration::from_secs),
             body_limit_bytes: f.body_limit_bytes.unwrap_or(d.body_limit_bytes),
-            schedules: f.schedules,
+            schedules,
             session_idle: f
                 .session_idle_secs
                 .map_or(d.session_idle, Duration::from_secs),
@@ -299,6 +339,9 @@ impl Config {
             plans: f.plans.unwrap_or(d.plans),
             demo: false,
             source: None,
+            role: f.role.unwrap_or_default(),
+            control_plane,
+            installs: f.installs.unwrap_or_default(),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -337,12 +380,232 @@ impl Config {
                 "body_limit_bytes must be at least 1024".into(),
             ));
         }
-        Ok(())
+        self.validate_role()
+    }
+
+    /// The role and the `[control_plane]` section must agree: an appliance needs its license and
+    /// the control plane's key; a control plane must not carry an appliance's section (a
+    /// forgotten `role` line would otherwise run unlicensed).
+    fn validate_role(&self) -> Result<(), ConfigError> {
+        match (self.role.is_appliance(), &self.control_plane) {
+            (true, None) => Err(ConfigError::Invalid(format!(
+                "role = \"{}\" needs a [control_plane] section with license_file and license_public_key (and url unless the install is air-gapped)",
+                self.role.as_str()
+            ))),
+            (false, Some(_)) => Err(ConfigError::Invalid(
+                "the [control_plane] section configures an appliance, but role is \"control_plane\": set role = \"appliance\" (or \"both\"), or TENANTRY_ROLE".into(),
+            )),
+            _ => {
+                let i = &self.installs;
+                if i.heartbeat_interval_secs < 10 || i.silent_after_missed == 0 {
+                    return Err(ConfigError::Invalid(
+                        "[installs] needs heartbeat_interval_secs >= 10 and silent_after_missed >= 1".into(),
+                    ));
+                }
+                if i.bundle_limit_bytes < self.body_limit_bytes {
+                    return Err(ConfigError::Invalid(
+                        "[installs] bundle_limit_bytes must be at least body_limit_bytes".into(),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The region with `code`.
     pub fn region(&self, code: &str) -> Option<&Region> {
         self.regions.iter().find(|r| r.code == code)
+    }
+}
+
+/// The scheduler job that writes heartbeats; its schedule comes from
+/// `[control_plane] heartbeat_schedule`.
+pub const HEARTBEAT_JOB: &str = "heartbeat";
+
+/// Default heartbeat schedule: every 5 minutes (6 fields, seconds first).
+pub const DEFAULT_HEARTBEAT_SCHEDULE: &str = "0 */5 * * * *";
+
+/// Default bound of the heartbeat outbox: 2016 heartbeats, one week at one every 5 minutes.
+pub const DEFAULT_BACKLOG_MAX: u32 = 2016;
+
+/// Which side of the on-prem contract a process plays (HEARTBEATS.md). Routes of the other side
+/// answer 404.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An on-prem or sovereign install: verifies its license, sends heartbeats.
+    Appliance,
+    /// The vendor's side: registers installs, issues licenses, receives heartbeats. The default,
+    /// so a laptop or demo runs unlicensed; on-prem packages set `role = "appliance"`.
+    #[default]
+    ControlPlane,
+    /// Both in one process (demos, tests).
+    Both,
+}
+
+impl Role {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Appliance => "appliance",
+            Role::ControlPlane => "control_plane",
+            Role::Both => "both",
+        }
+    }
+    /// Does this process play the appliance side?
+    pub fn is_appliance(self) -> bool {
+        matches!(self, Role::Appliance | Role::Both)
+    }
+    /// Does this process play the control-plane side?
+    pub fn is_control_plane(self) -> bool {
+        matches!(self, Role::ControlPlane | Role::Both)
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "appliance" => Ok(Role::Appliance),
+            "control_plane" => Ok(Role::ControlPlane),
+            "both" => Ok(Role::Both),
+            other => Err(format!(
+                "role '{other}' is unknown: use appliance, control_plane or both"
+            )),
+        }
+    }
+}
+
+/// `[control_plane]` as written in the file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneFile {
+    /// `url = "https://cp.example.com"`: where heartbeats go; absent for air-gapped installs.
+    pub url: Option<String>,
+    /// `ca_file = "/etc/tenantry/cp-ca.pem"`: trust only this CA (PEM) for the control plane.
+    pub ca_file: Option<PathBuf>,
+    /// `license_file = "/etc/tenantry/license.json"`: the signed license.
+    pub license_file: PathBuf,
+    /// `license_public_key = "<base64>"`: the control plane's license-signing key
+    /// (`GET /api/license/public-key`), configured at install time.
+    pub license_public_key: String,
+    /// `heartbeat_schedule = "0 */5 * * * *"`.
+    pub heartbeat_schedule: Option<String>,
+    /// `backlog_max = 2016`: most undelivered heartbeats kept (see `heartbeat::outbox`).
+    pub backlog_max: Option<u32>,
+}
+
+/// The appliance's link to its control plane, checked.
+#[derive(Clone, Debug)]
+pub struct ControlPlaneLink {
+    /// Base URL of the control plane; `None` when heartbeats travel only as bundles.
+    pub url: Option<reqwest::Url>,
+    /// CA certificate (PEM) that alone is trusted for `url`.
+    pub ca_file: Option<PathBuf>,
+    /// The signed license file.
+    pub license_file: PathBuf,
+    /// The control plane's Ed25519 license key (raw 32 bytes).
+    pub license_public_key: [u8; 32],
+    /// Most undelivered heartbeats kept in the outbox, 10–20000.
+    pub backlog_max: u32,
+}
+
+impl ControlPlaneLink {
+    /// Checks a `[control_plane]` section (its `heartbeat_schedule` becomes the `heartbeat` job's
+    /// schedule, in [`Config::schedules`]).
+    ///
+    /// Errors: a message naming the key, the bad value and the fix.
+    pub fn parse(f: ControlPlaneFile) -> Result<ControlPlaneLink, ConfigError> {
+        use base64::Engine;
+        let url = f
+            .url
+            .as_deref()
+            .map(parse_control_plane_url)
+            .transpose()
+            .map_err(ConfigError::Invalid)?;
+        let license_public_key: [u8; 32] = base64::engine::general_purpose::STANDARD
+            .decode(f.license_public_key.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "[control_plane] license_public_key must be the standard base64 of a 32-byte Ed25519 key: copy public_key from the control plane's GET /api/license/public-key".into(),
+                )
+            })?;
+        let backlog_max = f.backlog_max.unwrap_or(DEFAULT_BACKLOG_MAX);
+        if !(10..=20_000).contains(&backlog_max) {
+            return Err(ConfigError::Invalid(format!(
+                "[control_plane] backlog_max = {backlog_max} is out of range: use 10 to 20000"
+            )));
+        }
+        Ok(ControlPlaneLink {
+            url,
+            ca_file: f.ca_file,
+            license_file: f.license_file,
+            license_public_key,
+            backlog_max,
+        })
+    }
+}
+
+/// Parses the control plane's base URL: `https://`, or plain `http://` only to a loopback
+/// address (tests and demos).
+///
+/// Errors: a message naming the URL and what to change.
+pub fn parse_control_plane_url(s: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(s.trim())
+        .map_err(|e| format!("[control_plane] url '{s}' is not a URL: {e}"))?;
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "[control_plane] url '{s}' must be a base URL without credentials, query or fragment"
+        ));
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                None => false,
+            };
+            if loopback {
+                Ok(url)
+            } else {
+                Err(format!(
+                    "[control_plane] url '{s}' uses plain http to a non-loopback host: use https (plain http is accepted only to 127.0.0.1, ::1 or localhost)"
+                ))
+            }
+        }
+        other => Err(format!(
+            "[control_plane] url '{s}' has scheme '{other}': use https"
+        )),
+    }
+}
+
+/// `[installs]`: how the control plane judges the installs it registered.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstallsConfig {
+    /// The heartbeat interval installs are expected to keep, seconds (300: the appliance's
+    /// default schedule).
+    pub heartbeat_interval_secs: u64,
+    /// Missed intervals before an online install is marked silent (3, HEARTBEATS.md).
+    pub silent_after_missed: u32,
+    /// Largest heartbeat bundle accepted by `POST /api/installs/heartbeat-bundles`, bytes
+    /// (64 MiB: a full week's backlog fits).
+    pub bundle_limit_bytes: usize,
+}
+
+impl Default for InstallsConfig {
+    fn default() -> Self {
+        InstallsConfig {
+            heartbeat_interval_secs: 300,
+            silent_after_missed: 3,
+            bundle_limit_bytes: 64 * 1024 * 1024,
+        }
     }
 }
 
@@ -383,5 +646,53 @@ mod tests {
         assert_eq!(format!("{s:?}"), "Secret(***)");
         assert!(s.matches("super-secret-token-value"));
         assert!(!s.matches("super-secret-token-valuX"));
+    }
+
+    #[test]
+    fn plain_http_is_accepted_only_to_loopback() {
+        for ok in [
+            "https://cp.example.com",
+            "https://10.0.0.5:8443/base/",
+            "http://127.0.0.1:3500",
+            "http://[::1]:80",
+            "http://localhost:9",
+        ] {
+            assert!(parse_control_plane_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://cp.example.com",
+            "http://10.0.0.5",
+            "ftp://127.0.0.1",
+            "https://user:pw@cp.example.com",
+            "https://cp.example.com/?x=1",
+            "not a url",
+        ] {
+            assert!(parse_control_plane_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_appliance_needs_its_section_and_a_control_plane_refuses_one() {
+        let section = "[control_plane]\nlicense_file = \"/l.json\"\nlicense_public_key = \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"\n";
+        let appliance: FileConfig =
+            toml::from_str(&format!("role = \"appliance\"\n{section}")).unwrap();
+        let cfg = Config::from_file(appliance).unwrap();
+        assert!(cfg.role.is_appliance() && !cfg.role.is_control_plane());
+        assert_eq!(
+            cfg.schedules.get(HEARTBEAT_JOB).map(String::as_str),
+            Some(DEFAULT_HEARTBEAT_SCHEDULE)
+        );
+        let bare: FileConfig = toml::from_str("role = \"appliance\"\n").unwrap();
+        let err = Config::from_file(bare).unwrap_err().to_string();
+        assert!(err.contains("[control_plane]"), "{err}");
+        let forgotten: FileConfig = toml::from_str(section).unwrap();
+        let err = Config::from_file(forgotten).unwrap_err().to_string();
+        assert!(err.contains("TENANTRY_ROLE"), "{err}");
+        let bad_key: FileConfig = toml::from_str(
+            "role = \"both\"\n[control_plane]\nlicense_file = \"/l\"\nlicense_public_key = \"nope\"\n",
+        )
+        .unwrap();
+        let err = Config::from_file(bad_key).unwrap_err().to_string();
+        assert!(err.contains("license_public_key"), "{err}");
     }
 }

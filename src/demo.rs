@@ -676,6 +676,14 @@ impl Replay {
                 day_events.push((self.at(day, 1, 0), Event::Job(Job::CheckpointChains)));
             }
             day_events.push((self.at(day, 1, 20), Event::Job(Job::PruneSessions)));
+            if self
+                .state
+                .scheduler()
+                .job(Job::SilentInstalls.name())
+                .is_some()
+            {
+                day_events.push((self.at(day, 2, 0), Event::Job(Job::SilentInstalls)));
+            }
         }
         day_events.sort_by_key(|(t, _)| *t);
 

@@ -94,6 +94,19 @@ pub enum Error {
     /// 403 `forbidden`.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with a specific code: a refusal by policy rather than by role (`license_expired`,
+    /// `license_limit_reached`, `install_air_gapped`...).
+    #[error("{detail}")]
+    Denied {
+        /// Stable code.
+        code: &'static str,
+        /// What was refused, why, and the way out.
+        detail: String,
+    },
+    /// 401 `signature_invalid`: a signed document (heartbeat, bundle) whose signature does not
+    /// verify with the key it must be signed with.
+    #[error("{0}")]
+    BadSignature(String),
     /// A storage failure: 503 `storage_unavailable`, 503 `overloaded`, or 500 `internal` for
     /// corruption. Its detail is logged, not sent.
     #[error(transparent)]
@@ -128,6 +141,8 @@ impl Error {
             Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::Denied { code, .. } => code,
+            Error::BadSignature(_) => "signature_invalid",
             Error::Store(store::Error::Overloaded) => "overloaded",
             Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked) => "internal",
             Error::Store(_) => "storage_unavailable",
@@ -139,8 +154,8 @@ impl Error {
     pub fn status(&self) -> u16 {
         match self {
             Error::BadRequest { .. } => 400,
-            Error::Unauthorized(_) => 401,
-            Error::Forbidden(_) => 403,
+            Error::Unauthorized(_) | Error::BadSignature(_) => 401,
+            Error::Forbidden(_) | Error::Denied { .. } => 403,
             Error::NotFound { .. } => 404,
             Error::InvalidTransition { .. }
             | Error::TenantReadOnly { .. }
@@ -181,6 +196,14 @@ impl Error {
     /// A 400 `bad_request`-style error with `code`.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Error {
         Error::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A 403 by policy with `code`.
+    pub fn denied(code: &'static str, detail: impl Into<String>) -> Error {
+        Error::Denied {
             code,
             detail: detail.into(),
         }

@@ -8,6 +8,10 @@
 //!   and `api` (JSON routes).
 //! - [`operators`]: operator accounts, roles, tokens, sessions, sign-in throttling.
 //! - [`console`]: the server-rendered operator console (maud) and its embedded assets.
+//! - [`license`], [`heartbeat`], [`installs`]: on-prem installs (HEARTBEATS.md): the appliance's
+//!   license and heartbeat outbox, sender and bundles; the control plane's install registry,
+//!   heartbeat intake and witness check. [`onprem`] holds their share of the state and the role
+//!   guards.
 //! - [`scheduler`]: the closed set of cron jobs and their run records.
 //! - [`http`]: the router, middleware, problem+json errors, authentication.
 //! - [`rbac`]: roles, permissions and the one permission check.
@@ -28,8 +32,12 @@ pub mod config;
 pub mod console;
 pub mod demo;
 pub mod error;
+pub mod heartbeat;
 pub mod http;
 pub mod ids;
+pub mod installs;
+pub mod license;
+pub mod onprem;
 pub mod operators;
 pub mod pools;
 pub mod rbac;

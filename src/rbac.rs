@@ -82,6 +82,10 @@ pub enum Permission {
     AuditExport,
     /// Manage operator accounts.
     OperatorsManage,
+    /// Register on-prem installs (issue licenses) and import heartbeat bundles (control plane).
+    InstallsManage,
+    /// Send heartbeats now, acknowledge imported bundles (appliance).
+    SyncManage,
 }
 
 /// Is `role` allowed `p`? The permission matrix, written once.
@@ -89,7 +93,10 @@ pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;
     match role {
         Role::SuperAdmin => true,
-        Role::TechnicalAdmin => matches!(p, Read | PoolsWrite | JobsRun | TenantsExport),
+        Role::TechnicalAdmin => matches!(
+            p,
+            Read | PoolsWrite | JobsRun | TenantsExport | InstallsManage | SyncManage
+        ),
         Role::BusinessAdmin => matches!(
             p,
             Read | AppsWrite | TenantsWrite | TenantsLifecycle | TenantsExport
@@ -264,6 +271,30 @@ pub const ROUTES: &[(&str, &str, Access)] = {
         ),
         ("GET", "/platform/account", Requires(Read)),
         ("POST", "/platform/account/password", Requires(Read)),
+        // On-prem (HEARTBEATS.md); routes of the other role answer 404.
+        ("POST", "/api/installs", Requires(InstallsManage)),
+        ("GET", "/api/installs", Requires(Read)),
+        ("GET", "/api/installs/{id}", Requires(Read)),
+        (
+            "POST",
+            "/api/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
+        ("GET", "/api/installs/{id}/heartbeats", Requires(Read)),
+        // Authenticated by the install's Ed25519 signature, not by a token.
+        ("POST", "/api/installs/{id}/heartbeats", Public),
+        ("GET", "/api/installs/{id}/audit-heads", Requires(Read)),
+        (
+            "POST",
+            "/api/installs/heartbeat-bundles",
+            Requires(InstallsManage),
+        ),
+        // A public key, which appliances are configured with.
+        ("GET", "/api/license/public-key", Public),
+        ("GET", "/api/license", Requires(Read)),
+        ("GET", "/api/sync", Requires(Read)),
+        ("POST", "/api/sync/flush", Requires(SyncManage)),
+        ("POST", "/api/sync/ack", Requires(SyncManage)),
     ]
 };
 
@@ -420,5 +451,10 @@ mod tests {
         check(Role::SuperAdmin, OperatorsManage, true);
         check(Role::Support, Read, true);
         check(Role::Support, TenantsExport, false);
+        check(Role::TechnicalAdmin, InstallsManage, true);
+        check(Role::TechnicalAdmin, SyncManage, true);
+        check(Role::Compliance, InstallsManage, false);
+        check(Role::BusinessAdmin, InstallsManage, false);
+        check(Role::Support, SyncManage, false);
     }
 }

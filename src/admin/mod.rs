@@ -84,10 +84,25 @@ pub enum AdminRequest {
         /// What the token is for.
         name: String,
     },
+    /// Appliance: stream the outbox as one signed heartbeat bundle.
+    HeartbeatExport,
+    /// Control plane: import a heartbeat bundle (the file's text).
+    HeartbeatImport {
+        /// The bundle file's content.
+        bundle: String,
+    },
+    /// Appliance: remove heartbeats up to `through` from the outbox after an import.
+    HeartbeatAck {
+        /// Highest seq the control plane imported.
+        through: u64,
+    },
+    /// Appliance: the outbox and sender state.
+    SyncStatus,
 }
 
 impl AdminRequest {
-    /// The operation's name (what logs show: never its arguments, which may hold a password).
+    /// The operation's name (what logs show: never its arguments, which may hold a password or
+    /// a whole bundle).
     pub fn name(&self) -> &'static str {
         match self {
             AdminRequest::Ping => "ping",
@@ -101,6 +116,10 @@ impl AdminRequest {
             AdminRequest::OperatorSetDisabled { .. } => "operator_set_disabled",
             AdminRequest::OperatorSetPassword { .. } => "operator_set_password",
             AdminRequest::OperatorTokenCreate { .. } => "operator_token_create",
+            AdminRequest::HeartbeatExport => "heartbeat_export",
+            AdminRequest::HeartbeatImport { .. } => "heartbeat_import",
+            AdminRequest::HeartbeatAck { .. } => "heartbeat_ack",
+            AdminRequest::SyncStatus => "sync_status",
         }
     }
 }
@@ -111,7 +130,9 @@ impl std::fmt::Debug for AdminRequest {
     }
 }
 
-/// The actor of changes made from the command line: the local administrator.
+/// The actor of changes made through the admin socket or directly on the data dir: the local
+/// administrator (the data dir's owner, or root), as `{"kind": "system", "id": "cli"}` so it can
+/// never be mistaken for an operator account.
 pub fn cli_actor() -> crate::actor::Actor {
     crate::actor::Actor::system("cli")
 }
@@ -159,9 +180,11 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             ))
         }
         AdminRequest::JobsList => {
+            let jobs: Vec<Job> = state.scheduler().jobs().collect();
+            let listed = jobs.clone();
             let runs = state
-                .read(|r| {
-                    Job::ALL
+                .read(move |r| {
+                    listed
                         .iter()
                         .map(|j| Ok((j.name(), scheduler::runs(r, *j, 1)?.into_iter().next())))
                         .collect::<Result<Vec<_>>>()
@@ -170,7 +193,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             let now = state.clock().now();
             let items: Vec<Value> = runs
                 .into_iter()
-                .zip(Job::ALL)
+                .zip(jobs)
                 .map(|((name, last), job)| {
                     json!({
                         "name": name,
@@ -212,10 +235,39 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             Ok(AdminOutput::Json(json!({"token": token, "info": info})))
         }
         AdminRequest::JobRun { name } => {
-            let job = Job::parse(&name).ok_or_else(|| Error::not_found("job", &name))?;
+            let job = state
+                .scheduler()
+                .job(&name)
+                .ok_or_else(|| Error::not_found("job", &name))?;
             let run = scheduler::run_job(state, job, Trigger::Manual).await?;
             Ok(AdminOutput::Json(
                 serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::HeartbeatExport => {
+            let bytes = crate::heartbeat::bundle::export(state).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.send(Ok(bytes::Bytes::from(bytes))).await;
+            Ok(AdminOutput::Stream(rx))
+        }
+        AdminRequest::HeartbeatImport { bundle } => {
+            let r = crate::installs::import_bundle(state, cli_actor(), bundle.into_bytes()).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::HeartbeatAck { through } => {
+            state.onprem().require_appliance("heartbeat ack")?;
+            let r = crate::heartbeat::api::acknowledge(state, cli_actor(), through).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
+            ))
+        }
+        AdminRequest::SyncStatus => {
+            state.onprem().require_appliance("heartbeat status")?;
+            let r = crate::heartbeat::api::report(state).await?;
+            Ok(AdminOutput::Json(
+                serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))
         }
     }

@@ -17,8 +17,9 @@ use crate::error::Error;
 /// File name of the socket inside the data dir.
 pub const SOCKET_FILE: &str = "admin.sock";
 
-/// Largest request line accepted, bytes.
-const MAX_REQUEST: u64 = 64 * 1024;
+/// Largest request line accepted, bytes: a heartbeat bundle import carries the file (up to
+/// `[installs] bundle_limit_bytes`, 64 MiB by default), JSON-escaped.
+const MAX_REQUEST: u64 = 160 * 1024 * 1024;
 
 /// Path of the socket for `data_dir`.
 pub fn socket_path(data_dir: &Path) -> PathBuf {

@@ -65,12 +65,18 @@ impl InstallKey {
 
     /// Loads the key, or makes one when `create` and no file exists.
     pub fn load_or_create(data_dir: &Path, create: bool) -> Result<InstallKey, KeyError> {
-        let path = Self::path(data_dir);
+        Self::load_or_create_at(&Self::path(data_dir), create)
+    }
+
+    /// Loads the key kept at `path` (the base64 seed and a newline), or makes one there, owner
+    /// only in an owner-only directory, when `create` and no file exists. The control plane's
+    /// license key uses this too.
+    pub fn load_or_create_at(path: &Path, create: bool) -> Result<InstallKey, KeyError> {
         let io = |detail: String| KeyError::Io {
             path: path.display().to_string(),
             detail,
         };
-        match std::fs::read_to_string(&path) {
+        match std::fs::read_to_string(path) {
             Ok(text) => {
                 let seed: [u8; 32] = B64
                     .decode(text.trim())
@@ -84,9 +90,10 @@ impl InstallKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| io(format!("no randomness: {e}")))?;
-                let dir = data_dir.join("keys");
-                crate::store::ensure_private_dir(&dir).map_err(|e| io(e.to_string()))?;
-                write_private(&path, format!("{}\n", B64.encode(seed)).as_bytes())
+                if let Some(dir) = path.parent() {
+                    crate::store::ensure_private_dir(dir).map_err(|e| io(e.to_string()))?;
+                }
+                write_private(path, format!("{}\n", B64.encode(seed)).as_bytes())
                     .map_err(|e| io(e.to_string()))?;
                 Ok(InstallKey::from_seed(&seed))
             }
@@ -116,9 +123,14 @@ impl InstallKey {
         B64.encode(self.public().as_bytes())
     }
 
-    /// Signs arbitrary canonical bytes (heartbeats reuse this later).
+    /// Signs arbitrary canonical bytes (heartbeats, bundles and licenses use this).
     pub fn sign(&self, msg: &[u8]) -> Signature {
         self.signing.sign(msg)
+    }
+
+    /// Standard base64 of the signature over `msg` (the `sig` member of signed documents).
+    pub fn sign_b64(&self, msg: &[u8]) -> String {
+        B64.encode(self.signing.sign(msg).to_bytes())
     }
 
     /// Signs the head `(seq, hash)` of `chain` at `ts`.

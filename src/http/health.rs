@@ -54,6 +54,11 @@ pub struct Readiness {
     pub install_id: String,
     /// Seconds since start.
     pub uptime_s: i64,
+    /// `appliance`, `control_plane` or `both`.
+    pub role: crate::config::Role,
+    /// The appliance's license state and limits; null on a control plane. A license that is
+    /// expired or refused degrades provisioning but not readiness (`GET /api/license` says why).
+    pub license: Option<crate::license::api::LicenseSummary>,
 }
 
 /// Readiness: 200 when the store is readable and the scheduler runs, else 503.
@@ -71,6 +76,15 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         uptime_s: (state.clock().now() - state.started_at())
             .num_seconds()
             .max(0),
+        role: state.onprem().role(),
+        license: if state.onprem().role().is_appliance() {
+            crate::license::api::report(&state)
+                .await
+                .ok()
+                .map(Into::into)
+        } else {
+            None
+        },
     };
     let status = if ready {
         StatusCode::OK

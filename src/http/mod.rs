@@ -47,6 +47,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         (name = "audit", description = "Hash-chained audit ledger"),
         (name = "jobs", description = "Scheduled jobs"),
         (name = "operators", description = "Operator accounts and tokens"),
+        (name = "on-prem", description = "Installs, licenses and heartbeats (HEARTBEATS.md); routes of the other role answer 404"),
         (name = "health", description = "Liveness and readiness")
     )
 )]
@@ -81,6 +82,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(crate::audit::api::router())
         .merge(crate::scheduler::api::router())
         .merge(crate::operators::api::router())
+        .merge(crate::license::api::router())
+        .merge(crate::heartbeat::api::router())
+        .merge(crate::installs::api::router())
 }
 
 /// The OpenAPI document of every route.
@@ -93,6 +97,10 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = api_router().split_for_parts();
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let limit = state.config().body_limit_bytes;
+    let limits = BodyLimits {
+        default: limit,
+        bundles: state.config().installs.bundle_limit_bytes,
+    };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
         .route(
@@ -107,7 +115,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(limit, limit_body))
+        .layer(middleware::from_fn_with_state(limits, limit_body))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -142,10 +150,24 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
 /// and read the 413; past this the connection is simply closed.
 const DRAIN_MAX: u64 = 16 * 1024 * 1024;
 
+/// Body limits: `body_limit_bytes` for every route but the heartbeat-bundle upload, which has
+/// `[installs] bundle_limit_bytes`.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    default: usize,
+    bundles: usize,
+}
+
 /// Enforces the body limit for every route: reads the body (at most `limit` bytes are kept), and
 /// answers 413 `payload_too_large` when it is longer, after draining up to [`DRAIN_MAX`] so the
 /// client sees the problem instead of a reset connection.
-async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> Response {
+async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+    let limit = if req.uri().path() == crate::installs::api::BUNDLES_PATH {
+        limits.bundles
+    } else {
+        limits.default
+    };
+    let drain_max = DRAIN_MAX.max(limit as u64);
     use tokio_stream::StreamExt;
     let declared = req
         .headers()
@@ -156,7 +178,7 @@ async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> Res
     if declared.unwrap_or(0) == 0 && !chunked {
         return next.run(req).await;
     }
-    if declared.is_some_and(|n| n > DRAIN_MAX) {
+    if declared.is_some_and(|n| n > drain_max) {
         return ApiError(Error::PayloadTooLarge).into_response();
     }
     let (parts, body) = req.into_parts();
@@ -172,7 +194,7 @@ async fn limit_body(State(limit): State<usize>, req: Request, next: Next) -> Res
             .into_response();
         };
         total += chunk.len() as u64;
-        if total > DRAIN_MAX {
+        if total > drain_max {
             break;
         }
         if total <= limit as u64 {

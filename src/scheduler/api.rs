@@ -39,8 +39,10 @@ async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
     }))
 }
 
-fn job(name: &str) -> Result<Job, Error> {
-    Job::parse(name).ok_or_else(|| Error::not_found("job", name))
+fn job(s: &AppState, name: &str) -> Result<Job, Error> {
+    s.scheduler()
+        .job(name)
+        .ok_or_else(|| Error::not_found("job", name))
 }
 
 /// Paging of run history.
@@ -68,7 +70,7 @@ async fn jobs_runs(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<RunList>> {
-    let job = job(&name)?;
+    let job = job(&s, &name)?;
     let limit = page_limit(q.limit)?;
     let items = s.read(move |r| super::runs(r, job, limit)).await?;
     Ok(Json(RunList {
@@ -84,6 +86,6 @@ async fn jobs_run_now(
     State(s): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<JobRun>> {
-    let job = job(&name)?;
+    let job = job(&s, &name)?;
     Ok(Json(super::run_job(&s, job, Trigger::Manual).await?))
 }

@@ -68,6 +68,26 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if n == 1 { "" } else { "s" }
             ))
         }
+        Job::Heartbeat => crate::heartbeat::generate(state).await,
+        Job::VerifyLicense => {
+            let s = crate::license::refresh(state).await?;
+            match (s.state, &s.license) {
+                (crate::license::LicenseState::Valid, Some(l)) => Ok(format!(
+                    "license {} valid until {}",
+                    l.license_id,
+                    crate::clock::rfc3339_micros(l.expires_at)
+                )),
+                _ => Err(Error::denied(
+                    match s.state {
+                        crate::license::LicenseState::Expired => "license_expired",
+                        crate::license::LicenseState::Missing => "license_missing",
+                        _ => "license_invalid",
+                    },
+                    s.problem.unwrap_or_default(),
+                )),
+            }
+        }
+        Job::SilentInstalls => crate::installs::silent_installs(state, now).await,
     }
 }
 

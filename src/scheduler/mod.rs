@@ -37,23 +37,41 @@ pub const RUNS_KEPT: usize = 200;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Job {
     /// Shreds offboarding tenants past `deadline_at`.
-    ShredDueTenants,
+    ShredDueTenants = 0,
     /// Suspends trials past their end with the reason "trial expired".
-    ExpireTrials,
+    ExpireTrials = 1,
     /// Signs the head of every chain that moved since its last checkpoint.
-    CheckpointChains,
+    CheckpointChains = 2,
     /// Deletes console sessions past their idle or absolute limit.
-    PruneSessions,
+    PruneSessions = 3,
+    /// Appliance: writes a signed heartbeat into the outbox.
+    Heartbeat = 4,
+    /// Appliance: re-reads and verifies the license file.
+    VerifyLicense = 5,
+    /// Control plane: marks installs silent after missed heartbeats.
+    SilentInstalls = 6,
 }
 
 impl Job {
-    /// Every job.
-    pub const ALL: [Job; 4] = [
+    /// Every job. A job's discriminant is its key in `job_runs`: never renumber one.
+    pub const ALL: [Job; 7] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
         Job::PruneSessions,
+        Job::Heartbeat,
+        Job::VerifyLicense,
+        Job::SilentInstalls,
     ];
+
+    /// Does `job` run in a process of `role`?
+    pub fn runs_in(self, role: crate::config::Role) -> bool {
+        match self {
+            Job::Heartbeat | Job::VerifyLicense => role.is_appliance(),
+            Job::SilentInstalls => role.is_control_plane(),
+            _ => true,
+        }
+    }
 
     /// The snake_case name used in config, the API and logs.
     pub fn name(self) -> &'static str {
@@ -62,6 +80,9 @@ impl Job {
             Job::ExpireTrials => "expire_trials",
             Job::CheckpointChains => "checkpoint_chains",
             Job::PruneSessions => "prune_sessions",
+            Job::Heartbeat => "heartbeat",
+            Job::VerifyLicense => "verify_license",
+            Job::SilentInstalls => "silent_installs",
         }
     }
 
@@ -78,6 +99,15 @@ impl Job {
                 "Verifies and signs the head of every audit chain that moved since its last checkpoint."
             }
             Job::PruneSessions => "Deletes console sessions past their idle or absolute limit.",
+            Job::Heartbeat => {
+                "Writes a signed heartbeat into the outbox for the control plane ([control_plane] heartbeat_schedule)."
+            }
+            Job::VerifyLicense => {
+                "Re-reads the license file and verifies it offline; degrades provisioning when it is expired or refused."
+            }
+            Job::SilentInstalls => {
+                "Marks installs silent when no heartbeat came for 3 intervals ([installs] silent_after_missed)."
+            }
         }
     }
 
@@ -88,6 +118,9 @@ impl Job {
             Job::ExpireTrials => "0 */15 * * * *",
             Job::CheckpointChains => "0 0 * * * *",
             Job::PruneSessions => "0 20 * * * *",
+            Job::Heartbeat => crate::config::DEFAULT_HEARTBEAT_SCHEDULE,
+            Job::VerifyLicense => "0 30 * * * *",
+            Job::SilentInstalls => "30 * * * * *",
         }
     }
 
@@ -203,19 +236,21 @@ pub struct JobView {
     pub recent: Vec<JobRun>,
 }
 
-/// Every job with its schedule, last and next run, and failures.
+/// Every job of this process's role with its schedule, last and next run, and failures.
 pub async fn overview(state: &AppState) -> Result<Vec<JobView>> {
     let now = state.clock().now();
+    let jobs: Vec<Job> = state.scheduler().jobs().collect();
+    let listed = jobs.clone();
     let history = state
-        .read(|r| {
-            Job::ALL
+        .read(move |r| {
+            listed
                 .iter()
                 .map(|j| runs(r, *j, RUNS_KEPT))
                 .collect::<Result<Vec<_>>>()
         })
         .await?;
     let sched = state.scheduler();
-    Ok(Job::ALL
+    Ok(jobs
         .iter()
         .zip(history)
         .map(|(job, runs)| {
@@ -260,10 +295,20 @@ impl std::fmt::Debug for Scheduler {
 }
 
 impl Scheduler {
-    /// Builds the schedules from config overrides.
+    /// Builds the schedules of every job from config overrides (a process of both roles).
     ///
     /// Errors: a message naming the job and the bad expression, or an unknown job name.
     pub fn new(overrides: &BTreeMap<String, String>) -> std::result::Result<Scheduler, String> {
+        Self::for_role(overrides, crate::config::Role::Both)
+    }
+
+    /// Builds the schedules of the jobs that run in `role`, from config overrides.
+    ///
+    /// Errors: a message naming the job and the bad expression, or an unknown job name.
+    pub fn for_role(
+        overrides: &BTreeMap<String, String>,
+        role: crate::config::Role,
+    ) -> std::result::Result<Scheduler, String> {
         for name in overrides.keys() {
             if Job::parse(name).is_none() {
                 let names: Vec<&str> = Job::ALL.iter().map(|j| j.name()).collect();
@@ -274,7 +319,7 @@ impl Scheduler {
             }
         }
         let mut schedules = BTreeMap::new();
-        for job in Job::ALL {
+        for job in Job::ALL.into_iter().filter(|j| j.runs_in(role)) {
             let expr = overrides
                 .get(job.name())
                 .map_or(job.default_schedule(), String::as_str);
@@ -288,6 +333,16 @@ impl Scheduler {
             running: AtomicBool::new(false),
             run_lock: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The jobs that run in this process, in [`Job::ALL`] order.
+    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        self.schedules.keys().copied()
+    }
+
+    /// Parses the name of a job that runs in this process.
+    pub fn job(&self, name: &str) -> Option<Job> {
+        Job::parse(name).filter(|j| self.schedules.contains_key(j))
     }
 
     /// The cron expression of `job`.
@@ -442,16 +497,17 @@ pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
 pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let sched = state.scheduler();
     let clock: Clock = state.clock().clone();
-    sched.running.store(true, Ordering::Relaxed);
     {
         let now = clock.now();
         let mut next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);
-        for job in Job::ALL {
+        for job in sched.jobs() {
             if let Some(t) = sched.next_after(job, now) {
                 next.insert(job, t);
             }
         }
     }
+    // Running (and so ready) once the first firings are planned.
+    sched.running.store(true, Ordering::Relaxed);
     loop {
         let wake = {
             let next = sched.next.lock().unwrap_or_else(PoisonError::into_inner);
@@ -502,13 +558,19 @@ mod tests {
             Job::ShredDueTenants
             | Job::ExpireTrials
             | Job::CheckpointChains
-            | Job::PruneSessions => j,
+            | Job::PruneSessions
+            | Job::Heartbeat
+            | Job::VerifyLicense
+            | Job::SilentInstalls => j,
         };
         for j in [
             Job::ShredDueTenants,
             Job::ExpireTrials,
             Job::CheckpointChains,
             Job::PruneSessions,
+            Job::Heartbeat,
+            Job::VerifyLicense,
+            Job::SilentInstalls,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

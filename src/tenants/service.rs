@@ -169,12 +169,14 @@ fn tenant_target(id: Uuid) -> Target {
 /// `tenant.created.v1` and `tenant.pool.assigned.v1` on the new tenant's chain.
 ///
 /// Errors: 422 `app_not_found`; 409 `slug_taken` for an explicit slug in use; 503
-/// `no_active_pool` when no shared pool is active.
+/// `no_active_pool` when no shared pool is active; on an appliance, 403 `license_expired`,
+/// `license_limit_reached`, `license_missing` or `license_invalid` (see `license::gate`).
 pub fn provision(
     ctx: &mut WriteCtx<'_>,
     config: &Config,
     input: &ProvisionInput,
 ) -> Result<Tenant> {
+    crate::license::gate::admit_new_tenant(ctx)?;
     if !apps::service::exists(ctx, &input.app_id)? {
         return Err(Error::AppNotFound(input.app_id.to_string()));
     }

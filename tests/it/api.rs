@@ -91,16 +91,6 @@ fn concrete(path: &str, ids: &Ids, unknown: bool) -> String {
     p
 }
 
-async fn total_entries(app: &TestApp) -> u64 {
-    let (_, v) = app.post("/api/audit/verify", json!({"full": true})).await;
-    v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["head_seq"].as_u64().unwrap())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_protected_route_needs_credentials() {
     let app = TestApp::spawn().await;
@@ -156,7 +146,7 @@ async fn every_protected_route_needs_credentials() {
 async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
     let app = TestApp::spawn().await;
     let ids = Ids::make(&app).await;
-    let before = total_entries(&app).await;
+    let before = app.total_entries().await;
     let big = "x".repeat(1024 * 1024 + 10);
     let writes: Vec<_> = api_routes()
         .filter(|(m, _, _)| *m == "POST" || *m == "PATCH")
@@ -197,17 +187,19 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             v["detail"].as_str().unwrap().contains("malformed JSON"),
             "{v}"
         );
-        // Oversized body.
-        let res = send(format!("{{\"reason\": \"{big}\"}}"), "application/json")
-            .await
-            .unwrap();
-        assert_eq!(
-            res.status(),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "{method} {path}"
-        );
-        let v: Value = res.json().await.unwrap();
-        assert_eq!(v["code"], "payload_too_large");
+        // Oversized body. The bundle upload has its own, larger limit (tested in `onprem`).
+        if *path != tenantry::installs::api::BUNDLES_PATH {
+            let res = send(format!("{{\"reason\": \"{big}\"}}"), "application/json")
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{method} {path}"
+            );
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(v["code"], "payload_too_large");
+        }
         // Not JSON.
         let res = send("reason=x".into(), "application/x-www-form-urlencoded")
             .await
@@ -242,7 +234,7 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(
-        total_entries(&app).await,
+        app.total_entries().await,
         before,
         "no refused request wrote an audit entry"
     );

@@ -388,23 +388,7 @@ async fn the_export_verifies_with_an_outside_tool_and_an_altered_export_does_not
 }
 
 fn python_verify(path: &std::path::Path, public: &str) -> (bool, String) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/verify_export.py");
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(path)
-        .arg(public)
-        .output()
-        .expect("python3 runs (.ci/run installs it with the cryptography package)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        !text.contains("ModuleNotFoundError"),
-        "install the cryptography package: {text}"
-    );
-    (out.status.success(), text)
+    crate::helpers::python_script("verify_export.py", path, public)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

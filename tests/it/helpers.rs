@@ -223,6 +223,17 @@ impl TestApp {
             .collect()
     }
 
+    /// Entries in every chain (the sum of the heads' seqs).
+    pub async fn total_entries(&self) -> u64 {
+        let (_, v) = self.post("/api/audit/verify", json!({"full": true})).await;
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["head_seq"].as_u64().unwrap())
+            .sum()
+    }
+
     /// Polls `GET /api/jobs` until `job`'s last run started at or after `after` and finished.
     pub async fn wait_for_run(&self, job: &str, after: DateTime<Utc>) -> Value {
         for _ in 0..500 {
@@ -246,4 +257,28 @@ impl TestApp {
         }
         panic!("job {job} did not run after {after}");
     }
+}
+
+/// Runs `scripts/{script}` (an outside verifier: Python's standard library and `cryptography`)
+/// on `file` and `public_key`; returns whether it succeeded and what it printed.
+pub fn python_script(script: &str, file: &Path, public_key: &str) -> (bool, String) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let out = std::process::Command::new("python3")
+        .arg(path)
+        .arg(file)
+        .arg(public_key)
+        .output()
+        .expect("python3 runs (.ci/run installs it with the cryptography package)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("ModuleNotFoundError"),
+        "install the cryptography package: {text}"
+    );
+    (out.status.success(), text)
 }

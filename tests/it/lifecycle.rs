@@ -350,13 +350,15 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
         .iter()
         .map(|j| j["name"].as_str().unwrap())
         .collect();
+    // A control plane (the default role) also watches its installs for silence.
     assert_eq!(
         names,
         [
             "shred_due_tenants",
             "expire_trials",
             "checkpoint_chains",
-            "prune_sessions"
+            "prune_sessions",
+            "silent_installs"
         ]
     );
     let shred = &v["items"][0];

@@ -11,6 +11,7 @@ mod browser;
 mod console;
 mod helpers;
 mod lifecycle;
+mod onprem;
 mod pools;
 mod process;
 mod tenants;

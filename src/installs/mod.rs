@@ -1,0 +1,246 @@
+//! On-prem installs, control-plane side (HEARTBEATS.md "Control-plane routes"; operator guide
+//! §9): registering installs and issuing their licenses, taking in heartbeats online and from
+//! air-gap bundles, the outside witness of their audit heads, and silence.
+//!
+//! - [`model`]: stored records and the tables.
+//! - [`service`]: the rules, inside one write request each.
+//! - [`api`]: the `/api/installs` routes.
+//!
+//! The async functions here check signatures off the writer thread, then take the delivery in
+//! with one write ([`service::intake`]), which re-checks the install's key.
+//!
+//! **Trust.** An install's key is bound at registration when the operator gives
+//! `install_public_key`, and otherwise on first use: by the first accepted delivery or imported
+//! bundle whose heartbeats carry the install's id and license id (HEARTBEATS.md). After that,
+//! only that key is accepted, and the binding is audited (`install.key.bound.v1`).
+
+pub mod api;
+pub mod model;
+pub mod service;
+
+use ed25519_dalek::VerifyingKey;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::actor::{Actor, ActorKind};
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::heartbeat::bundle;
+use crate::onprem::signed;
+use model::Via;
+use service::{Delivery, IntakeResult};
+
+/// Every license ever issued to `inst`.
+fn licenses_of(inst: &model::InstallV1) -> Vec<Uuid> {
+    let mut all = inst.previous_licenses.clone();
+    all.push(inst.license_id);
+    all
+}
+
+/// The key heartbeats of `install` must be signed with: the bound one, else the one offered.
+fn trusted_key(
+    install_id: &Uuid,
+    bound: Option<[u8; 32]>,
+    offered: Option<VerifyingKey>,
+) -> Result<VerifyingKey> {
+    match (bound, offered) {
+        (Some(b), Some(o)) if b != o.to_bytes() => Err(Error::BadSignature(format!(
+            "install {install_id} is bound to key {}, but this delivery offers key {}: nothing was stored",
+            hex::encode(Sha256::digest(b)),
+            crate::audit::signing::key_id_of(&o)
+        ))),
+        (Some(b), _) => VerifyingKey::from_bytes(&b)
+            .map_err(|_| Error::Internal(format!("install {install_id}: stored key is invalid"))),
+        (None, Some(o)) => Ok(o),
+        (None, None) => Err(Error::BadSignature(format!(
+            "install {install_id} has no key yet: the first delivery must carry install_public_key (or give it at registration); nothing was stored"
+        ))),
+    }
+}
+
+/// Takes in an online delivery `{"heartbeats": [...], "install_public_key"?}` for `install_id`.
+///
+/// Errors: 404 unknown install; 403 `install_air_gapped`; 422 for a malformed body or heartbeat;
+/// 401 `signature_invalid` for any heartbeat not signed by the install's key (nothing stored);
+/// 409 `heartbeat_seq_conflict`.
+pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<IntakeResult> {
+    let Value::Object(mut body) = body else {
+        return Err(Error::invalid(
+            "body",
+            "expected {\"heartbeats\": [signed heartbeats], \"install_public_key\": \"<base64>\"}",
+        ));
+    };
+    let inst = state.read(move |r| service::load(r, &install_id)).await?;
+    if inst.air_gapped {
+        return Err(Error::denied(
+            "install_air_gapped",
+            format!(
+                "install {install_id} is registered air-gapped and may never reach the control plane: import its heartbeats as a bundle (tenantry heartbeat import FILE)"
+            ),
+        ));
+    }
+    if let Some(extra) = body
+        .keys()
+        .find(|k| !matches!(k.as_str(), "heartbeats" | "install_public_key"))
+    {
+        return Err(Error::invalid(
+            extra,
+            "unknown member: a delivery has \"heartbeats\" and \"install_public_key\"",
+        ));
+    }
+    let offered = match body.remove("install_public_key") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(signed::public_key_from_b64(&s).ok_or_else(|| {
+            Error::invalid(
+                "install_public_key",
+                "not the standard base64 of a 32-byte Ed25519 key",
+            )
+        })?),
+        Some(_) => {
+            return Err(Error::invalid("install_public_key", "must be a string"));
+        }
+    };
+    let heartbeats = match body.remove("heartbeats") {
+        Some(Value::Array(a)) if !a.is_empty() && a.len() <= service::MAX_DELIVERY => a,
+        _ => {
+            return Err(Error::invalid(
+                "heartbeats",
+                format!(
+                    "give 1 to {} signed heartbeats as an array",
+                    service::MAX_DELIVERY
+                ),
+            ));
+        }
+    };
+    let key = trusted_key(&install_id, inst.key, offered)?;
+    let licenses = licenses_of(&inst);
+    let verified = tokio::task::spawn_blocking(move || {
+        service::verify_heartbeats(heartbeats, &key, &install_id, &licenses)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("verifying heartbeats: {e}")))??;
+    let delivery = Delivery {
+        via: Via::Online,
+        key,
+        heartbeats: verified,
+        bundle_sha256: None,
+    };
+    let actor = Actor {
+        kind: ActorKind::Install,
+        id: install_id.to_string(),
+    };
+    state
+        .write(actor, move |ctx| {
+            service::intake(ctx, &install_id, &delivery)
+        })
+        .await
+}
+
+/// Imports a heartbeat bundle file (`tenantry heartbeat import`, the console's upload): every
+/// signature is checked, the bundle's own included, before anything is stored; a repeat import
+/// changes nothing.
+///
+/// Errors: 404 when this process is not a control plane or the install is unknown; 413 over
+/// `bundle_limit_bytes`; 400/422 for a file that is not a bundle; 401 `signature_invalid` for an
+/// altered bundle or one signed by another key (nothing stored); 409 `heartbeat_seq_conflict`.
+pub async fn import_bundle(state: &AppState, actor: Actor, bytes: Vec<u8>) -> Result<IntakeResult> {
+    state.onprem().require_control_plane("heartbeat import")?;
+    if bytes.len() > state.config().installs.bundle_limit_bytes {
+        return Err(Error::PayloadTooLarge);
+    }
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let parsed = tokio::task::spawn_blocking(move || bundle::parse(&bytes))
+        .await
+        .map_err(|e| Error::Internal(format!("parsing the bundle: {e}")))??;
+    import_parsed(state, actor, parsed, sha).await
+}
+
+/// [`import_bundle`] for a bundle already parsed from a JSON body.
+pub async fn import_parsed(
+    state: &AppState,
+    actor: Actor,
+    parsed: bundle::ParsedBundle,
+    sha: String,
+) -> Result<IntakeResult> {
+    let install_id = parsed.install_id;
+    let inst = state.read(move |r| service::load(r, &install_id)).await?;
+    if !inst.holds(&parsed.license_id) {
+        return Err(Error::invalid(
+            "bundle",
+            format!(
+                "the bundle is for license {}, which was never issued to install {install_id}",
+                parsed.license_id
+            ),
+        ));
+    }
+    let key = trusted_key(&install_id, inst.key, Some(parsed.public_key))?;
+    let licenses = licenses_of(&inst);
+    let verified = tokio::task::spawn_blocking(move || {
+        parsed.verify(&key)?;
+        let hbs = service::verify_heartbeats(parsed.heartbeats, &key, &install_id, &licenses)
+            .map_err(|e| match e {
+                Error::BadSignature(m) => {
+                    Error::BadSignature(format!("the bundle is refused as a whole: {m}"))
+                }
+                other => other,
+            })?;
+        Ok::<_, Error>((key, hbs))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("verifying the bundle: {e}")))??;
+    let (key, heartbeats) = verified;
+    let delivery = Delivery {
+        via: Via::Bundle,
+        key,
+        heartbeats,
+        bundle_sha256: Some(sha),
+    };
+    state
+        .write(actor, move |ctx| {
+            service::intake(ctx, &install_id, &delivery)
+        })
+        .await
+}
+
+/// Runs the `silent_installs` job: marks silent every online install not heard from for
+/// `silent_after_missed` intervals (3 by default). Recovery is written when a heartbeat comes
+/// back, in the same transaction that takes it in.
+pub async fn silent_installs(
+    state: &AppState,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<String> {
+    let cfg = state.config().installs.clone();
+    let now = crate::clock::to_micros(at);
+    let window =
+        (cfg.heartbeat_interval_secs as i64) * i64::from(cfg.silent_after_missed) * 1_000_000;
+    let all = state.read(service::all).await?;
+    let due: Vec<Uuid> = all
+        .iter()
+        .filter(|(_, i)| {
+            !i.air_gapped
+                && i.silent_since.is_none()
+                && i.last_seen_at.is_some_and(|t| now - t > window)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let mut marked = 0usize;
+    for id in due {
+        let interval = cfg.heartbeat_interval_secs;
+        let after = cfg.silent_after_missed;
+        if state
+            .store()
+            .write(at, Actor::system("job:silent_installs"), move |ctx| {
+                service::mark_silent(ctx, &id, interval, after)
+            })
+            .await?
+        {
+            marked += 1;
+        }
+    }
+    let silent = all.iter().filter(|(_, i)| i.silent_since.is_some()).count() + marked;
+    Ok(format!(
+        "{marked} install(s) went silent; {silent} silent of {}",
+        all.len()
+    ))
+}
