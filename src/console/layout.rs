@@ -60,6 +60,8 @@ pub struct Flash {
 
 /// What every console page needs: who is asking, a pending flash, and where we are.
 pub struct Ctx {
+    /// This install's role (which on-prem pages exist).
+    pub role: crate::config::Role,
     /// The signed-in operator (or a bearer-token caller).
     pub principal: Principal,
     /// A message from the previous action.
@@ -68,10 +70,13 @@ pub struct Ctx {
     pub path: String,
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+impl FromRequestParts<crate::app::AppState> for Ctx {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &crate::app::AppState,
+    ) -> Result<Self, Self::Rejection> {
         let principal = parts
             .extensions
             .get::<Principal>()
@@ -91,6 +96,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
             })
         });
         Ok(Ctx {
+            role: state.config().role,
             principal,
             flash,
             path: parts.uri.path().to_string(),
@@ -130,6 +136,28 @@ const NAV: &[(&str, &str, Permission)] = &[
         "/platform/operators",
         "Operators",
         Permission::OperatorsManage,
+    ),
+];
+
+/// Whether a sidebar entry exists for an install's role.
+type ShownFor = fn(crate::config::Role) -> bool;
+
+/// On-prem sidebar entries: (path, label, shown for this role).
+const ONPREM_NAV: &[(&str, &str, ShownFor)] = &[
+    (
+        "/platform/installs",
+        "Installs",
+        crate::config::Role::is_control_plane,
+    ),
+    (
+        "/platform/sync",
+        "Heartbeat sync",
+        crate::config::Role::is_appliance,
+    ),
+    (
+        "/platform/license",
+        "License",
+        crate::config::Role::is_appliance,
     ),
 ];
 
@@ -174,6 +202,13 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
                         ul {
                             @for (href, label, perm) in NAV {
                                 @if p.can(*perm) {
+                                    li {
+                                        a href=(href) aria-current=[nav_active(&ctx.path, href).then_some("page")] { (label) }
+                                    }
+                                }
+                            }
+                            @for (href, label, shown) in ONPREM_NAV {
+                                @if shown(ctx.role) {
                                     li {
                                         a href=(href) aria-current=[nav_active(&ctx.path, href).then_some("page")] { (label) }
                                     }

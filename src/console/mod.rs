@@ -6,6 +6,7 @@
 //! - [`signin`]: sign-in and sign-out.
 //! - [`home`], [`tenants`], [`apps`], [`pools`], [`audit`], [`jobs`], [`operators`], [`account`]:
 //!   the pages of the platform dashboard spec §1 sidebar.
+//! - [`installs`] (control plane) and [`sync`] (appliance): the on-prem pages of operator guide §9.
 //! - [`charts`]: inline-SVG charts. [`fmt`]: dates, countdowns, badges.
 //!
 //! Every route is in `rbac::ROUTES` and goes through the same permission middleware as the API.
@@ -17,11 +18,13 @@ pub mod audit;
 pub mod charts;
 pub mod fmt;
 pub mod home;
+pub mod installs;
 pub mod jobs;
 pub mod layout;
 pub mod operators;
 pub mod pools;
 pub mod signin;
+pub mod sync;
 pub mod tenants;
 
 use axum::Router;
@@ -111,6 +114,29 @@ pub fn router() -> Router<AppState> {
             "/platform/operators/{id}/tokens/{token_id}/revoke",
             post(operators::view_operator_token_revoke_post),
         )
+        .route(
+            "/platform/installs",
+            get(installs::view_installs_get).post(installs::view_install_register_post),
+        )
+        .route(
+            installs::UPLOAD_PATH,
+            post(installs::view_bundle_upload_post)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/platform/installs/{id}", get(installs::view_install_get))
+        .route(
+            "/platform/installs/{id}/license.json",
+            get(installs::view_install_license_get),
+        )
+        .route(
+            "/platform/installs/{id}/licenses",
+            post(installs::view_install_renew_post),
+        )
+        .route("/platform/sync", get(sync::view_sync_get))
+        .route("/platform/sync/flush", post(sync::view_sync_flush_post))
+        .route("/platform/sync/ack", post(sync::view_sync_ack_post))
+        .route("/platform/sync/bundle", get(sync::view_sync_bundle_get))
+        .route("/platform/license", get(sync::view_license_get))
         .route("/platform/account", get(account::view_account_get))
         .route(
             "/platform/account/password",

@@ -182,7 +182,10 @@ pub async fn authorize_request(
         let bytes = axum::body::to_bytes(body, usize::MAX)
             .await
             .unwrap_or_default();
-        let sent = form_value(&bytes, CSRF_FIELD);
+        let sent = match multipart_boundary(&parts.headers) {
+            Some(boundary) => multipart_value(bytes.clone(), boundary, CSRF_FIELD).await,
+            None => form_value(&bytes, CSRF_FIELD),
+        };
         if !csrf_matches(&session.csrf, sent.as_deref()) {
             tracing::warn!(path, "refused a console form without a valid CSRF token");
             let e = Error::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
@@ -204,6 +207,28 @@ pub fn form_value(body: &[u8], field: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| k == field)
         .map(|(_, v)| v)
+}
+
+/// The boundary of a `multipart/form-data` body (file uploads), if that is what was sent.
+fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)?
+        .to_str()
+        .ok()?;
+    multer::parse_boundary(ct).ok()
+}
+
+/// The text of the first part named `field` of a multipart body. Forms put their CSRF field
+/// first, so only the head of an upload is parsed here.
+async fn multipart_value(body: bytes::Bytes, boundary: String, field: &str) -> Option<String> {
+    let stream = tokio_stream::once(Ok::<_, std::io::Error>(body));
+    let mut parts = multer::Multipart::new(stream, boundary);
+    while let Ok(Some(part)) = parts.next_field().await {
+        if part.name() == Some(field) {
+            return part.text().await.ok();
+        }
+    }
+    None
 }
 
 /// Constant-time comparison of CSRF tokens.

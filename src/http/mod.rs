@@ -162,7 +162,10 @@ struct BodyLimits {
 /// answers 413 `payload_too_large` when it is longer, after draining up to [`DRAIN_MAX`] so the
 /// client sees the problem instead of a reset connection.
 async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
-    let limit = if req.uri().path() == crate::installs::api::BUNDLES_PATH {
+    let path = req.uri().path();
+    let limit = if path == crate::installs::api::BUNDLES_PATH
+        || path == crate::console::installs::UPLOAD_PATH
+    {
         limits.bundles
     } else {
         limits.default

@@ -115,25 +115,32 @@ async fn installs_register(
     Caller(p): Caller,
     ApiJson(body): ApiJson<NewInstall>,
 ) -> ApiResult<Response> {
+    let r = register(&s, p.actor, body).await?;
+    let location = format!("/api/installs/{}", r.install_id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(r)).into_response())
+}
+
+/// Registers an install and issues its license (the API route and the console form).
+///
+/// Errors: 404 off the control-plane role; 422 for bad input.
+pub async fn register(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    body: NewInstall,
+) -> Result<RegisteredInstall> {
     s.onprem().require_control_plane("POST /api/installs")?;
     let input = body.parse()?;
     let state = s.clone();
     let r = s
-        .write(p.actor, move |ctx| {
+        .write(actor, move |ctx| {
             let key = state.onprem().license_key()?;
             service::register(ctx, &input, key)
         })
         .await?;
-    let location = format!("/api/installs/{}", r.install_id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(RegisteredInstall {
-            install_id: r.install_id,
-            license: r.license,
-        }),
-    )
-        .into_response())
+    Ok(RegisteredInstall {
+        install_id: r.install_id,
+        license: r.license,
+    })
 }
 
 /// Issues a new license to an install (renewal: a new `license_id`, the same install; terms
@@ -149,26 +156,39 @@ async fn licenses_renew(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewLicense>,
 ) -> ApiResult<Response> {
+    let id = install_id(&id)?;
+    let r = renew(&s, p.actor, id, body).await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/installs/{id}"))],
+        Json(r),
+    )
+        .into_response())
+}
+
+/// Issues a new license to an install (the API route and the console form).
+///
+/// Errors: 404 off the control-plane role or for an unknown install; 422 for bad input.
+pub async fn renew(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    id: Uuid,
+    body: NewLicense,
+) -> Result<RegisteredInstall> {
     s.onprem()
         .require_control_plane("POST /api/installs/{id}/licenses")?;
-    let id = install_id(&id)?;
     let input = body.parse()?;
     let state = s.clone();
     let r = s
-        .write(p.actor, move |ctx| {
+        .write(actor, move |ctx| {
             let key = state.onprem().license_key()?;
             service::renew(ctx, &id, &input, key)
         })
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/installs/{id}"))],
-        Json(RegisteredInstall {
-            install_id: r.install_id,
-            license: r.license,
-        }),
-    )
-        .into_response())
+    Ok(RegisteredInstall {
+        install_id: r.install_id,
+        license: r.license,
+    })
 }
 
 /// The witness check's verdict on an install.
@@ -297,7 +317,7 @@ fn view(id: Uuid, i: &InstallV1, now: DateTime<Utc>) -> InstallView {
 }
 
 /// Query of the registry.
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct InstallsQuery {
     /// Only installs in this status: `pending`, `healthy`, `silent` or `expired`.
@@ -327,6 +347,13 @@ async fn installs_list(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<InstallsQuery>,
 ) -> ApiResult<Json<InstallList>> {
+    Ok(Json(list(&s, q).await?))
+}
+
+/// A page of the registry (the API route and the console page).
+///
+/// Errors: 404 off the control-plane role; 400 for a bad query.
+pub async fn list(s: &AppState, q: InstallsQuery) -> Result<InstallList> {
     s.onprem().require_control_plane("GET /api/installs")?;
     let limit = page_limit(q.limit)?;
     let status = match q.status.as_deref() {
@@ -360,10 +387,10 @@ async fn installs_list(
         })
         .await?;
     let next = next.and_then(|k| Uuid::from_slice(&k).ok());
-    Ok(Json(InstallList {
+    Ok(InstallList {
         items,
         next_cursor: next.map(|u| u.to_string()),
-    }))
+    })
 }
 
 /// One witness contradiction.
@@ -412,8 +439,15 @@ async fn installs_get(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<InstallDetail>> {
-    s.onprem().require_control_plane("GET /api/installs/{id}")?;
     let id = install_id(&id)?;
+    Ok(Json(detail(&s, id).await?))
+}
+
+/// One install's detail (the API route and the console page).
+///
+/// Errors: 404 off the control-plane role or for an unknown install.
+pub async fn detail(s: &AppState, id: Uuid) -> Result<InstallDetail> {
+    s.onprem().require_control_plane("GET /api/installs/{id}")?;
     let now = s.clock().now();
     let detail = s
         .read(move |r| {
@@ -473,11 +507,11 @@ async fn installs_get(
             })
         })
         .await?;
-    Ok(Json(detail))
+    Ok(detail)
 }
 
 /// Paging by seq or chain.
-#[derive(Deserialize, utoipa::IntoParams)]
+#[derive(Deserialize, Default, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size, 1–500 (default 50).
@@ -532,9 +566,16 @@ async fn heartbeats_list(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<HeartbeatList>> {
+    let id = install_id(&id)?;
+    Ok(Json(heartbeats(&s, id, q).await?))
+}
+
+/// A page of an install's received heartbeats (the API route and the console page).
+///
+/// Errors: 404 off the control-plane role or for an unknown install; 400 for a bad cursor.
+pub async fn heartbeats(s: &AppState, id: Uuid, q: PageQuery) -> Result<HeartbeatList> {
     s.onprem()
         .require_control_plane("GET /api/installs/{id}/heartbeats")?;
-    let id = install_id(&id)?;
     let limit = page_limit(q.limit)?;
     let cursor = cursor(q.cursor.as_deref(), |c| c.parse::<u64>().ok())?;
     let (items, next) = s
@@ -569,10 +610,10 @@ async fn heartbeats_list(
         })
         .await?;
     let next = next.map(|k| seq_of(&k).to_string());
-    Ok(Json(HeartbeatList {
+    Ok(HeartbeatList {
         items,
         next_cursor: next,
-    }))
+    })
 }
 
 /// Heartbeat delivery: `{"heartbeats": [{"heartbeat": {...}, "key_id", "sig"}, ...],
@@ -677,9 +718,16 @@ async fn audit_heads_list(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<WitnessedHeadList>> {
+    let id = install_id(&id)?;
+    Ok(Json(audit_heads(&s, id, q).await?))
+}
+
+/// A page of an install's witnessed heads (the API route and the console page).
+///
+/// Errors: 404 off the control-plane role or for an unknown install; 400 for a bad cursor.
+pub async fn audit_heads(s: &AppState, id: Uuid, q: PageQuery) -> Result<WitnessedHeadList> {
     s.onprem()
         .require_control_plane("GET /api/installs/{id}/audit-heads")?;
-    let id = install_id(&id)?;
     let limit = page_limit(q.limit)?;
     let cursor = cursor(q.cursor.as_deref(), |c| ChainId::parse(c).ok())?;
     let (items, next) = s
@@ -712,8 +760,8 @@ async fn audit_heads_list(
     let next = next
         .and_then(|k| k.get(16..).and_then(ChainId::from_key))
         .map(|c| c.to_string());
-    Ok(Json(WitnessedHeadList {
+    Ok(WitnessedHeadList {
         items,
         next_cursor: next,
-    }))
+    })
 }

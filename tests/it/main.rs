@@ -12,6 +12,7 @@ mod console;
 mod helpers;
 mod lifecycle;
 mod onprem;
+mod onprem_console;
 mod pools;
 mod process;
 mod tenants;

@@ -28,7 +28,7 @@ use crate::helpers::{TestApp, t0, test_config};
 const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
 
 /// Registers an install on `cp`; returns its id and signed license.
-async fn register(cp: &TestApp, body: Value) -> (String, Value) {
+pub(crate) async fn register(cp: &TestApp, body: Value) -> (String, Value) {
     let (s, v) = cp.post("/api/installs", body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     (
@@ -38,7 +38,7 @@ async fn register(cp: &TestApp, body: Value) -> (String, Value) {
 }
 
 /// The control plane's license key, fetched without credentials as an installer would.
-async fn license_key(cp: &TestApp) -> [u8; 32] {
+pub(crate) async fn license_key(cp: &TestApp) -> [u8; 32] {
     let (s, v) = cp
         .send(Method::GET, "/api/license/public-key", None, None)
         .await;
@@ -50,7 +50,7 @@ async fn license_key(cp: &TestApp) -> [u8; 32] {
 
 /// An appliance licensed by `cp`, delivering to `url` (none: bundles only). Heartbeats are
 /// written by running the `heartbeat` job unless `tweak` gives it a schedule.
-async fn appliance(
+pub(crate) async fn appliance(
     cp: &TestApp,
     license: &Value,
     url: Option<String>,
@@ -86,7 +86,7 @@ fn license_file(app: &TestApp) -> std::path::PathBuf {
 }
 
 /// Runs the appliance's heartbeat job now; returns the run's summary.
-async fn beat(app: &TestApp) -> String {
+pub(crate) async fn beat(app: &TestApp) -> String {
     let (s, run) = app.post("/api/jobs/heartbeat/run", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{run}");
     assert_eq!(run["outcome"], "ok", "{run}");
@@ -94,7 +94,7 @@ async fn beat(app: &TestApp) -> String {
 }
 
 /// Polls `path` on `app` until `done` holds (real time, at most about 20 s).
-async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let mut last = Value::Null;
     for _ in 0..1000 {
         let (s, v) = app.get(path).await;

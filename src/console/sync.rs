@@ -1,0 +1,221 @@
+//! Appliance pages: heartbeat sync (the outbox's depth, oldest age and last success; the sender's
+//! last error and next attempt; send now; export a bundle for an air gap; acknowledge an import)
+//! and the license (state, limits, use, and what is wrong). On a control plane they answer 404,
+//! like `/api/sync` and `/api/license`.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use maud::html;
+use serde::Deserialize;
+
+use super::fmt::{self, when};
+use super::layout::{Ctx, Tone, badge, header, page, redirect};
+use super::{ConsoleError, PageResult};
+use crate::app::AppState;
+use crate::license::LicenseState;
+use crate::rbac::Permission;
+
+/// The sync page.
+pub async fn view_sync_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    state
+        .onprem()
+        .require_appliance("GET /platform/sync")
+        .map_err(ConsoleError)?;
+    let r = crate::heartbeat::api::report(&state)
+        .await
+        .map_err(ConsoleError)?;
+    let now = state.clock().now();
+    let o = &r.outbox;
+    let healthy = r.sender.last_error.is_none() && o.depth <= 2;
+    let body = html! {
+        (header("Heartbeat sync", Some("Signed heartbeats to the control plane: written to a durable outbox, sent in order, retried with backoff."), html! {}))
+        section.tiles {
+            div.tile {
+                span.tile-label { "Mode" }
+                span.tile-value { (badge(if r.mode == "online" { Tone::Info } else { Tone::Neutral }, &r.mode)) }
+                span.tile-note { (r.control_plane_url.as_deref().unwrap_or("no control-plane URL: bundles only")) }
+            }
+            div.tile {
+                span.tile-label { "Outbox" }
+                span.tile-value { (o.depth) }
+                span.tile-note { "waiting · bound " (o.backlog_max) ", drop oldest" }
+            }
+            div.tile {
+                span.tile-label { "Oldest waiting" }
+                span.tile-value { @if let Some(a) = o.oldest_age_s { (fmt::human_span(u64::try_from(a).unwrap_or(0))) } @else { "—" } }
+                span.tile-note { @if let Some(s) = o.oldest_seq { "seq " (s) } }
+            }
+            div.tile {
+                span.tile-label { "Last success" }
+                span.tile-value { @if healthy { (badge(Tone::Ok, "in sync")) } @else { (badge(Tone::Warn, "behind")) } }
+                span.tile-note { @if let Some(t) = r.last_success_at { (fmt::relative(t, now)) } @else { "never" } }
+            }
+        }
+        section.grid2 {
+            div.card {
+                h2 { "Sender" }
+                dl {
+                    dt { "Running" } dd { (if r.sender.running { "yes" } else { "no (offline or air-gapped)" }) }
+                    dt { "Last attempt" } dd { @if let Some(t) = r.sender.last_attempt_at { (when(t)) } @else { "—" } }
+                    dt { "Last error" } dd { @if let Some(e) = &r.sender.last_error { span.error { (e) } } @else { "none" } }
+                    dt { "Failures in a row" } dd { (r.sender.consecutive_failures) }
+                    dt { "Next attempt" } dd { @if let Some(t) = r.sender.next_attempt_at { (fmt::relative(t, now)) } @else { "—" } }
+                    dt { "Delivered" } dd { (r.delivered_total) " online · " (r.acknowledged_total) " by bundle · last seq " (r.last_delivered_seq) }
+                    dt { "Dropped" } dd { (o.dropped_total) @if o.last_dropped_seq > 0 { " (last seq " (o.last_dropped_seq) ")" } }
+                    dt { "Install" } dd { @if let Some(i) = r.install_id { code { (i) } } @else { "—" } }
+                }
+                @if ctx.can(Permission::SyncManage) && r.sender.running {
+                    form method="post" action="/platform/sync/flush" { (ctx.csrf()) button type="submit" { "Send now" } }
+                }
+            }
+            div.card {
+                h2 { "Air gap" }
+                p.small.muted { "Carry the waiting heartbeats to the control plane as a file, import it there, then acknowledge here what it imported." }
+                @if ctx.can(Permission::SyncManage) {
+                    p { a.button href="/platform/sync/bundle" { "Download bundle (" (o.depth) " heartbeats)" } }
+                    form.form method="post" action="/platform/sync/ack" {
+                        (ctx.csrf())
+                        label { "Imported through seq " input name="through" type="number" min="1" required placeholder=(o.newest_seq.map(|s| s.to_string()).unwrap_or_default()); }
+                        button type="submit" { "Acknowledge" }
+                    }
+                } @else {
+                    p.muted { "Your role cannot export or acknowledge bundles." }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "Heartbeat sync", body))
+}
+
+/// Wakes the sender.
+pub async fn view_sync_flush_post(State(state): State<AppState>, _ctx: Ctx) -> PageResult {
+    state
+        .onprem()
+        .require_appliance("POST /platform/sync/flush")
+        .map_err(ConsoleError)?;
+    state.onprem().sync().flush();
+    Ok(redirect(
+        "/platform/sync",
+        Tone::Info,
+        "The sender was woken: waiting heartbeats are being sent.",
+    ))
+}
+
+/// The acknowledge form.
+#[derive(Deserialize)]
+pub struct AckForm {
+    #[serde(default)]
+    through: String,
+}
+
+/// Removes what the control plane imported from the outbox.
+pub async fn view_sync_ack_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    axum::Form(f): axum::Form<AckForm>,
+) -> PageResult {
+    state
+        .onprem()
+        .require_appliance("POST /platform/sync/ack")
+        .map_err(ConsoleError)?;
+    let Ok(through) = f.through.trim().parse::<u64>() else {
+        return Ok(redirect(
+            "/platform/sync",
+            Tone::Critical,
+            "Give the highest seq the control plane imported (its import shows it).",
+        ));
+    };
+    match crate::heartbeat::api::acknowledge(&state, ctx.principal.actor.clone(), through).await {
+        Ok(r) => Ok(redirect(
+            "/platform/sync",
+            Tone::Ok,
+            &format!(
+                "Acknowledged through seq {through}: {} heartbeat(s) removed from the outbox.",
+                r.removed
+            ),
+        )),
+        Err(e) if e.is_client_safe() => Ok(redirect(
+            "/platform/sync",
+            Tone::Critical,
+            &format!("{e}. Nothing was changed."),
+        )),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// The waiting heartbeats as a signed bundle file (what `tenantry heartbeat export` writes).
+pub async fn view_sync_bundle_get(State(state): State<AppState>, _ctx: Ctx) -> PageResult {
+    state
+        .onprem()
+        .require_appliance("GET /platform/sync/bundle")
+        .map_err(ConsoleError)?;
+    let bytes = crate::heartbeat::bundle::export(&state)
+        .await
+        .map_err(ConsoleError)?;
+    let name = format!(
+        "heartbeats-{}.json",
+        state.clock().now().format("%Y%m%dT%H%M%SZ")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// The license page.
+pub async fn view_license_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    state
+        .onprem()
+        .require_appliance("GET /platform/license")
+        .map_err(ConsoleError)?;
+    let r = crate::license::api::report(&state)
+        .await
+        .map_err(ConsoleError)?;
+    let now = state.clock().now();
+    let tone = match r.status.state {
+        LicenseState::Valid => Tone::Ok,
+        LicenseState::Expired => Tone::Critical,
+        _ => Tone::Critical,
+    };
+    let body = html! {
+        (header("License", Some("Checked offline against the control plane's public key, at start and hourly."), html! {}))
+        @if r.status.state != LicenseState::Valid {
+            div.verdict.critical role="alert" {
+                (badge(tone, r.status.state.as_str()))
+                p { (r.status.problem.as_deref().unwrap_or("The license does not allow provisioning.")) " Reads keep working; new tenants are refused until a valid license is installed." }
+            }
+        }
+        section.tiles {
+            div.tile { span.tile-label { "State" } span.tile-value { (badge(tone, r.status.state.as_str())) } span.tile-note { "checked " (fmt::relative(r.status.checked_at, now)) } }
+            div.tile { span.tile-label { "Tenants" } span.tile-value { (r.tenants_in_use) } span.tile-note { (r.max_tenants.map_or("no limit".to_string(), |m| format!("of {m} allowed"))) } }
+            div.tile {
+                span.tile-label { "Provisioning" }
+                span.tile-value { @if r.provisioning == "allowed" { (badge(Tone::Ok, "allowed")) } @else { (badge(Tone::Critical, "refused")) } }
+                span.tile-note { @if let Some(d) = r.days_left { (d) " days left" } }
+            }
+        }
+        @if let Some(l) = &r.status.license {
+            div.card {
+                h2 { "License " code { (l.license_id) } }
+                dl {
+                    dt { "Customer" } dd { (l.customer) }
+                    dt { "Install" } dd { code { (l.install_id) } }
+                    dt { "Issued" } dd { (when(l.issued_at)) }
+                    dt { "Expires" } dd { (when(l.expires_at)) " (" (fmt::relative(l.expires_at, now)) ")" }
+                    dt { "Features" } dd { @if l.features.is_empty() { "—" } @else { (l.features.join(", ")) } }
+                    dt { "Air-gapped" } dd { (if l.air_gapped { "yes" } else { "no" }) }
+                    dt { "File" } dd { code { (r.status.file) } }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "License", body))
+}
