@@ -41,6 +41,21 @@ pub enum Command {
     Jobs(JobsCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Backups: create (online), verify, restore (offline), list.
+    #[command(subcommand)]
+    Backup(crate::backup::cli::BackupCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write `tenantry.1` and the subcommand pages into.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 /// Where the store is, shared by every store command.
@@ -69,6 +84,13 @@ pub struct ServeArgs {
     /// Seed a realistic demo platform on first start of an empty data dir.
     #[arg(long)]
     pub demo: bool,
+    /// Serve HTTPS with a self-signed certificate kept in DATA_DIR/tls (made on first use);
+    /// its SHA-256 fingerprint is logged at start.
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS proxy on this host).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 /// `tenantry audit ...`.
@@ -168,6 +190,23 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Backup(cmd) => crate::backup::cli::run(cmd).await,
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out_dir } => match crate::manual::man_pages(&out_dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!(
+                "writing man pages into {}: {e}",
+                out_dir.display()
+            )),
+        },
         Command::Jobs(JobsCommand::List { store }) => {
             match call(&store, AdminRequest::JobsList).await {
                 Ok(Outcome::Json(v)) => {
@@ -205,7 +244,8 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn fail(msg: &str) -> ExitCode {
+/// Prints `error: msg` and returns exit code 2.
+pub(crate) fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
 }
@@ -245,19 +285,23 @@ fn print_verify(v: &Value, json: bool) -> ExitCode {
     }
 }
 
-enum Outcome {
+/// What a store command returned.
+pub(crate) enum Outcome {
+    /// A JSON result.
     Json(Value),
+    /// A stream, already copied to the sink.
     Stream,
 }
 
 /// Runs `req` through the server's socket, or directly on the store.
-async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
+pub(crate) async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
     let sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>> =
         std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
     call_streaming(store, req, sink).await
 }
 
-async fn call_streaming(
+/// Runs `req` like [`call`], copying a streamed result into `sink`.
+pub(crate) async fn call_streaming(
     store: &StoreArgs,
     req: AdminRequest,
     sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>,
@@ -367,13 +411,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         data_dir: args.data_dir,
         admin_ops_token: token,
         demo: args.demo,
+        tls_self_signed: args.tls_self_signed,
+        insecure_http: args.insecure_http,
     }) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!(listen = %config.listen, "listening on a non-loopback address; put TLS in front of it or restrict access");
-    }
     if config.demo && config.admin_ops_token.is_none() {
         match demo_token(&config.data_dir) {
             Ok(t) => {
@@ -396,14 +439,60 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let addr = app.local_addr();
+    let scheme = if app.tls().is_some() { "https" } else { "http" };
+    if let Some(tls) = app.tls() {
+        tracing::info!(
+            cert = %tls.cert_file().display(),
+            "TLS certificate{} SHA-256 fingerprint {}",
+            if tls.is_self_signed() { " (self-signed)" } else { "" },
+            tls.fingerprint()
+        );
+    }
     tracing::info!(
         data_file = %app.state().store().path().display(),
-        "tenantry {} listening on http://{addr} (API under /api, OpenAPI at /api/openapi.json)",
+        "tenantry {} listening on {scheme}://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );
-    match app.run_until_stopped(shutdown_signal()).await {
+    // The store is open and the listener bound: tell systemd (a no-op outside it).
+    crate::systemd::ready(&format!("serving on {scheme}://{addr}"));
+    let watchdog = crate::systemd::spawn_watchdog(app.state().store().clone());
+    let reloader = tokio::spawn(reload_on_sighup(app.tls().cloned()));
+    let shutdown = async {
+        shutdown_signal().await;
+        crate::systemd::stopping();
+    };
+    let served = app.run_until_stopped(shutdown).await;
+    reloader.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),
+    }
+}
+
+/// SIGHUP (`systemctl reload tenantry`): re-reads the TLS certificate and key; the served one
+/// stays when the new files are unusable. Other settings need a restart.
+async fn reload_on_sighup(tls: Option<crate::tls::Tls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        crate::systemd::reloading();
+        match &tls {
+            Some(tls) => match tls.reload() {
+                Ok(fp) => tracing::info!(
+                    "SIGHUP: TLS certificate reloaded, SHA-256 fingerprint {fp}; other settings need a restart"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; still serving the previous certificate")
+                }
+            },
+            None => tracing::info!("SIGHUP: no TLS to reload; other settings need a restart"),
+        }
+        crate::systemd::ready("reloaded");
     }
 }
 

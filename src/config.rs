@@ -106,6 +106,10 @@ pub struct FileConfig {
     pub regions: Option<Vec<Region>>,
     /// `plans = ["free", "pro"]`: plan names accepted at provisioning.
     pub plans: Option<Vec<String>>,
+    /// `[tls] cert_file, key_file`: serve HTTPS with these PEM files.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// `[backup] dir, keep, recipients`.
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -121,6 +125,10 @@ pub struct Overrides {
     pub admin_ops_token: Option<Secret>,
     /// `--demo`.
     pub demo: bool,
+    /// `serve --tls-self-signed`.
+    pub tls_self_signed: bool,
+    /// `serve --insecure-http`.
+    pub insecure_http: bool,
 }
 
 /// The effective configuration.
@@ -147,6 +155,12 @@ pub struct Config {
     pub plans: Vec<String>,
     /// Seed the demo platform on an empty data dir.
     pub demo: bool,
+    /// How the listener speaks: plain, `[tls]` files, or self-signed.
+    pub tls: crate::tls::TlsMode,
+    /// Allow plain HTTP on a non-loopback address (`--insecure-http`).
+    pub insecure_http: bool,
+    /// Backups: directory, rotation, encryption.
+    pub backup: crate::backup::BackupConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
 }
@@ -216,6 +230,9 @@ impl Default for Config {
             regions: default_regions(),
             plans: default_plans(),
             demo: false,
+            tls: crate::tls::TlsMode::Off,
+            insecure_http: false,
+            backup: crate::backup::BackupConfig::default(),
             source: None,
         }
     }
@@ -244,6 +261,16 @@ impl Config {
             cfg.admin_ops_token = over.admin_ops_token;
         }
         cfg.demo = over.demo;
+        if over.tls_self_signed {
+            if let crate::tls::TlsMode::Files(f) = &cfg.tls {
+                return Err(ConfigError::Invalid(format!(
+                    "--tls-self-signed and [tls] cert_file = {} are both given: choose one",
+                    f.cert_file.display()
+                )));
+            }
+            cfg.tls = crate::tls::TlsMode::SelfSigned;
+        }
+        cfg.insecure_http = over.insecure_http;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -276,6 +303,11 @@ impl Config {
             regions: f.regions.unwrap_or(d.regions),
             plans: f.plans.unwrap_or(d.plans),
             demo: false,
+            tls: f
+                .tls
+                .map_or(crate::tls::TlsMode::Off, crate::tls::TlsMode::Files),
+            insecure_http: false,
+            backup: f.backup.unwrap_or_default(),
             source: None,
         };
         cfg.validate()?;
@@ -348,6 +380,22 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(cfg.route_cache_ttl, Duration::from_secs(9));
         assert_eq!(cfg.pools, PoolLayout::default());
+    }
+
+    #[test]
+    fn tls_and_backup_sections_parse_and_a_bad_recipient_is_named() {
+        let f: FileConfig = toml::from_str(
+            "[tls]\ncert_file = \"/etc/tenantry/cert.pem\"\nkey_file = \"/etc/tenantry/key.pem\"\n\
+             [backup]\nkeep = 3\nrecipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::from_file(f).unwrap();
+        assert!(matches!(cfg.tls, crate::tls::TlsMode::Files(_)));
+        assert_eq!(cfg.backup.keep, 3);
+        assert_eq!(cfg.backup.recipients.len(), 1);
+        let err =
+            toml::from_str::<FileConfig>("[backup]\nrecipients = [\"age1nope\"]\n").unwrap_err();
+        assert!(err.to_string().contains("age1nope"), "{err}");
     }
 
     #[test]

@@ -43,6 +43,14 @@ pub enum AdminRequest {
         /// Job name.
         name: String,
     },
+    /// Stream a backup of the store (encrypted to these age recipients and the configured
+    /// ones), then record it.
+    BackupCreate {
+        /// Extra age recipients (`age1...`).
+        recipients: Vec<String>,
+    },
+    /// The recorded backups, newest first.
+    BackupList,
 }
 
 /// What an operation returns: a JSON value, or a byte stream (export).
@@ -111,6 +119,13 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             Ok(AdminOutput::Json(
                 serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?,
             ))
+        }
+        AdminRequest::BackupCreate { recipients } => Ok(AdminOutput::Stream(
+            crate::backup::stream(state, &recipients).await?,
+        )),
+        AdminRequest::BackupList => {
+            let items = state.read(|r| crate::backup::history(r, 1000)).await?;
+            Ok(AdminOutput::Json(json!({ "items": items })))
         }
     }
 }

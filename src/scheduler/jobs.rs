@@ -55,6 +55,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if s.signed == 1 { "" } else { "s" }
             ))
         }
+        Job::BackupDaily => crate::backup::daily(state, now).await,
     }
 }
 

@@ -27,7 +27,11 @@ use crate::error::{Error, Result};
 use crate::store::keys::Key;
 use crate::store::{Dir, Range, Reader, Table, codec};
 
-/// Run history: `(job, started_at micros, nonce) -> JobRunRecord`.
+/// Run history: `(job name, started_at micros, nonce) -> JobRunRecord`.
+///
+/// Keyed by the job's name, which is stable, rather than by its position in [`Job`] (schema v1
+/// did that, so adding or reordering a job would have moved old runs under another job; schema
+/// v2 re-keys them, see [`crate::upgrade`]).
 pub const JOB_RUNS: Table = Table::new("job_runs");
 
 /// Runs kept per job; older ones are pruned when a run is recorded.
@@ -42,14 +46,17 @@ pub enum Job {
     ExpireTrials,
     /// Signs the head of every chain that moved since its last checkpoint.
     CheckpointChains,
+    /// Writes a backup into `backup.dir` and keeps the newest `backup.keep`.
+    BackupDaily,
 }
 
 impl Job {
     /// Every job.
-    pub const ALL: [Job; 3] = [
+    pub const ALL: [Job; 4] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
+        Job::BackupDaily,
     ];
 
     /// The snake_case name used in config, the API and logs.
@@ -58,6 +65,7 @@ impl Job {
             Job::ShredDueTenants => "shred_due_tenants",
             Job::ExpireTrials => "expire_trials",
             Job::CheckpointChains => "checkpoint_chains",
+            Job::BackupDaily => "backup_daily",
         }
     }
 
@@ -73,6 +81,9 @@ impl Job {
             Job::CheckpointChains => {
                 "Verifies and signs the head of every audit chain that moved since its last checkpoint."
             }
+            Job::BackupDaily => {
+                "Writes an online backup into backup.dir (encrypted to backup.recipients) and keeps the newest backup.keep."
+            }
         }
     }
 
@@ -82,6 +93,7 @@ impl Job {
             Job::ShredDueTenants => "0 */15 * * * *",
             Job::ExpireTrials => "0 */15 * * * *",
             Job::CheckpointChains => "0 0 * * * *",
+            Job::BackupDaily => "0 30 2 * * *",
         }
     }
 
@@ -90,8 +102,9 @@ impl Job {
         Job::ALL.into_iter().find(|j| j.name() == s)
     }
 
-    fn code(self) -> u8 {
-        self as u8
+    /// The key prefix of this job's runs in [`JOB_RUNS`].
+    fn key_prefix(self) -> Vec<u8> {
+        Key::new().str(self.name()).into_bytes()
     }
 }
 
@@ -279,7 +292,7 @@ pub async fn record_run(
     let took = std::time::Instant::now();
     let nonce = crate::ids::new_id(started);
     let key = Key::new()
-        .u8(job.code())
+        .str(job.name())
         .i64(to_micros(started))
         .uuid(&nonce)
         .into_bytes();
@@ -335,7 +348,7 @@ fn prune(ctx: &mut crate::store::WriteCtx<'_>, job: Job) -> Result<()> {
     let mut n = 0usize;
     ctx.scan(
         JOB_RUNS,
-        &Range::prefix(&[job.code()]),
+        &Range::prefix(&job.key_prefix()),
         Dir::Desc,
         &mut |k, _| {
             n += 1;
@@ -356,7 +369,7 @@ pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
     let mut out = Vec::new();
     r.scan(
         JOB_RUNS,
-        &Range::prefix(&[job.code()]),
+        &Range::prefix(&job.key_prefix()),
         Dir::Desc,
         &mut |_, v| {
             out.push(run_view(job, codec::decode(JOB_RUNS.name(), v)?));
