@@ -453,12 +453,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         "tenantry {} listening on {scheme}://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );
-    // The store is open and the listener bound: tell systemd (a no-op outside it).
+    let signalled = shutdown_signal();
+    let reloader = tokio::spawn(reload_on_sighup(sighup(), app.tls().cloned()));
+    // The store is open, the listener bound, the signals handled: tell systemd (a no-op
+    // outside it).
     crate::systemd::ready(&format!("serving on {scheme}://{addr}"));
     let watchdog = crate::systemd::spawn_watchdog(app.state().store().clone());
-    let reloader = tokio::spawn(reload_on_sighup(app.tls().cloned()));
     let shutdown = async {
-        shutdown_signal().await;
+        signalled.await;
         crate::systemd::stopping();
     };
     let served = app.run_until_stopped(shutdown).await;
@@ -472,11 +474,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// The SIGHUP handler, installed now (SIGHUP's default action would end the process).
+fn sighup() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
 /// SIGHUP (`systemctl reload tenantry`): re-reads the TLS certificate and key; the served one
 /// stays when the new files are unusable. Other settings need a restart.
-async fn reload_on_sighup(tls: Option<crate::tls::Tls>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+async fn reload_on_sighup(hup: Option<tokio::signal::unix::Signal>, tls: Option<crate::tls::Tls>) {
+    let Some(mut hup) = hup else {
         return;
     };
     while hup.recv().await.is_some() {
@@ -496,21 +502,25 @@ async fn reload_on_sighup(tls: Option<crate::tls::Tls>) {
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Installs the SIGTERM and SIGINT (Ctrl-C) handlers now, and returns a future that resolves
+/// on either. Installing them before readiness is announced matters: a SIGTERM that arrives
+/// right after `READY=1` must still drain rather than kill the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = wait(int) => tracing::info!("Ctrl-C received; shutting down gracefully"),
+            _ = wait(term) => tracing::info!("SIGTERM received; shutting down gracefully"),
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down gracefully"),
-        _ = term => tracing::info!("SIGTERM received; shutting down gracefully"),
     }
 }

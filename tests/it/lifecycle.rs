@@ -352,7 +352,12 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
         .collect();
     assert_eq!(
         names,
-        ["shred_due_tenants", "expire_trials", "checkpoint_chains"]
+        [
+            "shred_due_tenants",
+            "expire_trials",
+            "checkpoint_chains",
+            "backup_daily"
+        ]
     );
     let shred = &v["items"][0];
     assert_eq!(shred["schedule"], "0 */15 * * * *");

@@ -7,8 +7,11 @@
 
 mod api;
 mod audit;
+mod backup;
 mod helpers;
 mod lifecycle;
 mod pools;
 mod process;
+mod ship;
 mod tenants;
+mod upgrade;
