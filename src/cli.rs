@@ -401,6 +401,9 @@ fn demo_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // Signal handlers first: from the first log line on, SIGTERM drains and SIGHUP reloads.
+    let signalled = shutdown_signal();
+    let hup = sighup();
     let token = std::env::var("TENANTRY_ADMIN_OPS_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -453,8 +456,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         "tenantry {} listening on {scheme}://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );
-    let signalled = shutdown_signal();
-    let reloader = tokio::spawn(reload_on_sighup(sighup(), app.tls().cloned()));
+    let reloader = tokio::spawn(reload_on_sighup(hup, app.tls().cloned()));
     // The store is open, the listener bound, the signals handled: tell systemd (a no-op
     // outside it).
     crate::systemd::ready(&format!("serving on {scheme}://{addr}"));

@@ -57,11 +57,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         .unwrap();
     assert_eq!(version, tenantry::store::SCHEMA_VERSION);
     assert_eq!(version, 2);
-    let history = app
-        .state
-        .read(|r| tenantry::upgrade::history(r))
-        .await
-        .unwrap();
+    let history = app.state.read(tenantry::upgrade::history).await.unwrap();
     assert_eq!(history.len(), 1);
     let platform = app.chain("platform").await;
     let last = platform.last().unwrap();
@@ -133,7 +129,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     assert_eq!(backups(&data.join("backups")).len(), 1);
     assert_eq!(
         app.state
-            .read(|r| tenantry::upgrade::history(r))
+            .read(tenantry::upgrade::history)
             .await
             .unwrap()
             .len(),
@@ -159,10 +155,7 @@ async fn a_migration_that_cannot_take_its_backup_changes_nothing() {
     let msg = err.to_string();
     assert!(msg.contains("nothing was migrated"), "{msg}");
     let store = tenantry::store::Store::open(&data).unwrap();
-    let version = store
-        .read(|r| tenantry::store::schema_version(r))
-        .await
-        .unwrap();
+    let version = store.read(tenantry::store::schema_version).await.unwrap();
     assert_eq!(version, 1);
     store.close().await;
 }
