@@ -3,10 +3,12 @@
 # - `systemd-analyze security --offline=true` rates its exposure at 1.5 or lower;
 # - `systemd-analyze verify` accepts it (with this build's binary and man pages).
 #
-# Usage: scripts/check-systemd.sh [BINARY]   (default target/release/tenantry, else target/debug)
+# Usage: scripts/check-systemd.sh [BINARY [UNIT]]
+#   BINARY  default target/release/tenantry, else target/debug/tenantry
+#   UNIT    default systemd/tenantry.service (scripts/package.sh passes the unit it unpacked)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-unit=systemd/tenantry.service
+unit=${2:-systemd/tenantry.service}
 max=1.5
 
 bin=${1:-}
@@ -36,8 +38,13 @@ mkdir -p "$work/man/man1"
 abs=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 sed "s|^ExecStart=/usr/bin/tenantry |ExecStart=$abs |" "$unit" > "$work/tenantry.service"
 grep -q "^ExecStart=$abs serve" "$work/tenantry.service" || { echo "ExecStart not found in $unit" >&2; exit 1; }
-"$bin" man --out-dir "$work/man/man1" >/dev/null
-out=$(MANPATH="$work/man" systemd-analyze verify "$work/tenantry.service" 2>&1) || {
+if [ -n "${MANPATH:-}" ]; then
+  manpath=$MANPATH               # the pages as packaged
+else
+  "$bin" man --out-dir "$work/man/man1" >/dev/null
+  manpath=$work/man
+fi
+out=$(MANPATH="$manpath" systemd-analyze verify "$work/tenantry.service" 2>&1) || {
   printf '%s\n' "$out" >&2; echo "systemd-analyze verify failed" >&2; exit 1; }
 if [ -n "$out" ]; then printf '%s\n' "$out" >&2; echo "systemd-analyze verify complained" >&2; exit 1; fi
 echo "systemd-analyze verify: clean"

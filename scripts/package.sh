@@ -3,14 +3,27 @@
 # unpacks it into a throwaway root with `dpkg -x`, and checks that every file is where it should
 # be, with its mode, that the unpacked binary runs, and that systemd accepts the unpacked unit.
 #
-# Usage: scripts/package.sh [--no-build]   (--no-build reuses target/release/tenantry)
+# Usage: scripts/package.sh [--no-build] [--profile dev]
+#   --no-build     reuse the binary already built
+#   --profile dev  package the dev-profile binary (target/debug/tenantry), which `cargo test`
+#                  builds anyway: CI checks the packaging this way without a second, release
+#                  build of every dependency. Releases use the default, the release profile.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "${1:-}" != "--no-build" ]; then
-  cargo build --release --locked
+build=1 profile=release
+while [ $# -gt 0 ]; do
+  case $1 in
+    --no-build) build=0 ;;
+    --profile) profile=$2; shift ;;
+    *) echo "usage: $0 [--no-build] [--profile dev]" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ "$profile" = dev ]; then bin=target/debug/tenantry; else bin=target/$profile/tenantry; fi
+if [ "$build" = 1 ]; then
+  cargo build --locked --profile "$profile"
 fi
-bin=target/release/tenantry
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 # Man pages and completions, generated from the clap definitions of this very binary.
@@ -22,7 +35,9 @@ gzip -9n target/assets/man/*.1
 "$bin" completions fish > target/assets/completions/tenantry.fish
 
 rm -f target/debian/tenantry_*.deb
-cargo deb --no-build --locked --output "target/debian/tenantry_${version}_amd64.deb" >/dev/null
+# cargo-deb warns that a dev profile is for checks only; that is what it is used for here.
+cargo deb --no-build --locked --strip --profile "$profile" \
+  --output "target/debian/tenantry_${version}_amd64.deb" 2> >(grep -v 'dev profile\|debug symbols set' >&2) >/dev/null
 deb="target/debian/tenantry_${version}_amd64.deb"
 echo "built $deb ($(du -h "$deb" | cut -f1))"
 
@@ -43,7 +58,7 @@ check() { # path mode
   if [ "$got" != "$mode" ]; then echo "/$path has mode $got, expected $mode" >&2; fail=1; fi
 }
 check usr/bin/tenantry 755
-check lib/systemd/system/tenantry.service 644
+check usr/lib/systemd/system/tenantry.service 644
 check etc/tenantry/tenantry.toml 640
 check usr/share/man/man1/tenantry.1.gz 644
 check usr/share/man/man1/tenantry-serve.1.gz 644
@@ -61,8 +76,9 @@ if file "$root/usr/bin/tenantry" | grep -q 'not stripped'; then echo "the binary
 if grep -Ev '^\s*(#|$)' "$root/etc/tenantry/tenantry.toml"; then echo "tenantry.toml sets keys" >&2; fail=1; fi
 man -l "$root/usr/share/man/man1/tenantry-backup-create.1.gz" 2>/dev/null | grep -q -- '--recipient' \
   || { echo "the backup-create man page does not render" >&2; fail=1; }
-# systemd accepts the unit as installed: its binary and man pages resolve inside the root.
-systemd-analyze verify --root="$root" /lib/systemd/system/tenantry.service
+# The unit as packaged: its hardening score, and systemd-analyze verify with the unpacked binary.
+MANPATH="$root/usr/share/man" scripts/check-systemd.sh "$root/usr/bin/tenantry" \
+  "$root/usr/lib/systemd/system/tenantry.service" || fail=1
 
 [ "$fail" = 0 ] || exit 1
 echo "package check: ok ($deb)"
