@@ -337,6 +337,11 @@ impl Config {
                     "admin_ops_token must be at least 16 characters; generate one with `openssl rand -hex 32`".into(),
                 ));
         }
+        if self.backup.keep == 0 {
+            return Err(ConfigError::Invalid(
+                "[backup] keep must be at least 1 (the number of daily backups kept)".into(),
+            ));
+        }
         if self.body_limit_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "body_limit_bytes must be at least 1024".into(),

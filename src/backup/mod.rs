@@ -58,7 +58,8 @@ pub struct BackupConfig {
     /// Where `backup_daily` and pre-migration backups go; `DATA_DIR/backups` when unset. Put it
     /// on another disk (and, under systemd, in `ReadWritePaths=`) to survive disk loss.
     pub dir: Option<PathBuf>,
-    /// Daily backups kept (7 by default); older `tenantry-daily-*` files are deleted.
+    /// Daily backups kept (7 by default, at least 1); older `tenantry-daily-*` files are
+    /// deleted.
     pub keep: usize,
     /// age recipients (`age1...`) every backup is encrypted to.
     pub recipients: Vec<Recipient>,
@@ -737,7 +738,7 @@ pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result
         tokio::task::spawn_blocking(move || -> Result<(Summary, Vec<String>), Error> {
             store::ensure_private_dir(&dir)?;
             let summary = write_file(&store, &data_dir, &cfg.recipients, now, &dir.join(&name))?;
-            let removed = rotate(&dir, cfg.keep.max(1))?;
+            let removed = rotate(&dir, cfg.keep)?;
             Ok((summary, removed))
         })
         .await
