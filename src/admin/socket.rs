@@ -255,3 +255,89 @@ fn unframe(mut reader: BufReader<tokio::net::unix::OwnedReadHalf>) -> StreamRead
         tokio_stream::wrappers::ReceiverStream::new(rx),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A one-shot fake server on `dir/admin.sock` that answers any request with `reply`.
+    async fn fake_server(dir: &Path, reply: Vec<u8>) -> tokio::task::JoinHandle<()> {
+        let listener = UnixListener::bind(socket_path(dir)).unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            BufReader::new(read).read_line(&mut line).await.unwrap();
+            write.write_all(&reply).await.unwrap();
+            write.shutdown().await.unwrap();
+        })
+    }
+
+    fn framed(chunks: &[&[u8]], end: Option<&str>) -> Vec<u8> {
+        let mut out = b"{\"ok\":true,\"stream\":\"framed\"}\n".to_vec();
+        for c in chunks {
+            out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+            out.extend_from_slice(c);
+        }
+        if let Some(end) = end {
+            out.extend_from_slice(&0u32.to_be_bytes());
+            out.extend_from_slice(end.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    async fn read_stream(dir: &Path) -> (Vec<u8>, std::io::Result<()>) {
+        let Ok(Some(Reply::Stream(mut r))) = request(dir, &AdminRequest::Ping).await else {
+            panic!("not a stream");
+        };
+        let mut got = Vec::new();
+        let mut buf = [0u8; 3];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) => return (got, Ok(())),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => return (got, Err(e)),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_complete_stream_reads_to_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = fake_server(
+            dir.path(),
+            framed(&[b"hello ", b"world"], Some("{\"ok\":true}")),
+        )
+        .await;
+        let (got, end) = read_stream(dir.path()).await;
+        assert_eq!(got, b"hello world");
+        assert!(end.is_ok(), "{end:?}");
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stream_the_server_stopped_or_that_was_cut_reads_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let stopped = framed(
+            &[b"partial"],
+            Some(r#"{"ok":false,"error":{"code":"internal","status":500,"message":"disk full"}}"#),
+        );
+        let server = fake_server(dir.path(), stopped).await;
+        let (got, end) = read_stream(dir.path()).await;
+        assert_eq!(got, b"partial");
+        let err = end.unwrap_err().to_string();
+        assert!(err.contains("disk full"), "{err}");
+        server.await.unwrap();
+        std::fs::remove_file(socket_path(dir.path())).unwrap();
+
+        let mut cut = framed(&[b"partial"], None);
+        cut.extend_from_slice(&100u32.to_be_bytes());
+        cut.extend_from_slice(b"only some");
+        let server = fake_server(dir.path(), cut).await;
+        let (_, end) = read_stream(dir.path()).await;
+        let err = end.unwrap_err().to_string();
+        assert!(err.contains("was cut"), "{err}");
+        server.await.unwrap();
+    }
+}

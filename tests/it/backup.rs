@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use age::secrecy::ExposeSecret;
 use reqwest::StatusCode;
@@ -74,13 +74,15 @@ async fn a_backup_taken_while_writing_restores_every_acknowledged_write_and_veri
 
     // Writers keep provisioning while the backup is taken through the admin socket.
     let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (client, base, app, stop) = (
+        let (client, base, app, stop, acked) = (
             client.clone(),
             server.base.clone(),
             app.clone(),
             stop.clone(),
+            acked.clone(),
         );
         writers.push(tokio::spawn(async move {
             let mut ids = Vec::new();
@@ -89,11 +91,16 @@ async fn a_backup_taken_while_writing_restores_every_acknowledged_write_and_veri
                 if let Some(id) = provision(&client, &base, &app, &format!("During {w}-{i}")).await
                 {
                     ids.push(id);
+                    acked.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
             }
             ids
         }));
+    }
+    // The writers are under way before the backup starts.
+    while acked.load(Ordering::Relaxed) < 8 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let (identity, recipient) = age_identity(dir.path(), "backup-key.txt");
     let out = dir.path().join("live.tbk.age");
@@ -141,6 +148,34 @@ async fn a_backup_taken_while_writing_restores_every_acknowledged_write_and_veri
         list.contains("1 backup(s) recorded") && list.contains("encrypted"),
         "{list}"
     );
+
+    // A bad recipient is refused before anything is streamed, and leaves no file behind.
+    let bad = dir.path().join("bad.tbk");
+    let (code, _, err) = cli(&[
+        "backup",
+        "create",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&bad),
+        "--recipient",
+        "age1notakey",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not an age recipient"), "{err}");
+    assert!(!bad.exists() && !dir.path().join("bad.tbk.partial").exists());
+    // `--out -` streams to standard output.
+    let piped = dir.path().join("piped.tbk");
+    let status = std::process::Command::new(process::BIN)
+        .args(["backup", "create", "--data-dir", s(&data), "--out", "-"])
+        .env_remove("TENANTRY_CONFIG")
+        .stdout(std::fs::File::create(&piped).unwrap())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, report, err) = cli(&["backup", "verify", s(&piped)]);
+    assert_eq!(code, 0, "{report}{err}");
 
     // Verify: checksum, decryption, every chain from seq 1.
     let (code, report, err) = cli(&["backup", "verify", s(&out), "--identity", s(&identity)]);
