@@ -158,7 +158,9 @@ pub enum Item<'a> {
 /// Why a backup could not be read.
 #[derive(Debug)]
 pub enum ReadError<E> {
-    /// The bytes are not a valid backup: what is wrong with them.
+    /// The bytes are not a tenantry backup at all (another kind of file).
+    NotABackup(String),
+    /// The bytes are a damaged backup: what is wrong with them.
     Corrupt(String),
     /// A newer format than [`FORMAT`].
     TooNew(u32),
@@ -232,7 +234,7 @@ pub fn read<E>(
                 .unwrap_or(0);
             return Err(ReadError::TooNew(v));
         }
-        return Err(ReadError::Corrupt(
+        return Err(ReadError::NotABackup(
             "it does not start with \"tenantry backup v1\"".into(),
         ));
     }
@@ -364,7 +366,7 @@ mod tests {
         });
         match r {
             Ok((m, c, _)) => Ok((m, c, seen)),
-            Err(ReadError::Corrupt(m)) => Err(m),
+            Err(ReadError::Corrupt(m) | ReadError::NotABackup(m)) => Err(m),
             Err(ReadError::TooNew(v)) => Err(format!("too new {v}")),
             Err(ReadError::Visit(())) => Err("visit".into()),
         }
