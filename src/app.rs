@@ -216,32 +216,7 @@ impl Application {
                 .with_graceful_shutdown(shutdown)
                 .await
             }
-            Some(tls) => {
-                // axum-server drains like axum::serve: stop accepting, finish in-flight
-                // requests (bounded), close idle keep-alive connections.
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-                });
-                match listener.into_std() {
-                    Ok(std_listener) => {
-                        match axum_server::from_tcp_rustls(std_listener, tls.rustls()) {
-                            Ok(server) => {
-                                server
-                                    .handle(handle)
-                                    .serve(
-                                        router.into_make_service_with_connect_info::<SocketAddr>(),
-                                    )
-                                    .await
-                            }
-                            Err(e) => Err(e),
-                        }
-                    }
-                    Err(e) => Err(e),
-                }
-            }
+            Some(tls) => serve_tls(listener, &tls, router, shutdown).await,
         };
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
         let _ = stop_tx.send(true);
@@ -253,6 +228,27 @@ impl Application {
         tracing::info!("stopped: the writer drained and the store is closed");
         served
     }
+}
+
+/// Serves `router` over TLS (axum-server's rustls acceptor, whose configuration a SIGHUP swaps)
+/// until `shutdown`, then drains like `axum::serve`: stop accepting, finish in-flight requests
+/// (bounded at 30 s), close idle keep-alive connections.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: &crate::tls::Tls,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls.rustls())?
+        .handle(handle)
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+        .await
 }
 
 /// Opens the store and key, runs first-start initialisation, and builds the shared state,
