@@ -164,6 +164,12 @@ pub enum StartError {
         /// The id recorded in the store.
         expected: String,
     },
+    /// TLS could not be set up, or plain HTTP was refused on a non-loopback address.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The schema migration at start failed.
+    #[error("upgrading the data file failed: {0}")]
+    Upgrade(String),
 }
 
 /// A built application: the store is open, the listener is bound, nothing runs yet.
@@ -171,6 +177,7 @@ pub struct Application {
     state: AppState,
     listener: tokio::net::TcpListener,
     admin: Option<crate::admin::socket::Server>,
+    tls: Option<crate::tls::Tls>,
 }
 
 impl Application {
@@ -180,6 +187,8 @@ impl Application {
         config: Config,
         clock: Clock,
     ) -> std::result::Result<Application, StartError> {
+        crate::tls::check_listen(config.listen, &config.tls, config.insecure_http)?;
+        let tls = crate::tls::Tls::prepare(&config.tls, &config.data_dir, config.listen)?;
         let state = open_state(config, clock).await?;
         let config = state.config().clone();
         if config.demo {
@@ -197,7 +206,13 @@ impl Application {
             state,
             listener,
             admin: Some(admin),
+            tls,
         })
+    }
+
+    /// The listener's TLS, when it serves HTTPS.
+    pub fn tls(&self) -> Option<&crate::tls::Tls> {
+        self.tls.as_ref()
     }
 
     /// The bound address (useful with port 0).
@@ -221,6 +236,7 @@ impl Application {
             state,
             listener,
             admin,
+            tls,
         } = self;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let scheduler = tokio::spawn(crate::scheduler::run_loop(state.clone(), stop_rx.clone()));
@@ -230,12 +246,17 @@ impl Application {
         ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = crate::http::app(state.clone());
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+        let served = match tls {
+            None => {
+                axum::serve(
+                    listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+            Some(tls) => serve_tls(listener, &tls, router, shutdown).await,
+        };
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
@@ -249,10 +270,37 @@ impl Application {
     }
 }
 
+/// Serves `router` over TLS (axum-server's rustls acceptor, whose configuration a SIGHUP swaps)
+/// until `shutdown`, then drains like `axum::serve`: stop accepting, finish in-flight requests
+/// (bounded at 30 s), close idle keep-alive connections.
+async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    tls: &crate::tls::Tls,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls.rustls())?
+        .handle(handle)
+        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+}
+
 /// Opens the store and key, runs first-start initialisation, and builds the shared state,
 /// without binding anything (the CLI uses this when no server holds the store).
 pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<AppState, StartError> {
     let store = Store::open(&config.data_dir)?;
+    if let Err(e) =
+        crate::upgrade::run_pending(&store, &config.data_dir, &config.backup, clock.now()).await
+    {
+        store.close().await;
+        return Err(StartError::Upgrade(e.to_string()));
+    }
     let recorded = store
         .read(|r| store::meta_get(r, "install_key_id"))
         .await?

@@ -47,6 +47,21 @@ pub enum Command {
     Heartbeat(HeartbeatCommand),
     /// Print the OpenAPI document.
     Openapi,
+    /// Backups: create (online), verify, restore (offline), list.
+    #[command(subcommand)]
+    Backup(crate::backup::cli::BackupCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (packaging).
+    #[command(hide = true)]
+    Man {
+        /// Directory to write `tenantry.1` and the subcommand pages into.
+        #[arg(long)]
+        out_dir: PathBuf,
+    },
 }
 
 /// `tenantry operator ...`. Every change is audited (`operator.*.v1`, actor `system:cli`).
@@ -173,6 +188,13 @@ pub struct ServeArgs {
     /// Role: `appliance`, `control_plane` (default) or `both`.
     #[arg(long, env = "TENANTRY_ROLE")]
     pub role: Option<crate::config::Role>,
+    /// Serve HTTPS with a self-signed certificate kept in DATA_DIR/tls (made on first use);
+    /// its SHA-256 fingerprint is logged at start.
+    #[arg(long)]
+    pub tls_self_signed: bool,
+    /// Allow plain HTTP on a non-loopback address (only behind a TLS proxy on this host).
+    #[arg(long)]
+    pub insecure_http: bool,
 }
 
 /// `tenantry audit ...`.
@@ -310,6 +332,23 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(code) => code,
             }
         }
+        Command::Backup(cmd) => crate::backup::cli::run(cmd).await,
+        Command::Completions { shell } => {
+            crate::manual::completions(shell, &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man { out_dir } => match crate::manual::man_pages(&out_dir) {
+            Ok(pages) => {
+                for p in pages {
+                    println!("{}", p.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&format!(
+                "writing man pages into {}: {e}",
+                out_dir.display()
+            )),
+        },
         Command::Jobs(JobsCommand::List { store }) => {
             match call(&store, AdminRequest::JobsList).await {
                 Ok(Outcome::Json(v)) => {
@@ -553,7 +592,8 @@ async fn heartbeat(cmd: HeartbeatCommand) -> ExitCode {
     }
 }
 
-fn fail(msg: &str) -> ExitCode {
+/// Prints `error: msg` and returns exit code 2.
+pub(crate) fn fail(msg: &str) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(2)
 }
@@ -593,19 +633,23 @@ fn print_verify(v: &Value, json: bool) -> ExitCode {
     }
 }
 
-enum Outcome {
+/// What a store command returned.
+pub(crate) enum Outcome {
+    /// A JSON result.
     Json(Value),
+    /// A stream, already copied to the sink.
     Stream,
 }
 
 /// Runs `req` through the server's socket, or directly on the store.
-async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
+pub(crate) async fn call(store: &StoreArgs, req: AdminRequest) -> Result<Outcome, ExitCode> {
     let sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>> =
         std::sync::Arc::new(std::sync::Mutex::new(Box::new(std::io::stdout())));
     call_streaming(store, req, sink).await
 }
 
-async fn call_streaming(
+/// Runs `req` like [`call`], copying a streamed result into `sink`.
+pub(crate) async fn call_streaming(
     store: &StoreArgs,
     req: AdminRequest,
     sink: std::sync::Arc<std::sync::Mutex<Box<dyn Write + Send>>>,
@@ -706,6 +750,9 @@ fn demo_token(data_dir: &Path) -> std::io::Result<String> {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    // Signal handlers first: from the first log line on, SIGTERM drains and SIGHUP reloads.
+    let signalled = shutdown_signal();
+    let hup = sighup();
     let token = std::env::var("TENANTRY_ADMIN_OPS_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
@@ -717,13 +764,12 @@ async fn serve(args: ServeArgs) -> ExitCode {
         admin_ops_token: token,
         demo: args.demo,
         role: args.role,
+        tls_self_signed: args.tls_self_signed,
+        insecure_http: args.insecure_http,
     }) {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
-    if !config.listen.ip().is_loopback() {
-        tracing::warn!(listen = %config.listen, "listening on a non-loopback address; put TLS in front of it or restrict access");
-    }
     if config.demo && config.admin_ops_token.is_none() {
         match demo_token(&config.data_dir) {
             Ok(t) => {
@@ -747,33 +793,88 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let addr = app.local_addr();
+    let scheme = if app.tls().is_some() { "https" } else { "http" };
+    if let Some(tls) = app.tls() {
+        tracing::info!(
+            cert = %tls.cert_file().display(),
+            "TLS certificate{} SHA-256 fingerprint {}",
+            if tls.is_self_signed() { " (self-signed)" } else { "" },
+            tls.fingerprint()
+        );
+    }
     tracing::info!(
         data_file = %app.state().store().path().display(),
         role = app.state().onprem().role().as_str(),
-        "tenantry {} listening on http://{addr} (API under /api, OpenAPI at /api/openapi.json)",
+        "tenantry {} listening on {scheme}://{addr} (API under /api, OpenAPI at /api/openapi.json)",
         env!("CARGO_PKG_VERSION")
     );
-    match app.run_until_stopped(shutdown_signal()).await {
+    let reloader = tokio::spawn(reload_on_sighup(hup, app.tls().cloned()));
+    // The store is open, the listener bound, the signals handled: tell systemd (a no-op
+    // outside it).
+    crate::systemd::ready(&format!("serving on {scheme}://{addr}"));
+    let watchdog = crate::systemd::spawn_watchdog(app.state().store().clone());
+    let shutdown = async {
+        signalled.await;
+        crate::systemd::stopping();
+    };
+    let served = app.run_until_stopped(shutdown).await;
+    reloader.abort();
+    if let Some(w) = watchdog {
+        w.abort();
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("server error: {e}")),
     }
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+/// The SIGHUP handler, installed now (SIGHUP's default action would end the process).
+fn sighup() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+/// SIGHUP (`systemctl reload tenantry`): re-reads the TLS certificate and key; the served one
+/// stays when the new files are unusable. Other settings need a restart.
+async fn reload_on_sighup(hup: Option<tokio::signal::unix::Signal>, tls: Option<crate::tls::Tls>) {
+    let Some(mut hup) = hup else {
+        return;
     };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    while hup.recv().await.is_some() {
+        crate::systemd::reloading();
+        match &tls {
+            Some(tls) => match tls.reload() {
+                Ok(fp) => tracing::info!(
+                    "SIGHUP: TLS certificate reloaded, SHA-256 fingerprint {fp}; other settings need a restart"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS reload failed; still serving the previous certificate")
+                }
+            },
+            None => tracing::info!("SIGHUP: no TLS to reload; other settings need a restart"),
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received; shutting down gracefully"),
-        _ = term => tracing::info!("SIGTERM received; shutting down gracefully"),
+        crate::systemd::ready("reloaded");
+    }
+}
+
+/// Installs the SIGTERM and SIGINT (Ctrl-C) handlers now, and returns a future that resolves
+/// on either. Installing them before readiness is announced matters: a SIGTERM that arrives
+/// right after `READY=1` must still drain rather than kill the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).ok();
+    let int = signal(SignalKind::interrupt()).ok();
+    async move {
+        let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+            match s {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = wait(int) => tracing::info!("Ctrl-C received; shutting down gracefully"),
+            _ = wait(term) => tracing::info!("SIGTERM received; shutting down gracefully"),
+        }
     }
 }

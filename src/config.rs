@@ -104,7 +104,8 @@ pub struct FileConfig {
     pub session_idle_secs: Option<u64>,
     /// `session_max_secs = 43200`: a console session ends this long after sign-in.
     pub session_max_secs: Option<u64>,
-    /// `secure_cookies = true`: mark cookies `Secure` (set it when clients reach Tenantry over TLS).
+    /// `secure_cookies = true`: mark cookies `Secure` even when this process serves plain HTTP
+    /// (behind a TLS-terminating proxy). Serving TLS itself always marks them.
     pub secure_cookies: Option<bool>,
     /// `[pools]`: the default layout.
     pub pools: Option<PoolLayout>,
@@ -118,6 +119,10 @@ pub struct FileConfig {
     pub control_plane: Option<ControlPlaneFile>,
     /// `[installs]`: how the control plane judges the installs it registered.
     pub installs: Option<InstallsConfig>,
+    /// `[tls] cert_file, key_file`: serve HTTPS with these PEM files.
+    pub tls: Option<crate::tls::TlsFiles>,
+    /// `[backup] dir, keep, recipients`.
+    pub backup: Option<crate::backup::BackupConfig>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -135,6 +140,10 @@ pub struct Overrides {
     pub demo: bool,
     /// `--role` / `TENANTRY_ROLE`.
     pub role: Option<Role>,
+    /// `serve --tls-self-signed`.
+    pub tls_self_signed: bool,
+    /// `serve --insecure-http`.
+    pub insecure_http: bool,
 }
 
 /// The effective configuration.
@@ -157,7 +166,8 @@ pub struct Config {
     pub session_idle: Duration,
     /// Console session absolute limit (12 hours by default).
     pub session_max: Duration,
-    /// Mark cookies `Secure` (clients use TLS).
+    /// Mark cookies `Secure` although this process serves plain HTTP (a TLS proxy is in front);
+    /// read through [`Config::cookies_secure`], which also marks them whenever TLS is served.
     pub secure_cookies: bool,
     /// Default pool layout.
     pub pools: PoolLayout,
@@ -167,6 +177,12 @@ pub struct Config {
     pub plans: Vec<String>,
     /// Seed the demo platform on an empty data dir.
     pub demo: bool,
+    /// How the listener speaks: plain, `[tls]` files, or self-signed.
+    pub tls: crate::tls::TlsMode,
+    /// Allow plain HTTP on a non-loopback address (`--insecure-http`).
+    pub insecure_http: bool,
+    /// Backups: directory, rotation, encryption.
+    pub backup: crate::backup::BackupConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -246,6 +262,9 @@ impl Default for Config {
             regions: default_regions(),
             plans: default_plans(),
             demo: false,
+            tls: crate::tls::TlsMode::Off,
+            insecure_http: false,
+            backup: crate::backup::BackupConfig::default(),
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -255,6 +274,12 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether cookies carry `Secure`: always when this process serves TLS (`[tls]` files or
+    /// `--tls-self-signed`), and behind a TLS proxy when `secure_cookies = true`.
+    pub fn cookies_secure(&self) -> bool {
+        self.secure_cookies || self.tls != crate::tls::TlsMode::Off
+    }
+
     /// Loads the effective configuration: `over` (flags and env), then the file, then defaults.
     pub fn load(over: Overrides) -> Result<Config, ConfigError> {
         let path = over.config.clone().or_else(|| {
@@ -281,6 +306,16 @@ impl Config {
             cfg.admin_ops_token = over.admin_ops_token;
         }
         cfg.demo = over.demo;
+        if over.tls_self_signed {
+            if let crate::tls::TlsMode::Files(f) = &cfg.tls {
+                return Err(ConfigError::Invalid(format!(
+                    "--tls-self-signed and [tls] cert_file = {} are both given: choose one",
+                    f.cert_file.display()
+                )));
+            }
+            cfg.tls = crate::tls::TlsMode::SelfSigned;
+        }
+        cfg.insecure_http = over.insecure_http;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -338,6 +373,11 @@ impl Config {
             regions: f.regions.unwrap_or(d.regions),
             plans: f.plans.unwrap_or(d.plans),
             demo: false,
+            tls: f
+                .tls
+                .map_or(crate::tls::TlsMode::Off, crate::tls::TlsMode::Files),
+            insecure_http: false,
+            backup: f.backup.unwrap_or_default(),
             source: None,
             role: f.role.unwrap_or_default(),
             control_plane,
@@ -373,6 +413,11 @@ impl Config {
         if self.session_idle.is_zero() || self.session_max < self.session_idle {
             return Err(ConfigError::Invalid(
                 "session_idle_secs must be positive and no longer than session_max_secs".into(),
+            ));
+        }
+        if self.backup.keep == 0 {
+            return Err(ConfigError::Invalid(
+                "[backup] keep must be at least 1 (the number of daily backups kept)".into(),
             ));
         }
         if self.body_limit_bytes < 1024 {
@@ -614,6 +659,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_setting_the_packaged_config_file_shows_is_a_real_key() {
+        // packaging/tenantry.toml documents the settings as commented `#key = value` lines under
+        // commented `#[section]` headers. Uncommented (but for placeholders), they must parse:
+        // a renamed or misspelled key there would make an operator's edit refuse to start.
+        let shipped = include_str!("../packaging/tenantry.toml");
+        let uncommented: String = shipped
+            .lines()
+            .filter_map(|l| l.strip_prefix('#'))
+            .filter(|l| {
+                let is_header = l.starts_with('[') && l.ends_with(']');
+                let is_setting = l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                });
+                (is_header || is_setting) && !l.contains("...")
+            })
+            .map(|l| match l.split_once(" = ") {
+                // `key = "<what to put here>"`: any string stands in for the placeholder.
+                Some((k, v)) if v.starts_with("\"<") => format!("{k} = \"placeholder\"\n"),
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert!(uncommented.contains("[control_plane]"), "{uncommented}");
+        let f: FileConfig =
+            toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(f.schedules.len(), 7, "{:?}", f.schedules);
+        for job in f.schedules.keys() {
+            assert!(crate::scheduler::Job::parse(job).is_some(), "{job}");
+        }
+    }
+
+    #[test]
     fn a_typo_in_the_file_is_refused_naming_the_key() {
         let err = toml::from_str::<FileConfig>("listne = \"1.2.3.4:5\"").unwrap_err();
         assert!(err.to_string().contains("listne"), "{err}");
@@ -638,6 +714,22 @@ mod tests {
         assert_eq!(cfg.data_dir, PathBuf::from("/from/flag"));
         assert_eq!(cfg.route_cache_ttl, Duration::from_secs(9));
         assert_eq!(cfg.pools, PoolLayout::default());
+    }
+
+    #[test]
+    fn tls_and_backup_sections_parse_and_a_bad_recipient_is_named() {
+        let f: FileConfig = toml::from_str(
+            "[tls]\ncert_file = \"/etc/tenantry/cert.pem\"\nkey_file = \"/etc/tenantry/key.pem\"\n\
+             [backup]\nkeep = 3\nrecipients = [\"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p\"]\n",
+        )
+        .unwrap();
+        let cfg = Config::from_file(f).unwrap();
+        assert!(matches!(cfg.tls, crate::tls::TlsMode::Files(_)));
+        assert_eq!(cfg.backup.keep, 3);
+        assert_eq!(cfg.backup.recipients.len(), 1);
+        let err =
+            toml::from_str::<FileConfig>("[backup]\nrecipients = [\"age1nope\"]\n").unwrap_err();
+        assert!(err.to_string().contains("age1nope"), "{err}");
     }
 
     #[test]

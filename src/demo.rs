@@ -685,6 +685,8 @@ impl Replay {
                 day_events.push((self.at(day, 2, 0), Event::Job(Job::SilentInstalls)));
             }
         }
+        // One nightly backup, so that the demo's data dir holds one (written for real).
+        day_events.push((self.at(DEMO_DAYS - 2, 2, 30), Event::Job(Job::BackupDaily)));
         day_events.sort_by_key(|(t, _)| *t);
 
         for (at, event) in day_events {

@@ -19,6 +19,11 @@
 //! - [`app`]: `Application::build` and `run_until_stopped`; the shared [`app::AppState`].
 //! - [`config`], [`clock`], [`ids`], [`actor`], [`error`]: cross-cutting pieces.
 //! - [`demo`]: the demo platform replayed by `serve --demo`.
+//! - [`backup`]: online backups (age-encrypted, checksummed), verify and restore.
+//! - [`upgrade`]: versioned schema migrations at start, each after a backup.
+//! - [`tls`]: HTTPS with rustls, self-signed bootstrap, reload on SIGHUP.
+//! - [`systemd`]: sd_notify readiness and watchdog, journald log lines.
+//! - [`manual`]: the man pages and shell completions, generated from the clap definitions.
 //! - [`cli`]: the command line.
 
 pub mod actor;
@@ -26,6 +31,7 @@ pub mod admin;
 pub mod app;
 pub mod apps;
 pub mod audit;
+pub mod backup;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -37,10 +43,14 @@ pub mod http;
 pub mod ids;
 pub mod installs;
 pub mod license;
+pub mod manual;
 pub mod onprem;
 pub mod operators;
 pub mod pools;
 pub mod rbac;
 pub mod scheduler;
 pub mod store;
+pub mod systemd;
 pub mod tenants;
+pub mod tls;
+pub mod upgrade;

@@ -14,10 +14,17 @@ fn main() -> ExitCode {
     };
     let filter =
         EnvFilter::try_from_env("TENANTRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if tenantry::systemd::stderr_is_journal() {
+        // journald stamps each line and reads the `<N>` priority prefix.
+        logs.event_format(tenantry::systemd::JournalFormat::default())
+            .init();
+    } else {
+        use std::io::IsTerminal;
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

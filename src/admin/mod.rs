@@ -98,6 +98,14 @@ pub enum AdminRequest {
     },
     /// Appliance: the outbox and sender state.
     SyncStatus,
+    /// Stream a backup of the store (encrypted to these age recipients and the configured
+    /// ones), then record it.
+    BackupCreate {
+        /// Extra age recipients (`age1...`).
+        recipients: Vec<String>,
+    },
+    /// The recorded backups, newest first.
+    BackupList,
 }
 
 impl AdminRequest {
@@ -120,6 +128,8 @@ impl AdminRequest {
             AdminRequest::HeartbeatImport { .. } => "heartbeat_import",
             AdminRequest::HeartbeatAck { .. } => "heartbeat_ack",
             AdminRequest::SyncStatus => "sync_status",
+            AdminRequest::BackupCreate { .. } => "backup_create",
+            AdminRequest::BackupList => "backup_list",
         }
     }
 }
@@ -269,6 +279,13 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             Ok(AdminOutput::Json(
                 serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))
+        }
+        AdminRequest::BackupCreate { recipients } => Ok(AdminOutput::Stream(
+            crate::backup::stream(state, &recipients).await?,
+        )),
+        AdminRequest::BackupList => {
+            let items = state.read(|r| crate::backup::history(r, 1000)).await?;
+            Ok(AdminOutput::Json(json!({ "items": items })))
         }
     }
 }

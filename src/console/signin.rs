@@ -41,7 +41,7 @@ fn safe_next(next: Option<&str>) -> String {
 }
 
 fn cookie_attrs(state: &AppState) -> &'static str {
-    if state.config().secure_cookies {
+    if state.config().cookies_secure() {
         "; Secure"
     } else {
         ""
@@ -254,8 +254,11 @@ pub async fn view_signout_post(State(state): State<AppState>, ctx: Ctx) -> Respo
         }
     }
     let mut res = axum::response::Redirect::to("/signin").into_response();
-    if let Ok(v) =
-        format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict").parse()
+    if let Ok(v) = format!(
+        "{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        cookie_attrs(&state)
+    )
+    .parse()
     {
         res.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -88,6 +88,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
             }
         }
         Job::SilentInstalls => crate::installs::silent_installs(state, now).await,
+        Job::BackupDaily => crate::backup::daily(state, now).await,
     }
 }
 

@@ -27,7 +27,11 @@ use crate::error::{Error, Result};
 use crate::store::keys::Key;
 use crate::store::{Dir, Range, Reader, Table, codec};
 
-/// Run history: `(job, started_at micros, nonce) -> JobRunRecord`.
+/// Run history: `(job name, started_at micros, nonce) -> JobRunRecord`.
+///
+/// Keyed by the job's name, which is stable, rather than by its position in [`Job`] (schema v1
+/// did that, so adding or reordering a job would have moved old runs under another job; schema
+/// v2 re-keys them, see [`crate::upgrade`]).
 pub const JOB_RUNS: Table = Table::new("job_runs");
 
 /// Runs kept per job; older ones are pruned when a run is recorded.
@@ -37,24 +41,26 @@ pub const RUNS_KEPT: usize = 200;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Job {
     /// Shreds offboarding tenants past `deadline_at`.
-    ShredDueTenants = 0,
+    ShredDueTenants,
     /// Suspends trials past their end with the reason "trial expired".
-    ExpireTrials = 1,
+    ExpireTrials,
     /// Signs the head of every chain that moved since its last checkpoint.
-    CheckpointChains = 2,
+    CheckpointChains,
     /// Deletes console sessions past their idle or absolute limit.
-    PruneSessions = 3,
+    PruneSessions,
     /// Appliance: writes a signed heartbeat into the outbox.
-    Heartbeat = 4,
+    Heartbeat,
     /// Appliance: re-reads and verifies the license file.
-    VerifyLicense = 5,
+    VerifyLicense,
     /// Control plane: marks installs silent after missed heartbeats.
-    SilentInstalls = 6,
+    SilentInstalls,
+    /// Writes a backup into `backup.dir` and keeps the newest `backup.keep`.
+    BackupDaily,
 }
 
 impl Job {
-    /// Every job. A job's discriminant is its key in `job_runs`: never renumber one.
-    pub const ALL: [Job; 7] = [
+    /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
+    pub const ALL: [Job; 8] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -62,6 +68,7 @@ impl Job {
         Job::Heartbeat,
         Job::VerifyLicense,
         Job::SilentInstalls,
+        Job::BackupDaily,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -83,6 +90,7 @@ impl Job {
             Job::Heartbeat => "heartbeat",
             Job::VerifyLicense => "verify_license",
             Job::SilentInstalls => "silent_installs",
+            Job::BackupDaily => "backup_daily",
         }
     }
 
@@ -108,6 +116,9 @@ impl Job {
             Job::SilentInstalls => {
                 "Marks installs silent when no heartbeat came for 3 intervals ([installs] silent_after_missed)."
             }
+            Job::BackupDaily => {
+                "Writes an online backup into backup.dir (encrypted to backup.recipients) and keeps the newest backup.keep."
+            }
         }
     }
 
@@ -121,6 +132,7 @@ impl Job {
             Job::Heartbeat => crate::config::DEFAULT_HEARTBEAT_SCHEDULE,
             Job::VerifyLicense => "0 30 * * * *",
             Job::SilentInstalls => "30 * * * * *",
+            Job::BackupDaily => "0 30 2 * * *",
         }
     }
 
@@ -129,8 +141,9 @@ impl Job {
         Job::ALL.into_iter().find(|j| j.name() == s)
     }
 
-    fn code(self) -> u8 {
-        self as u8
+    /// The key prefix of this job's runs in [`JOB_RUNS`].
+    fn key_prefix(self) -> Vec<u8> {
+        Key::new().str(self.name()).into_bytes()
     }
 }
 
@@ -401,7 +414,7 @@ pub async fn record_run(
     let took = std::time::Instant::now();
     let nonce = crate::ids::new_id(started);
     let key = Key::new()
-        .u8(job.code())
+        .str(job.name())
         .i64(to_micros(started))
         .uuid(&nonce)
         .into_bytes();
@@ -457,7 +470,7 @@ fn prune(ctx: &mut crate::store::WriteCtx<'_>, job: Job) -> Result<()> {
     let mut n = 0usize;
     ctx.scan(
         JOB_RUNS,
-        &Range::prefix(&[job.code()]),
+        &Range::prefix(&job.key_prefix()),
         Dir::Desc,
         &mut |k, _| {
             n += 1;
@@ -478,7 +491,7 @@ pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
     let mut out = Vec::new();
     r.scan(
         JOB_RUNS,
-        &Range::prefix(&[job.code()]),
+        &Range::prefix(&job.key_prefix()),
         Dir::Desc,
         &mut |_, v| {
             out.push(run_view(job, codec::decode(JOB_RUNS.name(), v)?));
@@ -561,7 +574,8 @@ mod tests {
             | Job::PruneSessions
             | Job::Heartbeat
             | Job::VerifyLicense
-            | Job::SilentInstalls => j,
+            | Job::SilentInstalls
+            | Job::BackupDaily => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -571,6 +585,7 @@ mod tests {
             Job::Heartbeat,
             Job::VerifyLicense,
             Job::SilentInstalls,
+            Job::BackupDaily,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

@@ -12,6 +12,7 @@
 pub mod codec;
 mod error;
 pub mod keys;
+pub mod snapshot;
 mod writer;
 
 use std::collections::BTreeSet;
@@ -30,8 +31,11 @@ pub use writer::WriterStats;
 use crate::actor::Actor;
 
 /// The schema version this build writes. A data file with a higher one is refused
-/// ([`Error::SchemaTooNew`]); lower ones are migrated at start.
-pub const SCHEMA_VERSION: u32 = 1;
+/// ([`Error::SchemaTooNew`]); lower ones are migrated at start by [`crate::upgrade`].
+///
+/// - 1: the appliance core.
+/// - 2: `job_runs` keyed by job name instead of the job's position in the enum.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";
@@ -534,6 +538,16 @@ pub fn meta_u32(r: &impl Reader, key: &str) -> Result<Option<u32>> {
     Ok(r.get(META, key.as_bytes())?
         .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
         .map(u32::from_be_bytes))
+}
+
+/// The schema version recorded in the file (written at creation, moved by migrations).
+///
+/// Errors: [`Error::Corrupt`] when the meta table has none.
+pub fn schema_version(r: &impl Reader) -> Result<u32> {
+    meta_u32(r, "schema_version")?.ok_or_else(|| Error::Corrupt {
+        table: "meta",
+        detail: "no schema_version".into(),
+    })
 }
 
 /// Reads a raw meta value.

@@ -91,6 +91,8 @@ pub async fn signin(app: &TestApp, username: &str, password: &str) -> Session {
         attrs.contains("HttpOnly") && attrs.contains("SameSite=Strict"),
         "{attrs}"
     );
+    // Plain HTTP on loopback without `secure_cookies`: a `Secure` cookie would never come back.
+    assert!(!attrs.contains("Secure"), "{attrs}");
     let home = client()
         .get(app.url("/platform"))
         .header("cookie", format!("tenantry_session={cookie}"))

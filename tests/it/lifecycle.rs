@@ -358,7 +358,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "expire_trials",
             "checkpoint_chains",
             "prune_sessions",
-            "silent_installs"
+            "silent_installs",
+            "backup_daily"
         ]
     );
     let shred = &v["items"][0];

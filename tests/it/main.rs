@@ -7,6 +7,7 @@
 
 mod api;
 mod audit;
+mod backup;
 mod browser;
 mod console;
 mod helpers;
@@ -15,4 +16,6 @@ mod onprem;
 mod onprem_console;
 mod pools;
 mod process;
+mod ship;
 mod tenants;
+mod upgrade;

@@ -1,0 +1,332 @@
+//! Versioned schema migrations, run at start before anything else uses the store.
+//!
+//! The data file records its `schema_version` (meta table). A newer one is refused by
+//! `Store::open`; an older one is migrated here, in order, one step per version:
+//! 1. a backup of the whole store is written to the backup dir
+//!    (`tenantry-premigrate-v{from}-to-v{to}-<time>.tbk[.age]`), encrypted to
+//!    `backup.recipients` when set;
+//! 2. every step runs in **one** write request, with the new `schema_version`, a
+//!    `schema_migrations` history row and the platform-chain entry `schema.migrated.v1`. A step
+//!    that fails rolls all of it back, and the start is refused naming the backup.
+//!
+//! Migrations never touch the audit tables' format (AUDIT.md is a public contract), so every
+//! chain verifies the same before and after.
+
+use std::ops::ControlFlow;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::actor::Actor;
+use crate::audit::{ChainId, Target, ledger};
+use crate::backup::{self, BackupConfig};
+use crate::clock::to_micros;
+use crate::error::{Error, Result};
+use crate::scheduler::JOB_RUNS;
+use crate::store::keys::Key;
+use crate::store::{self, Dir, Range, Reader, Store, Table, WriteCtx};
+use crate::tenants::directory;
+use crate::tenants::model::{Tenant, TenantRecord};
+
+/// History of migrations applied: `to version (u64) -> MigrationRecord`.
+pub const HISTORY: Table = Table::new("schema_migrations");
+
+/// One step: from `from` to `from + 1`.
+pub struct Migration {
+    /// The version it starts from.
+    pub from: u32,
+    /// What it does, for the history and the log.
+    pub name: &'static str,
+    /// The change; returns a one-line summary. It must check everything before it writes.
+    pub run: fn(&mut WriteCtx<'_>) -> Result<String>,
+}
+
+/// Every migration, in order. `from` values are consecutive from 1 to `SCHEMA_VERSION - 1`.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    from: 1,
+    name: "job_runs keyed by job name; tenant index rebuilt; weekly provisioning counters",
+    run: v1_to_v2,
+}];
+
+/// A stored migration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum MigrationRecord {
+    /// Version 1.
+    V1 {
+        /// Version before.
+        from: u32,
+        /// Version after.
+        to: u32,
+        /// When, microseconds.
+        at: i64,
+        /// The backup taken first (file name in the backup dir).
+        backup_file: String,
+        /// Its BLAKE3.
+        backup_blake3: String,
+        /// One line per step.
+        steps: Vec<String>,
+        /// The tenantry that ran it.
+        tenantry_version: String,
+    },
+}
+
+/// What a start-up migration did.
+#[derive(Clone, Debug)]
+pub struct Upgraded {
+    /// Version before.
+    pub from: u32,
+    /// Version after.
+    pub to: u32,
+    /// The backup taken first.
+    pub backup: std::path::PathBuf,
+    /// One line per step.
+    pub steps: Vec<String>,
+}
+
+/// Migrates `store` to [`store::SCHEMA_VERSION`] when it is older; `None` when it is current.
+///
+/// Errors: the backup could not be written (nothing was migrated), or a step failed (rolled
+/// back; the backup is there).
+pub async fn run_pending(
+    store: &Store,
+    data_dir: &Path,
+    cfg: &BackupConfig,
+    now: DateTime<Utc>,
+) -> Result<Option<Upgraded>> {
+    let from = store
+        .read(|r| Ok::<_, Error>(store::schema_version(r)?))
+        .await?;
+    let to = store::SCHEMA_VERSION;
+    if from >= to {
+        return Ok(None);
+    }
+    let steps: Vec<&Migration> = MIGRATIONS
+        .iter()
+        .filter(|m| m.from >= from && m.from < to)
+        .collect();
+    if steps.len() != (to - from) as usize {
+        return Err(Error::Internal(format!(
+            "no migration path from schema v{from} to v{to}"
+        )));
+    }
+    tracing::warn!(
+        from,
+        to,
+        "the data file has an older schema; taking a backup, then migrating"
+    );
+    let dir = cfg.dir(data_dir);
+    let encrypted = !cfg.recipients.is_empty();
+    let name = format!(
+        "tenantry-premigrate-v{from}-to-v{to}-{}.tbk{}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        if encrypted { ".age" } else { "" }
+    );
+    let path = dir.join(&name);
+    let summary = {
+        let (store, data_dir, recipients, path) = (
+            store.clone(),
+            data_dir.to_path_buf(),
+            cfg.recipients.clone(),
+            path.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            store::ensure_private_dir(path.parent().unwrap_or(&data_dir))?;
+            backup::write_file(&store, &data_dir, &recipients, now, &path)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("backup task failed: {e}")))?
+        .map_err(|e| {
+            Error::Internal(format!(
+                "the backup before migrating could not be written, so nothing was migrated: {e}"
+            ))
+        })?
+    };
+    tracing::info!(backup = %path.display(), bytes = summary.bytes, "pre-migration backup written");
+    if !encrypted {
+        tracing::warn!(
+            "the pre-migration backup is not encrypted (set backup.recipients); it holds the install's signing key"
+        );
+    }
+    let (backup_file, backup_blake3) = (name.clone(), summary.file_blake3.clone());
+    let notes = store
+        .write(now, Actor::system("upgrade"), move |ctx| {
+            let found = store::schema_version(ctx)?;
+            if found != from {
+                return Err(Error::conflict(
+                    "conflict",
+                    format!("schema moved from v{from} to v{found} during the migration"),
+                ));
+            }
+            let mut notes = Vec::new();
+            for m in MIGRATIONS.iter().filter(|m| m.from >= from && m.from < to) {
+                notes.push(format!("v{}→v{}: {}: {}", m.from, m.from + 1, m.name, (m.run)(ctx)?));
+            }
+            let record = MigrationRecord::V1 {
+                from,
+                to,
+                at: to_micros(ctx.now),
+                backup_file: backup_file.clone(),
+                backup_blake3: backup_blake3.clone(),
+                steps: notes.clone(),
+                tenantry_version: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            ctx.put_record(HISTORY, &Key::new().u64(u64::from(to)).into_bytes(), &record)?;
+            store::meta_put(ctx, "schema_version", &to.to_be_bytes())?;
+            ledger::append(
+                ctx,
+                &ChainId::Platform,
+                "schema.migrated.v1",
+                &Target::new("schema", to),
+                json!({
+                    "from": from,
+                    "to": to,
+                    "steps": notes,
+                    "backup_file": backup_file,
+                    "backup_blake3": backup_blake3,
+                    "tenantry_version": env!("CARGO_PKG_VERSION"),
+                }),
+            )?;
+            Ok(notes)
+        })
+        .await
+        .map_err(|e| {
+            Error::Internal(format!(
+                "migrating schema v{from} to v{to} failed and was rolled back; the backup taken first is {}: {e}",
+                path.display()
+            ))
+        })?;
+    for n in &notes {
+        tracing::info!(step = %n, "migrated");
+    }
+    Ok(Some(Upgraded {
+        from,
+        to,
+        backup: path,
+        steps: notes,
+    }))
+}
+
+/// v1 → v2, in one transaction:
+/// - [`job_runs_by_name`];
+/// - [`rebuild_tenant_index`]: v1 ended key strings with one `0x00`, v2 with `0x00 0x00`
+///   (`store::keys`), so every string-bearing `tenant_index` key is rewritten;
+/// - [`backfill_created_weeks`]: the `created_week` counters the dashboard reads did not exist.
+fn v1_to_v2(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    Ok([
+        job_runs_by_name(ctx)?,
+        rebuild_tenant_index(ctx)?,
+        backfill_created_weeks(ctx)?,
+    ]
+    .join("; "))
+}
+
+/// Every tenant, decoded (the migration's own pass over the primary table).
+fn all_tenants(ctx: &WriteCtx<'_>) -> Result<Vec<Tenant>> {
+    let mut out = Vec::new();
+    ctx.scan(directory::TENANTS, &Range::all(), Dir::Asc, &mut |_, v| {
+        out.push(Tenant::from(store::codec::decode::<TenantRecord>(
+            directory::TENANTS.name(),
+            v,
+        )?));
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+/// Drops every `tenant_index` row and writes each tenant's keys as today's
+/// [`directory::index_keys`] makes them, so the index is exactly what `save` maintains.
+fn rebuild_tenant_index(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let tenants = all_tenants(ctx)?;
+    let dropped = ctx.delete_range(directory::INDEX, &Range::all())?;
+    let mut written = 0usize;
+    for t in &tenants {
+        for k in directory::index_keys(t) {
+            ctx.put(directory::INDEX, &k, &[])?;
+            written += 1;
+        }
+    }
+    Ok(format!(
+        "rebuilt the tenant index of {} tenant(s): {dropped} key(s) dropped, {written} written",
+        tenants.len()
+    ))
+}
+
+/// Counts every stored tenant into `created_week` by its `created_at` (shredded tenants keep
+/// their record, so they count too).
+fn backfill_created_weeks(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let mut weeks = std::collections::BTreeMap::<String, u64>::new();
+    for t in all_tenants(ctx)? {
+        *weeks.entry(directory::week_of(t.created_at)).or_default() += 1;
+    }
+    for (week, n) in &weeks {
+        ctx.put(
+            directory::COUNTS,
+            format!("created_week\0{week}").as_bytes(),
+            &n.to_be_bytes(),
+        )?;
+    }
+    Ok(format!("counted provisioning in {} week(s)", weeks.len()))
+}
+
+/// v1 → v2: `job_runs` keys start with the job's name (a key string) instead of its position
+/// in the `Job` enum, so adding or reordering jobs can never move old runs under another job.
+/// The v1 positions are frozen here: they are a fact of the old file, not of today's enum.
+fn job_runs_by_name(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    const V1_JOBS: [&str; 3] = ["shred_due_tenants", "expire_trials", "checkpoint_chains"];
+    const V1_KEY_LEN: usize = 1 + 8 + 16;
+    let mut rows = Vec::new();
+    let mut bad = None;
+    ctx.scan(JOB_RUNS, &Range::all(), Dir::Asc, &mut |k, v| match k
+        .first()
+        .and_then(|b| V1_JOBS.get(usize::from(*b)))
+    {
+        Some(name) if k.len() == V1_KEY_LEN => {
+            let new = Key::new().str(name).raw(&k[1..]).into_bytes();
+            rows.push((k.to_vec(), new, v.to_vec()));
+            Ok(ControlFlow::Continue(()))
+        }
+        _ => {
+            bad = Some(hex::encode(k));
+            Ok(ControlFlow::Break(()))
+        }
+    })?;
+    if let Some(k) = bad {
+        return Err(Error::Internal(format!(
+            "job_runs holds a key that is not schema v1's (job byte, time, nonce): {k}"
+        )));
+    }
+    for (old, new, value) in &rows {
+        ctx.delete(JOB_RUNS, old)?;
+        ctx.put(JOB_RUNS, new, value)?;
+    }
+    Ok(format!("re-keyed {} job run(s)", rows.len()))
+}
+
+/// The migrations applied to this store, oldest first, as `(from, to, at, backup file)`.
+pub fn history(r: &impl Reader) -> Result<Vec<MigrationRecord>> {
+    let mut out = Vec::new();
+    r.scan(HISTORY, &Range::all(), Dir::Asc, &mut |_, v| {
+        out.push(store::codec::decode(HISTORY.name(), v)?);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_below_the_current_one_has_exactly_one_step() {
+        for v in 1..store::SCHEMA_VERSION {
+            assert_eq!(
+                MIGRATIONS.iter().filter(|m| m.from == v).count(),
+                1,
+                "schema v{v}"
+            );
+        }
+        assert!(MIGRATIONS.iter().all(|m| m.from < store::SCHEMA_VERSION));
+    }
+}
