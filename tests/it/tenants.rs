@@ -203,7 +203,7 @@ async fn seed_directory(app: &TestApp) -> (String, String, Vec<Value>) {
     (work, field, out)
 }
 
-fn names(v: &Value) -> Vec<String> {
+pub(crate) fn names(v: &Value) -> Vec<String> {
     v["items"]
         .as_array()
         .unwrap()

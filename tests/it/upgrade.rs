@@ -11,6 +11,7 @@ use tenantry::backup::Identities;
 use tenantry::clock::Clock;
 
 use crate::helpers::{TestApp, t0, test_config};
+use crate::tenants::names;
 
 /// Copies the v1 fixture into `data`.
 pub(crate) fn v1_data_dir(data: &Path) -> Vec<String> {
@@ -114,14 +115,6 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
 
     // The directory's indexes were rebuilt in today's key format: sorting by name, filtering by
     // region (alone and with the name sort) and searching all find the v1 tenants.
-    let names = |v: &serde_json::Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["display_name"].as_str().unwrap().to_string())
-            .collect()
-    };
     let all = ["Acme Corp", "Globex Corp", "Initech Corp", "Umbrella Corp"];
     let (_, v) = app.get("/api/tenants?sort=display_name").await;
     assert_eq!(names(&v), all, "{v}");
