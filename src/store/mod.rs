@@ -18,7 +18,7 @@ mod writer;
 use std::collections::BTreeSet;
 use std::ops::{Bound, ControlFlow};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use chrono::{DateTime, Utc};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -385,7 +385,8 @@ impl Reader for WriteCtx<'_> {
 }
 
 struct Inner {
-    db: Arc<redb::Database>,
+    /// `None` once [`Store::close`] ran: the file is released when the last in-flight read ends.
+    db: RwLock<Option<Arc<redb::Database>>>,
     path: PathBuf,
     writer: writer::Writer,
     observers: Arc<RwLock<Vec<CommitObserver>>>,
@@ -444,7 +445,7 @@ impl Store {
         let writer = writer::Writer::spawn(db.clone(), observers.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
                 path,
                 writer,
                 observers,
@@ -463,7 +464,7 @@ impl Store {
             .inner
             .observers
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+            .unwrap_or_else(PoisonError::into_inner);
         obs.push(observer);
     }
 
@@ -487,7 +488,14 @@ impl Store {
         F: FnOnce(&ReadCtx) -> std::result::Result<T, E>,
         E: From<Error>,
     {
-        let txn = self.inner.db.begin_read().map_err(Error::from)?;
+        let db = self
+            .inner
+            .db
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(Error::Closed)?;
+        let txn = db.begin_read().map_err(Error::from)?;
         f(&ReadCtx { txn })
     }
 
@@ -520,9 +528,19 @@ impl Store {
         self.inner.writer.stats()
     }
 
-    /// Stops accepting writes, lets the writer finish what is queued, and joins it.
+    /// Stops accepting writes, lets the writer finish what is queued, and joins it; then
+    /// releases the data file, so the same process may open it again (later reads and writes
+    /// on any clone answer [`Error::Closed`]).
     pub async fn close(&self) {
         self.inner.writer.close().await;
+        // Release the data file now rather than when the last clone of this handle drops
+        // (a connection task may still hold one for a moment): reads from here on answer
+        // `Closed`, and the file lock goes with the last in-flight read.
+        self.inner
+            .db
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
     }
 
     /// Size of the data file in bytes.

@@ -137,6 +137,22 @@ async fn writes_survive_a_close_and_reopen() {
 }
 
 #[tokio::test]
+async fn close_releases_the_file_even_while_clones_of_the_handle_live() {
+    // A server's connection tasks may drop their clone a moment after it stopped; a restart in
+    // the same process must not find the file locked by them.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let lingering = store.clone();
+    put(&store, "k", "v").await.unwrap();
+    store.close().await;
+    let reopened = Store::open(dir.path()).unwrap();
+    assert_eq!(get(&reopened, "k").await, Some(b"v".to_vec()));
+    let read = lingering.read(|r| r.get(T, b"k").map_err(E::from)).await;
+    assert!(matches!(read, Err(E::Store(m)) if m.contains("closed")));
+    drop((store, lingering));
+}
+
+#[tokio::test]
 async fn a_second_open_of_the_same_file_is_refused_as_locked() {
     let dir = tempfile::tempdir().unwrap();
     let _store = Store::open(dir.path()).unwrap();
