@@ -4,6 +4,10 @@
 //! - `directory`: page latency with 100,000 tenants (first page, a page 50,000 rows deep, a
 //!   filtered page, two filters, a rare `q` search).
 //!
+//! Before them it times, once, an online backup of that store (`backup::write_file`, plain)
+//! while a writer keeps committing, and the backup's full `verify_file` (load and verify every
+//! chain from seq 1): the figures are printed, not asserted.
+//!
 //! Run with `cargo bench --bench core`; `TENANTRY_BENCH_TENANTS=N` changes the directory size.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -151,8 +155,77 @@ fn query(f: &Fixture, q: DirectoryQuery) -> directory::DirectoryPage {
         .unwrap()
 }
 
+/// One online backup while a writer commits in a loop, then its verification; prints the sizes,
+/// times, and the writer's commit latencies during the backup (one read transaction must not
+/// hold writers back).
+fn backup_figures(f: &Fixture) {
+    const PROBE: tenantry::store::Table = tenantry::store::Table::new("bench_probe");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (state, stop_w) = (f.state.clone(), stop.clone());
+    let probe = f.rt.spawn(async move {
+        let mut lat = Vec::new();
+        let mut n = 0u64;
+        while !stop_w.load(std::sync::atomic::Ordering::Relaxed) {
+            n += 1;
+            let t = Instant::now();
+            state
+                .write(Actor::system("bench"), move |ctx| {
+                    ctx.put(PROBE, &n.to_be_bytes(), b"x")?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            lat.push(t.elapsed());
+        }
+        lat
+    });
+    let out = f._dir.path().join("bench.tbk");
+    let started = Instant::now();
+    let summary = tenantry::backup::write_file(
+        f.state.store(),
+        &f.state.config().data_dir,
+        &[],
+        chrono::Utc::now(),
+        &out,
+    )
+    .unwrap();
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut lat = f.rt.block_on(probe).unwrap();
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+    let file_mb = f.state.store().file_size() as f64 / 1e6;
+    eprintln!(
+        "backup: data file {file_mb:.0} MB, {} rows -> {:.1} MB in {:.2} s ({:.0} MB/s of data file); \
+         {} writes committed meanwhile, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        summary.counts.rows,
+        summary.bytes as f64 / 1e6,
+        took.as_secs_f64(),
+        file_mb / took.as_secs_f64(),
+        lat.len(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+    );
+    let started = Instant::now();
+    let report =
+        f.rt.block_on(tenantry::backup::verify_file(
+            &out,
+            &tenantry::backup::Identities::none(),
+        ))
+        .unwrap();
+    assert!(report.chains.iter().all(|c| c.ok));
+    eprintln!(
+        "backup verify: {} chains loaded and verified from seq 1 in {:.2} s",
+        report.chains.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let _ = std::fs::remove_file(&out);
+}
+
 fn benches(c: &mut Criterion) {
     let f = fixture();
+    backup_figures(&f);
 
     // Audit verify throughput over the whole ledger.
     let reports =
