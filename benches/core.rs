@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tenantry::actor::Actor;
-use tenantry::app::{AppState, open_state};
+use tenantry::app::open_state;
 use tenantry::audit::{self, Mode};
 use tenantry::clock::Clock;
 use tenantry::config::Config;
+use tenantry::state::AppState;
 use tenantry::tenants::directory::{self, DirectoryQuery, Sort};
 use tenantry::tenants::model::{Action, State};
 use tenantry::tenants::service::{self, NewTenant, TransitionInput};

@@ -7,111 +7,62 @@
 //! admin socket, drain the writer, close the store.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actor::Actor;
 use crate::audit::signing::{InstallKey, KeyError};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::pools::cache::RouteCache;
+use crate::error::Error;
+use crate::http::context::{Context, Registry};
+use crate::onprem::{LICENSE_KEY_META, OnPrem};
+use crate::rbac::Route;
 use crate::scheduler::Scheduler;
-use crate::store::{self, ReadCtx, Store, WriteCtx};
+use crate::state::{AppState, Parts};
+use crate::store::{self, Store};
 
-/// What every handler, job and admin command shares. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    inner: Arc<Inner>,
+/// Every context of the binary, in sidebar order. Adding a context is one line here (and one
+/// more, in `scheduler::job`, only when it adds a scheduled job).
+pub const ALL: &[&Context] = &[
+    &crate::http::health::CONTEXT,
+    &crate::console::CONTEXT,
+    &crate::dashboard::CONTEXT,
+    &crate::tenants::CONTEXT,
+    &crate::apps::CONTEXT,
+    &crate::pools::CONTEXT,
+    &crate::audit::CONTEXT,
+    &crate::scheduler::CONTEXT,
+    &crate::operators::CONTEXT,
+    &crate::installs::CONTEXT,
+    &crate::heartbeat::CONTEXT,
+    &crate::license::CONTEXT,
+    &crate::backup::CONTEXT,
+    &crate::upgrade::CONTEXT,
+];
+
+/// The whole HTTP application for `state`: every context's routes behind one middleware stack.
+pub fn router(state: AppState) -> axum::Router {
+    crate::http::app(state, ALL)
 }
 
-struct Inner {
-    store: Store,
-    clock: Clock,
-    config: Arc<Config>,
-    key: Arc<InstallKey>,
-    routes: RouteCache,
-    scheduler: Scheduler,
-    throttle: crate::operators::throttle::Throttle,
-    install_id: Uuid,
-    started_at: DateTime<Utc>,
-    onprem: crate::onprem::OnPrem,
+/// The OpenAPI document of every context's routes (`GET /api/openapi.json`, `tenantry openapi`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    crate::http::openapi(ALL)
 }
 
-impl AppState {
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.inner.store
-    }
-    /// The clock.
-    pub fn clock(&self) -> &Clock {
-        &self.inner.clock
-    }
-    /// The effective configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.inner.config
-    }
-    /// The install's signing key.
-    pub fn install_key(&self) -> &Arc<InstallKey> {
-        &self.inner.key
-    }
-    /// The route cache.
-    pub fn routes(&self) -> &RouteCache {
-        &self.inner.routes
-    }
-    /// The scheduler.
-    pub fn scheduler(&self) -> &Scheduler {
-        &self.inner.scheduler
-    }
-    /// The sign-in throttle.
-    pub fn throttle(&self) -> &crate::operators::throttle::Throttle {
-        &self.inner.throttle
-    }
-    /// Console session limits from config.
-    pub fn session_limits(&self) -> crate::operators::service::SessionLimits {
-        let c = self.config();
-        let d =
-            |s: std::time::Duration| chrono::Duration::from_std(s).unwrap_or(chrono::Duration::MAX);
-        crate::operators::service::SessionLimits {
-            idle: d(c.session_idle),
-            absolute: d(c.session_max),
-        }
-    }
-    /// This install's id (made at first start).
-    pub fn install_id(&self) -> Uuid {
-        self.inner.install_id
-    }
-    /// When this process started.
-    pub fn started_at(&self) -> DateTime<Utc> {
-        self.inner.started_at
-    }
-    /// The on-prem role state: license status, heartbeat sender, license key.
-    pub fn onprem(&self) -> &crate::onprem::OnPrem {
-        &self.inner.onprem
-    }
+/// What the contexts declared, merged: the permission table, the sidebar, the event names.
+pub fn registry() -> &'static Registry {
+    static REGISTRY: std::sync::LazyLock<Registry> =
+        std::sync::LazyLock::new(|| Registry::new(ALL));
+    &REGISTRY
+}
 
-    /// Runs a service in a write request as `actor`, at the clock's now.
-    pub async fn write<T, F>(&self, actor: Actor, f: F) -> Result<T>
-    where
-        F: FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.inner
-            .store
-            .write(self.inner.clock.now(), actor, f)
-            .await
-    }
-
-    /// Runs a read on a snapshot.
-    pub async fn read<T, F>(&self, f: F) -> Result<T>
-    where
-        F: FnOnce(&ReadCtx) -> Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.inner.store.read(f).await
-    }
+/// Every route's permission entry, in context order: the one list a security review reads
+/// (a snapshot test keeps a copy of it in `tests/snapshots/routes.txt`).
+pub fn routes() -> &'static [Route] {
+    static ROUTES: std::sync::LazyLock<Vec<Route>> =
+        std::sync::LazyLock::new(|| ALL.iter().flat_map(|c| c.routes.iter().copied()).collect());
+    &ROUTES
 }
 
 /// Why the application could not start.
@@ -245,7 +196,7 @@ impl Application {
             stop_rx.clone(),
         ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
-        let router = crate::http::app(state.clone());
+        let router = router(state.clone());
         let served = match tls {
             None => {
                 axum::serve(
@@ -318,10 +269,10 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
     let scheduler =
         Scheduler::for_role(&config.schedules, config.role).map_err(StartError::Schedule)?;
     let license_key_recorded = store
-        .read(|r| store::meta_get(r, crate::onprem::LICENSE_KEY_META))
+        .read(|r| store::meta_get(r, LICENSE_KEY_META))
         .await?
         .map(|b| String::from_utf8_lossy(&b).into_owned());
-    let onprem = crate::onprem::OnPrem::new(&config, license_key_recorded.is_none())?;
+    let onprem = OnPrem::new(&config, license_key_recorded.is_none())?;
     let key_id = key.key_id().to_string();
     let layout = config.pools.clone();
     // A fresh demo platform is born at the start of the replayed history, so that the replay's
@@ -351,26 +302,59 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
             Ok::<_, Error>(id)
         })
         .await?;
-    let state = AppState {
-        inner: Arc::new(Inner {
-            routes: RouteCache::new(config.route_cache_ttl),
-            store,
-            started_at: clock.now(),
-            clock,
-            config: Arc::new(config),
-            key: Arc::new(key),
-            scheduler,
-            throttle: Default::default(),
-            install_id,
-            onprem,
-        }),
-    };
-    crate::onprem::start(&state, license_key_recorded).await?;
-    let weak = Arc::downgrade(&state.inner);
-    state.store().on_commit(Arc::new(move |notice| {
-        if let Some(inner) = weak.upgrade() {
-            inner.routes.on_commit(notice);
-        }
-    }));
+    let state = AppState::new(Parts {
+        store,
+        clock,
+        config,
+        key,
+        scheduler,
+        install_id,
+        onprem,
+    });
+    start_onprem(&state, license_key_recorded).await?;
     Ok(state)
+}
+
+/// Starts the roles on a freshly opened state: a control plane records (or checks) its license
+/// key's id; an appliance verifies its license (a refusal is logged and runs degraded, it does
+/// not stop the process); a process that no longer plays the appliance releases a license it
+/// held. `recorded` is the license key id the store already knew.
+///
+/// Errors: a license key that is not the one recorded; storage errors.
+async fn start_onprem(
+    state: &AppState,
+    recorded: Option<String>,
+) -> std::result::Result<(), StartError> {
+    let onprem = state.onprem();
+    if let Ok(key) = onprem.license_key() {
+        let found = key.key_id().to_string();
+        match recorded {
+            Some(expected) if expected != found => {
+                return Err(StartError::LicenseKeyMismatch {
+                    path: OnPrem::license_key_path(&state.config().data_dir)
+                        .display()
+                        .to_string(),
+                    found,
+                    expected,
+                });
+            }
+            Some(_) => {}
+            None => {
+                state
+                    .write(Actor::system("init"), move |ctx| {
+                        crate::store::meta_put(ctx, LICENSE_KEY_META, found.as_bytes())?;
+                        Ok::<_, Error>(())
+                    })
+                    .await?;
+            }
+        }
+    }
+    if onprem.role().is_appliance() {
+        crate::license::refresh(state).await?;
+    } else {
+        state
+            .write(Actor::system("license"), crate::license::gate::release)
+            .await?;
+    }
+    Ok(())
 }

@@ -122,7 +122,7 @@ pub struct FileConfig {
     /// `[tls] cert_file, key_file`: serve HTTPS with these PEM files.
     pub tls: Option<crate::tls::TlsFiles>,
     /// `[backup] dir, keep, recipients`.
-    pub backup: Option<crate::backup::BackupConfig>,
+    pub backup: Option<crate::backup::config::BackupConfig>,
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -182,7 +182,7 @@ pub struct Config {
     /// Allow plain HTTP on a non-loopback address (`--insecure-http`).
     pub insecure_http: bool,
     /// Backups: directory, rotation, encryption.
-    pub backup: crate::backup::BackupConfig,
+    pub backup: crate::backup::config::BackupConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -264,7 +264,7 @@ impl Default for Config {
             demo: false,
             tls: crate::tls::TlsMode::Off,
             insecure_http: false,
-            backup: crate::backup::BackupConfig::default(),
+            backup: crate::backup::config::BackupConfig::default(),
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -685,7 +685,7 @@ mod tests {
             toml::from_str(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
         assert_eq!(f.schedules.len(), 7, "{:?}", f.schedules);
         for job in f.schedules.keys() {
-            assert!(crate::scheduler::Job::parse(job).is_some(), "{job}");
+            assert!(crate::scheduler::job::Job::parse(job).is_some(), "{job}");
         }
     }
 

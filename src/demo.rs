@@ -7,10 +7,10 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::pools::model::PoolStatus;
 use crate::scheduler::{self, Job, Trigger};
+use crate::state::AppState;
 use crate::tenants::model::Action;
 use crate::tenants::service::{NewTenant, TransitionInput};
 use crate::{apps, pools, tenants};
@@ -450,7 +450,7 @@ impl Replay {
             "# username  role  password".to_string(),
         ];
         for (i, (username, name, role)) in OPERATORS.iter().enumerate() {
-            let password = format!("demo-{}", &crate::http::auth::random_token()?[..16]);
+            let password = format!("demo-{}", &crate::http::credentials::random_token()?[..16]);
             let input = crate::operators::service::NewOperator {
                 username: (*username).to_string(),
                 display_name: (*name).to_string(),

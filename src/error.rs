@@ -1,6 +1,8 @@
-//! The domain error: every refusal a service can give, each with a stable snake_case `code` and
-//! an HTTP status (API.md "Errors"). `http/` turns it into `application/problem+json` in one
-//! place; the CLI and admin socket print its message.
+//! The domain error: every refusal a service can give, each with a stable snake_case `code`
+//! (API.md "Errors"). What HTTP status a refusal is, and the refusals that exist only at the
+//! HTTP edge (a body over the limit, a wrong media type, a method a path does not have), belong
+//! to the HTTP layer: `http::problem` maps this error to `application/problem+json`, and the
+//! console's error page takes its status from there. The CLI and admin socket print its message.
 //!
 //! Messages name what failed, the bad value and the way out.
 
@@ -79,15 +81,6 @@ pub enum Error {
         /// Human explanation.
         detail: String,
     },
-    /// 413 `payload_too_large`: the body is over `body_limit_bytes`.
-    #[error("the request body is larger than the limit (body_limit_bytes, 1 MiB by default)")]
-    PayloadTooLarge,
-    /// 415 `unsupported_media_type`: a body that is not JSON.
-    #[error("send the body as JSON with 'Content-Type: application/json'")]
-    UnsupportedMediaType,
-    /// 405 `method_not_allowed`.
-    #[error("{0}")]
-    MethodNotAllowed(String),
     /// 401 `unauthorized`.
     #[error("{0}")]
     Unauthorized(String),
@@ -136,9 +129,6 @@ impl Error {
             Error::Conflict { code, .. }
             | Error::BadRequest { code, .. }
             | Error::Unavailable { code, .. } => code,
-            Error::PayloadTooLarge => "payload_too_large",
-            Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::MethodNotAllowed(_) => "method_not_allowed",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::Denied { code, .. } => code,
@@ -147,27 +137,6 @@ impl Error {
             Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked) => "internal",
             Error::Store(_) => "storage_unavailable",
             Error::Internal(_) => "internal",
-        }
-    }
-
-    /// The HTTP status of this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::BadRequest { .. } => 400,
-            Error::Unauthorized(_) | Error::BadSignature(_) => 401,
-            Error::Forbidden(_) | Error::Denied { .. } => 403,
-            Error::NotFound { .. } => 404,
-            Error::InvalidTransition { .. }
-            | Error::TenantReadOnly { .. }
-            | Error::Conflict { .. } => 409,
-            Error::PayloadTooLarge => 413,
-            Error::UnsupportedMediaType => 415,
-            Error::MethodNotAllowed(_) => 405,
-            Error::AppNotFound(_) | Error::Validation(_) => 422,
-            Error::Unavailable { .. } => 503,
-            Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked)
-            | Error::Internal(_) => 500,
-            Error::Store(_) => 503,
         }
     }
 

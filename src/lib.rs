@@ -16,14 +16,17 @@
 //! - [`http`]: the router, middleware, problem+json errors, authentication.
 //! - [`rbac`]: roles, permissions and the one permission check.
 //! - [`admin`]: operations shared by the CLI and the local admin socket.
-//! - [`app`]: `Application::build` and `run_until_stopped`; the shared [`app::AppState`].
+//! - [`state`]: [`state::AppState`], what every handler, job and command shares (a leaf of the
+//!   layering).
+//! - [`app`]: the composition root: the list of every context ([`app::ALL`]),
+//!   `Application::build` and `run_until_stopped`.
+//! - [`dashboard`]: the platform dashboard page.
 //! - [`config`], [`clock`], [`ids`], [`actor`], [`error`]: cross-cutting pieces.
 //! - [`demo`]: the demo platform replayed by `serve --demo`.
 //! - [`backup`]: online backups (age-encrypted, checksummed), verify and restore.
 //! - [`upgrade`]: versioned schema migrations at start, each after a backup.
 //! - [`tls`]: HTTPS with rustls, self-signed bootstrap, reload on SIGHUP.
 //! - [`systemd`]: sd_notify readiness and watchdog, journald log lines.
-//! - [`manual`]: the man pages and shell completions, generated from the clap definitions.
 //! - [`cli`]: the command line.
 
 pub mod actor;
@@ -36,6 +39,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod console;
+pub mod dashboard;
 pub mod demo;
 pub mod error;
 pub mod heartbeat;
@@ -43,12 +47,12 @@ pub mod http;
 pub mod ids;
 pub mod installs;
 pub mod license;
-pub mod manual;
 pub mod onprem;
 pub mod operators;
 pub mod pools;
 pub mod rbac;
 pub mod scheduler;
+pub mod state;
 pub mod store;
 pub mod systemd;
 pub mod tenants;

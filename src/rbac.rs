@@ -1,17 +1,20 @@
 //! Roles, permissions, and the one permission check every route goes through.
 //!
-//! [`ROUTES`] maps each `(method, path template)` to the [`Access`] it needs; [`authorize`] is the
-//! only function that decides, and `http/` calls it from one middleware for every request. A
-//! route missing from the table is refused (deny by default), and a test compares the table with
-//! the OpenAPI document so a new route cannot ship without an entry.
+//! Each context declares the [`Access`] every `(method, path template)` of it needs (its
+//! descriptor's `routes`); the composition root merges them into one [`RouteTable`], whose
+//! [`RouteTable::authorize`] is the only function that decides, and `http/` calls it from one
+//! middleware for every request. A route missing from the table is refused (deny by default), a
+//! test compares the table with the OpenAPI document so a new route cannot ship without an
+//! entry, and a snapshot test keeps the merged table readable as one list for security review.
 //!
 //! The roles are the HQ PRD's (§2); the matrix is [`allows`], and ARCHITECTURE.md shows it as a
 //! table.
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use crate::actor::Actor;
-use crate::error::Error;
 
 /// An operator role (HQ PRD §2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -115,211 +118,135 @@ pub enum Access {
     Requires(Permission),
 }
 
-/// Every API route: `(method, path template, access)`. Deny by default: a request whose route is
+/// A route's permission entry: `(method, path template, access)`. Each context declares its
+/// own in its descriptor ([`crate::http::context::Context::routes`]).
+pub type Route = (&'static str, &'static str, Access);
+
+/// The permission table: every route of every context. Deny by default: a request whose route is
 /// not here is refused.
-pub const ROUTES: &[(&str, &str, Access)] = {
-    use Access::*;
-    use Permission::*;
-    &[
-        ("GET", "/healthz", Public),
-        ("GET", "/readyz", Public),
-        ("GET", "/api/openapi.json", Public),
-        ("GET", "/api/whoami", Requires(Read)),
-        ("POST", "/api/apps", Requires(AppsWrite)),
-        ("GET", "/api/apps", Requires(Read)),
-        ("GET", "/api/apps/{id}", Requires(Read)),
-        ("POST", "/api/tenants", Requires(TenantsWrite)),
-        ("GET", "/api/tenants", Requires(Read)),
-        ("GET", "/api/tenants/export.csv", Requires(TenantsExport)),
-        ("GET", "/api/tenants/{id}", Requires(Read)),
-        ("PATCH", "/api/tenants/{id}", Requires(TenantsWrite)),
-        ("GET", "/api/tenants/summary", Requires(Read)),
-        ("GET", "/api/tenant-lifecycle/{id}/state", Requires(Read)),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/start-trial",
-            Requires(TenantsLifecycle),
-        ),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/activate",
-            Requires(TenantsLifecycle),
-        ),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/suspend",
-            Requires(TenantsLifecycle),
-        ),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/reinstate",
-            Requires(TenantsLifecycle),
-        ),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/offboard",
-            Requires(TenantsLifecycle),
-        ),
-        (
-            "POST",
-            "/api/tenant-lifecycle/{id}/cancel-offboarding",
-            Requires(TenantsLifecycle),
-        ),
-        ("GET", "/api/pools", Requires(Read)),
-        ("GET", "/api/pools/{id}", Requires(Read)),
-        ("POST", "/api/pools/{id}/status", Requires(PoolsWrite)),
-        ("GET", "/api/routes/{tenant_id}", Requires(Read)),
-        ("GET", "/api/audit", Requires(Read)),
-        ("POST", "/api/audit/verify", Requires(AuditVerify)),
-        ("POST", "/api/audit/checkpoints", Requires(AuditVerify)),
-        ("GET", "/api/audit/checkpoints", Requires(Read)),
-        ("GET", "/api/audit/export", Requires(AuditExport)),
-        ("GET", "/api/audit/public-key", Requires(Read)),
-        ("GET", "/api/jobs", Requires(Read)),
-        ("GET", "/api/jobs/{name}/runs", Requires(Read)),
-        ("POST", "/api/jobs/{name}/run", Requires(JobsRun)),
-        ("GET", "/api/operators", Requires(OperatorsManage)),
-        ("POST", "/api/operators", Requires(OperatorsManage)),
-        ("GET", "/api/operators/{id}", Requires(OperatorsManage)),
-        (
-            "POST",
-            "/api/operators/{id}/role",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/api/operators/{id}/disable",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/api/operators/{id}/enable",
-            Requires(OperatorsManage),
-        ),
-        (
-            "GET",
-            "/api/operators/{id}/tokens",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/api/operators/{id}/tokens",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/api/operators/{id}/tokens/{token_id}/revoke",
-            Requires(OperatorsManage),
-        ),
-        // The console (HTML). Unauthenticated requests are redirected to /signin.
-        ("GET", "/", Public),
-        ("GET", "/signin", Public),
-        ("POST", "/signin", Public),
-        ("POST", "/signout", Requires(Read)),
-        ("GET", "/assets/{*path}", Public),
-        ("GET", "/platform", Requires(Read)),
-        ("GET", "/platform/tenants", Requires(Read)),
-        ("GET", "/platform/tenants/new", Requires(TenantsWrite)),
-        ("POST", "/platform/tenants", Requires(TenantsWrite)),
-        ("GET", "/platform/tenants/{id}", Requires(Read)),
-        ("GET", "/platform/tenants/{id}/edit", Requires(TenantsWrite)),
-        (
-            "POST",
-            "/platform/tenants/{id}/edit",
-            Requires(TenantsWrite),
-        ),
-        (
-            "POST",
-            "/platform/tenants/{id}/lifecycle/{action}",
-            Requires(TenantsLifecycle),
-        ),
-        ("GET", "/platform/apps", Requires(Read)),
-        ("POST", "/platform/apps", Requires(AppsWrite)),
-        ("GET", "/platform/pools", Requires(Read)),
-        ("POST", "/platform/pools/{id}/status", Requires(PoolsWrite)),
-        ("GET", "/platform/audit", Requires(Read)),
-        ("POST", "/platform/audit/verify", Requires(AuditVerify)),
-        ("POST", "/platform/audit/checkpoint", Requires(AuditVerify)),
-        ("GET", "/platform/jobs", Requires(Read)),
-        ("POST", "/platform/jobs/{name}/run", Requires(JobsRun)),
-        ("GET", "/platform/operators", Requires(OperatorsManage)),
-        ("POST", "/platform/operators", Requires(OperatorsManage)),
-        (
-            "POST",
-            "/platform/operators/{id}/role",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/platform/operators/{id}/disable",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/platform/operators/{id}/enable",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/platform/operators/{id}/tokens",
-            Requires(OperatorsManage),
-        ),
-        (
-            "POST",
-            "/platform/operators/{id}/tokens/{token_id}/revoke",
-            Requires(OperatorsManage),
-        ),
-        ("GET", "/platform/installs", Requires(Read)),
-        ("POST", "/platform/installs", Requires(InstallsManage)),
-        (
-            "POST",
-            "/platform/installs/bundles",
-            Requires(InstallsManage),
-        ),
-        ("GET", "/platform/installs/{id}", Requires(Read)),
-        (
-            "GET",
-            "/platform/installs/{id}/license.json",
-            Requires(Read),
-        ),
-        (
-            "POST",
-            "/platform/installs/{id}/licenses",
-            Requires(InstallsManage),
-        ),
-        ("GET", "/platform/sync", Requires(Read)),
-        ("POST", "/platform/sync/flush", Requires(SyncManage)),
-        ("POST", "/platform/sync/ack", Requires(SyncManage)),
-        ("GET", "/platform/sync/bundle", Requires(SyncManage)),
-        ("GET", "/platform/license", Requires(Read)),
-        ("GET", "/platform/account", Requires(Read)),
-        ("POST", "/platform/account/password", Requires(Read)),
-        // On-prem (HEARTBEATS.md); routes of the other role answer 404.
-        ("POST", "/api/installs", Requires(InstallsManage)),
-        ("GET", "/api/installs", Requires(Read)),
-        ("GET", "/api/installs/{id}", Requires(Read)),
-        (
-            "POST",
-            "/api/installs/{id}/licenses",
-            Requires(InstallsManage),
-        ),
-        ("GET", "/api/installs/{id}/heartbeats", Requires(Read)),
-        // Authenticated by the install's Ed25519 signature, not by a token.
-        ("POST", "/api/installs/{id}/heartbeats", Public),
-        ("GET", "/api/installs/{id}/audit-heads", Requires(Read)),
-        (
-            "POST",
-            "/api/installs/heartbeat-bundles",
-            Requires(InstallsManage),
-        ),
-        // A public key, which appliances are configured with.
-        ("GET", "/api/license/public-key", Public),
-        ("GET", "/api/license", Requires(Read)),
-        ("GET", "/api/sync", Requires(Read)),
-        ("POST", "/api/sync/flush", Requires(SyncManage)),
-        ("POST", "/api/sync/ack", Requires(SyncManage)),
-    ]
-};
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    /// path template → `(method, access)` of each method it has.
+    by_path: HashMap<&'static str, Vec<(&'static str, Access)>>,
+    len: usize,
+}
+
+impl RouteTable {
+    /// Builds the table from every context's entries. A `(method, path)` declared twice keeps
+    /// its first entry and is logged (a test keeps the merged table free of them).
+    pub fn new<'a>(routes: impl IntoIterator<Item = &'a Route>) -> RouteTable {
+        let mut t = RouteTable::default();
+        for &(method, path, access) in routes {
+            let methods = t.by_path.entry(path).or_default();
+            if methods.iter().any(|(m, _)| *m == method) {
+                tracing::error!(
+                    method,
+                    path,
+                    "route declared twice; keeping the first entry"
+                );
+                continue;
+            }
+            methods.push((method, access));
+            t.len += 1;
+        }
+        t
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The access rule of a route, if it has one. `HEAD` has the rule of `GET`.
+    pub fn access_for(&self, method: &str, path: &str) -> Option<Access> {
+        let method = if method == "HEAD" { "GET" } else { method };
+        self.by_path
+            .get(path)?
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, a)| *a)
+    }
+
+    /// Does any method of `path` have an entry? (A known path with an unlisted method is a 405.)
+    pub fn path_is_known(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+
+    /// The one permission check: may `principal` call `method path` (a route template)?
+    ///
+    /// Errors: [`Refusal::Unauthorized`] when credentials are needed and missing;
+    /// [`Refusal::Forbidden`] when the role lacks the permission, or when the route has no entry
+    /// (deny by default; logged as a bug); [`Refusal::MethodNotAllowed`] for a known path with
+    /// an unlisted method.
+    pub fn authorize(
+        &self,
+        principal: Option<&Principal>,
+        method: &str,
+        path: &str,
+    ) -> Result<(), Refusal> {
+        match self.access_for(method, path) {
+            Some(Access::Public) => Ok(()),
+            Some(Access::Requires(p)) => {
+                let principal = principal.ok_or_else(|| {
+                    Refusal::Unauthorized(
+                        "this route needs credentials: send 'Authorization: Bearer <token>' (the admin_ops_token or an operator token)".into(),
+                    )
+                })?;
+                if allows(principal.role, p) {
+                    Ok(())
+                } else {
+                    Err(Refusal::Forbidden(format!(
+                        "your role '{}' may not {method} {path}",
+                        principal.role.as_str()
+                    )))
+                }
+            }
+            None if self.path_is_known(path) => Err(Refusal::MethodNotAllowed(format!(
+                "{method} is not allowed on {path}"
+            ))),
+            None => {
+                tracing::error!(
+                    method,
+                    path,
+                    "route has no permission entry in any context's routes; refusing"
+                );
+                Err(Refusal::Forbidden(format!(
+                    "{method} {path} is not open to any role"
+                )))
+            }
+        }
+    }
+}
+
+/// Why [`RouteTable::authorize`] refused a request.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// 401: credentials are needed.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the role lacks the permission, or the route is open to no role.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+}
+
+impl Refusal {
+    /// The stable code (`unauthorized`, `forbidden`, `method_not_allowed`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::Unauthorized(_) => "unauthorized",
+            Refusal::Forbidden(_) => "forbidden",
+            Refusal::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+}
 
 /// Is `path` a console (HTML) route? Its refusals are pages and redirects, not problems.
 pub fn is_console(path: &str) -> bool {
@@ -328,20 +255,6 @@ pub fn is_console(path: &str) -> bool {
         || path.starts_with("/signin")
         || path == "/signout"
         || path.starts_with("/assets/")
-}
-
-/// The access rule of a route, if it has one. `HEAD` has the rule of `GET`.
-pub fn access_for(method: &str, path: &str) -> Option<Access> {
-    let method = if method == "HEAD" { "GET" } else { method };
-    ROUTES
-        .iter()
-        .find(|(m, p, _)| *m == method && *p == path)
-        .map(|(_, _, a)| *a)
-}
-
-/// Does any method of `path` have an entry? (A known path with an unlisted method is a 405.)
-pub fn path_is_known(path: &str) -> bool {
-    ROUTES.iter().any(|(_, p, _)| *p == path)
 }
 
 /// An authenticated caller.
@@ -356,7 +269,19 @@ pub struct Principal {
     /// The operator account, when the caller is one (not the bootstrap token).
     pub operator_id: Option<uuid::Uuid>,
     /// The console session the request rides on, if any (its CSRF token guards forms).
-    pub session: Option<crate::operators::model::Session>,
+    pub session: Option<SessionRef>,
+}
+
+/// The console session a request rides on: its store key (signing out deletes it) and the CSRF
+/// token its forms must carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRef {
+    /// SHA-256 of the cookie value.
+    pub key: [u8; 32],
+    /// The session's CSRF token (base64url).
+    pub csrf: String,
+    /// When it started (sign-in).
+    pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl Principal {
@@ -366,48 +291,21 @@ impl Principal {
     }
 }
 
-/// The one permission check: may `principal` call `method path` (a route template)?
-///
-/// Errors: 401 `unauthorized` when credentials are needed and missing or invalid; 403
-/// `forbidden` when the role lacks the permission, or when the route has no entry in
-/// [`ROUTES`] (deny by default; logged as a bug).
-pub fn authorize(principal: Option<&Principal>, method: &str, path: &str) -> Result<(), Error> {
-    match access_for(method, path) {
-        Some(Access::Public) => Ok(()),
-        Some(Access::Requires(p)) => {
-            let principal = principal.ok_or_else(|| {
-                Error::Unauthorized(
-                    "this route needs credentials: send 'Authorization: Bearer <token>' (the admin_ops_token or an operator token)".into(),
-                )
-            })?;
-            if allows(principal.role, p) {
-                Ok(())
-            } else {
-                Err(Error::Forbidden(format!(
-                    "your role '{}' may not {method} {path}",
-                    principal.role.as_str()
-                )))
-            }
-        }
-        None if path_is_known(path) => Err(Error::MethodNotAllowed(format!(
-            "{method} is not allowed on {path}"
-        ))),
-        None => {
-            tracing::error!(
-                method,
-                path,
-                "route has no permission entry in rbac::ROUTES; refusing"
-            );
-            Err(Error::Forbidden(format!(
-                "{method} {path} is not open to any role"
-            )))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn authorize(p: Option<&Principal>, method: &str, path: &str) -> Result<(), Refusal> {
+        use Access::*;
+        use Permission::*;
+        RouteTable::new(&[
+            ("GET", "/healthz", Public),
+            ("GET", "/api/tenants", Requires(Read)),
+            ("POST", "/api/tenants", Requires(TenantsWrite)),
+            ("GET", "/api/tenants/export.csv", Requires(TenantsExport)),
+        ])
+        .authorize(p, method, path)
+    }
 
     fn who(role: Role) -> Principal {
         Principal {

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::actor::Actor;
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
 use crate::backup::{self, BackupConfig};
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
@@ -29,6 +29,13 @@ use crate::store::keys::Key;
 use crate::store::{self, Dir, Range, Reader, Store, Table, WriteCtx};
 use crate::tenants::directory;
 use crate::tenants::model::{Tenant, TenantRecord};
+
+/// Migrations' share of the composition: the event they write on the platform chain.
+pub const CONTEXT: crate::http::context::Context = crate::http::context::Context {
+    name: "upgrade",
+    events: &["schema.migrated.v1"],
+    ..crate::http::context::Context::EMPTY
+};
 
 /// History of migrations applied: `to version (u64) -> MigrationRecord`.
 pub const HISTORY: Table = Table::new("schema_migrations");
@@ -174,12 +181,10 @@ pub async fn run_pending(
             };
             ctx.put_record(HISTORY, &Key::new().u64(u64::from(to)).into_bytes(), &record)?;
             store::meta_put(ctx, "schema_version", &to.to_be_bytes())?;
-            ledger::append(
-                ctx,
-                &ChainId::Platform,
-                "schema.migrated.v1",
-                &Target::new("schema", to),
-                json!({
+            ctx.audit(
+"schema.migrated.v1",
+&Subject::platform("schema", to),
+json!({
                     "from": from,
                     "to": to,
                     "steps": notes,

@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::service::{self, App, NewApp};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::extract::{ApiJson, ApiQuery, Caller};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

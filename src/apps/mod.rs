@@ -5,3 +5,32 @@
 
 pub mod api;
 pub mod service;
+pub mod views;
+
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
+
+/// The apps context: its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "apps",
+    tags: &[("apps", "Parent product surfaces")],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[NavItem::new("/platform/apps", "Apps", Permission::Read)],
+    events: &["app.created.v1"],
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("POST", "/api/apps", Requires(AppsWrite)),
+        ("GET", "/api/apps", Requires(Read)),
+        ("GET", "/api/apps/{id}", Requires(Read)),
+        ("GET", "/platform/apps", Requires(Read)),
+        ("POST", "/platform/apps", Requires(AppsWrite)),
+    ]
+};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
 use crate::clock::{from_micros, to_micros};
 use crate::error::{Error, Result, Validator};
 use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
@@ -146,11 +146,9 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
     };
     ctx.put_record(APPS, id.as_bytes(), &record)?;
     ctx.put(APP_SLUGS, slug.as_bytes(), id.as_bytes())?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "app.created.v1",
-        &Target::new("app", id),
+        &Subject::platform("app", id),
         json!({"name": input.name, "slug": slug, "description": input.description}),
     )?;
     Ok(from_record(id, record))

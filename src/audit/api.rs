@@ -12,10 +12,10 @@ use utoipa_axum::routes;
 
 use super::ledger::{self, AuditQuery};
 use super::{ChainId, ChainReport, Checkpoint, EntryView, Mode};
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::http::extract::{ApiJson, ApiQuery, OptionalJson, page_limit};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

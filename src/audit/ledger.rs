@@ -11,8 +11,10 @@
 //! - `audit_dirty[chain]` = chains whose head moved since their last checkpoint, so the
 //!   checkpoint job never scans every chain.
 //!
-//! **Architecture Invariant:** [`append`] is called by a service inside the same write request as
-//! the change it records, once per change, after every check has passed.
+//! **Architecture Invariant:** a service records a change with [`Audit::audit`]
+//! (`ctx.audit(action, &subject, data)`) inside the same write request as the change, once per
+//! change, after every check has passed. [`append`] is the primitive underneath; only the ledger's
+//! own metadata and tests call it directly.
 
 use std::ops::ControlFlow;
 
@@ -20,9 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::model::{
-    CHAIN_KEY_LEN, ChainId, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord, Target,
-};
+use super::model::{CHAIN_KEY_LEN, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord};
+pub use super::model::{ChainId, Subject, Target};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::store::keys::{Key, KeyReader};
@@ -147,6 +148,43 @@ pub fn append(
     ctx.put(DIRTY, &chain.key(), &[])?;
     ctx.touch(Topic::Chain(chain.to_string()));
     Ok(Appended { seq, hash })
+}
+
+/// The one way a service records a change: `ctx.audit("tenant.suspended.v1",
+/// &Subject::tenant(id), json!({"reason": ..}))` appends one entry, by the request's actor at its
+/// `now`, to the chain of `subject`, in the request's own write transaction. Review "exactly one
+/// entry per change" here and at the call sites, which all go through this method.
+pub trait Audit {
+    /// Appends the entry for `action` (a versioned event name, `noun.verb.vN`) about `subject`
+    /// with `data` (a JSON object of integers, strings, booleans, nulls, arrays and objects).
+    ///
+    /// Errors: `Internal` for a malformed event name or a float in `data` (programming errors);
+    /// storage errors.
+    fn audit(&mut self, action: &str, subject: &Subject, data: Value) -> Result<Appended>;
+}
+
+impl Audit for WriteCtx<'_> {
+    fn audit(&mut self, action: &str, subject: &Subject, data: Value) -> Result<Appended> {
+        if !is_event_name(action) {
+            return Err(Error::Internal(format!(
+                "'{action}' is not an event name: use noun.verb.vN (AUDIT.md)"
+            )));
+        }
+        append(self, &subject.chain, action, &subject.target, data)
+    }
+}
+
+/// Is `s` a versioned event name: lowercase dotted words ending in `.v<N>`?
+pub fn is_event_name(s: &str) -> bool {
+    let Some((name, version)) = s.rsplit_once(".v") else {
+        return false;
+    };
+    !version.is_empty()
+        && version.bytes().all(|b| b.is_ascii_digit())
+        && name.contains('.')
+        && name
+            .split('.')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
 }
 
 /// Deletes the `data` of every entry of `chain` (shredding); the envelopes stay, so the chain

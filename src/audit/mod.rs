@@ -16,6 +16,7 @@ pub mod ledger;
 pub mod model;
 pub mod signing;
 pub mod verify;
+pub mod views;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -32,6 +33,38 @@ pub use model::{ChainId, Checkpoint, EntryView, Target};
 use model::{CheckpointRecord, HeadRecord};
 use signing::{InstallKey, KeyRing};
 pub use verify::{ChainReport, Mode};
+
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
+
+/// The audit context: its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "audit",
+    tags: &[("audit", "Hash-chained audit ledger")],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[NavItem::new("/platform/audit", "Audit", Permission::Read)],
+    events: &[],
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/api/audit", Requires(Read)),
+        ("POST", "/api/audit/verify", Requires(AuditVerify)),
+        ("POST", "/api/audit/checkpoints", Requires(AuditVerify)),
+        ("GET", "/api/audit/checkpoints", Requires(Read)),
+        ("GET", "/api/audit/export", Requires(AuditExport)),
+        ("GET", "/api/audit/public-key", Requires(Read)),
+        ("GET", "/platform/audit", Requires(Read)),
+        ("POST", "/platform/audit/verify", Requires(AuditVerify)),
+        ("POST", "/platform/audit/checkpoint", Requires(AuditVerify)),
+    ]
+};
 
 /// Verifies `chain` (or every chain), then signs a new checkpoint at the head of each chain that
 /// verified and moved since its last checkpoint (AUDIT.md: "Verify walks from the last

@@ -93,6 +93,40 @@ impl Target {
     }
 }
 
+/// What an audited change is about, and so the chain that records it: a tenant's changes go to
+/// that tenant's chain, everything else to the platform chain (AUDIT.md "Chains").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    /// The chain the entry is appended to.
+    pub chain: ChainId,
+    /// The envelope's `target`.
+    pub target: Target,
+}
+
+impl Subject {
+    /// Something that belongs to no tenant (an app, a pool, an operator, an install), on the
+    /// platform chain.
+    pub fn platform(kind: &str, id: impl fmt::Display) -> Subject {
+        Subject {
+            chain: ChainId::Platform,
+            target: Target::new(kind, id),
+        }
+    }
+
+    /// A tenant itself, on its own chain.
+    pub fn tenant(id: Uuid) -> Subject {
+        Subject::in_tenant(id, "tenant", id)
+    }
+
+    /// Something that belongs to tenant `tenant` (a persona, an API key), on that tenant's chain.
+    pub fn in_tenant(tenant: Uuid, kind: &str, id: impl fmt::Display) -> Subject {
+        Subject {
+            chain: ChainId::Tenant(tenant),
+            target: Target::new(kind, id),
+        }
+    }
+}
+
 /// A chain head as stored: the last entry's seq and hash, and its time (microseconds) so a
 /// chain's `ts` never goes backwards.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]

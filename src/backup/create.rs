@@ -14,8 +14,8 @@ use super::{
     crypt, format, human_bytes, partial_path, record, sync_parent,
 };
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::audit::{self, ChainId, ledger};
+use crate::state::AppState;
 use crate::store::snapshot;
 use crate::store::{self, Reader, Store};
 

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use super::Error;
+use super::error::Error;
 
 /// An age X25519 recipient, parsed: `age1...`.
 #[derive(Clone)]

@@ -19,9 +19,10 @@
 //! itself changes no platform state, but it copies the install's signing key out of the data
 //! dir, which an auditor needs to see. The snapshot therefore never holds its own entry.
 
-pub mod cli;
+pub mod config;
 mod create;
 pub mod crypt;
+pub mod error;
 pub mod format;
 mod restore;
 
@@ -33,16 +34,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::actor::Actor;
-use crate::audit::ledger;
-use crate::audit::{ChainId, Target};
+use crate::audit::ledger::{Audit, Subject};
 use crate::clock::{from_micros, to_micros};
 use crate::store::keys::Key;
-use crate::store::{self, Dir, Range, Reader, Store, Table, WriteCtx, codec};
+use crate::store::{Dir, Range, Reader, Store, Table, WriteCtx, codec};
+pub use config::BackupConfig;
 pub use create::{daily, recipients, stream, write_blocking, write_file};
 pub use crypt::{Identities, Recipient};
+pub use error::Error;
 pub use format::{Counts, Manifest};
 pub use restore::{
     Loaded, RestoreReport, Scratch, VerifyReport, broken, load, restore, verify_file,
+};
+
+/// Backups' share of the composition: the events they write (a backup copies the signing key,
+/// a restore rewinds history; both are on the platform chain).
+pub const CONTEXT: crate::http::context::Context = crate::http::context::Context {
+    name: "backup",
+    events: &["backup.created.v1", "backup.restored.v1"],
+    ..crate::http::context::Context::EMPTY
 };
 
 /// History of backups taken: `(created micros, nonce) -> BackupRecord`.
@@ -53,209 +63,6 @@ const RECORDS_KEPT: usize = 1000;
 const KEYS_DIR: &str = "keys";
 /// Prefix of the daily job's files, which rotation may delete (never other files).
 const DAILY_PREFIX: &str = "tenantry-daily-";
-
-/// `[backup]` in the config file.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BackupConfig {
-    /// Where `backup_daily` and pre-migration backups go; `DATA_DIR/backups` when unset. Put it
-    /// on another disk (and, under systemd, in `ReadWritePaths=`) to survive disk loss.
-    pub dir: Option<PathBuf>,
-    /// Daily backups kept (7 by default, at least 1); older `tenantry-daily-*` files are
-    /// deleted.
-    pub keep: usize,
-    /// age recipients (`age1...`) every backup is encrypted to.
-    pub recipients: Vec<Recipient>,
-}
-
-impl Default for BackupConfig {
-    fn default() -> Self {
-        BackupConfig {
-            dir: None,
-            keep: 7,
-            recipients: Vec::new(),
-        }
-    }
-}
-
-impl BackupConfig {
-    /// The backup directory for `data_dir`.
-    pub fn dir(&self, data_dir: &Path) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| data_dir.join("backups"))
-    }
-}
-
-/// Why a backup, a verification or a restore failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A file could not be read or written.
-    #[error("{path}: {detail}")]
-    Io {
-        /// The file.
-        path: String,
-        /// What failed.
-        detail: String,
-    },
-    /// The file is not a backup at all.
-    #[error("{path} is not a tenantry backup: {detail}")]
-    NotABackup {
-        /// The file.
-        path: String,
-        /// Why.
-        detail: String,
-    },
-    /// An encrypted backup, and no identity to open it.
-    #[error(
-        "{path} is encrypted with age: pass --identity FILE, an age identity file holding a key it was encrypted to"
-    )]
-    NeedsIdentity {
-        /// The file.
-        path: String,
-    },
-    /// No identity given can open the backup.
-    #[error(
-        "none of the identities in {identities} can decrypt {path}: it was encrypted to other recipients"
-    )]
-    WrongKey {
-        /// The file.
-        path: String,
-        /// The identity files tried.
-        identities: String,
-    },
-    /// An identity file is unusable.
-    #[error("identity file {path}: {detail}")]
-    Identity {
-        /// The file.
-        path: String,
-        /// Why.
-        detail: String,
-    },
-    /// A recipient is not an age public key.
-    #[error("'{value}' is not an age recipient ({detail}); use an age public key, age1...")]
-    Recipient {
-        /// As given.
-        value: String,
-        /// The parser's complaint.
-        detail: String,
-    },
-    /// The backup is damaged: truncated, edited, or not fully written.
-    #[error("backup {path} is corrupt: {detail}")]
-    Corrupt {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        detail: String,
-    },
-    /// Written by a newer tenantry.
-    #[error(
-        "backup {path} has {what} {found}, newer than this build of tenantry reads ({supported}): restore it with a newer tenantry"
-    )]
-    TooNew {
-        /// The file.
-        path: String,
-        /// `format` or `schema version`.
-        what: &'static str,
-        /// Found.
-        found: u32,
-        /// Supported.
-        supported: u32,
-    },
-    /// The install key in the backup does not match its store.
-    #[error(
-        "backup {path} holds install key {found}, but its store was created with key {expected}"
-    )]
-    KeyMismatch {
-        /// The file.
-        path: String,
-        /// Key id in the backup's keys/.
-        found: String,
-        /// Key id its store records.
-        expected: String,
-    },
-    /// Chains of the backup do not verify.
-    #[error(
-        "the ledger in backup {path} does not verify: {broken} chain(s) broken, first {chain} at seq {seq}: {problem}"
-    )]
-    ChainsBroken {
-        /// The file.
-        path: String,
-        /// How many chains are broken.
-        broken: usize,
-        /// The first.
-        chain: String,
-        /// Its first bad seq.
-        seq: u64,
-        /// Why.
-        problem: String,
-    },
-    /// The restore target holds data.
-    #[error(
-        "data dir {path} is not empty: restore into an empty directory, or pass --force to move its data file and keys aside (into {path}/replaced-<time>/)"
-    )]
-    DataDirNotEmpty {
-        /// The data dir.
-        path: String,
-    },
-    /// A server runs on the restore target.
-    #[error(
-        "a tenantry server is running on {path}: stop it first (systemctl stop tenantry), then restore"
-    )]
-    ServerRunning {
-        /// The data dir.
-        path: String,
-    },
-    /// The output exists.
-    #[error("{path} exists: choose another name or remove it")]
-    Exists {
-        /// The file.
-        path: String,
-    },
-    /// The store failed.
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    /// A domain operation failed.
-    #[error(transparent)]
-    Domain(#[from] crate::error::Error),
-}
-
-impl Error {
-    /// Is this a verdict on the backup (it is bad: exit 1) rather than a failure to check it
-    /// (exit 2)?
-    pub fn is_check_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::NotABackup { .. }
-                | Error::Corrupt { .. }
-                | Error::KeyMismatch { .. }
-                | Error::ChainsBroken { .. }
-        )
-    }
-
-    fn io(path: &Path, e: impl std::fmt::Display) -> Error {
-        Error::Io {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        }
-    }
-}
-
-impl From<Error> for crate::error::Error {
-    fn from(e: Error) -> Self {
-        match e {
-            Error::Domain(d) => d,
-            Error::Store(s) => crate::error::Error::Store(s),
-            e @ Error::Recipient { .. } => {
-                crate::error::Error::invalid("recipients", e.to_string())
-            }
-            e @ (Error::Exists { .. }
-            | Error::DataDirNotEmpty { .. }
-            | Error::ServerRunning { .. }) => {
-                crate::error::Error::conflict("conflict", e.to_string())
-            }
-            other => crate::error::Error::Internal(other.to_string()),
-        }
-    }
-}
 
 /// How a backup was started (`trigger` in its record and audit entry).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -393,18 +200,12 @@ pub async fn record(
         .i64(to_micros(summary.manifest.created_at))
         .uuid(&nonce)
         .into_bytes();
-    let target = Target::new("backup", file.as_deref().unwrap_or("admin-stream"));
+    let subject = Subject::platform("backup", file.as_deref().unwrap_or("admin-stream"));
     store
         .write(now, actor, move |ctx| {
             ctx.put_record(BACKUPS, &key, &rec)?;
             prune_records(ctx)?;
-            ledger::append(
-                ctx,
-                &ChainId::Platform,
-                "backup.created.v1",
-                &target,
-                data.clone(),
-            )?;
+            ctx.audit("backup.created.v1", &subject, data.clone())?;
             Ok(())
         })
         .await

@@ -12,7 +12,8 @@ use super::{
     Counts, Error, Identities, KEYS_DIR, Manifest, create_private, crypt, format, sync_parent,
 };
 use crate::actor::Actor;
-use crate::audit::{self, ChainId, ChainReport, Mode, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
+use crate::audit::{self, ChainReport, Mode};
 use crate::store::snapshot::Loader;
 use crate::store::{self, Store};
 
@@ -247,7 +248,7 @@ pub async fn restore(
 ) -> Result<RestoreReport, Error> {
     let shown = data_dir.display().to_string();
     if matches!(
-        crate::admin::socket::request(data_dir, &crate::admin::AdminRequest::Ping).await,
+        crate::admin::client::request(data_dir, &crate::admin::request::AdminRequest::Ping).await,
         Ok(Some(_))
     ) {
         return Err(Error::ServerRunning { path: shown });
@@ -298,11 +299,9 @@ async fn restore_staged(
     loaded
         .store
         .write(now, Actor::system("restore"), move |ctx| {
-            ledger::append(
-                ctx,
-                &ChainId::Platform,
+            ctx.audit(
                 "backup.restored.v1",
-                &Target::new("backup", &name),
+                &Subject::platform("backup", &name),
                 data.clone(),
             )?;
             Ok::<_, crate::error::Error>(())

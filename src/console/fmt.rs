@@ -1,12 +1,8 @@
-//! Formatting for pages: instants, relative times, countdowns, and the badge of each status.
+//! Formatting for pages: instants, relative times, countdowns, audit data summaries. (The badge
+//! of each context's statuses lives in its `views.rs`.)
 
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
-
-use super::layout::{Tone, badge};
-use crate::pools::model::PoolStatus;
-use crate::scheduler::Outcome;
-use crate::tenants::model::State;
 
 /// `2026-11-21 10:04 UTC`, in a `<time>` element with the exact instant.
 pub fn when(t: DateTime<Utc>) -> Markup {
@@ -49,36 +45,6 @@ pub fn countdown(deadline: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
             @if overdue { "due now (shredded at the next run of shred_due_tenants)" }
             @else { (relative(deadline, now)) }
         }
-    }
-}
-
-/// The badge of a lifecycle state.
-pub fn state(s: State) -> Markup {
-    let tone = match s {
-        State::Active => Tone::Ok,
-        State::Trial | State::Provisioned => Tone::Info,
-        State::Suspended | State::Offboarding => Tone::Warn,
-        State::Offboarded => Tone::Neutral,
-    };
-    badge(tone, s.as_str())
-}
-
-/// The badge of a pool status.
-pub fn pool_status(s: PoolStatus) -> Markup {
-    let tone = match s {
-        PoolStatus::Active => Tone::Ok,
-        PoolStatus::Degraded => Tone::Warn,
-        PoolStatus::Drain => Tone::Critical,
-    };
-    badge(tone, s.as_str())
-}
-
-/// The badge of a job outcome.
-pub fn outcome(o: Outcome) -> Markup {
-    match o {
-        Outcome::Ok => badge(Tone::Ok, "ok"),
-        Outcome::Failed => badge(Tone::Critical, "failed"),
-        Outcome::Running => badge(Tone::Info, "running"),
     }
 }
 

@@ -7,8 +7,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use crate::http::auth::{CSRF_FIELD, cookie};
+use std::sync::Arc;
+
+use crate::http::context::{NavItem, Registry};
+use crate::http::credentials::{CSRF_FIELD, cookie};
 use crate::rbac::{Permission, Principal};
+use crate::state::AppState;
 
 /// Name of the flash cookie, which carries a message across one redirect.
 pub const FLASH_COOKIE: &str = "tenantry_flash";
@@ -68,14 +72,16 @@ pub struct Ctx {
     pub flash: Option<Flash>,
     /// Path of this request (for the active sidebar entry).
     pub path: String,
+    /// What the contexts declared: the sidebar, the event catalogue.
+    pub registry: Arc<Registry>,
 }
 
-impl FromRequestParts<crate::app::AppState> for Ctx {
+impl FromRequestParts<AppState> for Ctx {
     type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &crate::app::AppState,
+        state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let principal = parts
             .extensions
@@ -83,7 +89,7 @@ impl FromRequestParts<crate::app::AppState> for Ctx {
             .cloned()
             .ok_or_else(|| {
                 super::refusal(
-                    crate::error::Error::Unauthorized("sign in first".into()),
+                    crate::error::Error::Unauthorized("sign in first".into()).into(),
                     &parts.uri,
                 )
             })?;
@@ -95,11 +101,22 @@ impl FromRequestParts<crate::app::AppState> for Ctx {
                 text: get("m")?,
             })
         });
+        let registry = parts
+            .extensions
+            .get::<Arc<Registry>>()
+            .cloned()
+            .ok_or_else(|| {
+                super::ConsoleError(crate::error::Error::Internal(
+                    "the registry is not in the request (http::app adds it)".into(),
+                ))
+                .into_response()
+            })?;
         Ok(Ctx {
             role: state.config().role,
             principal,
             flash,
             path: parts.uri.path().to_string(),
+            registry,
         })
     }
 }
@@ -119,56 +136,23 @@ impl Ctx {
     }
 }
 
-/// Sidebar entries: (path, label, permission needed to see it).
-const NAV: &[(&str, &str, Permission)] = &[
-    ("/platform", "Platform dashboard", Permission::Read),
-    ("/platform/tenants", "Tenants", Permission::Read),
-    (
-        "/platform/tenants/new",
-        "New tenant",
-        Permission::TenantsWrite,
-    ),
-    ("/platform/apps", "Apps", Permission::Read),
-    ("/platform/pools", "Pools", Permission::Read),
-    ("/platform/audit", "Audit", Permission::Read),
-    ("/platform/jobs", "Jobs", Permission::Read),
-    (
-        "/platform/operators",
-        "Operators",
-        Permission::OperatorsManage,
-    ),
-];
-
-/// Whether a sidebar entry exists for an install's role.
-type ShownFor = fn(crate::config::Role) -> bool;
-
-/// On-prem sidebar entries: (path, label, shown for this role).
-const ONPREM_NAV: &[(&str, &str, ShownFor)] = &[
-    (
-        "/platform/installs",
-        "Installs",
-        crate::config::Role::is_control_plane,
-    ),
-    (
-        "/platform/sync",
-        "Heartbeat sync",
-        crate::config::Role::is_appliance,
-    ),
-    (
-        "/platform/license",
-        "License",
-        crate::config::Role::is_appliance,
-    ),
-];
-
-fn nav_active(current: &str, item: &str) -> bool {
-    if item == "/platform" {
-        return current == "/platform";
+impl Ctx {
+    /// The sidebar items this caller sees in this process, with the active one (the longest
+    /// path that matches the current page).
+    fn sidebar(&self) -> (Vec<&NavItem>, Option<&'static str>) {
+        let items: Vec<&NavItem> = self
+            .registry
+            .nav()
+            .iter()
+            .filter(|i| self.principal.can(i.permission) && (i.shown_for)(self.role))
+            .collect();
+        let active = items
+            .iter()
+            .filter(|i| i.matches(&self.path))
+            .max_by_key(|i| i.path.len())
+            .map(|i| i.path);
+        (items, active)
     }
-    if item == "/platform/tenants" {
-        return current.starts_with("/platform/tenants") && current != "/platform/tenants/new";
-    }
-    current.starts_with(item)
 }
 
 fn head(title: &str) -> Markup {
@@ -187,6 +171,7 @@ fn head(title: &str) -> Markup {
 /// The full page: sidebar, top bar, flash, content.
 pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
     let p = &ctx.principal;
+    let (nav, active) = ctx.sidebar();
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
@@ -200,18 +185,9 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
                             span { "Tenantry" }
                         }
                         ul {
-                            @for (href, label, perm) in NAV {
-                                @if p.can(*perm) {
-                                    li {
-                                        a href=(href) aria-current=[nav_active(&ctx.path, href).then_some("page")] { (label) }
-                                    }
-                                }
-                            }
-                            @for (href, label, shown) in ONPREM_NAV {
-                                @if shown(ctx.role) {
-                                    li {
-                                        a href=(href) aria-current=[nav_active(&ctx.path, href).then_some("page")] { (label) }
-                                    }
+                            @for item in &nav {
+                                li {
+                                    a href=(item.path) aria-current=[(active == Some(item.path)).then_some("page")] { (item.label) }
                                 }
                             }
                         }

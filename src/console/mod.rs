@@ -1,41 +1,33 @@
-//! The operator console: server-rendered pages (maud) under `/platform`, sign-in, and embedded
-//! assets (rust-embed). Nothing is loaded from outside, so it works air-gapped, and every page
-//! works without JavaScript (`assets/console.js` only adds conveniences).
+//! The console's shell: the page layout, sign-in, error pages and embedded assets (rust-embed).
+//! Nothing is loaded from outside, so it works air-gapped, and every page works without
+//! JavaScript (`assets/console.js` only adds conveniences). The pages themselves live next to
+//! their context (`tenants/views.rs`, `pools/views.rs`, ...) and plug in through its descriptor.
 //!
 //! - [`layout`]: the page shell, sidebar, flash messages, and small partials.
 //! - [`signin`]: sign-in and sign-out.
-//! - [`home`], [`tenants`], [`apps`], [`pools`], [`audit`], [`jobs`], [`operators`], [`account`]:
-//!   the pages of the platform dashboard spec §1 sidebar.
-//! - [`installs`] (control plane) and [`sync`] (appliance): the on-prem pages of operator guide §9.
 //! - [`charts`]: inline-SVG charts. [`fmt`]: dates, countdowns, badges.
 //!
-//! Every route is in `rbac::ROUTES` and goes through the same permission middleware as the API.
-//! Forms carry the session's CSRF token, checked by that middleware before any handler runs.
+//! Every route has a permission entry in its context's descriptor and goes through the same
+//! permission middleware as the API. Forms carry the session's CSRF token, checked by that
+//! middleware before any handler runs.
 
-pub mod account;
-pub mod apps;
-pub mod audit;
 pub mod charts;
 pub mod fmt;
-pub mod home;
-pub mod installs;
-pub mod jobs;
 pub mod layout;
-pub mod operators;
-pub mod pools;
 pub mod signin;
-pub mod sync;
-pub mod tenants;
 
 use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::middleware::{self, Next};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::context::Context;
+use crate::http::problem::ApiError;
+use crate::rbac::{Access, Permission, Route};
+use crate::state::AppState;
 
 /// The Content-Security-Policy of every console page: nothing from outside, no inline script.
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
@@ -45,7 +37,28 @@ pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; 
 #[folder = "assets/"]
 struct Assets;
 
-/// The console's routes.
+/// The shell's own routes: the root redirect, sign-in and sign-out, and the assets.
+pub const CONTEXT: Context = Context {
+    name: "console",
+    views: router,
+    routes: ROUTES,
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of the shell.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/", Public),
+        ("GET", "/signin", Public),
+        ("POST", "/signin", Public),
+        ("POST", "/signout", Requires(Read)),
+        ("GET", "/assets/{*path}", Public),
+    ]
+};
+
+/// The shell's routes.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/platform") }))
@@ -55,98 +68,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/signout", post(signin::view_signout_post))
         .route("/assets/{*path}", get(asset))
-        .route("/platform", get(home::view_home_get))
-        .route(
-            "/platform/tenants",
-            get(tenants::view_tenants_get).post(tenants::view_tenant_create_post),
-        )
-        .route("/platform/tenants/new", get(tenants::view_tenant_new_get))
-        .route("/platform/tenants/{id}", get(tenants::view_tenant_get))
-        .route(
-            "/platform/tenants/{id}/edit",
-            get(tenants::view_tenant_edit_get).post(tenants::view_tenant_edit_post),
-        )
-        .route(
-            "/platform/tenants/{id}/lifecycle/{action}",
-            post(tenants::view_tenant_lifecycle_post),
-        )
-        .route(
-            "/platform/apps",
-            get(apps::view_apps_get).post(apps::view_apps_post),
-        )
-        .route("/platform/pools", get(pools::view_pools_get))
-        .route(
-            "/platform/pools/{id}/status",
-            post(pools::view_pool_flip_post),
-        )
-        .route("/platform/audit", get(audit::view_audit_get))
-        .route(
-            "/platform/audit/verify",
-            post(audit::view_audit_verify_post),
-        )
-        .route(
-            "/platform/audit/checkpoint",
-            post(audit::view_audit_checkpoint_post),
-        )
-        .route("/platform/jobs", get(jobs::view_jobs_get))
-        .route("/platform/jobs/{name}/run", post(jobs::view_job_run_post))
-        .route(
-            "/platform/operators",
-            get(operators::view_operators_get).post(operators::view_operator_create_post),
-        )
-        .route(
-            "/platform/operators/{id}/role",
-            post(operators::view_operator_role_post),
-        )
-        .route(
-            "/platform/operators/{id}/disable",
-            post(operators::view_operator_disable_post),
-        )
-        .route(
-            "/platform/operators/{id}/enable",
-            post(operators::view_operator_enable_post),
-        )
-        .route(
-            "/platform/operators/{id}/tokens",
-            post(operators::view_operator_token_post),
-        )
-        .route(
-            "/platform/operators/{id}/tokens/{token_id}/revoke",
-            post(operators::view_operator_token_revoke_post),
-        )
-        .route(
-            "/platform/installs",
-            get(installs::view_installs_get).post(installs::view_install_register_post),
-        )
-        .route(
-            installs::UPLOAD_PATH,
-            post(installs::view_bundle_upload_post)
-                .layer(axum::extract::DefaultBodyLimit::disable()),
-        )
-        .route("/platform/installs/{id}", get(installs::view_install_get))
-        .route(
-            "/platform/installs/{id}/license.json",
-            get(installs::view_install_license_get),
-        )
-        .route(
-            "/platform/installs/{id}/licenses",
-            post(installs::view_install_renew_post),
-        )
-        .route("/platform/sync", get(sync::view_sync_get))
-        .route("/platform/sync/flush", post(sync::view_sync_flush_post))
-        .route("/platform/sync/ack", post(sync::view_sync_ack_post))
-        .route("/platform/sync/bundle", get(sync::view_sync_bundle_get))
-        .route("/platform/license", get(sync::view_license_get))
-        .route("/platform/account", get(account::view_account_get))
-        .route(
-            "/platform/account/password",
-            post(account::view_account_password_post),
-        )
-        .layer(middleware::from_fn(page_headers))
 }
 
-/// Adds the CSP to HTML responses.
-async fn page_headers(req: Request, next: Next) -> Response {
+/// Adds the CSP to HTML responses (layered over every context's pages by `http::app`).
+pub async fn page_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let is_html = res
         .headers()
@@ -186,17 +111,26 @@ async fn asset(Path(path): Path<String>) -> Response {
 
 /// The console's answer to a refused request: a redirect to sign-in for missing credentials,
 /// otherwise an error page with the status of `err`.
-pub fn refusal(err: Error, uri: &Uri) -> Response {
+pub fn refusal(err: ApiError, uri: &Uri) -> Response {
+    if err.is_unauthorized() {
+        let next = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/platform");
+        let target = format!("/signin?next={}", urlencode(next));
+        return Redirect::to(&target).into_response();
+    }
     match err {
-        Error::Unauthorized(_) => {
-            let next = uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/platform");
-            let target = format!("/signin?next={}", urlencode(next));
-            Redirect::to(&target).into_response()
-        }
-        other => ConsoleError(other).into_response(),
+        ApiError::Domain(e) => ConsoleError(e).into_response(),
+        other => error_page(
+            other.status(),
+            &match &other {
+                ApiError::Transport(t) => t.to_string(),
+                ApiError::Refused(r) => r.to_string(),
+                ApiError::Domain(e) => e.to_string(),
+            },
+            crate::http::problem::current_request_id(),
+        ),
     }
 }
 
@@ -212,8 +146,7 @@ impl From<Error> for ConsoleError {
 
 impl IntoResponse for ConsoleError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = crate::http::problem::status(&self.0);
         let message = if self.0.is_client_safe() {
             self.0.to_string()
         } else {

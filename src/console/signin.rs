@@ -17,9 +17,9 @@ use serde::Deserialize;
 
 use super::layout::{Ctx, Tone, field, redirect};
 use crate::actor::Actor;
-use crate::app::AppState;
-use crate::http::auth::{SESSION_COOKIE, cookie, csrf_matches, random_token};
+use crate::http::credentials::{SESSION_COOKIE, cookie, csrf_matches, random_token};
 use crate::operators::service;
+use crate::state::AppState;
 
 const PRE_CSRF_COOKIE: &str = "tenantry_signin";
 

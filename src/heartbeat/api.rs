@@ -11,12 +11,12 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::outbox;
-use super::sender::SenderMetrics;
-use crate::app::AppState;
+use super::sync::SenderMetrics;
 use crate::error::Error;
 use crate::http::extract::{ApiJson, Caller, OptionalJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::license::gate;
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

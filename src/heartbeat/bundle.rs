@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::outbox;
-use crate::app::AppState;
 use crate::clock::rfc3339_micros;
 use crate::error::{Error, Result};
 use crate::license::gate;
 use crate::onprem::signed::{self, Signed};
+use crate::state::AppState;
 
 /// Member name of a signed bundle.
 pub const MEMBER: &str = "bundle";

@@ -19,14 +19,15 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::audit::ChainId;
 use crate::audit::ledger::{self, HEADS};
 use crate::audit::model::HeadRecord;
 use crate::clock::rfc3339_micros;
 use crate::error::Result;
 use crate::license::gate::{self, Gate};
-use crate::scheduler::{self, Outcome};
+use crate::scheduler::job::Job;
+use crate::scheduler::runs::{self, Outcome, RUNS_KEPT};
+use crate::state::AppState;
 use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
 use crate::tenants::directory;
 use crate::tenants::model::State;
@@ -71,7 +72,7 @@ pub struct Snapshot {
 /// job runs, free disk.
 pub async fn snapshot(state: &AppState) -> Result<Snapshot> {
     let now = state.clock().now();
-    let jobs: Vec<scheduler::Job> = state.scheduler().jobs().collect();
+    let jobs: Vec<Job> = state.scheduler().jobs().collect();
     let day_ago = now - chrono::Duration::hours(24);
     let (chains, failed) = state
         .read(move |r| {
@@ -110,7 +111,7 @@ pub async fn snapshot(state: &AppState) -> Result<Snapshot> {
             let chains: Vec<ChainId> = due.into_iter().take(MAX_HEADS).map(|(_, c)| c).collect();
             let mut failed = 0u64;
             for job in jobs {
-                failed += scheduler::runs(r, job, scheduler::RUNS_KEPT)?
+                failed += runs::runs(r, job, RUNS_KEPT)?
                     .iter()
                     .filter(|run| run.outcome == Outcome::Failed && run.started_at >= day_ago)
                     .count() as u64;

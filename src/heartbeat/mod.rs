@@ -20,6 +20,8 @@ pub mod bundle;
 pub mod document;
 pub mod outbox;
 pub mod sender;
+pub mod sync;
+pub mod views;
 
 use std::collections::BTreeMap;
 
@@ -27,8 +29,42 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::error::Result;
+use crate::state::AppState;
+
+use crate::config::Role as InstallRole;
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
+
+/// The heartbeat context (appliance): its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "heartbeat",
+    tags: &[],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[
+        NavItem::new("/platform/sync", "Heartbeat sync", Permission::Read)
+            .in_role(InstallRole::is_appliance),
+    ],
+    events: &["heartbeat.acknowledged.v1"],
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/api/sync", Requires(Read)),
+        ("POST", "/api/sync/flush", Requires(SyncManage)),
+        ("POST", "/api/sync/ack", Requires(SyncManage)),
+        ("GET", "/platform/sync", Requires(Read)),
+        ("POST", "/platform/sync/flush", Requires(SyncManage)),
+        ("POST", "/platform/sync/ack", Requires(SyncManage)),
+        ("GET", "/platform/sync/bundle", Requires(SyncManage)),
+    ]
+};
 
 /// Member name of a signed heartbeat.
 pub const MEMBER: &str = "heartbeat";

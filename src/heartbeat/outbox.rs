@@ -20,8 +20,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::document::{self, Snapshot};
+use crate::audit::ledger::{Audit, Subject};
 use crate::audit::signing::InstallKey;
-use crate::audit::{ChainId, Target, ledger};
 use crate::clock::{from_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::license::LicenseState;
@@ -314,11 +314,9 @@ pub fn acknowledge(ctx: &mut WriteCtx<'_>, through: u64) -> Result<u64> {
     c.acknowledged_total += removed;
     c.last_delivered_seq = c.last_delivered_seq.max(through);
     save(ctx, &c)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "heartbeat.acknowledged.v1",
-        &Target::new("heartbeat_outbox", "local"),
+        &Subject::platform("heartbeat_outbox", "local"),
         json!({"through_seq": through, "removed": removed}),
     )?;
     Ok(removed)

@@ -15,54 +15,25 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 
+use std::sync::Arc;
+
+use super::context::Registry;
+use super::credentials::{
+    CSRF_FIELD, SESSION_COOKIE, cookie, csrf_matches, form_value, presented_token,
+};
 use super::problem::ApiError;
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::error::Error;
 use crate::operators::service;
-use crate::rbac::{self, Principal, Role};
+use crate::rbac::{self, Principal, Refusal, Role};
+use crate::state::AppState;
 
 /// Actor id of the bootstrap token in the ledger.
 pub const ADMIN_OPS_ACTOR: &str = "admin-ops-token";
-/// Name of the console session cookie.
-pub const SESSION_COOKIE: &str = "tenantry_session";
-/// Name of the form field carrying the CSRF token.
-pub const CSRF_FIELD: &str = "csrf";
 /// A session's last-seen time is refreshed at most this often (a write per request would cost an
 /// fsync each).
 const TOUCH_EVERY_SECS: i64 = 60;
-
-/// The token a request presents, if any.
-pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    {
-        let (scheme, token) = v.split_once(' ')?;
-        if scheme.eq_ignore_ascii_case("bearer") {
-            return Some(token.trim());
-        }
-        return None;
-    }
-    headers
-        .get("x-admin-ops-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-}
-
-/// The value of cookie `name`, if sent.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
 
 fn operator_principal(
     id: uuid::Uuid,
@@ -74,7 +45,11 @@ fn operator_principal(
         role: rec.role,
         display_name: rec.display_name.clone(),
         operator_id: Some(id),
-        session,
+        session: session.map(|s| rbac::SessionRef {
+            key: s.key,
+            csrf: s.csrf,
+            created_at: s.created_at,
+        }),
     }
 }
 
@@ -153,24 +128,29 @@ pub async fn authorize_request(
     else {
         return next.run(req).await;
     };
+    let Some(registry) = req.extensions().get::<Arc<Registry>>().cloned() else {
+        tracing::error!("the registry is not in the request; refusing");
+        return ApiError::Domain(Error::Internal("no route registry".into())).into_response();
+    };
+    let routes = registry.routes();
     let method = req.method().clone();
     let console = rbac::is_console(&path);
     let safe = method == Method::GET || method == Method::HEAD;
-    let public = rbac::access_for(method.as_str(), &path) == Some(rbac::Access::Public);
-    let refuse = |e: Error, req: &Request| -> Response {
+    let public = routes.access_for(method.as_str(), &path) == Some(rbac::Access::Public);
+    let refuse = |e: ApiError, req: &Request| -> Response {
         if console {
             crate::console::refusal(e, req.uri())
         } else {
-            ApiError(e).into_response()
+            e.into_response()
         }
     };
     let principal = match authenticate(&state, req.headers(), console || safe).await {
         Ok(p) => p,
         Err(_) if public => None,
-        Err(e) => return refuse(e, &req),
+        Err(e) => return refuse(e.into(), &req),
     };
-    if let Err(e) = rbac::authorize(principal.as_ref(), method.as_str(), &path) {
-        return refuse(e, &req);
+    if let Err(r) = routes.authorize(principal.as_ref(), method.as_str(), &path) {
+        return refuse(r.into(), &req);
     }
     if console
         && !safe
@@ -188,8 +168,8 @@ pub async fn authorize_request(
         };
         if !csrf_matches(&session.csrf, sent.as_deref()) {
             tracing::warn!(path, "refused a console form without a valid CSRF token");
-            let e = Error::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
-            return crate::console::refusal(e, &parts.uri);
+            let e = Refusal::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
+            return crate::console::refusal(e.into(), &parts.uri);
         }
         req = Request::from_parts(parts, axum::body::Body::from(bytes));
     }
@@ -198,15 +178,6 @@ pub async fn authorize_request(
         req.extensions_mut().insert(p);
     }
     next.run(req).await
-}
-
-/// The first value of `field` in a urlencoded form body.
-pub fn form_value(body: &[u8], field: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == field)
-        .map(|(_, v)| v)
 }
 
 /// The boundary of a `multipart/form-data` body (file uploads), if that is what was sent.
@@ -229,18 +200,4 @@ async fn multipart_value(body: bytes::Bytes, boundary: String, field: &str) -> O
         }
     }
     None
-}
-
-/// Constant-time comparison of CSRF tokens.
-pub fn csrf_matches(expected: &str, sent: Option<&str>) -> bool {
-    use subtle::ConstantTimeEq;
-    match sent {
-        Some(s) if s.len() == expected.len() => s.as_bytes().ct_eq(expected.as_bytes()).into(),
-        _ => false,
-    }
-}
-
-/// A new random token for cookies and forms (base64url of 32 bytes).
-pub fn random_token() -> Result<String, Error> {
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(service::random32()?))
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, Transport};
 use crate::error::Error;
 use crate::rbac::Principal;
 
@@ -22,7 +22,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(ApiError(json_rejection(&rejection))),
+            Err(rejection) => Err(json_rejection(&rejection)),
         }
     }
 }
@@ -39,11 +39,11 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             // No content type: accept only an empty body.
             let bytes = axum::body::Bytes::from_request(req, state)
                 .await
-                .map_err(|r| ApiError(body_rejection(r.status(), &r.body_text())))?;
+                .map_err(|r| body_rejection(r.status(), &r.body_text()))?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(OptionalJson(T::default()));
             }
-            return Err(ApiError(Error::UnsupportedMediaType));
+            return Err(Transport::UnsupportedMediaType.into());
         }
         ApiJson::<T>::from_request(req, state)
             .await
@@ -51,18 +51,19 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
     }
 }
 
-fn body_rejection(status: StatusCode, text: &str) -> Error {
+fn body_rejection(status: StatusCode, text: &str) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge
+        Transport::PayloadTooLarge.into()
     } else {
         Error::bad_request(
             "bad_request",
             format!("could not read the request body: {text}"),
         )
+        .into()
     }
 }
 
-fn json_rejection(r: &JsonRejection) -> Error {
+fn json_rejection(r: &JsonRejection) -> ApiError {
     match r {
         JsonRejection::JsonDataError(e) => Error::invalid(
             "body",
@@ -70,7 +71,8 @@ fn json_rejection(r: &JsonRejection) -> Error {
                 "Failed to deserialize the JSON body into the target type: ",
                 "",
             ),
-        ),
+        )
+        .into(),
         JsonRejection::JsonSyntaxError(e) => Error::bad_request(
             "bad_request",
             format!(
@@ -78,8 +80,9 @@ fn json_rejection(r: &JsonRejection) -> Error {
                 e.body_text()
                     .replace("Failed to parse the request body as JSON: ", "")
             ),
-        ),
-        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
+        )
+        .into(),
+        JsonRejection::MissingJsonContentType(_) => Transport::UnsupportedMediaType.into(),
         JsonRejection::BytesRejection(b) => body_rejection(b.status(), &b.body_text()),
         other => body_rejection(other.status(), &other.body_text()),
     }
@@ -95,7 +98,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError(Error::bad_request(
+                Err(ApiError::Domain(Error::bad_request(
                     "invalid_query",
                     e.body_text().replace(
                         "Failed to deserialize query string: ",
@@ -103,7 +106,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                     ),
                 )))
             }
-            Err(other) => Err(ApiError(Error::bad_request(
+            Err(other) => Err(ApiError::Domain(Error::bad_request(
                 "invalid_query",
                 other.body_text(),
             ))),
@@ -123,7 +126,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .get::<Principal>()
             .cloned()
             .map(Caller)
-            .ok_or_else(|| ApiError(Error::Unauthorized("this route needs credentials".into())))
+            .ok_or_else(|| {
+                ApiError::Domain(Error::Unauthorized("this route needs credentials".into()))
+            })
     }
 }
 

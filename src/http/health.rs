@@ -1,5 +1,5 @@
-//! `/healthz` (liveness), `/readyz` (readiness: store readable, writer open, scheduler running)
-//! and `/api/whoami`.
+//! `/healthz` (liveness), `/readyz` (readiness: store readable, writer open, scheduler running),
+//! `/api/whoami`, and the permission entry of `/api/openapi.json` (which [`super::app`] serves).
 
 use axum::Json;
 use axum::extract::State;
@@ -9,9 +9,27 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::context::Context;
 use super::extract::Caller;
-use crate::app::AppState;
-use crate::rbac::Role;
+use crate::rbac::{Access, Permission, Role, Route};
+use crate::state::AppState;
+
+/// Health, readiness, who-am-I and the OpenAPI document.
+pub const CONTEXT: Context = Context {
+    name: "health",
+    tags: &[("health", "Liveness and readiness")],
+    api: router,
+    routes: ROUTES,
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this module.
+const ROUTES: &[Route] = &[
+    ("GET", "/healthz", Access::Public),
+    ("GET", "/readyz", Access::Public),
+    ("GET", "/api/openapi.json", Access::Public),
+    ("GET", "/api/whoami", Access::Requires(Permission::Read)),
+];
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

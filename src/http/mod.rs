@@ -1,22 +1,31 @@
-//! The HTTP layer: merges every context's router, serves the OpenAPI document, and wraps all
-//! routes in one middleware stack (request id, tracing, panic catching, body limit,
-//! authentication and the permission check).
+//! The HTTP layer: folds every context's router into one application, serves the OpenAPI
+//! document built from the same routes, and wraps all routes in one middleware stack (request
+//! id, tracing, panic catching, body limit, authentication and the permission check).
 //!
-//! **Architecture Invariant:** domain errors become HTTP responses only in [`problem`]; the
-//! permission check for every route is [`crate::rbac::authorize`], called from [`auth`].
+//! - [`context`]: the descriptor each context exports, and the [`context::Registry`] of them.
+//! - [`auth`]: credentials, the permission middleware, the CSRF check of console forms.
+//! - [`problem`]: domain errors and transport refusals as `application/problem+json`.
+//! - [`extract`]: extractors whose rejections are problems.
+//! - [`health`]: `/healthz`, `/readyz`, `/api/whoami`.
+//!
+//! **Architecture Invariant:** domain errors become HTTP responses only in [`problem`] (and the
+//! console's error page, which takes its status from there); the permission check for every
+//! route is [`crate::rbac::RouteTable::authorize`], called from [`auth`].
 
 pub mod auth;
+pub mod context;
+pub mod credentials;
 pub mod extract;
 pub mod health;
 pub mod problem;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -24,9 +33,10 @@ use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::app::AppState;
 use crate::error::Error;
-use problem::{ApiError, REQUEST_ID};
+use crate::state::AppState;
+use context::{Context, Registry};
+use problem::{ApiError, REQUEST_ID, Transport};
 
 /// The request-id header, set when absent and echoed on every response.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -38,18 +48,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
         description = "Control plane of a multi-tenant SaaS platform: apps, tenants and their lifecycle, pools and routes, the hash-chained audit ledger, and scheduled jobs. Errors are application/problem+json (RFC 9457) with a stable `code`.",
         license(name = "MIT OR Apache-2.0")
     ),
-    modifiers(&SecurityAddon),
-    tags(
-        (name = "apps", description = "Parent product surfaces"),
-        (name = "tenants", description = "Provisioning, directory and detail"),
-        (name = "lifecycle", description = "Tenant lifecycle state machine"),
-        (name = "pools", description = "Pools and routes"),
-        (name = "audit", description = "Hash-chained audit ledger"),
-        (name = "jobs", description = "Scheduled jobs"),
-        (name = "operators", description = "Operator accounts and tokens"),
-        (name = "on-prem", description = "Installs, licenses and heartbeats (HEARTBEATS.md); routes of the other role answer 404"),
-        (name = "health", description = "Liveness and readiness")
-    )
+    modifiers(&SecurityAddon)
 )]
 struct ApiDoc;
 
@@ -72,34 +71,46 @@ impl utoipa::Modify for SecurityAddon {
     }
 }
 
-/// Every API route with its OpenAPI description, before state and middleware.
-pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(health::router())
-        .merge(crate::apps::api::router())
-        .merge(crate::tenants::api::router())
-        .merge(crate::pools::api::router())
-        .merge(crate::audit::api::router())
-        .merge(crate::scheduler::api::router())
-        .merge(crate::operators::api::router())
-        .merge(crate::license::api::router())
-        .merge(crate::heartbeat::api::router())
-        .merge(crate::installs::api::router())
+/// Every API route of `contexts` with its OpenAPI description, before state and middleware.
+/// The document's tags are the contexts' tags, in order, each once.
+pub fn api_router(contexts: &[&Context]) -> OpenApiRouter<AppState> {
+    let mut doc = ApiDoc::openapi();
+    let mut tags: Vec<utoipa::openapi::tag::Tag> = Vec::new();
+    for (name, description) in contexts.iter().flat_map(|c| c.tags.iter()) {
+        if tags.iter().all(|t| t.name != *name) {
+            tags.push(
+                utoipa::openapi::tag::TagBuilder::new()
+                    .name(*name)
+                    .description(Some(*description))
+                    .build(),
+            );
+        }
+    }
+    doc.tags = Some(tags);
+    contexts
+        .iter()
+        .fold(OpenApiRouter::with_openapi(doc), |r, c| r.merge((c.api)()))
 }
 
-/// The OpenAPI document of every route.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+/// The OpenAPI document of every route of `contexts`.
+pub fn openapi(contexts: &[&Context]) -> utoipa::openapi::OpenApi {
+    api_router(contexts).into_openapi()
 }
 
-/// The whole HTTP application for `state`.
-pub fn app(state: AppState) -> Router {
-    let (router, doc) = api_router().split_for_parts();
+/// The whole HTTP application for `state`: the API and console routes of `contexts`, the
+/// OpenAPI document, and the middleware stack. The permission table, the sidebar and the body
+/// limits come from the same contexts ([`Registry`]).
+pub fn app(state: AppState, contexts: &[&Context]) -> Router {
+    let registry = Arc::new(Registry::new(contexts));
+    let (router, doc) = api_router(contexts).split_for_parts();
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
-    let limit = state.config().body_limit_bytes;
+    let pages = contexts
+        .iter()
+        .fold(Router::new(), |r, c| r.merge((c.views)()))
+        .layer(middleware::from_fn(crate::console::page_headers));
     let limits = BodyLimits {
-        default: limit,
-        bundles: state.config().installs.bundle_limit_bytes,
+        registry: registry.clone(),
+        config: state.config().clone(),
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
@@ -110,12 +121,13 @@ pub fn app(state: AppState) -> Router {
                 async move { ([(header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
             }),
         )
-        .merge(crate::console::router())
+        .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(state.config().body_limit_bytes))
         .layer(middleware::from_fn_with_state(limits, limit_body))
+        .layer(Extension(registry))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
@@ -150,26 +162,19 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
 /// and read the 413; past this the connection is simply closed.
 const DRAIN_MAX: u64 = 16 * 1024 * 1024;
 
-/// Body limits: `body_limit_bytes` for every route but the heartbeat-bundle upload, which has
-/// `[installs] bundle_limit_bytes`.
-#[derive(Clone, Copy)]
+/// Body limits: `body_limit_bytes` for every route but the contexts' uploads, which have their
+/// own ([`Registry::body_limit`]).
+#[derive(Clone)]
 struct BodyLimits {
-    default: usize,
-    bundles: usize,
+    registry: Arc<Registry>,
+    config: Arc<crate::config::Config>,
 }
 
 /// Enforces the body limit for every route: reads the body (at most `limit` bytes are kept), and
 /// answers 413 `payload_too_large` when it is longer, after draining up to [`DRAIN_MAX`] so the
 /// client sees the problem instead of a reset connection.
 async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let limit = if path == crate::installs::api::BUNDLES_PATH
-        || path == crate::console::installs::UPLOAD_PATH
-    {
-        limits.bundles
-    } else {
-        limits.default
-    };
+    let limit = limits.registry.body_limit(req.uri().path(), &limits.config);
     let drain_max = DRAIN_MAX.max(limit as u64);
     use tokio_stream::StreamExt;
     let declared = req
@@ -182,7 +187,7 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
         return next.run(req).await;
     }
     if declared.is_some_and(|n| n > drain_max) {
-        return ApiError(Error::PayloadTooLarge).into_response();
+        return ApiError::from(Transport::PayloadTooLarge).into_response();
     }
     let (parts, body) = req.into_parts();
     let mut stream = body.into_data_stream();
@@ -190,7 +195,7 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
-            return ApiError(Error::bad_request(
+            return ApiError::Domain(Error::bad_request(
                 "bad_request",
                 "the request body could not be read",
             ))
@@ -205,7 +210,7 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
         }
     }
     if total > limit as u64 {
-        return ApiError(Error::PayloadTooLarge).into_response();
+        return ApiError::from(Transport::PayloadTooLarge).into_response();
     }
     next.run(Request::from_parts(
         parts,
@@ -231,7 +236,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a handler panicked");
-    ApiError(Error::Internal("handler panicked".into())).into_response()
+    ApiError::Domain(Error::Internal("handler panicked".into())).into_response()
 }
 
 async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
@@ -242,7 +247,7 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
             problem::current_request_id(),
         );
     }
-    ApiError(Error::NotFound {
+    ApiError::Domain(Error::NotFound {
         kind: "route",
         id: format!("{method} {}", uri.path()),
     })
@@ -250,7 +255,7 @@ async fn not_found(method: Method, uri: axum::http::Uri) -> Response {
 }
 
 async fn method_not_allowed(method: Method, uri: axum::http::Uri) -> Response {
-    ApiError(Error::MethodNotAllowed(format!(
+    ApiError::from(Transport::MethodNotAllowed(format!(
         "{method} is not allowed on {}",
         uri.path()
     )))

@@ -1,4 +1,7 @@
-//! `application/problem+json` (RFC 9457): the one place a domain error becomes an HTTP response.
+//! `application/problem+json` (RFC 9457): the one place a domain error becomes an HTTP response,
+//! with [`status`] the one table of which error is which status (the console's error page uses
+//! it too). The refusals that exist only at the edge ([`Transport`]: body too large, wrong media
+//! type, unknown method) and the permission check's ([`Refusal`]) are problems here as well.
 //!
 //! `type` is `urn:tenantry:problem:{code}`, `title` is derived from the code, and 5xx answers
 //! carry only the request id: their cause is logged once, with that id.
@@ -9,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::error::{Error, FieldError};
+use crate::rbac::Refusal;
+use crate::store;
 
 tokio::task_local! {
     /// The current request's id, set by the request-id middleware for the handler's scope.
@@ -55,62 +60,158 @@ fn title(code: &str) -> String {
     }
 }
 
-/// Builds the problem for `err`.
-pub fn problem(err: &Error) -> (StatusCode, Problem) {
-    let status = StatusCode::from_u16(err.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let code = err.code();
-    let request_id = current_request_id();
-    let detail = if err.is_client_safe() {
-        err.to_string()
-    } else {
-        tracing::error!(error = %err, code, "request failed");
-        match err {
-            Error::Store(crate::store::Error::Overloaded) => err.to_string(),
-            Error::Store(crate::store::Error::Closed) => "the server is shutting down; retry shortly".into(),
-            Error::Store(crate::store::Error::Storage(_)) => {
-                "the store is unavailable (disk full or I/O error); reads may still work. The cause is logged with this request id".into()
-            }
-            _ => "internal error; the cause is logged with this request id".into(),
+/// The HTTP status of a domain error (API.md "Errors").
+pub fn status(err: &Error) -> StatusCode {
+    match err {
+        Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+        Error::Unauthorized(_) | Error::BadSignature(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::Denied { .. } => StatusCode::FORBIDDEN,
+        Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::InvalidTransition { .. } | Error::TenantReadOnly { .. } | Error::Conflict { .. } => {
+            StatusCode::CONFLICT
         }
-    };
-    let p = Problem {
+        Error::AppNotFound(_) | Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked)
+        | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// Refusals that exist only at the HTTP edge: no service returns them.
+#[derive(Debug, thiserror::Error)]
+pub enum Transport {
+    /// 413 `payload_too_large`: the body is over its limit.
+    #[error("the request body is larger than the limit (body_limit_bytes, 1 MiB by default)")]
+    PayloadTooLarge,
+    /// 415 `unsupported_media_type`: a body that is not JSON.
+    #[error("send the body as JSON with 'Content-Type: application/json'")]
+    UnsupportedMediaType,
+    /// 405 `method_not_allowed`.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+}
+
+impl Transport {
+    fn code(&self) -> &'static str {
+        match self {
+            Transport::PayloadTooLarge => "payload_too_large",
+            Transport::UnsupportedMediaType => "unsupported_media_type",
+            Transport::MethodNotAllowed(_) => "method_not_allowed",
+        }
+    }
+    fn status(&self) -> StatusCode {
+        match self {
+            Transport::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Transport::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Transport::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+}
+
+fn document(status: StatusCode, code: &str, detail: String) -> Problem {
+    Problem {
         type_: format!("urn:tenantry:problem:{code}"),
         title: title(code),
         status: status.as_u16(),
         detail,
         code: code.to_string(),
-        request_id,
-        errors: match err {
-            Error::Validation(f) => Some(f.clone()),
-            _ => None,
-        },
-        allowed: match err {
-            Error::InvalidTransition { allowed, .. } => Some(allowed.clone()),
-            _ => None,
-        },
-    };
-    (status, p)
-}
-
-/// A domain error on its way out as problem+json.
-#[derive(Debug)]
-pub struct ApiError(pub Error);
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        ApiError(e)
+        request_id: current_request_id(),
+        errors: None,
+        allowed: None,
     }
 }
 
-impl From<crate::store::Error> for ApiError {
-    fn from(e: crate::store::Error) -> Self {
-        ApiError(Error::Store(e))
+/// Builds the problem for `err`.
+pub fn problem(err: &Error) -> (StatusCode, Problem) {
+    let status = status(err);
+    let code = err.code();
+    let detail = if err.is_client_safe() {
+        err.to_string()
+    } else {
+        tracing::error!(error = %err, code, "request failed");
+        match err {
+            Error::Store(store::Error::Overloaded) => err.to_string(),
+            Error::Store(store::Error::Closed) => "the server is shutting down; retry shortly".into(),
+            Error::Store(store::Error::Storage(_)) => {
+                "the store is unavailable (disk full or I/O error); reads may still work. The cause is logged with this request id".into()
+            }
+            _ => "internal error; the cause is logged with this request id".into(),
+        }
+    };
+    let mut p = document(status, code, detail);
+    if let Error::Validation(f) = err {
+        p.errors = Some(f.clone());
+    }
+    if let Error::InvalidTransition { allowed, .. } = err {
+        p.allowed = Some(allowed.clone());
+    }
+    (status, p)
+}
+
+/// An error on its way out as problem+json: a domain error, an edge refusal, or the permission
+/// check's refusal.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A service's refusal or failure.
+    Domain(Error),
+    /// A refusal of the HTTP edge.
+    Transport(Transport),
+    /// The permission check's refusal.
+    Refused(Refusal),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(e: store::Error) -> Self {
+        ApiError::Domain(Error::Store(e))
+    }
+}
+
+impl From<Transport> for ApiError {
+    fn from(t: Transport) -> Self {
+        ApiError::Transport(t)
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        ApiError::Refused(r)
+    }
+}
+
+impl ApiError {
+    /// Its HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => status(e),
+            ApiError::Transport(t) => t.status(),
+            ApiError::Refused(Refusal::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
+            ApiError::Refused(Refusal::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Refused(Refusal::MethodNotAllowed(_)) => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+
+    /// Whether it asks for credentials (the console then redirects to sign-in).
+    pub fn is_unauthorized(&self) -> bool {
+        self.status() == StatusCode::UNAUTHORIZED
+            && !matches!(self, ApiError::Domain(Error::BadSignature(_)))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, p) = problem(&self.0);
+        let status = self.status();
+        let p = match &self {
+            ApiError::Domain(e) => problem(e).1,
+            ApiError::Transport(t) => document(status, t.code(), t.to_string()),
+            ApiError::Refused(r) => document(status, r.code(), r.to_string()),
+        };
         let mut res = (status, Json(p)).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,

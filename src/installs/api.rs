@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use super::model::*;
 use super::service::{self, IntakeResult, NewInstall, NewLicense};
-use crate::app::AppState;
 use crate::audit::ChainId;
 use crate::clock::from_micros;
 use crate::error::{Error, Result};
@@ -27,6 +26,7 @@ use crate::heartbeat::{Health, LlmProbe};
 use crate::http::extract::{ApiJson, ApiQuery, Caller, page_limit};
 use crate::http::problem::{ApiResult, Problem};
 use crate::license::Limits;
+use crate::state::AppState;
 use crate::store::{Dir, Range, Reader, Table, codec};
 
 /// Path of the bundle upload, whose body limit is `[installs] bundle_limit_bytes`.
@@ -675,7 +675,7 @@ async fn bundles_import(
         .map(|m| m.trim().to_ascii_lowercase())
         .is_some_and(|m| m == "application/json" || m.ends_with("+json"));
     if !json {
-        return Err(Error::UnsupportedMediaType.into());
+        return Err(crate::http::problem::Transport::UnsupportedMediaType.into());
     }
     s.onprem()
         .require_control_plane("POST /api/installs/heartbeat-bundles")?;

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod model;
 pub mod service;
+pub mod views;
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::Value;
@@ -24,12 +25,94 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::actor::{Actor, ActorKind};
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::heartbeat::bundle;
 use crate::onprem::signed;
+use crate::state::AppState;
 use model::Via;
 use service::{Delivery, IntakeResult};
+
+use crate::config::Role as InstallRole;
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
+
+/// The installs context (control plane): its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "installs",
+    tags: &[(
+        "on-prem",
+        "Installs, licenses and heartbeats (HEARTBEATS.md); routes of the other role answer 404",
+    )],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[
+        NavItem::new("/platform/installs", "Installs", Permission::Read)
+            .in_role(InstallRole::is_control_plane),
+    ],
+    events: &[
+        "install.registered.v1",
+        "license.issued.v1",
+        "install.key.bound.v1",
+        "install.witness.contradicted.v1",
+        "install.recovered.v1",
+        "install.bundle.imported.v1",
+        "install.silent.v1",
+    ],
+    uploads: &[
+        (api::BUNDLES_PATH, bundle_limit),
+        (views::UPLOAD_PATH, bundle_limit),
+    ],
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("POST", "/api/installs", Requires(InstallsManage)),
+        ("GET", "/api/installs", Requires(Read)),
+        ("GET", "/api/installs/{id}", Requires(Read)),
+        (
+            "POST",
+            "/api/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
+        ("GET", "/api/installs/{id}/heartbeats", Requires(Read)),
+        // Authenticated by the install's Ed25519 signature, not by a token.
+        ("POST", "/api/installs/{id}/heartbeats", Public),
+        ("GET", "/api/installs/{id}/audit-heads", Requires(Read)),
+        (
+            "POST",
+            "/api/installs/heartbeat-bundles",
+            Requires(InstallsManage),
+        ),
+        ("GET", "/platform/installs", Requires(Read)),
+        ("POST", "/platform/installs", Requires(InstallsManage)),
+        (
+            "POST",
+            "/platform/installs/bundles",
+            Requires(InstallsManage),
+        ),
+        ("GET", "/platform/installs/{id}", Requires(Read)),
+        (
+            "GET",
+            "/platform/installs/{id}/license.json",
+            Requires(Read),
+        ),
+        (
+            "POST",
+            "/platform/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
+    ]
+};
+
+/// The bundle uploads' body limit, `[installs] bundle_limit_bytes`.
+fn bundle_limit(config: &crate::config::Config) -> usize {
+    config.installs.bundle_limit_bytes
+}
 
 /// Every license ever issued to `inst`.
 fn licenses_of(inst: &model::InstallV1) -> Vec<Uuid> {
@@ -141,13 +224,20 @@ pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<
 /// signature is checked, the bundle's own included, before anything is stored; a repeat import
 /// changes nothing.
 ///
-/// Errors: 404 when this process is not a control plane or the install is unknown; 413 over
+/// Errors: 404 when this process is not a control plane or the install is unknown; 422 over
 /// `bundle_limit_bytes`; 400/422 for a file that is not a bundle; 401 `signature_invalid` for an
 /// altered bundle or one signed by another key (nothing stored); 409 `heartbeat_seq_conflict`.
 pub async fn import_bundle(state: &AppState, actor: Actor, bytes: Vec<u8>) -> Result<IntakeResult> {
     state.onprem().require_control_plane("heartbeat import")?;
-    if bytes.len() > state.config().installs.bundle_limit_bytes {
-        return Err(Error::PayloadTooLarge);
+    let limit = state.config().installs.bundle_limit_bytes;
+    if bytes.len() > limit {
+        return Err(Error::invalid(
+            "bundle",
+            format!(
+                "the bundle is {} bytes, over [installs] bundle_limit_bytes ({limit}): raise the limit, or export fewer heartbeats at a time",
+                bytes.len()
+            ),
+        ));
     }
     let sha = hex::encode(Sha256::digest(&bytes));
     let parsed = tokio::task::spawn_blocking(move || bundle::parse(&bytes))

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::model::*;
+use crate::audit::ledger::{Audit, ChainId, Subject};
 use crate::audit::signing::{InstallKey, key_id_of};
-use crate::audit::{ChainId, Target, ledger};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result, Validator};
 use crate::heartbeat::{self, HeartbeatDoc};
@@ -220,11 +220,9 @@ pub fn register(
         &install_key(&install_id),
         &InstallRecord::V1(record),
     )?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "install.registered.v1",
-        &Target::new("install", install_id),
+        &Subject::platform("install", install_id),
         json!({
             "customer": lic.customer,
             "license_id": lic.license_id.to_string(),
@@ -356,11 +354,9 @@ pub fn renew(
     inst.max_tenants = lic.limits.max_tenants;
     inst.features = lic.features.clone();
     save(ctx, id, &inst)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "license.issued.v1",
-        &Target::new("install", id),
+        &Subject::platform("install", id),
         json!({
             "license_id": lic.license_id.to_string(),
             "replaces": previous.to_string(),
@@ -620,16 +616,14 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
         });
     }
     let now = ctx.now;
-    let target = Target::new("install", id);
+    let subject = Subject::platform("install", id);
     if let Some(how) = bind {
         inst.key = Some(d.key.to_bytes());
         inst.key_bound_at = Some(to_micros(now));
         inst.key_binding = Some(how);
-        ledger::append(
-            ctx,
-            &ChainId::Platform,
+        ctx.audit(
             "install.key.bound.v1",
-            &target,
+            &subject,
             json!({
                 "install_key_id": key_id_of(&d.key),
                 "license_id": inst.license_id.to_string(),
@@ -745,21 +739,17 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
                 listed.push(contradiction_json(c));
             }
         }
-        ledger::append(
-            ctx,
-            &ChainId::Platform,
+        ctx.audit(
             "install.witness.contradicted.v1",
-            &target,
+            &subject,
             json!({"count": found.len(), "contradictions": listed}),
         )?;
         tracing::error!(install = %id, count = found.len(), "witness check: the install's audit heads contradict earlier ones (a rewritten chain)");
     }
     if let Some(since) = inst.silent_since.take() {
-        ledger::append(
-            ctx,
-            &ChainId::Platform,
+        ctx.audit(
             "install.recovered.v1",
-            &target,
+            &subject,
             json!({
                 "silent_since": rfc3339_micros(from_micros(since)),
                 "silent_for_s": (to_micros(now) - since) / 1_000_000,
@@ -768,11 +758,9 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
         )?;
     }
     if d.via == Via::Bundle {
-        ledger::append(
-            ctx,
-            &ChainId::Platform,
+        ctx.audit(
             "install.bundle.imported.v1",
-            &target,
+            &subject,
             json!({
                 "accepted": fresh.len(),
                 "duplicates": duplicates,
@@ -835,11 +823,9 @@ pub fn mark_silent(ctx: &mut WriteCtx<'_>, id: &Uuid, interval_s: u64, after: u3
     }
     inst.silent_since = Some(now);
     save(ctx, id, &inst)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "install.silent.v1",
-        &Target::new("install", id),
+        &Subject::platform("install", id),
         json!({
             "last_seen_at": rfc3339_micros(from_micros(last)),
             "last_seq": inst.last_seq,

@@ -9,9 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{LicenseState, LicenseStatus, gate};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

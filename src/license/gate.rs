@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{LicenseState, LicenseStatus};
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::store::{Reader, Table, WriteCtx};
@@ -110,7 +110,7 @@ pub fn record(ctx: &mut WriteCtx<'_>, status: &LicenseStatus) -> Result<bool> {
     if old.as_ref() == Some(&new) {
         return Ok(false);
     }
-    let target = Target::new(
+    let subject = Subject::platform(
         "license",
         status
             .license
@@ -149,7 +149,7 @@ pub fn record(ctx: &mut WriteCtx<'_>, status: &LicenseStatus) -> Result<bool> {
         ),
     };
     ctx.put_record(LICENSE, GATE_KEY, &new)?;
-    ledger::append(ctx, &ChainId::Platform, action, &target, data)?;
+    ctx.audit(action, &subject, data)?;
     Ok(true)
 }
 
@@ -160,11 +160,9 @@ pub fn release(ctx: &mut WriteCtx<'_>) -> Result<bool> {
         return Ok(false);
     };
     ctx.delete(LICENSE, GATE_KEY)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "license.released.v1",
-        &Target::new(
+        &Subject::platform(
             "license",
             license_id.map_or_else(|| "file".to_string(), |id| id.to_string()),
         ),

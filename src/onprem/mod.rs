@@ -16,13 +16,11 @@ pub mod signed;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
-use crate::actor::Actor;
-use crate::app::{AppState, StartError};
 use crate::audit::signing::{InstallKey, KeyError};
 use crate::config::{Config, Role};
 use crate::error::{Error, Result};
-use crate::heartbeat::sender::SyncState;
-use crate::license::LicenseStatus;
+use crate::heartbeat::sync::SyncState;
+use crate::license::model::LicenseStatus;
 
 /// File name of the control plane's license-signing key inside `DATA_DIR/keys/`.
 pub const LICENSE_KEY_FILE: &str = "license.ed25519";
@@ -30,7 +28,7 @@ pub const LICENSE_KEY_FILE: &str = "license.ed25519";
 /// Meta key recording the license key's id, so a swapped key file is refused at start.
 pub const LICENSE_KEY_META: &str = "license_key_id";
 
-/// The on-prem part of [`crate::app::AppState`].
+/// The on-prem part of [`crate::state::AppState`].
 pub struct OnPrem {
     role: Role,
     license: RwLock<Option<LicenseStatus>>,
@@ -137,48 +135,4 @@ impl OnPrem {
     pub fn sync(&self) -> &SyncState {
         &self.sync
     }
-}
-
-/// Starts the roles on a freshly opened state: a control plane records (or checks) its license
-/// key's id; an appliance verifies its license (a refusal is logged and runs degraded, it does
-/// not stop the process); a process that no longer plays the appliance releases a license it
-/// held. `recorded` is the license key id the store already knew.
-///
-/// Errors: a license key that is not the one recorded; storage errors.
-pub async fn start(
-    state: &AppState,
-    recorded: Option<String>,
-) -> std::result::Result<(), StartError> {
-    let onprem = state.onprem();
-    if let Some(key) = &onprem.license_key {
-        let found = key.key_id().to_string();
-        match recorded {
-            Some(expected) if expected != found => {
-                return Err(StartError::LicenseKeyMismatch {
-                    path: OnPrem::license_key_path(&state.config().data_dir)
-                        .display()
-                        .to_string(),
-                    found,
-                    expected,
-                });
-            }
-            Some(_) => {}
-            None => {
-                state
-                    .write(Actor::system("init"), move |ctx| {
-                        crate::store::meta_put(ctx, LICENSE_KEY_META, found.as_bytes())?;
-                        Ok::<_, Error>(())
-                    })
-                    .await?;
-            }
-        }
-    }
-    if onprem.role.is_appliance() {
-        crate::license::refresh(state).await?;
-    } else {
-        state
-            .write(Actor::system("license"), crate::license::gate::release)
-            .await?;
-    }
-    Ok(())
 }

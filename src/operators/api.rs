@@ -9,10 +9,10 @@ use utoipa_axum::routes;
 
 use super::model::{Operator, TokenInfo};
 use super::{NewOperatorRequest, service};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

@@ -13,16 +13,116 @@ pub mod api;
 pub mod model;
 pub mod service;
 pub mod throttle;
+pub mod views;
 
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::error::{Error, Result, Validator};
 use crate::rbac::Role;
+use crate::state::AppState;
 use model::{Operator, TokenInfo, check_password, parse_username};
 use service::NewOperator;
+
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
+
+/// The operators context: its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "operators",
+    tags: &[("operators", "Operator accounts and tokens")],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[NavItem::new(
+        "/platform/operators",
+        "Operators",
+        Permission::OperatorsManage,
+    )],
+    events: &[
+        "operator.created.v1",
+        "operator.role_changed.v1",
+        "operator.disabled.v1",
+        "operator.enabled.v1",
+        "operator.password_changed.v1",
+        "operator.token.created.v1",
+        "operator.token.revoked.v1",
+        "operator.signed_in.v1",
+        "operator.signed_out.v1",
+    ],
+    ..Context::EMPTY
+};
+
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/api/operators", Requires(OperatorsManage)),
+        ("POST", "/api/operators", Requires(OperatorsManage)),
+        ("GET", "/api/operators/{id}", Requires(OperatorsManage)),
+        (
+            "POST",
+            "/api/operators/{id}/role",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/disable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/enable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "GET",
+            "/api/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/api/operators/{id}/tokens/{token_id}/revoke",
+            Requires(OperatorsManage),
+        ),
+        ("GET", "/platform/operators", Requires(OperatorsManage)),
+        ("POST", "/platform/operators", Requires(OperatorsManage)),
+        (
+            "POST",
+            "/platform/operators/{id}/role",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/disable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/enable",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/tokens",
+            Requires(OperatorsManage),
+        ),
+        (
+            "POST",
+            "/platform/operators/{id}/tokens/{token_id}/revoke",
+            Requires(OperatorsManage),
+        ),
+        ("GET", "/platform/account", Requires(Read)),
+        ("POST", "/platform/account/password", Requires(Read)),
+    ]
+};
 
 /// Input of a new operator (API body, console form, CLI).
 #[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]

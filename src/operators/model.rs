@@ -192,6 +192,15 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
     to_micros(t)
 }
 
+/// Console session lifetimes (`session_idle_secs`, `session_max_secs` in config).
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    /// Ends after this long without a request.
+    pub idle: chrono::Duration,
+    /// Ends this long after sign-in, whatever the activity.
+    pub absolute: chrono::Duration,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

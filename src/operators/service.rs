@@ -13,13 +13,13 @@ use std::ops::ControlFlow;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::model::*;
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
 use crate::clock::from_micros;
 use crate::error::{Error, Result};
 use crate::rbac::Role;
@@ -83,8 +83,8 @@ pub fn secret_key(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn target(username: &str) -> Target {
-    Target::new("operator", username)
+fn subject(username: &str) -> Subject {
+    Subject::platform("operator", username)
 }
 
 fn load(r: &impl Reader, id: &Uuid) -> Result<OperatorV1> {
@@ -192,12 +192,10 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &NewOperator) -> Result<Operator> {
     };
     save(ctx, &id, &rec)?;
     ctx.put(USERNAMES, input.username.as_bytes(), id.as_bytes())?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
-        "operator.created.v1",
-        &target(&input.username),
-        json!({"operator_id": id.to_string(), "username": input.username, "display_name": input.display_name, "role": input.role}),
+    ctx.audit(
+"operator.created.v1",
+&subject(&input.username),
+json!({"operator_id": id.to_string(), "username": input.username, "display_name": input.display_name, "role": input.role}),
     )?;
     Ok(rec.view(id))
 }
@@ -241,11 +239,9 @@ pub fn set_role(ctx: &mut WriteCtx<'_>, id: &Uuid, role: Role) -> Result<Operato
     rec.updated_at = micros(ctx.now);
     save(ctx, id, &rec)?;
     let ended = end_sessions(ctx, id)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "operator.role_changed.v1",
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"from": from, "to": role, "sessions_ended": ended}),
     )?;
     Ok(rec.view(*id))
@@ -290,11 +286,9 @@ pub fn set_disabled(ctx: &mut WriteCtx<'_>, id: &Uuid, disabled: bool) -> Result
     } else {
         "operator.enabled.v1"
     };
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         action,
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"sessions_ended": ended}),
     )?;
     Ok(rec.view(*id))
@@ -307,11 +301,9 @@ pub fn set_password(ctx: &mut WriteCtx<'_>, id: &Uuid, password_hash: &str) -> R
     rec.updated_at = micros(ctx.now);
     save(ctx, id, &rec)?;
     let ended = end_sessions(ctx, id)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "operator.password_changed.v1",
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"sessions_ended": ended}),
     )?;
     Ok(rec.view(*id))
@@ -364,11 +356,9 @@ pub fn create_token(
         Key::new().uuid(operator).uuid(&token.id).as_bytes(),
         &hash,
     )?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "operator.token.created.v1",
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"token_id": token.id.to_string(), "name": name}),
     )?;
     Ok(record.view())
@@ -385,11 +375,9 @@ pub fn revoke_token(ctx: &mut WriteCtx<'_>, operator: &Uuid, token: &Uuid) -> Re
         .ok_or_else(|| Error::not_found("token", token.to_string()))?;
     ctx.delete(TOKENS, &hash)?;
     ctx.delete(TOKENS_BY_OPERATOR, &index)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "operator.token.revoked.v1",
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"token_id": token.to_string()}),
     )?;
     Ok(())
@@ -428,15 +416,6 @@ pub fn token_operator(r: &impl Reader, secret: &str) -> Result<Option<(Uuid, Ope
     Ok((!rec.disabled).then_some((id, rec)))
 }
 
-/// Session lifetimes.
-#[derive(Clone, Copy, Debug)]
-pub struct SessionLimits {
-    /// Ends after this long without a request.
-    pub idle: Duration,
-    /// Ends this long after sign-in, whatever the activity.
-    pub absolute: Duration,
-}
-
 /// Starts a session after a successful sign-in (`operator.signed_in.v1`).
 pub fn start_session(
     ctx: &mut WriteCtx<'_>,
@@ -467,11 +446,9 @@ pub fn start_session(
     )?;
     rec.last_sign_in_at = Some(now);
     save(ctx, operator, &rec)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "operator.signed_in.v1",
-        &target(&rec.username),
+        &subject(&rec.username),
         json!({"client": client, "method": "password"}),
     )?;
     Ok(())
@@ -491,13 +468,7 @@ pub fn end_session(ctx: &mut WriteCtx<'_>, key: &[u8; 32]) -> Result<()> {
         Key::new().uuid(&id).raw(key).as_bytes(),
     )?;
     if let Ok(rec) = load(ctx, &id) {
-        ledger::append(
-            ctx,
-            &ChainId::Platform,
-            "operator.signed_out.v1",
-            &target(&rec.username),
-            json!({}),
-        )?;
+        ctx.audit("operator.signed_out.v1", &subject(&rec.username), json!({}))?;
     }
     Ok(())
 }

@@ -6,12 +6,13 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::model::Route;
 use super::model::{Pool, PoolStatus};
-use super::service::{self, Route};
-use crate::app::AppState;
+use super::service;
 use crate::error::{Error, Validator};
 use crate::http::extract::{ApiJson, ApiQuery, Caller};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 use crate::tenants::model::parse_reason;
 
 /// Routes of this module.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use super::service::Route;
+use super::model::Route;
 use crate::store::{CommitNotice, Topic};
 
 /// Most entries kept; past this the cache starts over (a bound, not an LRU: lookups are cheap).

@@ -179,6 +179,23 @@ pub fn from_pool_key(k: &[u8]) -> Option<(PoolKind, u32)> {
     Some((kind, u32::try_from(r.u64()?).ok()?))
 }
 
+/// Which pools serve a tenant for a module right now (`GET /api/routes/{tenant_id}`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Route {
+    /// The tenant.
+    pub tenant_id: uuid::Uuid,
+    /// The module asked for.
+    pub module: String,
+    /// The active admin pool to use.
+    pub admin_pool: String,
+    /// The active app pool to use.
+    pub app_pool: String,
+    /// True when an assigned pool is not active and new traffic goes to another shared pool.
+    pub rerouted: bool,
+    /// The tenant's lifecycle state (a gateway refuses traffic for suspended tenants).
+    pub tenant_state: crate::tenants::model::State,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,9 +10,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::{
-    Pool, PoolKind, PoolRecord, PoolStatus, from_pool_key, parse_pool_id, pool_key,
+    Pool, PoolKind, PoolRecord, PoolStatus, Route, from_pool_key, parse_pool_id, pool_key,
 };
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{Audit, Subject};
 use crate::config::PoolLayout;
 use crate::error::{Error, Result};
 use crate::store::{Dir, Range, Reader, Table, Topic, WriteCtx, codec};
@@ -79,11 +79,9 @@ fn create(
         created_at: ctx.now,
     };
     save(ctx, &pool)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "pool.created.v1",
-        &Target::new("pool", &pool.id),
+        &Subject::platform("pool", &pool.id),
         json!({
             "kind": kind,
             "number": number,
@@ -219,11 +217,9 @@ pub fn release(
             ));
             p.status_since = ctx.now;
             save(ctx, &p)?;
-            ledger::append(
-                ctx,
-                &ChainId::Platform,
+            ctx.audit(
                 "pool.status.flipped.v1",
-                &Target::new("pool", &p.id),
+                &Subject::platform("pool", &p.id),
                 json!({"from": from, "to": PoolStatus::Drain, "reason": p.status_reason}),
             )?;
         } else {
@@ -249,31 +245,12 @@ pub fn flip(ctx: &mut WriteCtx<'_>, id: &str, to: PoolStatus, reason: &str) -> R
     p.status_reason = Some(reason.to_string());
     p.status_since = ctx.now;
     save(ctx, &p)?;
-    ledger::append(
-        ctx,
-        &ChainId::Platform,
+    ctx.audit(
         "pool.status.flipped.v1",
-        &Target::new("pool", id),
+        &Subject::platform("pool", id),
         json!({"from": from, "to": to, "reason": reason, "tenant_count": p.tenant_count}),
     )?;
     Ok(p)
-}
-
-/// Which pools serve a tenant for a module right now (`GET /api/routes/{tenant_id}`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-pub struct Route {
-    /// The tenant.
-    pub tenant_id: Uuid,
-    /// The module asked for.
-    pub module: String,
-    /// The active admin pool to use.
-    pub admin_pool: String,
-    /// The active app pool to use.
-    pub app_pool: String,
-    /// True when an assigned pool is not active and new traffic goes to another shared pool.
-    pub rerouted: bool,
-    /// The tenant's lifecycle state (a gateway refuses traffic for suspended tenants).
-    pub tenant_state: State,
 }
 
 /// Rendezvous (highest-random-weight) pick among active shared pools: stable for a tenant, and

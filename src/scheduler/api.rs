@@ -7,10 +7,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{Job, JobRun, JobView, Trigger};
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::extract::{ApiQuery, page_limit};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {

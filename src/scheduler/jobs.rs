@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::Job;
 use crate::actor::Actor;
-use crate::app::AppState;
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::tenants::directory::{self, DEADLINES, TRIAL_ENDS};
 use crate::tenants::model::Tenant;
 use crate::tenants::service;

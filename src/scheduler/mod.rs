@@ -5,228 +5,63 @@
 //! them). The loop sleeps through [`Clock::sleep_until`], so tests move a manual clock instead of
 //! sleeping; a jump over many firings runs each due job once (missed runs coalesce).
 //!
+//! - [`job`]: the closed `Job` enum, its names and default schedules.
+//! - [`schedule`]: the schedules in force and the loop's state (held by `AppState`).
+//! - [`runs`]: the run records.
 //! - [`jobs`]: what each job does.
-//! - [`api`]: `GET /api/jobs`, run history, and run-now.
+//! - [`api`], [`views`]: `GET /api/jobs`, run history and run-now; the jobs monitor page.
 
 pub mod api;
+pub mod job;
 pub mod jobs;
+pub mod runs;
+pub mod schedule;
+pub mod views;
 
-use std::collections::BTreeMap;
-use std::ops::ControlFlow;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::PoisonError;
+use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use job::Job;
+pub use runs::{JOB_RUNS, JobRun, JobRunRecord, Outcome, RUNS_KEPT, Trigger, runs};
+use runs::{prune, run_view};
+pub use schedule::{Scheduler, parse_cron};
+
 use crate::actor::Actor;
-use crate::app::AppState;
-use crate::clock::{Clock, from_micros, to_micros};
+use crate::clock::{Clock, to_micros};
 use crate::error::{Error, Result};
+use crate::state::AppState;
 use crate::store::keys::Key;
-use crate::store::{Dir, Range, Reader, Table, codec};
 
-/// Run history: `(job name, started_at micros, nonce) -> JobRunRecord`.
-///
-/// Keyed by the job's name, which is stable, rather than by its position in [`Job`] (schema v1
-/// did that, so adding or reordering a job would have moved old runs under another job; schema
-/// v2 re-keys them, see [`crate::upgrade`]).
-pub const JOB_RUNS: Table = Table::new("job_runs");
+use crate::http::context::{Context, NavItem};
+use crate::rbac::{Access, Permission, Route};
 
-/// Runs kept per job; older ones are pruned when a run is recorded.
-pub const RUNS_KEPT: usize = 200;
+/// The jobs context: its routes, pages, permission entries, sidebar items and events.
+pub const CONTEXT: Context = Context {
+    name: "scheduler",
+    tags: &[("jobs", "Scheduled jobs")],
+    api: api::router,
+    views: views::router,
+    routes: ROUTES,
+    nav: &[NavItem::new("/platform/jobs", "Jobs", Permission::Read)],
+    events: &[],
+    ..Context::EMPTY
+};
 
-/// The closed set of scheduled jobs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Job {
-    /// Shreds offboarding tenants past `deadline_at`.
-    ShredDueTenants,
-    /// Suspends trials past their end with the reason "trial expired".
-    ExpireTrials,
-    /// Signs the head of every chain that moved since its last checkpoint.
-    CheckpointChains,
-    /// Deletes console sessions past their idle or absolute limit.
-    PruneSessions,
-    /// Appliance: writes a signed heartbeat into the outbox.
-    Heartbeat,
-    /// Appliance: re-reads and verifies the license file.
-    VerifyLicense,
-    /// Control plane: marks installs silent after missed heartbeats.
-    SilentInstalls,
-    /// Writes a backup into `backup.dir` and keeps the newest `backup.keep`.
-    BackupDaily,
-}
-
-impl Job {
-    /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 8] = [
-        Job::ShredDueTenants,
-        Job::ExpireTrials,
-        Job::CheckpointChains,
-        Job::PruneSessions,
-        Job::Heartbeat,
-        Job::VerifyLicense,
-        Job::SilentInstalls,
-        Job::BackupDaily,
-    ];
-
-    /// Does `job` run in a process of `role`?
-    pub fn runs_in(self, role: crate::config::Role) -> bool {
-        match self {
-            Job::Heartbeat | Job::VerifyLicense => role.is_appliance(),
-            Job::SilentInstalls => role.is_control_plane(),
-            _ => true,
-        }
-    }
-
-    /// The snake_case name used in config, the API and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            Job::ShredDueTenants => "shred_due_tenants",
-            Job::ExpireTrials => "expire_trials",
-            Job::CheckpointChains => "checkpoint_chains",
-            Job::PruneSessions => "prune_sessions",
-            Job::Heartbeat => "heartbeat",
-            Job::VerifyLicense => "verify_license",
-            Job::SilentInstalls => "silent_installs",
-            Job::BackupDaily => "backup_daily",
-        }
-    }
-
-    /// What the job does, for the jobs monitor.
-    pub fn description(self) -> &'static str {
-        match self {
-            Job::ShredDueTenants => {
-                "Shreds offboarding tenants whose grace period has ended (deadline_at passed)."
-            }
-            Job::ExpireTrials => {
-                "Suspends trials past their end date with the reason \"trial expired\"."
-            }
-            Job::CheckpointChains => {
-                "Verifies and signs the head of every audit chain that moved since its last checkpoint."
-            }
-            Job::PruneSessions => "Deletes console sessions past their idle or absolute limit.",
-            Job::Heartbeat => {
-                "Writes a signed heartbeat into the outbox for the control plane ([control_plane] heartbeat_schedule)."
-            }
-            Job::VerifyLicense => {
-                "Re-reads the license file and verifies it offline; degrades provisioning when it is expired or refused."
-            }
-            Job::SilentInstalls => {
-                "Marks installs silent when no heartbeat came for 3 intervals ([installs] silent_after_missed)."
-            }
-            Job::BackupDaily => {
-                "Writes an online backup into backup.dir (encrypted to backup.recipients) and keeps the newest backup.keep."
-            }
-        }
-    }
-
-    /// The default schedule (6 fields: sec min hour day month weekday).
-    pub fn default_schedule(self) -> &'static str {
-        match self {
-            Job::ShredDueTenants => "0 */15 * * * *",
-            Job::ExpireTrials => "0 */15 * * * *",
-            Job::CheckpointChains => "0 0 * * * *",
-            Job::PruneSessions => "0 20 * * * *",
-            Job::Heartbeat => crate::config::DEFAULT_HEARTBEAT_SCHEDULE,
-            Job::VerifyLicense => "0 30 * * * *",
-            Job::SilentInstalls => "30 * * * * *",
-            Job::BackupDaily => "0 30 2 * * *",
-        }
-    }
-
-    /// Parses a job name.
-    pub fn parse(s: &str) -> Option<Job> {
-        Job::ALL.into_iter().find(|j| j.name() == s)
-    }
-
-    /// The key prefix of this job's runs in [`JOB_RUNS`].
-    fn key_prefix(self) -> Vec<u8> {
-        Key::new().str(self.name()).into_bytes()
-    }
-}
-
-/// How a run was started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Trigger {
-    /// By its cron schedule.
-    Schedule,
-    /// By an operator (API, CLI).
-    Manual,
-}
-
-/// Outcome of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// Still running (or the process stopped during the run).
-    Running,
-    /// Finished without error.
-    Ok,
-    /// Finished with an error.
-    Failed,
-}
-
-/// A stored run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum JobRunRecord {
-    /// Version 1.
-    V1 {
-        /// Start, microseconds.
-        started_at: i64,
-        /// End, microseconds.
-        finished_at: Option<i64>,
-        /// Outcome.
-        outcome: Outcome,
-        /// Error text when failed.
-        error: Option<String>,
-        /// What it did, e.g. "shredded 2 tenants".
-        summary: Option<String>,
-        /// How it started.
-        trigger: Trigger,
-    },
-}
-
-/// A run, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct JobRun {
-    /// Job name.
-    pub job: String,
-    /// Start.
-    pub started_at: DateTime<Utc>,
-    /// End, when finished.
-    pub finished_at: Option<DateTime<Utc>>,
-    /// Outcome.
-    pub outcome: Outcome,
-    /// Error text when failed.
-    pub error: Option<String>,
-    /// What it did.
-    pub summary: Option<String>,
-    /// How it started.
-    pub trigger: Trigger,
-}
-
-fn run_view(job: Job, r: JobRunRecord) -> JobRun {
-    let JobRunRecord::V1 {
-        started_at,
-        finished_at,
-        outcome,
-        error,
-        summary,
-        trigger,
-    } = r;
-    JobRun {
-        job: job.name().to_string(),
-        started_at: from_micros(started_at),
-        finished_at: finished_at.map(from_micros),
-        outcome,
-        error,
-        summary,
-        trigger,
-    }
-}
+/// The permission entry of every route of this context.
+const ROUTES: &[Route] = {
+    use Access::*;
+    use Permission::*;
+    &[
+        ("GET", "/api/jobs", Requires(Read)),
+        ("GET", "/api/jobs/{name}/runs", Requires(Read)),
+        ("POST", "/api/jobs/{name}/run", Requires(JobsRun)),
+        ("GET", "/platform/jobs", Requires(Read)),
+        ("POST", "/platform/jobs/{name}/run", Requires(JobsRun)),
+    ]
+};
 
 /// A job in the monitor (`GET /api/jobs`, the console's jobs page).
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -289,110 +124,6 @@ pub async fn overview(state: &AppState) -> Result<Vec<JobView>> {
             }
         })
         .collect())
-}
-
-/// The schedules in force and the loop's state.
-pub struct Scheduler {
-    schedules: BTreeMap<Job, (String, cron::Schedule)>,
-    next: Mutex<BTreeMap<Job, DateTime<Utc>>>,
-    running: AtomicBool,
-    run_lock: tokio::sync::Mutex<()>,
-}
-
-impl std::fmt::Debug for Scheduler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler")
-            .field("jobs", &self.schedules.keys())
-            .finish()
-    }
-}
-
-impl Scheduler {
-    /// Builds the schedules of every job from config overrides (a process of both roles).
-    ///
-    /// Errors: a message naming the job and the bad expression, or an unknown job name.
-    pub fn new(overrides: &BTreeMap<String, String>) -> std::result::Result<Scheduler, String> {
-        Self::for_role(overrides, crate::config::Role::Both)
-    }
-
-    /// Builds the schedules of the jobs that run in `role`, from config overrides.
-    ///
-    /// Errors: a message naming the job and the bad expression, or an unknown job name.
-    pub fn for_role(
-        overrides: &BTreeMap<String, String>,
-        role: crate::config::Role,
-    ) -> std::result::Result<Scheduler, String> {
-        for name in overrides.keys() {
-            if Job::parse(name).is_none() {
-                let names: Vec<&str> = Job::ALL.iter().map(|j| j.name()).collect();
-                return Err(format!(
-                    "[schedules] names unknown job '{name}': jobs are {}",
-                    names.join(", ")
-                ));
-            }
-        }
-        let mut schedules = BTreeMap::new();
-        for job in Job::ALL.into_iter().filter(|j| j.runs_in(role)) {
-            let expr = overrides
-                .get(job.name())
-                .map_or(job.default_schedule(), String::as_str);
-            let schedule =
-                parse_cron(expr).map_err(|e| format!("schedule of job {}: {e}", job.name()))?;
-            schedules.insert(job, (expr.to_string(), schedule));
-        }
-        Ok(Scheduler {
-            schedules,
-            next: Mutex::new(BTreeMap::new()),
-            running: AtomicBool::new(false),
-            run_lock: tokio::sync::Mutex::new(()),
-        })
-    }
-
-    /// The jobs that run in this process, in [`Job::ALL`] order.
-    pub fn jobs(&self) -> impl Iterator<Item = Job> + '_ {
-        self.schedules.keys().copied()
-    }
-
-    /// Parses the name of a job that runs in this process.
-    pub fn job(&self, name: &str) -> Option<Job> {
-        Job::parse(name).filter(|j| self.schedules.contains_key(j))
-    }
-
-    /// The cron expression of `job`.
-    pub fn expression(&self, job: Job) -> &str {
-        self.schedules.get(&job).map_or("", |(e, _)| e.as_str())
-    }
-
-    /// The next firing of `job` after `now`.
-    pub fn next_after(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedules.get(&job)?.1.after(&now).next()
-    }
-
-    /// The next planned run of `job` (as the loop sees it), or the next firing after `now`.
-    pub fn planned(&self, job: Job, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        next.get(&job)
-            .copied()
-            .or_else(|| self.next_after(job, now))
-    }
-
-    /// Is the loop running? (`/readyz`)
-    pub fn is_running(&self) -> bool {
-        self.running.load(Ordering::Relaxed)
-    }
-}
-
-/// Parses a 6-field cron expression (seconds first), with a message that says so when 5 fields
-/// are given.
-pub fn parse_cron(expr: &str) -> std::result::Result<cron::Schedule, String> {
-    let fields = expr.split_whitespace().count();
-    if fields == 5 {
-        return Err(format!(
-            "'{expr}' has 5 fields; tenantry uses 6 (seconds first), e.g. '0 {expr}'"
-        ));
-    }
-    cron::Schedule::from_str(expr)
-        .map_err(|e| format!("'{expr}' is not a valid cron expression: {e}"))
 }
 
 /// Runs `job` now and records the run. Runs never overlap: a run waits for one in progress.
@@ -465,46 +196,6 @@ pub async fn record_run(
     Ok(run_view(job, rec))
 }
 
-fn prune(ctx: &mut crate::store::WriteCtx<'_>, job: Job) -> Result<()> {
-    let mut old = Vec::new();
-    let mut n = 0usize;
-    ctx.scan(
-        JOB_RUNS,
-        &Range::prefix(&job.key_prefix()),
-        Dir::Desc,
-        &mut |k, _| {
-            n += 1;
-            if n > RUNS_KEPT {
-                old.push(k.to_vec());
-            }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
-    for k in old {
-        ctx.delete(JOB_RUNS, &k)?;
-    }
-    Ok(())
-}
-
-/// The most recent runs of `job`, newest first.
-pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
-    let mut out = Vec::new();
-    r.scan(
-        JOB_RUNS,
-        &Range::prefix(&job.key_prefix()),
-        Dir::Desc,
-        &mut |_, v| {
-            out.push(run_view(job, codec::decode(JOB_RUNS.name(), v)?));
-            Ok(if out.len() >= limit {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
-    Ok(out)
-}
-
 /// The loop: waits for the earliest due job on the clock, runs every due job once, repeats until
 /// `stop` turns true.
 pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
@@ -561,6 +252,8 @@ pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]

@@ -14,10 +14,10 @@ use uuid::Uuid;
 use super::directory::{self, DirectoryQuery, DirectoryRow, Sort, Summary};
 use super::model::{Action, AppPools, State as TenantState, Tenant, Tier};
 use super::service::{self, NewTenant, StateView, TenantPatch, TransitionRequest};
-use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::http::extract::{ApiJson, ApiQuery, Caller, OptionalJson, page_limit};
 use crate::http::problem::{ApiResult, Problem};
+use crate::state::AppState;
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -158,7 +158,13 @@ async fn tenants_list(
 ) -> ApiResult<Response> {
     let q = params.parse()?;
     if wants_csv(&headers) {
-        crate::rbac::authorize(Some(&p), "GET", "/api/tenants/export.csv")?;
+        if !p.can(crate::rbac::Permission::TenantsExport) {
+            return Err(crate::rbac::Refusal::Forbidden(format!(
+                "your role '{}' may not GET /api/tenants/export.csv",
+                p.role.as_str()
+            ))
+            .into());
+        }
         return Ok(csv_response(&s, q));
     }
     let page = s.read(move |r| directory::query(r, &q)).await?;

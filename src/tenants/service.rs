@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::directory::{self, TENANTS};
 use super::model::*;
 use crate::apps;
-use crate::audit::{ChainId, Target, ledger};
+use crate::audit::ledger::{self, Audit, ChainId, Subject};
 use crate::clock::rfc3339_micros;
 use crate::config::Config;
 use crate::error::{Error, Result, Validator};
@@ -157,14 +157,6 @@ impl NewTenant {
     }
 }
 
-fn tenant_chain(id: Uuid) -> ChainId {
-    ChainId::Tenant(id)
-}
-
-fn tenant_target(id: Uuid) -> Target {
-    Target::new("tenant", id)
-}
-
 /// Provisions a tenant in state `provisioned`: assigns pools by tier and writes
 /// `tenant.created.v1` and `tenant.pool.assigned.v1` on the new tenant's chain.
 ///
@@ -223,12 +215,9 @@ pub fn provision(
         shredded_at: None,
     };
     directory::save(ctx, None, &tenant)?;
-    let chain = tenant_chain(id);
-    ledger::append(
-        ctx,
-        &chain,
+    ctx.audit(
         "tenant.created.v1",
-        &tenant_target(id),
+        &Subject::tenant(id),
         json!({
             "app_id": tenant.app_id.to_string(),
             "display_name": tenant.display_name,
@@ -243,11 +232,9 @@ pub fn provision(
             "hierarchy_depth": tenant.hierarchy_depth,
         }),
     )?;
-    ledger::append(
-        ctx,
-        &chain,
+    ctx.audit(
         "tenant.pool.assigned.v1",
-        &tenant_target(id),
+        &Subject::tenant(id),
         assignment_data(&tenant),
     )?;
     Ok(tenant)
@@ -420,11 +407,9 @@ pub fn update(ctx: &mut WriteCtx<'_>, id: Uuid, patch: &PatchInput) -> Result<Te
     }
     new.updated_at = ctx.now;
     directory::save(ctx, Some(&old), &new)?;
-    ledger::append(
-        ctx,
-        &tenant_chain(id),
+    ctx.audit(
         "tenant.updated.v1",
-        &tenant_target(id),
+        &Subject::tenant(id),
         json!({ "changes": changes }),
     )?;
     Ok(new)
@@ -569,13 +554,7 @@ pub fn transition(
         }
     }
     directory::save(ctx, Some(&old), &new)?;
-    ledger::append(
-        ctx,
-        &tenant_chain(id),
-        action.event(),
-        &tenant_target(id),
-        data,
-    )?;
+    ctx.audit(action.event(), &Subject::tenant(id), data)?;
     Ok(new)
 }
 
@@ -604,8 +583,7 @@ pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
     if !due {
         return Ok(None);
     }
-    let chain = tenant_chain(id);
-    let shredded = ledger::shred_data(ctx, &chain)?;
+    let shredded = ledger::shred_data(ctx, &ChainId::Tenant(id))?;
     let released = pools::service::release(ctx, id, &old.pools)?;
     let now = ctx.now;
     let new = Tenant {
@@ -623,11 +601,9 @@ pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
         ..old.clone()
     };
     directory::save(ctx, Some(&old), &new)?;
-    ledger::append(
-        ctx,
-        &chain,
+    ctx.audit(
         "tenant.shredded.v1",
-        &tenant_target(id),
+        &Subject::tenant(id),
         json!({
             "deadline_at": old.deadline_at.map(rfc3339_micros),
             "audit_data_shredded": shredded,

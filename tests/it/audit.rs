@@ -73,6 +73,16 @@ async fn verify(app: &TestApp, chain: &ChainId, full: bool) -> Value {
     v["results"][0].clone()
 }
 
+/// Asserts a verify result is broken at `seq` with a problem mentioning `problem`.
+fn assert_broken_at(r: &Value, seq: u64, problem: &str) {
+    assert_eq!(
+        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
+        (Some(false), Some(seq)),
+        "{r}"
+    );
+    assert!(r["problem"].as_str().unwrap().contains(problem), "{r}");
+}
+
 fn stored(ctx: &tenantry::store::WriteCtx<'_>, chain: &ChainId, seq: u64) -> Vec<u8> {
     ctx.get(ENTRIES, &ledger::entry_key(chain, seq))
         .unwrap()
@@ -150,18 +160,7 @@ async fn an_edited_entry_is_detected_and_named() {
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_eq!(
-        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(7)),
-        "{r}"
-    );
-    assert!(
-        r["problem"]
-            .as_str()
-            .unwrap()
-            .contains("entry 7 was altered"),
-        "{r}"
-    );
+    assert_broken_at(&r, 7, "entry 7 was altered");
     let r = verify(&app, &chain, true).await;
     assert_eq!(
         r["first_bad_seq"], 3,
@@ -203,18 +202,7 @@ async fn edited_data_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, true).await;
-    assert_eq!(
-        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(4)),
-        "{r}"
-    );
-    assert!(
-        r["problem"]
-            .as_str()
-            .unwrap()
-            .contains("data of entry 4 was altered"),
-        "{r}"
-    );
+    assert_broken_at(&r, 4, "data of entry 4 was altered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,18 +216,7 @@ async fn a_deleted_entry_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, true).await;
-    assert_eq!(
-        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(5)),
-        "{r}"
-    );
-    assert!(
-        r["problem"]
-            .as_str()
-            .unwrap()
-            .contains("entry 5 is missing"),
-        "{r}"
-    );
+    assert_broken_at(&r, 5, "entry 5 is missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,12 +231,7 @@ async fn a_reordering_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_eq!(
-        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(7)),
-        "{r}"
-    );
-    assert!(r["problem"].as_str().unwrap().contains("reordered"), "{r}");
+    assert_broken_at(&r, 7, "reordered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,12 +261,7 @@ async fn a_truncation_below_a_checkpoint_is_detected_even_with_a_consistent_head
     .await;
     for full in [false, true] {
         let r = verify(&app, &chain, full).await;
-        assert_eq!(
-            (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-            (Some(false), Some(5)),
-            "full={full}: {r}"
-        );
-        assert!(r["problem"].as_str().unwrap().contains("truncated"), "{r}");
+        assert_broken_at(&r, 5, "truncated");
     }
 }
 
@@ -313,15 +280,7 @@ async fn a_forged_checkpoint_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_eq!(
-        (r["ok"].as_bool(), r["first_bad_seq"].as_u64()),
-        (Some(false), Some(6)),
-        "{r}"
-    );
-    assert!(
-        r["problem"].as_str().unwrap().contains("invalid signature"),
-        "{r}"
-    );
+    assert_broken_at(&r, 6, "invalid signature");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@ use std::collections::{BTreeSet, VecDeque};
 use chrono::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tenantry::rbac::{self, Access, ROUTES, Role};
+use tenantry::app::routes;
+use tenantry::rbac::{self, Access, Role};
 
 use crate::helpers::TestApp;
 
@@ -435,8 +436,8 @@ async fn repeated_failures_are_throttled_per_username_and_counted() {
     );
 }
 
-fn app_limits() -> tenantry::operators::service::SessionLimits {
-    tenantry::operators::service::SessionLimits {
+fn app_limits() -> tenantry::operators::model::SessionLimits {
+    tenantry::operators::model::SessionLimits {
         idle: Duration::days(365),
         absolute: Duration::days(365),
     }
@@ -496,7 +497,7 @@ async fn the_role_matrix_holds_on_every_route_for_every_role() {
     let c = client();
     let mut checked = 0;
     for (role, token) in &tokens {
-        for (method, path, access) in ROUTES {
+        for (method, path, access) in routes() {
             if (*method, *path) == ("POST", "/signin") {
                 // Public, but its own double-submit check answers 403 to a bare POST.
                 continue;
@@ -533,7 +534,7 @@ async fn the_role_matrix_holds_on_every_route_for_every_role() {
             checked += 1;
         }
     }
-    assert_eq!(checked, (ROUTES.len() - 1) * Role::ALL.len());
+    assert_eq!(checked, (routes().len() - 1) * Role::ALL.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,9 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tenantry::app::{AppState, Application};
+use tenantry::app::Application;
 use tenantry::clock::Clock;
 use tenantry::config::{Config, Secret};
+use tenantry::state::AppState;
 
 pub const TOKEN: &str = "test-admin-ops-token-0123456789";
 

@@ -18,4 +18,5 @@ mod pools;
 mod process;
 mod ship;
 mod tenants;
+mod tidy;
 mod upgrade;

@@ -3,22 +3,29 @@
 //! the chain-verification badge. Everything comes from maintained counters and bounded reads;
 //! nothing scans all tenants.
 
+use axum::Router;
 use axum::extract::State;
+use axum::routing::get;
 use chrono::{Datelike, Duration};
 use maud::html;
 
-use super::charts;
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, header, page};
-use super::{ConsoleError, PageResult};
 use crate::actor::ActorKind;
-use crate::app::AppState;
 use crate::audit::ledger::{self, AuditQuery};
+use crate::console::charts;
+use crate::console::fmt::{self, when};
+use crate::console::layout::{Ctx, Tone, badge, header, page};
+use crate::console::{ConsoleError, PageResult};
 use crate::pools::model::PoolStatus;
 use crate::rbac::Permission;
 use crate::scheduler::Outcome;
+use crate::state::AppState;
 use crate::tenants::directory;
 use crate::tenants::model::State as TenantState;
+
+/// The platform dashboard.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/platform", get(view_home_get))
+}
 
 /// Weeks shown in the "created per week" chart.
 const WEEKS: i64 = 12;
@@ -200,7 +207,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                                 td { a href="/platform/jobs" { (j.name) } }
                                 td { @if let Some(r) = &j.last_run { (when(r.started_at)) } @else { span.muted { "never" } } }
                                 td {
-                                    @if let Some(r) = &j.last_run { (fmt::outcome(r.outcome)) } @else { (badge(Tone::Neutral, "—")) }
+                                    @if let Some(r) = &j.last_run { (crate::scheduler::views::outcome_badge(r.outcome)) } @else { (badge(Tone::Neutral, "—")) }
                                     @if j.consecutive_failures > 1 { " " (badge(Tone::Critical, &format!("{} in a row", j.consecutive_failures))) }
                                 }
                                 td { @if let Some(t) = j.next_run_at { (fmt::relative(t, now)) } }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use super::Cli;
 
 /// Writes `tenantry.1` and one page per subcommand (`tenantry-backup-create.1`...) into
 /// `out_dir`; returns the files written, sorted.

@@ -3,34 +3,42 @@
 //! sign a checkpoint; export a chain as NDJSON.
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Query, RawQuery, State};
+use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, empty, header, page, redirect};
-use super::{ConsoleError, PageResult, urlencode};
-use crate::app::AppState;
 use crate::audit::api::AuditParams;
 use crate::audit::ledger;
 use crate::audit::{self, ChainId, ChainReport, Mode};
+use crate::console::fmt::{self, when};
+use crate::console::layout::{Ctx, Tone, badge, empty, header, page, redirect};
+use crate::console::{ConsoleError, PageResult, urlencode};
 use crate::error::Error;
 use crate::rbac::Permission;
+use crate::state::AppState;
+
+/// The audit pages.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/platform/audit", get(view_audit_get))
+        .route("/platform/audit/verify", post(view_audit_verify_post))
+        .route(
+            "/platform/audit/checkpoint",
+            post(view_audit_checkpoint_post),
+        )
+}
 
 /// The filters as the form sends them (dates may be plain `YYYY-MM-DD`).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct AuditFilter {
-    #[serde(default)]
     chain: String,
-    #[serde(default)]
     actor_id: String,
-    #[serde(default)]
     action: String,
-    #[serde(default)]
     from: String,
-    #[serde(default)]
     to: String,
-    #[serde(default)]
     cursor: String,
 }
 
@@ -110,7 +118,7 @@ pub async fn view_audit_get(
         .read(move |r| ledger::browse(r, &q))
         .await
         .map_err(ConsoleError)?;
-    let base = super::without_cursor(raw);
+    let base = crate::console::without_cursor(raw);
     let body = html! {
         (header("Audit ledger", Some("Every change, hash-chained per tenant and for the platform. Newest first."), html! {
             @if ctx.can(Permission::AuditExport) && !chain_text.is_empty() {
@@ -181,10 +189,9 @@ fn short_chain(c: &str) -> String {
 
 /// The verify form.
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct VerifyForm {
-    #[serde(default)]
     chain: String,
-    #[serde(default)]
     full: String,
 }
 
@@ -277,8 +284,8 @@ pub async fn view_audit_verify_post(
 
 /// The checkpoint form.
 #[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct CheckpointForm {
-    #[serde(default)]
     chain: String,
 }
 

@@ -1,20 +1,29 @@
-//! Appliance pages: heartbeat sync (the outbox's depth, oldest age and last success; the sender's
-//! last error and next attempt; send now; export a bundle for an air gap; acknowledge an import)
-//! and the license (state, limits, use, and what is wrong). On a control plane they answer 404,
-//! like `/api/sync` and `/api/license`.
+//! `/platform/sync` (appliance): heartbeat sync (the outbox's depth, oldest age and last success;
+//! the sender's last error and next attempt; send now; export a bundle for an air gap;
+//! acknowledge an import). On a control plane it answers 404, like `/api/sync`.
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::routing::{get, post};
 use maud::html;
 use serde::Deserialize;
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, header, page, redirect};
-use super::{ConsoleError, PageResult};
-use crate::app::AppState;
-use crate::license::LicenseState;
+use crate::console::fmt::{self, when};
+use crate::console::layout::{Ctx, Tone, badge, header, page, redirect};
+use crate::console::{ConsoleError, PageResult};
 use crate::rbac::Permission;
+use crate::state::AppState;
+
+/// The heartbeat sync pages (appliance).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/platform/sync", get(view_sync_get))
+        .route("/platform/sync/flush", post(view_sync_flush_post))
+        .route("/platform/sync/ack", post(view_sync_ack_post))
+        .route("/platform/sync/bundle", get(view_sync_bundle_get))
+}
 
 /// The sync page.
 pub async fn view_sync_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
@@ -103,9 +112,9 @@ pub async fn view_sync_flush_post(State(state): State<AppState>, _ctx: Ctx) -> P
 }
 
 /// The acknowledge form.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct AckForm {
-    #[serde(default)]
     through: String,
 }
 
@@ -168,54 +177,4 @@ pub async fn view_sync_bundle_get(State(state): State<AppState>, _ctx: Ctx) -> P
         bytes,
     )
         .into_response())
-}
-
-/// The license page.
-pub async fn view_license_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    state
-        .onprem()
-        .require_appliance("GET /platform/license")
-        .map_err(ConsoleError)?;
-    let r = crate::license::api::report(&state)
-        .await
-        .map_err(ConsoleError)?;
-    let now = state.clock().now();
-    let tone = match r.status.state {
-        LicenseState::Valid => Tone::Ok,
-        LicenseState::Expired => Tone::Critical,
-        _ => Tone::Critical,
-    };
-    let body = html! {
-        (header("License", Some("Checked offline against the control plane's public key, at start and hourly."), html! {}))
-        @if r.status.state != LicenseState::Valid {
-            div.verdict.critical role="alert" {
-                (badge(tone, r.status.state.as_str()))
-                p { (r.status.problem.as_deref().unwrap_or("The license does not allow provisioning.")) " Reads keep working; new tenants are refused until a valid license is installed." }
-            }
-        }
-        section.tiles {
-            div.tile { span.tile-label { "State" } span.tile-value { (badge(tone, r.status.state.as_str())) } span.tile-note { "checked " (fmt::relative(r.status.checked_at, now)) } }
-            div.tile { span.tile-label { "Tenants" } span.tile-value { (r.tenants_in_use) } span.tile-note { (r.max_tenants.map_or("no limit".to_string(), |m| format!("of {m} allowed"))) } }
-            div.tile {
-                span.tile-label { "Provisioning" }
-                span.tile-value { @if r.provisioning == "allowed" { (badge(Tone::Ok, "allowed")) } @else { (badge(Tone::Critical, "refused")) } }
-                span.tile-note { @if let Some(d) = r.days_left { (d) " days left" } }
-            }
-        }
-        @if let Some(l) = &r.status.license {
-            div.card {
-                h2 { "License " code { (l.license_id) } }
-                dl {
-                    dt { "Customer" } dd { (l.customer) }
-                    dt { "Install" } dd { code { (l.install_id) } }
-                    dt { "Issued" } dd { (when(l.issued_at)) }
-                    dt { "Expires" } dd { (when(l.expires_at)) " (" (fmt::relative(l.expires_at, now)) ")" }
-                    dt { "Features" } dd { @if l.features.is_empty() { "—" } @else { (l.features.join(", ")) } }
-                    dt { "Air-gapped" } dd { (if l.air_gapped { "yes" } else { "no" }) }
-                    dt { "File" } dd { code { (r.status.file) } }
-                }
-            }
-        }
-    };
-    Ok(page(&ctx, "License", body))
 }

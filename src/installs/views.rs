@@ -4,21 +4,47 @@
 //! license renewal); and the air-gap bundle upload. The pages call the same functions as the
 //! `/api/installs` routes. On an appliance they answer 404, like those routes.
 
+use axum::Router;
 use axum::extract::{Multipart, Path, Query, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, empty, field, header, page, page_with_status, redirect};
-use super::{ConsoleError, PageResult, urlencode};
-use crate::app::AppState;
+use crate::console::fmt::{self, when};
+use crate::console::layout::{
+    Ctx, Tone, badge, empty, field, header, page, page_with_status, redirect,
+};
+use crate::console::{ConsoleError, PageResult, urlencode};
 use crate::error::Error;
 use crate::installs::api::{self as installs, InstallView, InstallsQuery, PageQuery};
 use crate::installs::model::InstallStatus;
 use crate::installs::service::{NewInstall, NewLicense, NewLimits};
 use crate::rbac::Permission;
+use crate::state::AppState;
+
+/// The installs pages (control plane).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/platform/installs",
+            get(view_installs_get).post(view_install_register_post),
+        )
+        .route(
+            UPLOAD_PATH,
+            post(view_bundle_upload_post).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/platform/installs/{id}", get(view_install_get))
+        .route(
+            "/platform/installs/{id}/license.json",
+            get(view_install_license_get),
+        )
+        .route(
+            "/platform/installs/{id}/licenses",
+            post(view_install_renew_post),
+        )
+}
 
 /// Path of the bundle upload form's target (its body limit is the bundle limit).
 pub const UPLOAD_PATH: &str = "/platform/installs/bundles";
@@ -41,12 +67,10 @@ fn install_id(id: &str) -> Result<uuid::Uuid, ConsoleError> {
 
 /// The registry's filters.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RegistryFilter {
-    #[serde(default)]
     status: String,
-    #[serde(default)]
     alert: String,
-    #[serde(default)]
     cursor: String,
 }
 
@@ -114,7 +138,7 @@ async fn registry(
     };
     let list = installs::list(state, q).await.map_err(ConsoleError)?;
     let now = state.clock().now();
-    let base = super::without_cursor(raw);
+    let base = crate::console::without_cursor(raw);
     let body = html! {
         (header("Installs", Some("On-prem and sovereign installs that report to this control plane. Red: silent, expired, or its audit chain contradicts what it reported before."), html! {}))
         form.filters method="get" action="/platform/installs" role="search" {
@@ -162,16 +186,12 @@ async fn registry(
 
 /// The register form.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RegisterForm {
-    #[serde(default)]
     customer: String,
-    #[serde(default)]
     expires_at: String,
-    #[serde(default)]
     max_tenants: String,
-    #[serde(default)]
     install_public_key: String,
-    #[serde(default)]
     air_gapped: String,
 }
 
@@ -438,10 +458,9 @@ pub async fn view_install_license_get(
 
 /// The renewal form.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct RenewForm {
-    #[serde(default)]
     expires_at: String,
-    #[serde(default)]
     max_tenants: String,
 }
 

@@ -1,16 +1,25 @@
 //! `/platform/jobs`: the jobs monitor (HQ PRD §6): schedule, last and next run, outcome,
 //! failures, recent runs, and run-now.
 
+use axum::Router;
 use axum::extract::{Path, State};
-use maud::html;
+use axum::routing::{get, post};
+use maud::{Markup, html};
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, header, page, redirect};
-use super::{ConsoleError, PageResult};
-use crate::app::AppState;
+use crate::console::fmt::{self, when};
+use crate::console::layout::{Ctx, Tone, badge, header, page, redirect};
+use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::rbac::Permission;
 use crate::scheduler::{self, Job, Outcome, Trigger};
+use crate::state::AppState;
+
+/// The jobs monitor.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/platform/jobs", get(view_jobs_get))
+        .route("/platform/jobs/{name}/run", post(view_job_run_post))
+}
 
 /// The monitor.
 pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
@@ -35,7 +44,7 @@ pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                     dt { "Next run" } dd { @if let Some(t) = j.next_run_at { (when(t)) " (" (fmt::relative(t, now)) ")" } @else { "—" } }
                     dt { "Last run" } dd {
                         @if let Some(r) = &j.last_run {
-                            (when(r.started_at)) " " (fmt::outcome(r.outcome)) " "
+                            (when(r.started_at)) " " (outcome_badge(r.outcome)) " "
                             @if let Some(s) = &r.summary { (s) }
                             @if let Some(e) = &r.error { span.error { (e) } }
                         } @else { "never" }
@@ -59,7 +68,7 @@ pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                                         td { (when(r.started_at)) }
                                         td { @if let Some(f) = r.finished_at { ((f - r.started_at).num_milliseconds()) " ms" } }
                                         td { (if r.trigger == Trigger::Manual { "manual" } else { "schedule" }) }
-                                        td { (fmt::outcome(r.outcome)) }
+                                        td { (outcome_badge(r.outcome)) }
                                         td { (r.summary.as_deref().or(r.error.as_deref()).unwrap_or("")) }
                                     }
                                 }
@@ -95,4 +104,13 @@ pub async fn view_job_run_post(
             &format!("{} ran: {}", job.name(), run.summary.unwrap_or_default()),
         ),
     })
+}
+
+/// The badge of a job outcome.
+pub fn outcome_badge(o: Outcome) -> Markup {
+    match o {
+        Outcome::Ok => badge(Tone::Ok, "ok"),
+        Outcome::Failed => badge(Tone::Critical, "failed"),
+        Outcome::Running => badge(Tone::Info, "running"),
+    }
 }

@@ -1,33 +1,66 @@
-//! `/platform/operators` (super_admin): accounts, roles, disabling, and operator tokens. A new
-//! token is shown once, on the page that created it, and never again.
+//! Operator pages: `/platform/operators` (super_admin: accounts, roles, disabling, and operator
+//! tokens; a new token is shown once, on the page that created it, and never again) and
+//! `/platform/account` (who you are, and changing your own password).
 
 use std::collections::HashMap;
 
-use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Form, Router};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fmt::when;
-use super::layout::{Ctx, Tone, badge, field, header, page_with_status, redirect};
-use super::{ConsoleError, PageResult};
-use crate::app::AppState;
+use crate::console::fmt::when;
+use crate::console::layout::{Ctx, Tone, badge, field, header, page, page_with_status, redirect};
+use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::operators::model::{Operator, TokenInfo};
 use crate::operators::{self as ops, NewOperatorRequest, service};
 use crate::rbac::Role;
+use crate::state::AppState;
+
+/// The operator pages.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/platform/operators",
+            get(view_operators_get).post(view_operator_create_post),
+        )
+        .route(
+            "/platform/operators/{id}/role",
+            post(view_operator_role_post),
+        )
+        .route(
+            "/platform/operators/{id}/disable",
+            post(view_operator_disable_post),
+        )
+        .route(
+            "/platform/operators/{id}/enable",
+            post(view_operator_enable_post),
+        )
+        .route(
+            "/platform/operators/{id}/tokens",
+            post(view_operator_token_post),
+        )
+        .route(
+            "/platform/operators/{id}/tokens/{token_id}/revoke",
+            post(view_operator_token_revoke_post),
+        )
+        .route("/platform/account", get(view_account_get))
+        .route(
+            "/platform/account/password",
+            post(view_account_password_post),
+        )
+}
 
 /// The new-operator form.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct OperatorForm {
-    #[serde(default)]
     username: String,
-    #[serde(default)]
     display_name: String,
-    #[serde(default)]
     role: String,
-    #[serde(default)]
     password: String,
 }
 
@@ -76,7 +109,7 @@ fn body(
             }
         }
         @if v.operators.is_empty() {
-            (super::layout::empty("No operator account yet: only the admin ops token can act.", html! { "Create the first operator below." }))
+            (crate::console::layout::empty("No operator account yet: only the admin ops token can act.", html! { "Create the first operator below." }))
         }
         div.table-wrap { table {
             thead { tr {
@@ -189,7 +222,7 @@ pub async fn view_operator_create_post(
             ),
         )),
         Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
-            let errors = super::field_errors(&e, "username");
+            let errors = crate::console::field_errors(&e, "username");
             let v = load(&state).await?;
             let kept = OperatorForm {
                 password: String::new(),
@@ -223,9 +256,9 @@ fn outcome(r: crate::error::Result<Operator>, done: &str) -> PageResult {
 }
 
 /// The role form.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct RoleForm {
-    #[serde(default)]
     role: String,
 }
 
@@ -267,9 +300,9 @@ pub async fn view_operator_enable_post(
 }
 
 /// The token form.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct TokenForm {
-    #[serde(default)]
     name: String,
 }
 
@@ -324,6 +357,105 @@ pub async fn view_operator_token_revoke_post(
         Ok(()) => Ok(redirect("/platform/operators", Tone::Ok, "Token revoked.")),
         Err(e @ Error::NotFound { .. }) => Ok(redirect(
             "/platform/operators",
+            Tone::Critical,
+            &e.to_string(),
+        )),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// The account page.
+pub async fn view_account_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let op = match ctx.principal.operator_id {
+        Some(id) => Some(
+            state
+                .read(move |r| service::get(r, &id))
+                .await
+                .map_err(ConsoleError)?,
+        ),
+        None => None,
+    };
+    let body = html! {
+        (header("Account", None, html! {}))
+        div.card {
+            dl {
+                dt { "Name" } dd { (ctx.principal.display_name) }
+                dt { "Role" } dd { (ctx.principal.role.as_str()) }
+                @if let Some(o) = &op {
+                    dt { "Username" } dd { (o.username) }
+                    dt { "Last sign-in" } dd { @if let Some(t) = o.last_sign_in_at { (when(t)) } }
+                }
+                @if let Some(s) = &ctx.principal.session {
+                    dt { "Session started" } dd { (when(s.created_at)) }
+                }
+            }
+        }
+        @if op.is_some() {
+            form.card.form method="post" action="/platform/account/password" {
+                h2 { "Change password" }
+                (ctx.csrf())
+                (field("Current password", "current", html! { input #current name="current" type="password" required autocomplete="current-password"; }, None, None))
+                (field("New password", "new", html! { input #new name="new" type="password" required minlength="12" autocomplete="new-password"; }, None, Some("At least 12 characters. Changing it signs you out everywhere.")))
+                div.form-actions { button.primary type="submit" { "Change password" } }
+            }
+        }
+    };
+    Ok(page(&ctx, "Account", body))
+}
+
+/// The password form.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+pub struct PasswordForm {
+    current: String,
+    new: String,
+}
+
+/// Changes the signed-in operator's password after checking the current one.
+pub async fn view_account_password_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<PasswordForm>,
+) -> PageResult {
+    let Some(id) = ctx.principal.operator_id else {
+        return Ok(redirect(
+            "/platform/account",
+            Tone::Critical,
+            "Only operator accounts have a password.",
+        ));
+    };
+    let rec = state
+        .read(move |r| service::by_username(r, &service::get(r, &id)?.username))
+        .await
+        .map_err(ConsoleError)?;
+    let phc = rec.map(|(_, r)| r.password_hash);
+    let current = f.current.clone();
+    let ok =
+        tokio::task::spawn_blocking(move || service::verify_password(&current, phc.as_deref()))
+            .await
+            .unwrap_or(false);
+    if !ok {
+        return Ok(redirect(
+            "/platform/account",
+            Tone::Critical,
+            "The current password is wrong. Nothing was changed.",
+        ));
+    }
+    match crate::operators::set_password(
+        &state,
+        ctx.principal.actor.clone(),
+        &id.to_string(),
+        f.new,
+    )
+    .await
+    {
+        Ok(_) => Ok(redirect(
+            "/signin",
+            Tone::Ok,
+            "Password changed. Sign in again.",
+        )),
+        Err(e @ Error::Validation(_)) => Ok(redirect(
+            "/platform/account",
             Tone::Critical,
             &e.to_string(),
         )),

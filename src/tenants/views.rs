@@ -2,6 +2,8 @@
 //! "new tenant" form, the tenant detail with its lifecycle actions and activity, and the edit
 //! form (operator guide §1; tenant-management seed).
 
+use axum::Router;
+use axum::routing::{get, post};
 use std::collections::HashMap;
 
 use axum::Form;
@@ -11,19 +13,40 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, badge, empty, field, header, page, page_with_status, redirect};
-use super::{ConsoleError, PageResult, urlencode};
-use crate::app::AppState;
 use crate::audit::ledger::{self, AuditQuery};
 use crate::audit::{ChainId, EntryView};
+use crate::console::fmt::{self, when};
+use crate::console::layout::{
+    Ctx, Tone, badge, empty, field, header, page, page_with_status, redirect,
+};
+use crate::console::{ConsoleError, PageResult, urlencode};
 use crate::error::{Error, FieldError};
 use crate::pools::model::Pool;
 use crate::rbac::Permission;
+use crate::state::AppState;
 use crate::tenants::api::DirectoryParams;
 use crate::tenants::directory::{self, DirectoryRow};
 use crate::tenants::model::{Action, AppPools, State as TenantState, Tenant, Tier, slug_from_name};
 use crate::tenants::service::{self, NewTenant, TenantPatch, TransitionRequest};
+
+/// The tenant pages.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/platform/tenants",
+            get(view_tenants_get).post(view_tenant_create_post),
+        )
+        .route("/platform/tenants/new", get(view_tenant_new_get))
+        .route("/platform/tenants/{id}", get(view_tenant_get))
+        .route(
+            "/platform/tenants/{id}/edit",
+            get(view_tenant_edit_get).post(view_tenant_edit_post),
+        )
+        .route(
+            "/platform/tenants/{id}/lifecycle/{action}",
+            post(view_tenant_lifecycle_post),
+        )
+}
 
 fn tenant_id(id: &str) -> Result<Uuid, ConsoleError> {
     crate::ids::parse_uuid(id).ok_or_else(|| ConsoleError(Error::not_found("tenant", id)))
@@ -31,11 +54,11 @@ fn tenant_id(id: &str) -> Result<Uuid, ConsoleError> {
 
 fn errors_by_field(err: &Error) -> HashMap<String, String> {
     match err {
-        Error::AppNotFound(_) => super::field_errors(err, "app_id"),
+        Error::AppNotFound(_) => crate::console::field_errors(err, "app_id"),
         Error::Conflict {
             code: "slug_taken", ..
-        } => super::field_errors(err, "slug"),
-        other => super::field_errors(other, "form"),
+        } => crate::console::field_errors(err, "slug"),
+        other => crate::console::field_errors(other, "form"),
     }
 }
 
@@ -105,7 +128,7 @@ pub async fn view_tenants_get(
             .to_string()
     };
     // The same query without the cursor, for "first page" and the CSV link.
-    let base_query = super::without_cursor(raw);
+    let base_query = crate::console::without_cursor(raw);
     let body = html! {
         (header("Tenants", Some("Every tenant of the platform. Filters, sort and paging run on the server."), html! {
             @if ctx.can(Permission::TenantsExport) {
@@ -165,7 +188,7 @@ pub async fn view_tenants_get(
                                             a href={"/platform/tenants/" (t.id)} { @if t.display_name.is_empty() { "(shredded)" } @else { (t.display_name) } }
                                             br; span.muted.small { (t.slug) }
                                         }
-                                        td { (fmt::state(t.state))
+                                        td { (state_badge(t.state))
                                             @if let (TenantState::Offboarding, Some(d)) = (t.state, t.deadline_at) { br; span.small { "shred " (fmt::relative(d, now)) } }
                                         }
                                         td { (t.isolation_tier.as_str()) }
@@ -201,28 +224,18 @@ pub async fn view_tenants_get(
 
 /// The new-tenant form's fields, as typed (kept on errors).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct TenantForm {
-    #[serde(default)]
     app_id: String,
-    #[serde(default)]
     display_name: String,
-    #[serde(default)]
     slug: String,
-    #[serde(default)]
     region: String,
-    #[serde(default)]
     isolation_tier: String,
-    #[serde(default)]
     contact_email: String,
-    #[serde(default)]
     country: String,
-    #[serde(default)]
     brand_domain: String,
-    #[serde(default)]
     plan: String,
-    #[serde(default)]
     trial_days: String,
-    #[serde(default)]
     hierarchy_depth: String,
 }
 
@@ -425,7 +438,7 @@ pub async fn view_tenant_create_post(
 
 fn pool_badge(pools: &[Pool], id: &str) -> Markup {
     match pools.iter().find(|p| p.id == id) {
-        Some(p) => html! { code { (p.id) } " " (fmt::pool_status(p.status)) },
+        Some(p) => html! { code { (p.id) } " " (crate::pools::views::status_badge(p.status)) },
         None => html! { code { (id) } },
     }
 }
@@ -539,7 +552,7 @@ pub async fn view_tenant_get(
         section.grid3 {
             div.card {
                 h2 { "State" }
-                p.big { (fmt::state(t.state)) }
+                p.big { (state_badge(t.state)) }
                 dl {
                     dt { "Since" } dd { (when(t.state_since)) " (" (fmt::relative(t.state_since, now)) ")" }
                     @if let Some(r) = &t.state_reason { dt { "Reason" } dd { (r) } }
@@ -599,14 +612,11 @@ pub async fn view_tenant_get(
 
 /// A lifecycle form's fields.
 #[derive(Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct LifecycleForm {
-    #[serde(default)]
     reason: String,
-    #[serde(default)]
     grace_days: String,
-    #[serde(default)]
     trial_days: String,
-    #[serde(default)]
     confirm: String,
 }
 
@@ -696,20 +706,14 @@ pub async fn view_tenant_lifecycle_post(
 
 /// The edit form's fields.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct EditForm {
-    #[serde(default)]
     display_name: String,
-    #[serde(default)]
     contact_email: String,
-    #[serde(default)]
     country: String,
-    #[serde(default)]
     brand_domain: String,
-    #[serde(default)]
     plan: String,
-    #[serde(default)]
     trial_days: String,
-    #[serde(default)]
     hierarchy_depth: String,
 }
 
@@ -820,4 +824,15 @@ pub async fn view_tenant_edit_post(
         }
         Err(e) => Err(ConsoleError(e)),
     }
+}
+
+/// The badge of a lifecycle state.
+pub fn state_badge(s: TenantState) -> Markup {
+    let tone = match s {
+        TenantState::Active => Tone::Ok,
+        TenantState::Trial | TenantState::Provisioned => Tone::Info,
+        TenantState::Suspended | TenantState::Offboarding => Tone::Warn,
+        TenantState::Offboarded => Tone::Neutral,
+    };
+    badge(tone, s.as_str())
 }

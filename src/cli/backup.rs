@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use clap::{Args, Subcommand};
 
-use super::{Error, Identities};
+use super::{Outcome, StoreArgs, call, call_streaming, fail};
 use crate::admin::AdminRequest;
-use crate::cli::{Outcome, StoreArgs, call, call_streaming, fail};
+use crate::backup::{self, Error, Identities};
 
 /// `tenantry backup ...`.
 #[derive(Debug, Subcommand)]
@@ -124,12 +124,12 @@ async fn create(args: CreateArgs) -> ExitCode {
             path: args.out.display().to_string(),
         });
     }
-    let partial = super::partial_path(&args.out);
+    let partial = backup::partial_path(&args.out);
     let file = if to_stdout {
         None
     } else {
         let _ = std::fs::remove_file(&partial);
-        match super::create_private(&partial) {
+        match backup::create_private(&partial) {
             Ok(f) => Some(f),
             Err(e) => return refuse(&e),
         }
@@ -165,7 +165,7 @@ async fn create(args: CreateArgs) -> ExitCode {
         Some(f) => f
             .sync_all()
             .and_then(|()| std::fs::rename(&partial, &args.out))
-            .map(|()| super::sync_parent(&args.out))
+            .map(|()| backup::sync_parent(&args.out))
             .map_err(|e| fail(&format!("{}: {e}", args.out.display()))),
         None => Ok(()),
     });
@@ -187,7 +187,7 @@ async fn create(args: CreateArgs) -> ExitCode {
     };
     eprintln!(
         "wrote {shown}: {} ({bytes} bytes), blake3 {hash}, {}",
-        super::human_bytes(bytes),
+        backup::human_bytes(bytes),
         if encrypted || (to_stdout && !args.recipients.is_empty()) {
             "encrypted with age"
         } else if to_stdout {
@@ -215,7 +215,7 @@ async fn verify(args: VerifyArgs) -> ExitCode {
         Ok(i) => i,
         Err(e) => return refuse(&e),
     };
-    match super::verify_file(&args.file, &ids).await {
+    match backup::verify_file(&args.file, &ids).await {
         Ok(report) => {
             if args.json {
                 println!(
@@ -262,7 +262,7 @@ async fn restore(args: RestoreArgs) -> ExitCode {
         Err(e) => return refuse(&e),
     };
     let now = chrono::Utc::now();
-    match super::restore(&args.file, &ids, &args.data_dir, args.force, now).await {
+    match backup::restore(&args.file, &ids, &args.data_dir, args.force, now).await {
         Ok(r) => {
             println!(
                 "restored {} into {}: {} rows, {} chain(s) verified from seq 1; snapshot taken {} (platform head seq {})",
@@ -301,7 +301,7 @@ async fn list(store: &StoreArgs) -> ExitCode {
                     "{:<32} {:<13} {:>10} {:<9} {}",
                     b["created_at"].as_str().unwrap_or(""),
                     b["trigger"].as_str().unwrap_or(""),
-                    super::human_bytes(b["bytes"].as_u64().unwrap_or(0)),
+                    backup::human_bytes(b["bytes"].as_u64().unwrap_or(0)),
                     if b["encrypted"] == true {
                         "encrypted"
                     } else {

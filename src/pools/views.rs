@@ -2,18 +2,27 @@
 //! (operator guide §2: confirm the current status and tenant count, then submit the change).
 
 use axum::Form;
+use axum::Router;
 use axum::extract::{Path, State};
-use maud::html;
+use axum::routing::{get, post};
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fmt::{self, when};
-use super::layout::{Ctx, Tone, header, page, redirect};
-use super::{ConsoleError, PageResult};
-use crate::app::AppState;
+use crate::console::fmt::{self, when};
+use crate::console::layout::{Ctx, Tone, badge, header, page, redirect};
+use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::pools::model::{PoolKind, PoolStatus};
 use crate::pools::service;
 use crate::rbac::Permission;
+use crate::state::AppState;
+
+/// The pools page.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/platform/pools", get(view_pools_get))
+        .route("/platform/pools/{id}/status", post(view_pool_flip_post))
+}
 
 /// The pools page.
 pub async fn view_pools_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
@@ -40,7 +49,7 @@ pub async fn view_pools_get(State(state): State<AppState>, ctx: Ctx) -> PageResu
                                     @else if let Some(m) = &p.module { "module " code { (m) } }
                                     @else { "shared" }
                                 }
-                                td { (fmt::pool_status(p.status)) @if let Some(r) = &p.status_reason { br; span.small.muted { (r) } } }
+                                td { (status_badge(p.status)) @if let Some(r) = &p.status_reason { br; span.small.muted { (r) } } }
                                 td { (p.tenant_count) }
                                 td { (when(p.status_since)) br; span.small.muted { (fmt::relative(p.status_since, now)) } }
                                 @if ctx.can(Permission::PoolsWrite) {
@@ -70,11 +79,10 @@ pub async fn view_pools_get(State(state): State<AppState>, ctx: Ctx) -> PageResu
 }
 
 /// The flip form.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
+#[serde(default)]
 pub struct FlipForm {
-    #[serde(default)]
     status: String,
-    #[serde(default)]
     reason: String,
 }
 
@@ -121,4 +129,14 @@ pub async fn view_pool_flip_post(
         }
         Err(e) => Err(ConsoleError(e)),
     }
+}
+
+/// The badge of a pool status.
+pub fn status_badge(s: PoolStatus) -> Markup {
+    let tone = match s {
+        PoolStatus::Active => Tone::Ok,
+        PoolStatus::Degraded => Tone::Warn,
+        PoolStatus::Drain => Tone::Critical,
+    };
+    badge(tone, s.as_str())
 }

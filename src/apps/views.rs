@@ -1,5 +1,7 @@
 //! `/platform/apps`: the parent product surfaces, and creating one.
 
+use axum::Router;
+use axum::routing::get;
 use std::collections::HashMap;
 
 use axum::Form;
@@ -8,22 +10,25 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::fmt::when;
-use super::layout::{Ctx, Tone, empty, field, header, page, page_with_status, redirect};
-use super::{ConsoleError, PageResult};
-use crate::app::AppState;
 use crate::apps::service::{self, App, NewApp};
+use crate::console::fmt::when;
+use crate::console::layout::{Ctx, Tone, empty, field, header, page, page_with_status, redirect};
+use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::rbac::Permission;
+use crate::state::AppState;
+
+/// The apps page.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/platform/apps", get(view_apps_get).post(view_apps_post))
+}
 
 /// The new-app form.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct AppForm {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     slug: String,
-    #[serde(default)]
     description: String,
 }
 
@@ -108,7 +113,7 @@ pub async fn view_apps_post(
             &format!("App {} created.", a.name),
         )),
         Err(e @ (Error::Validation(_) | Error::Conflict { .. })) => {
-            let errors = super::field_errors(&e, "slug");
+            let errors = crate::console::field_errors(&e, "slug");
             let apps = list(&state).await?;
             Ok(page_with_status(
                 &ctx,

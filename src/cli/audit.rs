@@ -1,0 +1,119 @@
+//! `tenantry audit ...`: verify chains (exit 1 names the first bad seq), export one as NDJSON.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use serde_json::Value;
+
+use super::{Outcome, StoreArgs, call, call_streaming, fail};
+use crate::admin::AdminRequest;
+
+/// `tenantry audit ...`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify chains; exits 1 and names the first bad seq when one does not verify.
+    Verify {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// One chain (`platform` or `tenant:<uuid>`); every chain by default.
+        #[arg(long)]
+        chain: Option<String>,
+        /// Start from the last good checkpoint instead of seq 1.
+        #[arg(long)]
+        from_checkpoint: bool,
+        /// Print the JSON report instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a chain as NDJSON (AUDIT.md "Export").
+    Export {
+        /// Store location.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The chain.
+        #[arg(long)]
+        chain: String,
+        /// Output file (stdout by default).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs `tenantry audit ...`.
+pub(super) async fn run(cmd: AuditCommand) -> ExitCode {
+    match cmd {
+        AuditCommand::Verify {
+            store,
+            chain,
+            from_checkpoint,
+            json,
+        } => {
+            let req = AdminRequest::AuditVerify {
+                chain,
+                full: !from_checkpoint,
+            };
+            match call(&store, req).await {
+                Ok(Outcome::Json(v)) => print_verify(&v, json),
+                Ok(Outcome::Stream) => ExitCode::SUCCESS,
+                Err(code) => code,
+            }
+        }
+        AuditCommand::Export { store, chain, out } => {
+            let sink: Box<dyn Write + Send> = match &out {
+                Some(p) => match std::fs::File::create(p) {
+                    Ok(f) => Box::new(std::io::BufWriter::new(f)),
+                    Err(e) => return fail(&format!("cannot create {}: {e}", p.display())),
+                },
+                None => Box::new(std::io::stdout()),
+            };
+            let sink = std::sync::Arc::new(std::sync::Mutex::new(sink));
+            match call_streaming(&store, AdminRequest::AuditExport { chain }, sink.clone()).await {
+                Ok(_) => {
+                    if let Ok(mut s) = sink.lock() {
+                        let _ = s.flush();
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+    }
+}
+
+fn print_verify(v: &Value, json: bool) -> ExitCode {
+    let results = v["results"].as_array().cloned().unwrap_or_default();
+    let all_ok = results.iter().all(|r| r["ok"] == true);
+    if json {
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+    } else {
+        for r in &results {
+            if r["ok"] == true {
+                println!(
+                    "ok      {}  head {}  verified from seq {}  ({} entries, {} bytes)",
+                    r["chain"].as_str().unwrap_or(""),
+                    r["head_seq"],
+                    r["verified_from_seq"],
+                    r["entries_checked"],
+                    r["bytes_checked"]
+                );
+            } else {
+                println!(
+                    "BROKEN  {}  first bad seq {}: {}",
+                    r["chain"].as_str().unwrap_or(""),
+                    r["first_bad_seq"],
+                    r["problem"].as_str().unwrap_or("")
+                );
+            }
+        }
+        let bad = results.iter().filter(|r| r["ok"] != true).count();
+        println!("{} chain(s) checked, {} broken", results.len(), bad);
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,395 @@
+//! The license document and its offline check (HEARTBEATS.md "License"): what a license says,
+//! how it is signed and verified, and the state an appliance is in after a check. Data and pure
+//! functions only: `AppState` holds the last [`LicenseStatus`].
+
+use chrono::{DateTime, Utc};
+use ed25519_dalek::VerifyingKey;
+use serde::{Deserialize, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::audit::signing::{InstallKey, key_id_of};
+use crate::clock::rfc3339_micros;
+use crate::error::{Error, Result};
+use crate::onprem::signed::{self, SignedError};
+
+/// Member name of a signed license.
+pub const MEMBER: &str = "license";
+
+/// How far in the future `issued_at` may be before the license is refused as not yet valid
+/// (clock skew between the control plane and the appliance).
+pub const SKEW: chrono::Duration = chrono::Duration::days(1);
+
+fn micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_micros(*t))
+}
+
+/// Limits a license sets.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most tenants that may exist at once (every state but `offboarded`); null: no limit.
+    pub max_tenants: Option<u64>,
+}
+
+/// The license document, as signed (HEARTBEATS.md "License").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct License {
+    /// This license.
+    pub license_id: Uuid,
+    /// The install it was issued to (the control plane's id for it).
+    pub install_id: Uuid,
+    /// The customer, as registered.
+    pub customer: String,
+    /// When it was issued (RFC 3339 UTC, microseconds).
+    #[serde(serialize_with = "micros")]
+    pub issued_at: DateTime<Utc>,
+    /// When it stops being valid; past it the appliance runs degraded.
+    #[serde(serialize_with = "micros")]
+    pub expires_at: DateTime<Utc>,
+    /// Limits, e.g. `max_tenants`.
+    pub limits: Limits,
+    /// Feature flags granted (free-form names).
+    pub features: Vec<String>,
+    /// The install may never reach the control plane: heartbeats travel only as bundles.
+    pub air_gapped: bool,
+    /// `key_id` of the install key the license is bound to, when the install's public key was
+    /// given at registration; null otherwise. An appliance with another key refuses it.
+    pub install_key_id: Option<String>,
+}
+
+impl License {
+    /// The canonical JSON value that is signed.
+    pub fn to_value(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(self).map_err(|e| Error::Internal(format!("license: {e}")))
+    }
+}
+
+/// Signs `license` with the control plane's license key: `{"license", "key_id", "sig"}`.
+///
+/// Errors: `Internal` if the document cannot be made canonical (it holds no floats, so never).
+pub fn issue(license: &License, key: &InstallKey) -> Result<serde_json::Value> {
+    signed::sign(MEMBER, license.to_value()?, key)
+        .map_err(|e| Error::Internal(format!("license: {e}")))
+}
+
+/// Why a license file is refused. Each message says what is wrong and what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LicenseProblem {
+    /// The file is not there.
+    #[error(
+        "no license file at {0}: ask the vendor to register this install, then save the license they send there"
+    )]
+    Missing(String),
+    /// The file cannot be read.
+    #[error("the license file {file} cannot be read: {detail}")]
+    Unreadable {
+        /// The file.
+        file: String,
+        /// The I/O error.
+        detail: String,
+    },
+    /// Not JSON, or not the signed shape, or fields of the wrong type.
+    #[error("the license file {file} is not a Tenantry license: {detail}")]
+    Malformed {
+        /// The file.
+        file: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Signed by another key than `license_public_key`.
+    #[error(
+        "the license file {file} was signed by key {found}, but license_public_key is key {expected}: it comes from another control plane, or license_public_key is wrong"
+    )]
+    WrongKey {
+        /// The file.
+        file: String,
+        /// `key_id` in the license.
+        found: String,
+        /// `key_id` of `license_public_key`.
+        expected: String,
+    },
+    /// The signature does not verify.
+    #[error(
+        "the license file {file} does not verify with license_public_key (key {key_id}): it was altered after it was signed, or forged. Restore the file the vendor sent"
+    )]
+    BadSignature {
+        /// The file.
+        file: String,
+        /// `key_id` of `license_public_key`.
+        key_id: String,
+    },
+    /// Bound to another install key.
+    #[error(
+        "the license file {file} belongs to the install with key {bound}, but this install's key is {own}: it was issued to another install"
+    )]
+    WrongInstall {
+        /// The file.
+        file: String,
+        /// `install_key_id` in the license.
+        bound: String,
+        /// This install's key id.
+        own: String,
+    },
+    /// `issued_at` is more than [`SKEW`] in the future.
+    #[error(
+        "the license file {file} is issued at {issued_at}, in the future: check this machine's clock"
+    )]
+    NotYetValid {
+        /// The file.
+        file: String,
+        /// `issued_at` as signed.
+        issued_at: String,
+    },
+}
+
+impl LicenseProblem {
+    /// The state a problem puts the appliance in.
+    pub fn state(&self) -> LicenseState {
+        match self {
+            LicenseProblem::Missing(_) => LicenseState::Missing,
+            _ => LicenseState::Invalid,
+        }
+    }
+}
+
+/// Verifies the text of a license file offline: the signed shape, the key, the signature over
+/// the canonical bytes, the fields, the install binding and `issued_at`. Expiry is a state of a
+/// valid license, not a refusal: see [`LicenseStatus`].
+///
+/// `own_key_id` is this install's key id; `file` names the file in messages.
+pub fn verify(
+    text: &str,
+    public: &VerifyingKey,
+    own_key_id: &str,
+    now: DateTime<Utc>,
+    file: &str,
+) -> std::result::Result<License, LicenseProblem> {
+    let malformed = |detail: String| LicenseProblem::Malformed {
+        file: file.to_string(),
+        detail,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| malformed(format!("not JSON ({e})")))?;
+    let signed = signed::split(MEMBER, value).map_err(|e| malformed(e.to_string()))?;
+    signed.verify(public).map_err(|e| match e {
+        SignedError::WrongKey { found, expected } => LicenseProblem::WrongKey {
+            file: file.to_string(),
+            found,
+            expected,
+        },
+        SignedError::BadSignature => LicenseProblem::BadSignature {
+            file: file.to_string(),
+            key_id: key_id_of(public),
+        },
+        SignedError::Shape(d) => malformed(d),
+    })?;
+    let license: License = serde_json::from_value(serde_json::Value::Object(signed.doc))
+        .map_err(|e| malformed(format!("a signed field is invalid: {e}")))?;
+    if let Some(bound) = &license.install_key_id
+        && bound != own_key_id
+    {
+        return Err(LicenseProblem::WrongInstall {
+            file: file.to_string(),
+            bound: bound.clone(),
+            own: own_key_id.to_string(),
+        });
+    }
+    if license.issued_at > now + SKEW {
+        return Err(LicenseProblem::NotYetValid {
+            file: file.to_string(),
+            issued_at: rfc3339_micros(license.issued_at),
+        });
+    }
+    Ok(license)
+}
+
+/// The state of the appliance's license.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Hash, PartialOrd,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenseState {
+    /// Verified and not expired: everything works.
+    Valid,
+    /// Verified, past `expires_at`: reads work, provisioning answers 403 `license_expired`.
+    Expired,
+    /// No license file: provisioning answers 403 `license_missing`.
+    Missing,
+    /// The file was refused (forged, altered, foreign, malformed): provisioning answers 403
+    /// `license_invalid`.
+    Invalid,
+}
+
+impl LicenseState {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseState::Valid => "valid",
+            LicenseState::Expired => "expired",
+            LicenseState::Missing => "missing",
+            LicenseState::Invalid => "invalid",
+        }
+    }
+}
+
+/// The result of the last license check (`GET /api/license`, `/readyz`).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct LicenseStatus {
+    /// `valid`, `expired`, `missing` or `invalid`.
+    pub state: LicenseState,
+    /// What is wrong, when not valid.
+    pub problem: Option<String>,
+    /// The license, when it verified (also when expired).
+    pub license: Option<License>,
+    /// The license file.
+    pub file: String,
+    /// `key_id` of `license_public_key`.
+    pub public_key_id: String,
+    /// When the check ran.
+    pub checked_at: DateTime<Utc>,
+}
+
+impl LicenseStatus {
+    /// Checks the license file's `text` (`None` when there is no file) at `now`.
+    pub fn check(
+        text: std::result::Result<String, std::io::Error>,
+        public: &VerifyingKey,
+        own_key_id: &str,
+        now: DateTime<Utc>,
+        file: &str,
+    ) -> LicenseStatus {
+        let result = match text {
+            Ok(t) => verify(&t, public, own_key_id, now, file),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(LicenseProblem::Missing(file.to_string()))
+            }
+            Err(e) => Err(LicenseProblem::Unreadable {
+                file: file.to_string(),
+                detail: e.to_string(),
+            }),
+        };
+        let public_key_id = key_id_of(public);
+        match result {
+            Ok(license) => {
+                let expired = now >= license.expires_at;
+                LicenseStatus {
+                    state: if expired {
+                        LicenseState::Expired
+                    } else {
+                        LicenseState::Valid
+                    },
+                    problem: expired.then(|| {
+                        format!(
+                            "license {} expired at {}: reads work, but new tenants are refused until the vendor's renewed license is saved at {file}",
+                            license.license_id,
+                            rfc3339_micros(license.expires_at)
+                        )
+                    }),
+                    license: Some(license),
+                    file: file.to_string(),
+                    public_key_id,
+                    checked_at: now,
+                }
+            }
+            Err(p) => LicenseStatus {
+                state: p.state(),
+                problem: Some(p.to_string()),
+                license: None,
+                file: file.to_string(),
+                public_key_id,
+                checked_at: now,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(now: DateTime<Utc>) -> License {
+        License {
+            license_id: crate::ids::new_id(now),
+            install_id: crate::ids::new_id(now),
+            customer: "Acme Sovereign GmbH".into(),
+            issued_at: now,
+            expires_at: now + chrono::Duration::days(365),
+            limits: Limits {
+                max_tenants: Some(50),
+            },
+            features: vec!["sovereign".into()],
+            air_gapped: false,
+            install_key_id: None,
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_issued_license_verifies_offline() {
+        let cp = InstallKey::from_seed(&[1; 32]);
+        let lic = sample(now());
+        let text = issue(&lic, &cp).unwrap().to_string();
+        assert_eq!(verify(&text, &cp.public(), "own", now(), "f").unwrap(), lic);
+    }
+
+    #[test]
+    fn an_altered_forged_or_foreign_license_is_refused_saying_why() {
+        let cp = InstallKey::from_seed(&[1; 32]);
+        let lic = sample(now());
+        let good = issue(&lic, &cp).unwrap();
+        let check = |v: &serde_json::Value| verify(&v.to_string(), &cp.public(), "own", now(), "f");
+
+        let mut altered = good.clone();
+        altered["license"]["limits"]["max_tenants"] = serde_json::json!(5000);
+        let err = check(&altered).unwrap_err();
+        assert!(matches!(err, LicenseProblem::BadSignature { .. }), "{err}");
+        assert!(err.to_string().contains("altered"), "{err}");
+
+        let forger = InstallKey::from_seed(&[2; 32]);
+        let mut forged = issue(&lic, &forger).unwrap();
+        let err = check(&forged).unwrap_err();
+        assert!(matches!(err, LicenseProblem::WrongKey { .. }), "{err}");
+        // A forger who copies the real key_id still fails on the signature.
+        forged["key_id"] = good["key_id"].clone();
+        assert!(matches!(
+            check(&forged).unwrap_err(),
+            LicenseProblem::BadSignature { .. }
+        ));
+
+        let err = verify("{not json", &cp.public(), "own", now(), "f").unwrap_err();
+        assert!(matches!(err, LicenseProblem::Malformed { .. }), "{err}");
+
+        let mut bound = lic.clone();
+        bound.install_key_id = Some("someone-else".into());
+        let err = check(&issue(&bound, &cp).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("another install"), "{err}");
+
+        let mut future = lic;
+        future.issued_at = now() + chrono::Duration::days(3);
+        let err = check(&issue(&future, &cp).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("clock"), "{err}");
+    }
+
+    #[test]
+    fn past_expiry_the_license_is_expired_not_refused() {
+        let cp = InstallKey::from_seed(&[1; 32]);
+        let lic = sample(now());
+        let text = issue(&lic, &cp).unwrap().to_string();
+        let later = lic.expires_at + chrono::Duration::seconds(1);
+        let s = LicenseStatus::check(Ok(text), &cp.public(), "own", later, "f");
+        assert_eq!(s.state, LicenseState::Expired);
+        assert!(s.problem.unwrap().contains("expired"));
+        let missing = LicenseStatus::check(
+            Err(std::io::ErrorKind::NotFound.into()),
+            &cp.public(),
+            "own",
+            now(),
+            "/etc/tenantry/license.json",
+        );
+        assert_eq!(missing.state, LicenseState::Missing);
+    }
+}

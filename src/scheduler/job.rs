@@ -1,0 +1,117 @@
+//! The closed set of scheduled jobs (vaultwarden's `jobs.rs`): each job's name, description,
+//! default schedule and the roles it runs in. Adding a job is a variant here plus its arm in
+//! [`super::jobs::execute`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::keys::Key;
+
+/// The closed set of scheduled jobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Job {
+    /// Shreds offboarding tenants past `deadline_at`.
+    ShredDueTenants,
+    /// Suspends trials past their end with the reason "trial expired".
+    ExpireTrials,
+    /// Signs the head of every chain that moved since its last checkpoint.
+    CheckpointChains,
+    /// Deletes console sessions past their idle or absolute limit.
+    PruneSessions,
+    /// Appliance: writes a signed heartbeat into the outbox.
+    Heartbeat,
+    /// Appliance: re-reads and verifies the license file.
+    VerifyLicense,
+    /// Control plane: marks installs silent after missed heartbeats.
+    SilentInstalls,
+    /// Writes a backup into `backup.dir` and keeps the newest `backup.keep`.
+    BackupDaily,
+}
+
+impl Job {
+    /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
+    pub const ALL: [Job; 8] = [
+        Job::ShredDueTenants,
+        Job::ExpireTrials,
+        Job::CheckpointChains,
+        Job::PruneSessions,
+        Job::Heartbeat,
+        Job::VerifyLicense,
+        Job::SilentInstalls,
+        Job::BackupDaily,
+    ];
+
+    /// Does `job` run in a process of `role`?
+    pub fn runs_in(self, role: crate::config::Role) -> bool {
+        match self {
+            Job::Heartbeat | Job::VerifyLicense => role.is_appliance(),
+            Job::SilentInstalls => role.is_control_plane(),
+            _ => true,
+        }
+    }
+
+    /// The snake_case name used in config, the API and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::ShredDueTenants => "shred_due_tenants",
+            Job::ExpireTrials => "expire_trials",
+            Job::CheckpointChains => "checkpoint_chains",
+            Job::PruneSessions => "prune_sessions",
+            Job::Heartbeat => "heartbeat",
+            Job::VerifyLicense => "verify_license",
+            Job::SilentInstalls => "silent_installs",
+            Job::BackupDaily => "backup_daily",
+        }
+    }
+
+    /// What the job does, for the jobs monitor.
+    pub fn description(self) -> &'static str {
+        match self {
+            Job::ShredDueTenants => {
+                "Shreds offboarding tenants whose grace period has ended (deadline_at passed)."
+            }
+            Job::ExpireTrials => {
+                "Suspends trials past their end date with the reason \"trial expired\"."
+            }
+            Job::CheckpointChains => {
+                "Verifies and signs the head of every audit chain that moved since its last checkpoint."
+            }
+            Job::PruneSessions => "Deletes console sessions past their idle or absolute limit.",
+            Job::Heartbeat => {
+                "Writes a signed heartbeat into the outbox for the control plane ([control_plane] heartbeat_schedule)."
+            }
+            Job::VerifyLicense => {
+                "Re-reads the license file and verifies it offline; degrades provisioning when it is expired or refused."
+            }
+            Job::SilentInstalls => {
+                "Marks installs silent when no heartbeat came for 3 intervals ([installs] silent_after_missed)."
+            }
+            Job::BackupDaily => {
+                "Writes an online backup into backup.dir (encrypted to backup.recipients) and keeps the newest backup.keep."
+            }
+        }
+    }
+
+    /// The default schedule (6 fields: sec min hour day month weekday).
+    pub fn default_schedule(self) -> &'static str {
+        match self {
+            Job::ShredDueTenants => "0 */15 * * * *",
+            Job::ExpireTrials => "0 */15 * * * *",
+            Job::CheckpointChains => "0 0 * * * *",
+            Job::PruneSessions => "0 20 * * * *",
+            Job::Heartbeat => crate::config::DEFAULT_HEARTBEAT_SCHEDULE,
+            Job::VerifyLicense => "0 30 * * * *",
+            Job::SilentInstalls => "30 * * * * *",
+            Job::BackupDaily => "0 30 2 * * *",
+        }
+    }
+
+    /// Parses a job name.
+    pub fn parse(s: &str) -> Option<Job> {
+        Job::ALL.into_iter().find(|j| j.name() == s)
+    }
+
+    /// The key prefix of this job's runs in [`super::runs::JOB_RUNS`].
+    pub(crate) fn key_prefix(self) -> Vec<u8> {
+        Key::new().str(self.name()).into_bytes()
+    }
+}

@@ -1,0 +1,171 @@
+//! [`AppState`]: what every handler, job and admin command shares: the store, the clock, the
+//! effective configuration, the install key, and the process-local state (route cache, sign-in
+//! throttle, the scheduler's schedule, the on-prem role's state).
+//!
+//! **Architecture Invariant:** this module is a leaf of the layering. It imports no context's
+//! `api`, `views` or `service`, only data-only modules (the route cache, the throttle, the
+//! schedule, the on-prem state), so every layer above it may hold an `AppState` and nothing here
+//! reaches back up. The composition root ([`crate::app`]) builds it.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::audit::signing::InstallKey;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::Result;
+use crate::onprem::OnPrem;
+use crate::operators::model::SessionLimits;
+use crate::operators::throttle::Throttle;
+use crate::pools::cache::RouteCache;
+use crate::scheduler::schedule::Scheduler;
+use crate::store::{ReadCtx, Store, WriteCtx};
+
+/// What every handler, job and admin command shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    clock: Clock,
+    config: Arc<Config>,
+    key: Arc<InstallKey>,
+    routes: RouteCache,
+    scheduler: Scheduler,
+    throttle: Throttle,
+    install_id: Uuid,
+    started_at: DateTime<Utc>,
+    onprem: OnPrem,
+}
+
+/// The parts [`AppState::new`] is built from; the composition root makes each of them.
+pub struct Parts {
+    /// The open store.
+    pub store: Store,
+    /// The clock.
+    pub clock: Clock,
+    /// The effective configuration.
+    pub config: Config,
+    /// The install's signing key.
+    pub key: InstallKey,
+    /// The schedules in force.
+    pub scheduler: Scheduler,
+    /// This install's id.
+    pub install_id: Uuid,
+    /// The on-prem role's state.
+    pub onprem: OnPrem,
+}
+
+impl AppState {
+    /// Builds the state and subscribes its caches to the store's commits (the route cache is
+    /// invalid before any caller of a pool flip is answered).
+    pub fn new(parts: Parts) -> AppState {
+        let Parts {
+            store,
+            clock,
+            config,
+            key,
+            scheduler,
+            install_id,
+            onprem,
+        } = parts;
+        let state = AppState {
+            inner: Arc::new(Inner {
+                routes: RouteCache::new(config.route_cache_ttl),
+                started_at: clock.now(),
+                store,
+                clock,
+                config: Arc::new(config),
+                key: Arc::new(key),
+                scheduler,
+                throttle: Throttle::default(),
+                install_id,
+                onprem,
+            }),
+        };
+        let weak = Arc::downgrade(&state.inner);
+        state.store().on_commit(Arc::new(move |notice| {
+            if let Some(inner) = weak.upgrade() {
+                inner.routes.on_commit(notice);
+            }
+        }));
+        state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+    /// The clock.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+    /// The effective configuration.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.inner.config
+    }
+    /// The install's signing key.
+    pub fn install_key(&self) -> &Arc<InstallKey> {
+        &self.inner.key
+    }
+    /// The route cache.
+    pub fn routes(&self) -> &RouteCache {
+        &self.inner.routes
+    }
+    /// The scheduler's schedule and loop state.
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.inner.scheduler
+    }
+    /// The sign-in throttle.
+    pub fn throttle(&self) -> &Throttle {
+        &self.inner.throttle
+    }
+    /// Console session limits from config.
+    pub fn session_limits(&self) -> SessionLimits {
+        let c = self.config();
+        let d =
+            |s: std::time::Duration| chrono::Duration::from_std(s).unwrap_or(chrono::Duration::MAX);
+        SessionLimits {
+            idle: d(c.session_idle),
+            absolute: d(c.session_max),
+        }
+    }
+    /// This install's id (made at first start).
+    pub fn install_id(&self) -> Uuid {
+        self.inner.install_id
+    }
+    /// When this process started.
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.inner.started_at
+    }
+    /// The on-prem role state: license status, heartbeat sender, license key.
+    pub fn onprem(&self) -> &OnPrem {
+        &self.inner.onprem
+    }
+
+    /// Runs a service in a write request as `actor`, at the clock's now.
+    pub async fn write<T, F>(&self, actor: Actor, f: F) -> Result<T>
+    where
+        F: FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner
+            .store
+            .write(self.inner.clock.now(), actor, f)
+            .await
+    }
+
+    /// Runs a read on a snapshot.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&ReadCtx) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner.store.read(f).await
+    }
+}
