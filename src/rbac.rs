@@ -91,6 +91,27 @@ pub enum Permission {
     SyncManage,
 }
 
+impl Permission {
+    /// Every permission (the route-table snapshot lists who holds each).
+    pub const ALL: [Permission; 12] = {
+        use Permission::*;
+        [
+            Read,
+            AppsWrite,
+            TenantsWrite,
+            TenantsLifecycle,
+            TenantsExport,
+            PoolsWrite,
+            JobsRun,
+            AuditVerify,
+            AuditExport,
+            OperatorsManage,
+            InstallsManage,
+            SyncManage,
+        ]
+    };
+}
+
 /// Is `role` allowed `p`? The permission matrix, written once.
 pub fn allows(role: Role, p: Permission) -> bool {
     use Permission::*;

@@ -94,33 +94,6 @@ pub async fn verify_and_checkpoint(
     Ok(reports)
 }
 
-/// Every event name Tenantry writes (the audit page's action filter). Versioned: a change of
-/// meaning gets a new `.vN`.
-pub const EVENTS: &[&str] = &[
-    "app.created.v1",
-    "tenant.created.v1",
-    "tenant.pool.assigned.v1",
-    "tenant.updated.v1",
-    "tenant.trial.started.v1",
-    "tenant.activated.v1",
-    "tenant.suspended.v1",
-    "tenant.reinstated.v1",
-    "tenant.offboarding.started.v1",
-    "tenant.offboarding.cancelled.v1",
-    "tenant.shredded.v1",
-    "pool.created.v1",
-    "pool.status.flipped.v1",
-    "operator.created.v1",
-    "operator.role_changed.v1",
-    "operator.disabled.v1",
-    "operator.enabled.v1",
-    "operator.password_changed.v1",
-    "operator.token.created.v1",
-    "operator.token.revoked.v1",
-    "operator.signed_in.v1",
-    "operator.signed_out.v1",
-];
-
 /// Where the summary of the last verification of every chain is kept.
 pub const LAST_VERIFY: crate::store::Table = crate::store::Table::new("audit_last_verify");
 

@@ -132,7 +132,7 @@ pub async fn view_audit_get(
                 label for="action" { "Action" }
                 select #action name="action" {
                     option value="" selected[f.action.is_empty()] { "Any" }
-                    @for a in audit::EVENTS { option value=(a) selected[f.action == *a] { (a) } }
+                    @for a in ctx.registry.events() { option value=(a) selected[f.action == *a] { (a) } }
                 }
             }
             div.field.inline { label for="from" { "From" } input #from name="from" type="date" value=(f.from); }

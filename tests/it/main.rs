@@ -16,6 +16,7 @@ mod onprem;
 mod onprem_console;
 mod pools;
 mod process;
+mod registry;
 mod ship;
 mod tenants;
 mod tidy;
