@@ -12,7 +12,7 @@ use crate::pools::model::PoolStatus;
 use crate::scheduler::{self, Job, Trigger};
 use crate::state::AppState;
 use crate::tenants::model::Action;
-use crate::tenants::service::{NewTenant, TransitionInput};
+use crate::tenants::service::{TenantDraft, TransitionInput};
 use crate::{apps, pools, tenants};
 
 /// Length of the replayed history.
@@ -385,7 +385,7 @@ fn seeds() -> Vec<Seed> {
 pub async fn seed_if_empty(state: &AppState) -> Result<bool> {
     let empty = state
         .read(|r| {
-            Ok(apps::service::list(r, None, 1)?.0.is_empty()
+            Ok(apps::queries::list(r, None, 1)?.items.is_empty()
                 && tenants::directory::query(r, &Default::default())?
                     .rows
                     .is_empty())
@@ -488,7 +488,7 @@ impl Replay {
         ];
         let mut app_ids: Vec<Uuid> = Vec::new();
         for (i, (name, desc)) in app_specs.iter().enumerate() {
-            let input = apps::service::NewApp {
+            let input = apps::model::AppDraft {
                 name: (*name).to_string(),
                 slug: None,
                 description: Some((*desc).to_string()),
@@ -703,7 +703,7 @@ impl Replay {
                         (_, 1) => "free",
                         _ => "agency",
                     };
-                    let body = NewTenant {
+                    let body = TenantDraft {
                         app_id: app_ids[i % app_ids.len()].to_string(),
                         display_name: s.name.to_string(),
                         slug: None,

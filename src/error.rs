@@ -187,6 +187,24 @@ impl Error {
     }
 }
 
+impl From<store::page::InvalidCursor> for Error {
+    fn from(e: store::page::InvalidCursor) -> Error {
+        Error::bad_request(INVALID_CURSOR, e.to_string())
+    }
+}
+
+impl From<store::page::InvalidLimit> for Error {
+    fn from(e: store::page::InvalidLimit) -> Error {
+        Error::bad_request(INVALID_QUERY, e.to_string())
+    }
+}
+
+/// The code of a malformed query string or filter (400).
+pub const INVALID_QUERY: &str = "invalid_query";
+
+/// The code of a cursor that is not one the listing issued (400), for every listing.
+pub const INVALID_CURSOR: &str = "invalid_cursor";
+
 /// `Result` of services.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -1,23 +1,66 @@
-//! `/api/apps` routes.
+//! `/api/apps` routes and their wire types.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
-use super::service::{self, App, NewApp};
+use super::model::{self, AppDraft};
+use super::{queries, service};
 use crate::error::Error;
 use crate::http::extract::{ApiJson, ApiQuery, Caller};
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
+use crate::store::page::{self, Cursor};
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(apps_create, apps_list))
         .routes(routes!(apps_get))
+}
+
+/// An app.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct App {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Product name, e.g. `Projex Work`.
+    pub name: String,
+    /// Unique slug.
+    pub slug: String,
+    /// What the app is.
+    pub description: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::App> for App {
+    fn from(a: model::App) -> App {
+        App {
+            id: a.id,
+            name: a.name,
+            slug: a.slug,
+            description: a.description,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// `POST /api/apps` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApp {
+    /// Product name, 1–120 characters.
+    pub name: String,
+    /// Slug; derived from the name when absent.
+    pub slug: Option<String>,
+    /// Up to 1000 characters.
+    pub description: Option<String>,
 }
 
 /// A page of apps.
@@ -47,11 +90,16 @@ async fn apps_create(
     Caller(p): Caller,
     ApiJson(body): ApiJson<NewApp>,
 ) -> ApiResult<(StatusCode, Json<App>)> {
-    let input = body.parse()?;
+    let input = AppDraft {
+        name: body.name,
+        slug: body.slug,
+        description: body.description,
+    }
+    .parse()?;
     let app = s
         .write(p.actor, move |ctx| service::create(ctx, &input))
         .await?;
-    Ok((StatusCode::CREATED, Json(app)))
+    Ok((StatusCode::CREATED, Json(app.into())))
 }
 
 /// Lists apps in creation order.
@@ -61,17 +109,14 @@ async fn apps_list(
     State(s): State<AppState>,
     ApiQuery(q): ApiQuery<AppListQuery>,
 ) -> ApiResult<Json<AppPage>> {
-    let limit = crate::http::extract::page_limit(q.limit)?;
-    let after = match q.cursor.as_deref() {
-        Some(c) => Some(crate::ids::parse_uuid(c).ok_or_else(|| {
-            Error::bad_request("invalid_cursor", "cursor is not one this server issued")
-        })?),
-        None => None,
-    };
-    let (items, next) = s.read(move |r| service::list(r, after, limit)).await?;
+    let limit = page::limit(q.limit)?;
+    let cursor = q.cursor.as_deref().map(Cursor::decode).transpose()?;
+    let page = s
+        .read(move |r| queries::list(r, cursor.as_ref(), limit))
+        .await?;
     Ok(Json(AppPage {
-        items,
-        next_cursor: next.map(|id| id.to_string()),
+        items: page.items.into_iter().map(App::from).collect(),
+        next_cursor: page.next.map(|c| c.encode()),
     }))
 }
 
@@ -80,5 +125,5 @@ async fn apps_list(
     responses((status = 200, body = App), (status = 404, body = Problem)))]
 async fn apps_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<App>> {
     let uuid = crate::ids::parse_uuid(&id).ok_or_else(|| Error::not_found("app", &id))?;
-    Ok(Json(s.read(move |r| service::get(r, &uuid)).await?))
+    Ok(Json(s.read(move |r| queries::get(r, &uuid)).await?.into()))
 }

@@ -1,9 +1,13 @@
 //! Apps: the parent product surface every tenant belongs to (PRODUCT.md A1).
 //!
-//! - [`service`]: model, rules and storage.
-//! - [`api`]: `/api/apps` routes.
+//! - [`model`]: the app, its stored record and tables, and the parsing of a new app.
+//! - [`service`]: the rules (create).
+//! - [`queries`]: the read model (get, exists, list).
+//! - [`api`]: `/api/apps` and its wire types. [`views`]: `/platform/apps`.
 
 pub mod api;
+pub mod model;
+pub mod queries;
 pub mod service;
 pub mod views;
 

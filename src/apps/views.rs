@@ -10,7 +10,8 @@ use axum::http::StatusCode;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::apps::service::{self, App, NewApp};
+use super::model::{App, AppDraft};
+use super::{queries, service};
 use crate::console::fmt::when;
 use crate::console::layout::{Ctx, Tone, empty, field, header, page, page_with_status, redirect};
 use crate::console::{ConsoleError, PageResult};
@@ -70,7 +71,7 @@ fn body(ctx: &Ctx, apps: &[App], f: &AppForm, errors: &HashMap<String, String>) 
 
 async fn list(state: &AppState) -> Result<Vec<App>, ConsoleError> {
     state
-        .read(|r| Ok(service::list(r, None, 500)?.0))
+        .read(|r| Ok(queries::list(r, None, crate::store::page::MAX_LIMIT)?.items))
         .await
         .map_err(ConsoleError)
 }
@@ -91,9 +92,9 @@ pub async fn view_apps_post(
     ctx: Ctx,
     Form(f): Form<AppForm>,
 ) -> PageResult {
-    let req = NewApp {
+    let req = AppDraft {
         name: f.name.clone(),
-        slug: Some(f.slug.trim().to_string()).filter(|s| !s.is_empty()),
+        slug: Some(f.slug.clone()),
         description: Some(f.description.clone()),
     };
     let result = match req.parse() {

@@ -5,15 +5,14 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ledger::{self, AuditQuery};
+use super::queries::{self, AuditFilter, parse_chain};
 use super::{ChainId, ChainReport, Checkpoint, EntryView, Mode};
-use crate::error::{Error, Result};
-use crate::http::extract::{ApiJson, ApiQuery, OptionalJson, page_limit};
+use crate::error::Error;
+use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
@@ -49,73 +48,18 @@ pub struct AuditParams {
     pub cursor: Option<String>,
 }
 
-fn parse_time(field: &str, s: &str) -> Result<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_micros())
-        .map_err(|_| {
-            Error::bad_request(
-                "invalid_query",
-                format!("{field} '{s}' is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)"),
-            )
-        })
-}
-
-fn parse_chain(s: &str) -> Result<ChainId> {
-    ChainId::parse(s).map_err(|m| Error::bad_request("invalid_query", m))
-}
-
-impl AuditParams {
-    /// Parses into a query.
-    ///
-    /// Errors: 400 `invalid_query`.
-    pub fn parse(self) -> Result<AuditQuery> {
-        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let chain = nonempty(self.chain).map(|c| parse_chain(&c)).transpose()?;
-        let tenant = nonempty(self.tenant_id)
-            .map(|t| {
-                crate::ids::parse_uuid(&t)
-                    .map(ChainId::Tenant)
-                    .ok_or_else(|| {
-                        Error::bad_request(
-                            "invalid_query",
-                            format!("tenant_id '{t}' is not a UUID"),
-                        )
-                    })
-            })
-            .transpose()?;
-        if let (Some(c), Some(t)) = (chain, tenant)
-            && c != t
-        {
-            return Err(Error::bad_request(
-                "invalid_query",
-                "chain and tenant_id name different chains",
-            ));
+impl From<AuditParams> for AuditFilter {
+    fn from(p: AuditParams) -> AuditFilter {
+        AuditFilter {
+            chain: p.chain,
+            tenant_id: p.tenant_id,
+            actor_id: p.actor_id,
+            action: p.action,
+            from: p.from,
+            to: p.to,
+            limit: p.limit,
+            cursor: p.cursor,
         }
-        let from = nonempty(self.from)
-            .map(|f| parse_time("from", &f))
-            .transpose()?;
-        let to = nonempty(self.to)
-            .map(|t| parse_time("to", &t))
-            .transpose()?;
-        let cursor = nonempty(self.cursor)
-            .map(|c| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(c)
-                    .map_err(|_| {
-                        Error::bad_request("invalid_cursor", "cursor is not one this server issued")
-                    })
-            })
-            .transpose()?;
-        Ok(AuditQuery {
-            chain: chain.or(tenant),
-            actor_id: nonempty(self.actor_id),
-            action: nonempty(self.action),
-            actor_kind: None,
-            from,
-            to,
-            limit: page_limit(self.limit)?,
-            cursor,
-        })
     }
 }
 
@@ -135,13 +79,11 @@ async fn audit_list(
     State(s): State<AppState>,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> ApiResult<Json<AuditPage>> {
-    let q = params.parse()?;
-    let page = s.read(move |r| ledger::browse(r, &q)).await?;
+    let q = AuditFilter::from(params).parse()?;
+    let page = queries::browse(&s, q).await?;
     Ok(Json(AuditPage {
         items: page.items,
-        next_cursor: page
-            .next_cursor
-            .map(|c| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c)),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
     }))
 }
 

@@ -27,6 +27,7 @@ pub use super::model::{ChainId, Subject, Target};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::store::keys::{Key, KeyReader};
+use crate::store::page::{Cursor, Scan, Step, page};
 use crate::store::{Dir, Range, Reader, Table, Topic, WriteCtx, codec};
 
 /// Entries: `(chain, seq) -> hash ++ envelope`.
@@ -319,8 +320,8 @@ pub struct AuditQuery {
     pub to: Option<i64>,
     /// Page size.
     pub limit: usize,
-    /// Opaque position from a previous page.
-    pub cursor: Option<Vec<u8>>,
+    /// Where the previous page stopped.
+    pub cursor: Option<Cursor>,
 }
 
 /// A page of entries, newest first.
@@ -328,8 +329,8 @@ pub struct AuditQuery {
 pub struct AuditPage {
     /// The entries.
     pub items: Vec<EntryView>,
-    /// Position to continue from, if more may follow.
-    pub next_cursor: Option<Vec<u8>>,
+    /// Where the next page starts, if more may follow.
+    pub next_cursor: Option<Cursor>,
 }
 
 /// Most index rows one page may examine before it returns what it has, with a cursor to go on:
@@ -361,93 +362,64 @@ pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
             range = range.until(Key::new().raw(&prefix).i64(to.saturating_add(1)).as_bytes());
         }
     }
-    if let Some(cursor) = &q.cursor {
-        if !cursor.starts_with(&prefix) {
-            return Err(Error::bad_request(
-                "invalid_cursor",
-                "the cursor belongs to another query: start again without it",
-            ));
-        }
-        range = range.before(cursor);
-    }
     let table = if source == 0xFF { ENTRIES } else { INDEX };
-    let mut items = Vec::new();
-    let mut scanned = 0usize;
-    let mut last_key: Option<Vec<u8>> = None;
-    let mut exhausted = true;
-    let mut failure: Option<Error> = None;
-    r.scan(table, &range, Dir::Desc, &mut |k, v| {
-        scanned += 1;
-        last_key = Some(k.to_vec());
-        let step = (|| -> Result<ControlFlow<()>> {
-            let (chain, seq, stored) = if source == 0xFF {
-                let mut kr = KeyReader::new(k);
-                let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
-                let seq = kr.u64();
-                match (chain, seq) {
-                    (Some(c), Some(s)) => (c, s, Some(v.to_vec())),
-                    _ => return Ok(ControlFlow::Continue(())),
-                }
-            } else {
-                let mut kr = KeyReader::new(&k[prefix.len()..]);
-                if source == IDX_TIME {
-                    // the time prefix is the index id alone
-                }
-                let _ts = kr.i64();
-                let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
-                let seq = kr.u64();
-                match (chain, seq) {
-                    (Some(c), Some(s)) => (c, s, None),
-                    _ => return Ok(ControlFlow::Continue(())),
-                }
-            };
-            let key = entry_key(&chain, seq);
-            let stored = match stored {
+    let scan = Scan {
+        table,
+        range,
+        dir: Dir::Desc,
+        limit: q.limit,
+        cursor: q.cursor.as_ref(),
+        budget: Some(SCAN_BUDGET),
+    };
+    let page = page(r, scan, |k, v| -> Result<Step<EntryView>> {
+        let (chain, seq, stored) = if source == 0xFF {
+            let mut kr = KeyReader::new(k);
+            let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
+            let seq = kr.u64();
+            match (chain, seq) {
+                (Some(c), Some(s)) => (c, s, Some(v.to_vec())),
+                _ => return Ok(Step::Skip),
+            }
+        } else {
+            // Index keys: the prefix, then ts, chain, seq.
+            let mut kr = KeyReader::new(&k[prefix.len()..]);
+            let _ts = kr.i64();
+            let chain = kr.raw(CHAIN_KEY_LEN).and_then(ChainId::from_key);
+            let seq = kr.u64();
+            match (chain, seq) {
+                (Some(c), Some(s)) => (c, s, None),
+                _ => return Ok(Step::Skip),
+            }
+        };
+        let key = entry_key(&chain, seq);
+        let stored = match stored {
+            Some(s) => s,
+            None => match r.get(ENTRIES, &key)? {
                 Some(s) => s,
-                None => match r.get(ENTRIES, &key)? {
-                    Some(s) => s,
-                    None => return Ok(ControlFlow::Continue(())),
-                },
-            };
-            let data = r.get(DATA, &key)?;
-            let entry = view(&stored, data.as_deref())?;
-            let ts = chrono::DateTime::parse_from_rfc3339(&entry.ts)
-                .map(|t| t.timestamp_micros())
-                .unwrap_or(0);
-            if q.from.is_some_and(|f| ts < f) {
-                // Within a chain `ts` never decreases, so older entries cannot match either.
-                return Ok(if source == 0xFF {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                });
-            }
-            let keep = q.to.is_none_or(|t| ts <= t)
-                && q.actor_id.as_ref().is_none_or(|a| &entry.actor.id == a)
-                && q.action.as_ref().is_none_or(|a| &entry.action == a)
-                && q.actor_kind.is_none_or(|k| entry.actor.kind == k);
-            if keep {
-                items.push(entry);
-            }
-            if items.len() >= q.limit || scanned >= SCAN_BUDGET {
-                exhausted = false;
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        })();
-        match step {
-            Ok(flow) => Ok(flow),
-            Err(e) => {
-                failure = Some(e);
-                Ok(ControlFlow::Break(()))
-            }
+                None => return Ok(Step::Skip),
+            },
+        };
+        let data = r.get(DATA, &key)?;
+        let entry = view(&stored, data.as_deref())?;
+        let ts = chrono::DateTime::parse_from_rfc3339(&entry.ts)
+            .map(|t| t.timestamp_micros())
+            .unwrap_or(0);
+        if q.from.is_some_and(|f| ts < f) {
+            // Within a chain `ts` never decreases, so older entries cannot match either.
+            return Ok(if source == 0xFF {
+                Step::Stop
+            } else {
+                Step::Skip
+            });
         }
+        let keep = q.to.is_none_or(|t| ts <= t)
+            && q.actor_id.as_ref().is_none_or(|a| &entry.actor.id == a)
+            && q.action.as_ref().is_none_or(|a| &entry.action == a)
+            && q.actor_kind.is_none_or(|k| entry.actor.kind == k);
+        Ok(if keep { Step::Keep(entry) } else { Step::Skip })
     })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
     Ok(AuditPage {
-        items,
-        next_cursor: if exhausted { None } else { last_key },
+        items: page.items,
+        next_cursor: page.next,
     })
 }

@@ -14,6 +14,7 @@ pub mod api;
 pub mod canonical;
 pub mod ledger;
 pub mod model;
+pub mod queries;
 pub mod signing;
 pub mod verify;
 pub mod views;

@@ -9,8 +9,7 @@ use axum::routing::{get, post};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use crate::audit::api::AuditParams;
-use crate::audit::ledger;
+use crate::audit::queries::{self, AuditFilter};
 use crate::audit::{self, ChainId, ChainReport, Mode};
 use crate::console::fmt::{self, when};
 use crate::console::layout::{Ctx, Tone, badge, empty, header, page, redirect};
@@ -33,7 +32,7 @@ pub fn router() -> Router<AppState> {
 /// The filters as the form sends them (dates may be plain `YYYY-MM-DD`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct AuditFilter {
+pub struct AuditForm {
     chain: String,
     actor_id: String,
     action: String,
@@ -57,8 +56,8 @@ fn day_bound(s: &str, end: bool) -> Option<String> {
     Some(t.to_string())
 }
 
-impl AuditFilter {
-    fn params(&self) -> AuditParams {
+impl AuditForm {
+    fn filter(&self) -> AuditFilter {
         let nonempty = |s: &str| Some(s.trim().to_string()).filter(|v| !v.is_empty());
         // A bare tenant id in the chain box means that tenant's chain.
         let chain = nonempty(&self.chain).map(|c| {
@@ -68,7 +67,7 @@ impl AuditFilter {
                 c
             }
         });
-        AuditParams {
+        AuditFilter {
             chain,
             tenant_id: None,
             actor_id: nonempty(&self.actor_id),
@@ -110,14 +109,11 @@ pub async fn view_audit_get(
     State(state): State<AppState>,
     ctx: Ctx,
     RawQuery(raw): RawQuery,
-    Query(f): Query<AuditFilter>,
+    Query(f): Query<AuditForm>,
 ) -> PageResult {
-    let q = f.params().parse().map_err(ConsoleError)?;
+    let q = f.filter().parse().map_err(ConsoleError)?;
     let chain_text = q.chain.map(|c| c.to_string()).unwrap_or_default();
-    let page_rows = state
-        .read(move |r| ledger::browse(r, &q))
-        .await
-        .map_err(ConsoleError)?;
+    let page_rows = queries::browse(&state, q).await.map_err(ConsoleError)?;
     let base = crate::console::without_cursor(raw);
     let body = html! {
         (header("Audit ledger", Some("Every change, hash-chained per tenant and for the platform. Newest first."), html! {
@@ -171,8 +167,7 @@ pub async fn view_audit_get(
             nav.pager aria-label="Pages" {
                 @if !f.cursor.is_empty() { a href={"/platform/audit?" (base)} { "← Newest" } }
                 @if let Some(c) = &page_rows.next_cursor {
-                    @let enc = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, c);
-                    a href={"/platform/audit?" (base) @if !base.is_empty() { "&" } "cursor=" (enc)} { "Older →" }
+                    a href={"/platform/audit?" (base) @if !base.is_empty() { "&" } "cursor=" (c.encode())} { "Older →" }
                 }
             }
         }

@@ -45,7 +45,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                 },
             )?;
             Ok((
-                directory::summary(r)?,
+                crate::tenants::queries::summary(r)?,
                 activity.items,
                 crate::pools::service::list(r)?,
                 crate::audit::last_verify(r)?,
@@ -103,12 +103,12 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                 span.tile-value { (summary.total) }
                 span.tile-note { (count(TenantState::Active)) " active · " (count(TenantState::Trial)) " in trial" }
             }
-            a.tile href="/platform/tenants?status=suspended" {
+            a.tile href="/platform/tenants?state=suspended" {
                 span.tile-label { "Suspended" }
                 span.tile-value { (count(TenantState::Suspended)) }
                 span.tile-note { @if count(TenantState::Suspended) > 0 { (badge(Tone::Warn, "needs review")) } @else { (badge(Tone::Ok, "none")) } }
             }
-            a.tile href="/platform/tenants?status=offboarding&sort=status" {
+            a.tile href="/platform/tenants?state=offboarding&sort=state" {
                 span.tile-label { "Offboarding" }
                 span.tile-value { (count(TenantState::Offboarding)) }
                 span.tile-note { "read-only until their deadline" }

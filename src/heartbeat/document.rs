@@ -29,7 +29,6 @@ use crate::scheduler::job::Job;
 use crate::scheduler::runs::{self, Outcome, RUNS_KEPT};
 use crate::state::AppState;
 use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
-use crate::tenants::directory;
 use crate::tenants::model::State;
 
 /// Last head reported per chain: `chain key (17 bytes) -> ReportedRecord`.
@@ -158,7 +157,7 @@ pub fn build(
             )?;
         }
     }
-    let summary = directory::summary(ctx)?;
+    let summary = crate::tenants::queries::summary(ctx)?;
     let tenants: BTreeMap<&str, u64> = State::ALL
         .iter()
         .map(|s| {

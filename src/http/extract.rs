@@ -131,22 +131,3 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             })
     }
 }
-
-/// Default page size (API.md).
-pub const DEFAULT_LIMIT: usize = 50;
-/// Largest page size (API.md).
-pub const MAX_LIMIT: usize = 500;
-
-/// Checks `limit` (default 50, 1–500).
-///
-/// Errors: 400 `invalid_query`.
-pub fn page_limit(limit: Option<usize>) -> Result<usize, Error> {
-    match limit {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(n) => Err(Error::bad_request(
-            "invalid_query",
-            format!("limit {n} is out of range: use 1 to {MAX_LIMIT}"),
-        )),
-    }
-}

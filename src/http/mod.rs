@@ -18,6 +18,7 @@ pub mod credentials;
 pub mod extract;
 pub mod health;
 pub mod problem;
+pub mod schema;
 
 use std::sync::Arc;
 

@@ -173,6 +173,18 @@ impl From<store::Error> for ApiError {
     }
 }
 
+impl From<store::page::InvalidCursor> for ApiError {
+    fn from(e: store::page::InvalidCursor) -> Self {
+        ApiError::Domain(e.into())
+    }
+}
+
+impl From<store::page::InvalidLimit> for ApiError {
+    fn from(e: store::page::InvalidLimit) -> Self {
+        ApiError::Domain(e.into())
+    }
+}
+
 impl From<Transport> for ApiError {
     fn from(t: Transport) -> Self {
         ApiError::Transport(t)

@@ -23,7 +23,7 @@ use crate::audit::ChainId;
 use crate::clock::from_micros;
 use crate::error::{Error, Result};
 use crate::heartbeat::{Health, LlmProbe};
-use crate::http::extract::{ApiJson, ApiQuery, Caller, page_limit};
+use crate::http::extract::{ApiJson, ApiQuery, Caller};
 use crate::http::problem::{ApiResult, Problem};
 use crate::license::Limits;
 use crate::state::AppState;
@@ -355,7 +355,7 @@ async fn installs_list(
 /// Errors: 404 off the control-plane role; 400 for a bad query.
 pub async fn list(s: &AppState, q: InstallsQuery) -> Result<InstallList> {
     s.onprem().require_control_plane("GET /api/installs")?;
-    let limit = page_limit(q.limit)?;
+    let limit = crate::store::page::limit(q.limit)?;
     let status = match q.status.as_deref() {
         None => None,
         Some(x) => Some(InstallStatus::parse(x).ok_or_else(|| {
@@ -576,7 +576,7 @@ async fn heartbeats_list(
 pub async fn heartbeats(s: &AppState, id: Uuid, q: PageQuery) -> Result<HeartbeatList> {
     s.onprem()
         .require_control_plane("GET /api/installs/{id}/heartbeats")?;
-    let limit = page_limit(q.limit)?;
+    let limit = crate::store::page::limit(q.limit)?;
     let cursor = cursor(q.cursor.as_deref(), |c| c.parse::<u64>().ok())?;
     let (items, next) = s
         .read(move |r| {
@@ -728,7 +728,7 @@ async fn audit_heads_list(
 pub async fn audit_heads(s: &AppState, id: Uuid, q: PageQuery) -> Result<WitnessedHeadList> {
     s.onprem()
         .require_control_plane("GET /api/installs/{id}/audit-heads")?;
-    let limit = page_limit(q.limit)?;
+    let limit = crate::store::page::limit(q.limit)?;
     let cursor = cursor(q.cursor.as_deref(), |c| ChainId::parse(c).ok())?;
     let (items, next) = s
         .read(move |r| {

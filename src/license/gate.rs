@@ -18,7 +18,6 @@ use crate::audit::ledger::{Audit, Subject};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
 use crate::store::{Reader, Table, WriteCtx};
-use crate::tenants::directory;
 
 /// The license table: `gate -> GateRecord`.
 pub const LICENSE: Table = Table::new("license");
@@ -173,7 +172,7 @@ pub fn release(ctx: &mut WriteCtx<'_>) -> Result<bool> {
 
 /// Tenants that count against `max_tenants`: every state but `offboarded`.
 pub fn tenants_in_use(r: &impl Reader) -> Result<u64> {
-    let s = directory::summary(r)?;
+    let s = crate::tenants::queries::summary(r)?;
     let offboarded = s.by_state.get("offboarded").copied().unwrap_or(0);
     Ok(s.total.saturating_sub(offboarded))
 }

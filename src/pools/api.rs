@@ -112,7 +112,7 @@ async fn routes_get(
     let module = q.module.clone();
     let route = s
         .read(move |r| {
-            let tenant = crate::tenants::service::get(r, &id)?;
+            let tenant = crate::tenants::queries::get(r, &id)?;
             service::resolve(r, &tenant, &module, &config.pools)
         })
         .await?;

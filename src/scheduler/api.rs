@@ -8,7 +8,7 @@ use utoipa_axum::routes;
 
 use super::{Job, JobRun, JobView, Trigger};
 use crate::error::Error;
-use crate::http::extract::{ApiQuery, page_limit};
+use crate::http::extract::ApiQuery;
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
@@ -71,7 +71,7 @@ async fn jobs_runs(
     ApiQuery(q): ApiQuery<RunsQuery>,
 ) -> ApiResult<Json<RunList>> {
     let job = job(&s, &name)?;
-    let limit = page_limit(q.limit)?;
+    let limit = crate::store::page::limit(q.limit)?;
     let items = s.read(move |r| super::runs(r, job, limit)).await?;
     Ok(Json(RunList {
         items,

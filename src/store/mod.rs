@@ -12,6 +12,7 @@
 pub mod codec;
 mod error;
 pub mod keys;
+pub mod page;
 pub mod snapshot;
 mod writer;
 
@@ -119,6 +120,20 @@ impl Range {
             self.hi = Bound::Excluded(key.to_vec());
         }
         self
+    }
+    /// Does the range hold `key`?
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let lo = match &self.lo {
+            Bound::Unbounded => true,
+            Bound::Included(b) => key >= b.as_slice(),
+            Bound::Excluded(b) => key > b.as_slice(),
+        };
+        let hi = match &self.hi {
+            Bound::Unbounded => true,
+            Bound::Included(b) => key <= b.as_slice(),
+            Bound::Excluded(b) => key < b.as_slice(),
+        };
+        lo && hi
     }
     fn bounds(&self) -> (Bound<&[u8]>, Bound<&[u8]>) {
         (as_ref_bound(&self.lo), as_ref_bound(&self.hi))

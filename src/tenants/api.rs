@@ -6,16 +6,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::directory::{self, DirectoryQuery, DirectoryRow, Sort, Summary};
-use super::model::{Action, AppPools, State as TenantState, Tenant, Tier};
-use super::service::{self, NewTenant, StateView, TenantPatch, TransitionRequest};
+use super::directory::{self, DirectoryQuery};
+use super::model::{self, Action, State as TenantState, Tier, allowed_actions};
+use super::queries::{self, DirectoryFilter, Summary};
+use super::service::{self, TenantChanges, TenantDraft, TransitionDraft};
 use crate::error::{Error, Result};
-use crate::http::extract::{ApiJson, ApiQuery, Caller, OptionalJson, page_limit};
+use crate::http::extract::{ApiJson, ApiQuery, Caller, OptionalJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
@@ -50,20 +52,294 @@ async fn tenants_provision(
     ApiJson(body): ApiJson<NewTenant>,
 ) -> ApiResult<Response> {
     let config = s.config().clone();
-    let input = body.parse(&config)?;
+    let input = TenantDraft::from(body).parse(&config)?;
     let t = s
         .write(p.actor, move |ctx| service::provision(ctx, &config, &input))
         .await?;
     let location = format!("/api/tenants/{}", t.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(t)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(Tenant::from(t)),
+    )
+        .into_response())
 }
 
-/// Query of the directory (API.md: filters `status`, `region`, `isolation_tier`, `app_id`, `q`;
-/// sort `created_at|display_name|status`).
+/// A tenant.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Tenant {
+    /// UUIDv7; sorts by creation time.
+    pub id: Uuid,
+    /// The parent app.
+    pub app_id: Uuid,
+    /// What the customer sees.
+    pub display_name: String,
+    /// Unique, `a-z0-9-`, 1–63 characters.
+    pub slug: String,
+    /// Region code.
+    pub region: String,
+    /// `S`, `P` or `G`.
+    pub isolation_tier: Tier,
+    /// Vanity hostname.
+    pub brand_domain: Option<String>,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: Option<String>,
+    /// Primary contact email.
+    pub contact_email: Option<String>,
+    /// Plan name.
+    pub plan: Option<String>,
+    /// Trial length in days, used by start-trial.
+    pub trial_days: Option<u32>,
+    /// Depth of the org hierarchy (tenant-management seed: Norway 1, Sweden 2, France 3).
+    pub hierarchy_depth: Option<u8>,
+    /// Lifecycle state.
+    pub state: TenantState,
+    /// When the state was entered.
+    pub state_since: DateTime<Utc>,
+    /// Reason given for the last transition, if any.
+    pub state_reason: Option<String>,
+    /// Offboarding deadline: the data is shredded at this instant.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// The state an offboarding tenant returns to when cancelled.
+    pub offboarding_from: Option<TenantState>,
+    /// End of the trial, while in trial.
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// Pool assignment.
+    pub pools: PoolAssignment,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// When the data was shredded.
+    pub shredded_at: Option<DateTime<Utc>>,
+}
+
+impl From<model::Tenant> for Tenant {
+    fn from(t: model::Tenant) -> Tenant {
+        Tenant {
+            id: t.id,
+            app_id: t.app_id,
+            display_name: t.display_name,
+            slug: t.slug,
+            region: t.region,
+            isolation_tier: t.isolation_tier,
+            brand_domain: t.brand_domain,
+            country: t.country,
+            contact_email: t.contact_email,
+            plan: t.plan,
+            trial_days: t.trial_days,
+            hierarchy_depth: t.hierarchy_depth,
+            state: t.state,
+            state_since: t.state_since,
+            state_reason: t.state_reason,
+            deadline_at: t.deadline_at,
+            offboarding_from: t.offboarding_from,
+            trial_ends_at: t.trial_ends_at,
+            pools: t.pools.into(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            shredded_at: t.shredded_at,
+        }
+    }
+}
+
+/// Pools a tenant is assigned to (PRODUCT.md B8).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PoolAssignment {
+    /// Admin pool id, e.g. `admin-2` (dedicated for `G`).
+    pub admin: String,
+    /// App pools.
+    pub app: AppPools,
+}
+
+/// App pools of a tenant: `{"shared": [[module, pool], ...]}` or `{"dedicated": pool}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AppPools {
+    /// Shared pools, one per module: `[(module, pool id)]`.
+    Shared(Vec<(String, String)>),
+    /// One dedicated pool serving every module (`P` and `G`).
+    Dedicated(String),
+}
+
+impl From<model::PoolAssignment> for PoolAssignment {
+    fn from(p: model::PoolAssignment) -> PoolAssignment {
+        PoolAssignment {
+            admin: p.admin,
+            app: match p.app {
+                model::AppPools::Shared(m) => AppPools::Shared(m),
+                model::AppPools::Dedicated(d) => AppPools::Dedicated(d),
+            },
+        }
+    }
+}
+
+crate::string_enum_schema!(TenantState, "Lifecycle state (PRODUCT.md A3).");
+crate::string_enum_schema!(
+    Tier,
+    "Isolation tier: S shared, P premium (dedicated app pool), G sovereign."
+);
+crate::string_enum_schema!(Action, "A lifecycle action: its route's path segment.");
+
+/// `POST /api/tenants` body (API.md first-slice table).
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    /// UUID of an existing app.
+    pub app_id: String,
+    /// What the customer sees, 1–120 characters.
+    pub display_name: String,
+    /// Unique slug; derived from the name when absent.
+    pub slug: Option<String>,
+    /// A configured region code.
+    pub region: String,
+    /// `S` (default), `P` or `G`; `G` needs a sovereign region.
+    pub isolation_tier: Option<String>,
+    /// Vanity hostname.
+    pub brand_domain: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+    /// Primary contact email.
+    pub contact_email: Option<String>,
+    /// A configured plan.
+    pub plan: Option<String>,
+    /// Trial length, 1–365 days.
+    pub trial_days: Option<i64>,
+    /// Org hierarchy depth, 1–5.
+    pub hierarchy_depth: Option<i64>,
+}
+
+impl From<NewTenant> for TenantDraft {
+    fn from(b: NewTenant) -> TenantDraft {
+        TenantDraft {
+            app_id: b.app_id,
+            display_name: b.display_name,
+            slug: b.slug,
+            region: b.region,
+            isolation_tier: b.isolation_tier,
+            brand_domain: b.brand_domain,
+            country: b.country,
+            contact_email: b.contact_email,
+            plan: b.plan,
+            trial_days: b.trial_days,
+            hierarchy_depth: b.hierarchy_depth,
+        }
+    }
+}
+
+/// `PATCH /api/tenants/{id}` body: the editable fields. `null` clears an optional field; an
+/// absent member leaves it as is.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    /// New display name.
+    pub display_name: Option<String>,
+    /// New contact email; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub contact_email: Option<Option<String>>,
+    /// New brand domain; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub brand_domain: Option<Option<String>>,
+    /// New country; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub country: Option<Option<String>>,
+    /// New plan; `null` clears.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub plan: Option<Option<String>>,
+    /// New trial length.
+    pub trial_days: Option<i64>,
+    /// New hierarchy depth.
+    pub hierarchy_depth: Option<i64>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+impl From<TenantPatch> for TenantChanges {
+    fn from(p: TenantPatch) -> TenantChanges {
+        TenantChanges {
+            display_name: p.display_name,
+            contact_email: p.contact_email,
+            brand_domain: p.brand_domain,
+            country: p.country,
+            plan: p.plan,
+            trial_days: p.trial_days,
+            hierarchy_depth: p.hierarchy_depth,
+        }
+    }
+}
+
+/// Body of the lifecycle routes; each action reads the members that apply to it.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// Why (required for suspend; recorded in the ledger for every action).
+    pub reason: Option<String>,
+    /// Offboard only: grace period in days, 0–3650 (default 30).
+    pub grace_days: Option<i64>,
+    /// Start-trial only: trial length in days, 1–365.
+    pub trial_days: Option<i64>,
+}
+
+impl From<TransitionRequest> for TransitionDraft {
+    fn from(t: TransitionRequest) -> TransitionDraft {
+        TransitionDraft {
+            reason: t.reason,
+            grace_days: t.grace_days,
+            trial_days: t.trial_days,
+        }
+    }
+}
+
+/// The state view of `GET /api/tenant-lifecycle/{id}/state`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct StateView {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// Current state.
+    pub state: TenantState,
+    /// When it was entered.
+    pub since: DateTime<Utc>,
+    /// The reason given.
+    pub reason: Option<String>,
+    /// Offboarding deadline.
+    pub deadline_at: Option<DateTime<Utc>>,
+    /// Trial end.
+    pub trial_ends_at: Option<DateTime<Utc>>,
+    /// Actions that would succeed now (path segments).
+    pub allowed: Vec<Action>,
+}
+
+impl From<&model::Tenant> for StateView {
+    fn from(t: &model::Tenant) -> StateView {
+        StateView {
+            tenant_id: t.id,
+            state: t.state,
+            since: t.state_since,
+            reason: t.state_reason.clone(),
+            deadline_at: t.deadline_at,
+            trial_ends_at: t.trial_ends_at,
+            allowed: allowed_actions(t.state, t.offboarding_from),
+        }
+    }
+}
+
+/// Query of the directory (API.md: filters `state` (or its first name, `status`), `region`,
+/// `isolation_tier`, `app_id`, `q`; sort `created_at|display_name|status`).
 #[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryParams {
-    /// Lifecycle state.
+    /// Lifecycle state: `provisioned`, `trial`, `active`, `suspended`, `offboarding` or
+    /// `offboarded` (the field is `state`, as is the CSV column).
+    pub state: Option<String>,
+    /// The same filter under its first name; prefer `state`.
     pub status: Option<String>,
     /// Region code.
     pub region: Option<String>,
@@ -83,50 +359,44 @@ pub struct DirectoryParams {
     pub cursor: Option<String>,
 }
 
-impl DirectoryParams {
-    /// Parses into a query.
-    ///
-    /// Errors: 400 `invalid_query` naming the bad parameter.
-    pub fn parse(self) -> Result<DirectoryQuery> {
-        let bad = |m: String| Error::bad_request("invalid_query", m);
-        let sort = self
-            .sort
-            .as_deref()
-            .map(Sort::parse)
-            .transpose()
-            .map_err(bad)?
-            .unwrap_or(Sort::CreatedAt);
-        let descending = match self.order.as_deref() {
-            None => sort == Sort::CreatedAt,
-            Some("asc") => false,
-            Some("desc") => true,
-            Some(o) => return Err(bad(format!("order '{o}' is invalid: use asc or desc"))),
-        };
-        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        Ok(DirectoryQuery {
-            status: nonempty(self.status)
-                .map(|s| TenantState::parse(&s))
-                .transpose()
-                .map_err(bad)?,
-            region: nonempty(self.region),
-            tier: nonempty(self.isolation_tier)
-                .map(|t| Tier::parse(&t))
-                .transpose()
-                .map_err(bad)?,
-            app_id: nonempty(self.app_id)
-                .map(|a| {
-                    crate::ids::parse_uuid(&a)
-                        .ok_or_else(|| bad(format!("app_id '{a}' is not a UUID")))
-                })
-                .transpose()?,
-            q: nonempty(self.q).map(|q| q.trim().to_string()),
-            sort,
-            descending,
-            limit: page_limit(self.limit)?,
-            cursor: nonempty(self.cursor)
-                .map(|c| directory::decode_cursor(&c))
-                .transpose()?,
-        })
+impl From<DirectoryParams> for DirectoryFilter {
+    fn from(p: DirectoryParams) -> DirectoryFilter {
+        DirectoryFilter {
+            state: p.state,
+            status: p.status,
+            region: p.region,
+            isolation_tier: p.isolation_tier,
+            app_id: p.app_id,
+            q: p.q,
+            sort: p.sort,
+            order: p.order,
+            limit: p.limit,
+            cursor: p.cursor,
+        }
+    }
+}
+
+/// One row of the directory: a tenant, or `{id, error}` for a record that does not decode.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum DirectoryRow {
+    /// A tenant.
+    Tenant(Box<Tenant>),
+    /// A record that could not be read.
+    Broken {
+        /// Its id.
+        id: Uuid,
+        /// Why it could not be read.
+        error: String,
+    },
+}
+
+impl From<directory::DirectoryRow> for DirectoryRow {
+    fn from(r: directory::DirectoryRow) -> DirectoryRow {
+        match r {
+            directory::DirectoryRow::Tenant(t) => DirectoryRow::Tenant(Box::new((*t).into())),
+            directory::DirectoryRow::Broken { id, error } => DirectoryRow::Broken { id, error },
+        }
     }
 }
 
@@ -156,7 +426,7 @@ async fn tenants_list(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<DirectoryParams>,
 ) -> ApiResult<Response> {
-    let q = params.parse()?;
+    let q = DirectoryFilter::from(params).parse()?;
     if wants_csv(&headers) {
         if !p.can(crate::rbac::Permission::TenantsExport) {
             return Err(crate::rbac::Refusal::Forbidden(format!(
@@ -169,8 +439,8 @@ async fn tenants_list(
     }
     let page = s.read(move |r| directory::query(r, &q)).await?;
     Ok(Json(TenantPage {
-        items: page.rows,
-        next_cursor: page.next_cursor.map(|c| directory::encode_cursor(&c)),
+        items: page.rows.into_iter().map(DirectoryRow::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
     })
     .into_response())
 }
@@ -183,8 +453,8 @@ async fn tenants_export_csv(
     State(s): State<AppState>,
     ApiQuery(params): ApiQuery<DirectoryParams>,
 ) -> ApiResult<Response> {
-    let mut q = params.parse()?;
-    q.limit = crate::http::extract::MAX_LIMIT;
+    let mut q = DirectoryFilter::from(params).parse()?;
+    q.limit = crate::store::page::MAX_LIMIT;
     q.cursor = None;
     Ok(csv_response(&s, q))
 }
@@ -195,7 +465,7 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "display_name",
     "slug",
     "app_id",
-    "status",
+    "state",
     "region",
     "isolation_tier",
     "plan",
@@ -219,17 +489,17 @@ fn cell(s: &str) -> String {
     }
 }
 
-fn csv_row(row: &DirectoryRow) -> Vec<String> {
+fn csv_row(row: &directory::DirectoryRow) -> Vec<String> {
     let opt = |v: &Option<String>| v.as_deref().map(cell).unwrap_or_default();
     match row {
-        DirectoryRow::Tenant(t) => {
+        directory::DirectoryRow::Tenant(t) => {
             let apps = match &t.pools.app {
-                AppPools::Shared(m) => m
+                model::AppPools::Shared(m) => m
                     .iter()
                     .map(|(md, p)| format!("{md}:{p}"))
                     .collect::<Vec<_>>()
                     .join(" "),
-                AppPools::Dedicated(p) => format!("*:{p}"),
+                model::AppPools::Dedicated(p) => format!("*:{p}"),
             };
             vec![
                 t.id.to_string(),
@@ -254,7 +524,7 @@ fn csv_row(row: &DirectoryRow) -> Vec<String> {
                 String::new(),
             ]
         }
-        DirectoryRow::Broken { id, error } => {
+        directory::DirectoryRow::Broken { id, error } => {
             let mut v = vec![String::new(); CSV_COLUMNS.len()];
             v[0] = id.to_string();
             v[CSV_COLUMNS.len() - 1] = cell(error);
@@ -313,7 +583,7 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
 /// Tenant totals by state, tier and region (maintained counters; no scan).
 #[utoipa::path(get, path = "/api/tenants/summary", tag = "tenants", responses((status = 200, body = Summary)))]
 async fn tenants_summary(State(s): State<AppState>) -> ApiResult<Json<Summary>> {
-    Ok(Json(s.read(directory::summary).await?))
+    Ok(Json(s.read(queries::summary).await?))
 }
 
 /// One tenant, with its pool assignment.
@@ -321,7 +591,7 @@ async fn tenants_summary(State(s): State<AppState>) -> ApiResult<Json<Summary>> 
     responses((status = 200, body = Tenant), (status = 404, body = Problem)))]
 async fn tenants_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Tenant>> {
     let id = tenant_id(&id)?;
-    Ok(Json(s.read(move |r| service::get(r, &id)).await?))
+    Ok(Json(s.read(move |r| queries::get(r, &id)).await?.into()))
 }
 
 /// Edits a tenant's fields (writes `tenant.updated.v1` with a field diff).
@@ -335,10 +605,11 @@ async fn tenants_update(
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
     let id = tenant_id(&id)?;
-    let input = body.parse(s.config())?;
+    let input = TenantChanges::from(body).parse(s.config())?;
     Ok(Json(
         s.write(p.actor, move |ctx| service::update(ctx, id, &input))
-            .await?,
+            .await?
+            .into(),
     ))
 }
 
@@ -350,7 +621,7 @@ async fn lifecycle_state(
     Path(id): Path<String>,
 ) -> ApiResult<Json<StateView>> {
     let id = tenant_id(&id)?;
-    let t = s.read(move |r| service::get(r, &id)).await?;
+    let t = s.read(move |r| queries::get(r, &id)).await?;
     Ok(Json(StateView::from(&t)))
 }
 
@@ -362,7 +633,7 @@ async fn run_action(
     body: TransitionRequest,
 ) -> ApiResult<Json<StateView>> {
     let id = tenant_id(&id)?;
-    let input = body.parse(action)?;
+    let input = TransitionDraft::from(body).parse(action)?;
     let t = s
         .write(p.actor, move |ctx| {
             service::transition(ctx, id, action, &input)

@@ -24,15 +24,13 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::model::{State, Tenant, TenantRecord, Tier};
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
 use crate::store::keys::{Key, KeyReader};
+use crate::store::page::{Cursor, Scan, Step, page};
 use crate::store::{Dir, Range, Reader, Table, WriteCtx, codec};
 
 /// Primary table: `id (16 bytes) -> TenantRecord`.
@@ -57,8 +55,6 @@ const APP_NAME: u8 = 9;
 pub const DEADLINES: u8 = 10;
 /// Index of trial ends.
 pub const TRIAL_ENDS: u8 = 11;
-/// Marker for "the primary table" in cursors.
-const PRIMARY: u8 = 0;
 
 /// Most rows a page examines when it must filter rows itself.
 pub const SCAN_BUDGET: usize = 20_000;
@@ -216,9 +212,9 @@ impl Sort {
         match s {
             "created_at" => Ok(Sort::CreatedAt),
             "display_name" => Ok(Sort::DisplayName),
-            "status" => Ok(Sort::Status),
+            "state" | "status" => Ok(Sort::Status),
             _ => Err(format!(
-                "sort '{s}' is invalid: use created_at, display_name or status"
+                "sort '{s}' is invalid: use created_at, display_name or state"
             )),
         }
     }
@@ -235,7 +231,7 @@ impl Sort {
 /// A parsed directory query.
 #[derive(Clone, Debug)]
 pub struct DirectoryQuery {
-    /// `status=`.
+    /// `state=` (or `status=`).
     pub status: Option<State>,
     /// `region=`.
     pub region: Option<String>,
@@ -252,7 +248,7 @@ pub struct DirectoryQuery {
     /// `limit=`, 1–500.
     pub limit: usize,
     /// Decoded `cursor=`.
-    pub cursor: Option<Vec<u8>>,
+    pub cursor: Option<Cursor>,
 }
 
 impl Default for DirectoryQuery {
@@ -271,25 +267,9 @@ impl Default for DirectoryQuery {
     }
 }
 
-/// Encodes a position for clients.
-pub fn encode_cursor(key: &[u8]) -> String {
-    B64URL.encode(key)
-}
-
-/// Decodes a client's cursor.
-pub fn decode_cursor(s: &str) -> Result<Vec<u8>> {
-    B64URL.decode(s).map_err(|_| {
-        Error::bad_request(
-            "invalid_cursor",
-            "cursor is not one this server issued: start again without it",
-        )
-    })
-}
-
 /// One row of the directory: a tenant, or an error row for a record that does not decode (one
 /// corrupt record must not break the list, PRODUCT.md A4).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[serde(untagged)]
+#[derive(Clone, Debug)]
 pub enum DirectoryRow {
     /// A tenant.
     Tenant(Box<Tenant>),
@@ -307,8 +287,8 @@ pub enum DirectoryRow {
 pub struct DirectoryPage {
     /// Rows in order.
     pub rows: Vec<DirectoryRow>,
-    /// Key to continue after.
-    pub next_cursor: Option<Vec<u8>>,
+    /// Where the next page starts.
+    pub next_cursor: Option<Cursor>,
 }
 
 /// Runs a directory query: picks the index that covers the sort and the most useful filter,
@@ -358,104 +338,59 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
     } else {
         (TENANTS, Vec::new(), Covered::None)
     };
-    let mut range = if prefix.is_empty() {
+    let range = if prefix.is_empty() {
         Range::all()
     } else {
         Range::prefix(&prefix)
     };
-    if let Some(c) = &q.cursor {
-        let (marker, key) = c.split_first().ok_or_else(|| {
-            Error::bad_request(
-                "invalid_cursor",
-                "the cursor is empty: start again without it",
-            )
-        })?;
-        let expected = if table == TENANTS { PRIMARY } else { 1 };
-        if *marker != expected || !key.starts_with(&prefix) {
-            return Err(Error::bad_request(
-                "invalid_cursor",
-                "the cursor belongs to another query (filters or sort changed): start again without it",
-            ));
-        }
-        range = if q.descending {
-            range.before(key)
-        } else {
-            range.after(key)
-        };
-    }
     let needs_filter = q.q.is_some()
         || (q.status.is_some() && covered != Covered::Status)
         || (q.region.is_some() && covered != Covered::Region)
         || (q.tier.is_some() && covered != Covered::Tier)
         || (q.app_id.is_some() && covered != Covered::App);
     let needle = q.q.as_ref().map(|s| s.to_lowercase());
-    let dir = if q.descending { Dir::Desc } else { Dir::Asc };
-    let mut rows = Vec::new();
-    let mut scanned = 0usize;
-    let mut last: Option<Vec<u8>> = None;
-    let mut more = false;
-    let mut failure: Option<crate::store::Error> = None;
-    r.scan(table, &range, dir, &mut |k, v| {
-        scanned += 1;
-        last = Some(k.to_vec());
+    let scan = Scan {
+        table,
+        range,
+        dir: if q.descending { Dir::Desc } else { Dir::Asc },
+        limit: q.limit,
+        cursor: q.cursor.as_ref(),
+        budget: needs_filter.then_some(SCAN_BUDGET),
+    };
+    let page = page(r, scan, |k, v| -> Result<Step<DirectoryRow>> {
         let id = if table == TENANTS {
             Uuid::from_slice(k).ok()
         } else {
             Uuid::from_slice(&k[k.len().saturating_sub(16)..]).ok()
         };
         let Some(id) = id else {
-            return Ok(ControlFlow::Continue(()));
+            return Ok(Step::Skip);
         };
         let bytes = if table == TENANTS {
             Some(v.to_vec())
         } else {
-            match r.get(TENANTS, id.as_bytes()) {
-                Ok(b) => b,
-                Err(e) => {
-                    failure = Some(e);
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
+            r.get(TENANTS, id.as_bytes())?
         };
         let row = match bytes.map(|b| codec::decode::<TenantRecord>(TENANTS.name(), &b)) {
-            None => None,
-            Some(Ok(rec)) => Some(DirectoryRow::Tenant(Box::new(Tenant::from(rec)))),
-            Some(Err(e)) => Some(DirectoryRow::Broken {
+            None => return Ok(Step::Skip),
+            Some(Ok(rec)) => DirectoryRow::Tenant(Box::new(Tenant::from(rec))),
+            Some(Err(e)) => DirectoryRow::Broken {
                 id,
                 error: format!("record could not be decoded: {e}"),
-            }),
+            },
         };
-        if let Some(row) = row {
-            let keep = match &row {
-                DirectoryRow::Tenant(t) if needs_filter => matches(t, q, needle.as_deref()),
-                DirectoryRow::Tenant(_) => true,
-                // An unreadable record is shown whatever the filters: it may match them.
-                DirectoryRow::Broken { .. } => true,
-            };
-            if keep {
-                rows.push(row);
-            }
-        }
-        if rows.len() >= q.limit || (needs_filter && scanned >= SCAN_BUDGET) {
-            more = true;
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(ControlFlow::Continue(()))
+        let keep = match &row {
+            DirectoryRow::Tenant(t) if needs_filter => matches(t, q, needle.as_deref()),
+            DirectoryRow::Tenant(_) => true,
+            // An unreadable record is shown whatever the filters: it may match them.
+            DirectoryRow::Broken { .. } => true,
+        };
+        Ok(if keep { Step::Keep(row) } else { Step::Skip })
     })?;
-    if let Some(e) = failure {
-        return Err(e.into());
-    }
-    let marker = if table == TENANTS { PRIMARY } else { 1 };
-    let next_cursor = if more {
-        last.map(|k| {
-            let mut c = vec![marker];
-            c.extend_from_slice(&k);
-            c
-        })
-    } else {
-        None
-    };
-    Ok(DirectoryPage { rows, next_cursor })
+    Ok(DirectoryPage {
+        rows: page.items,
+        next_cursor: page.next,
+    })
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -486,45 +421,6 @@ pub fn week_of(t: chrono::DateTime<chrono::Utc>) -> String {
     use chrono::Datelike;
     let w = t.iso_week();
     format!("{}-W{:02}", w.year(), w.week())
-}
-
-/// Tenant totals by state, tier and region (maintained counters).
-#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct Summary {
-    /// All tenants ever provisioned that still have a record.
-    pub total: u64,
-    /// By lifecycle state.
-    pub by_state: std::collections::BTreeMap<String, u64>,
-    /// By isolation tier.
-    pub by_tier: std::collections::BTreeMap<String, u64>,
-    /// By region.
-    pub by_region: std::collections::BTreeMap<String, u64>,
-    /// Tenants provisioned per ISO week (`2026-W47`), including those since shredded.
-    pub created_by_week: std::collections::BTreeMap<String, u64>,
-}
-
-/// Reads the maintained counters.
-pub fn summary(r: &impl Reader) -> Result<Summary> {
-    let mut s = Summary::default();
-    r.scan(COUNTS, &Range::all(), Dir::Asc, &mut |k, v| {
-        let n = <[u8; 8]>::try_from(v).map_or(0, u64::from_be_bytes);
-        let key = String::from_utf8_lossy(k);
-        if let Some((dim, val)) = key.split_once('\0') {
-            let map = match dim {
-                "state" => &mut s.by_state,
-                "tier" => &mut s.by_tier,
-                "region" => &mut s.by_region,
-                "created_week" => &mut s.created_by_week,
-                _ => return Ok(ControlFlow::Continue(())),
-            };
-            if n > 0 {
-                map.insert(val.to_string(), n);
-            }
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    s.total = s.by_state.values().sum();
-    Ok(s)
 }
 
 #[cfg(test)]
@@ -664,7 +560,7 @@ mod tests {
                 };
                 prop_assert_eq!(all_pages(&store, query.clone()), expected(&model, &query), "{:?}", query);
             }
-            let counts = store.read_blocking(summary).unwrap();
+            let counts = store.read_blocking(crate::tenants::queries::summary).unwrap();
             prop_assert_eq!(counts.total, model.len() as u64);
             for s in State::ALL {
                 let n = model.iter().filter(|t| t.state == s).count() as u64;

@@ -8,14 +8,19 @@ use crate::clock::{from_micros, to_micros};
 use crate::config::Config;
 
 /// Isolation tier (PRODUCT.md A2, operator guide §1.1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: these numbers are the file format. A tenant record stores the tier by its variant
+/// position and the directory's index keys by [`Tier::code`]: never reorder or renumber a
+/// variant; add new ones at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
 pub enum Tier {
     /// Shared admin and app pools (the default).
-    S,
+    S = 0,
     /// Premium: a dedicated app pool.
-    P,
+    P = 1,
     /// Sovereign: dedicated admin and app pools, in a sovereign region.
-    G,
+    G = 2,
 }
 
 impl Tier {
@@ -40,39 +45,34 @@ impl Tier {
                 )
             })
     }
+    /// The byte in index keys (the file format; see the type's note).
     pub(crate) fn code(self) -> u8 {
         self as u8
     }
 }
 
 /// Lifecycle state (PRODUCT.md A3).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-)]
+///
+/// REMEMBER: these numbers are the file format. A tenant record stores the state by its
+/// variant position and the directory's index keys by [`State::code`] (the status sort follows
+/// them): never reorder or renumber a variant; add new ones at the end
+/// (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum State {
     /// Created, not yet in use.
-    Provisioned,
+    Provisioned = 0,
     /// In a trial with an end date.
-    Trial,
+    Trial = 1,
     /// Paying and in use.
-    Active,
+    Active = 2,
     /// Blocked (non-payment, abuse, breach hold, trial expired).
-    Suspended,
+    Suspended = 3,
     /// Leaving: read-only until `deadline_at`, then shredded; can be cancelled.
-    Offboarding,
+    Offboarding = 4,
     /// Shredded; only the ledger remains.
-    Offboarded,
+    Offboarded = 5,
 }
 
 impl State {
@@ -103,6 +103,7 @@ impl State {
             .find(|t| t.as_str() == s)
             .ok_or_else(|| format!("status '{s}' is invalid: use provisioned, trial, active, suspended, offboarding or offboarded"))
     }
+    /// The byte in index keys (the file format; see the type's note).
     pub(crate) fn code(self) -> u8 {
         self as u8
     }
@@ -113,7 +114,7 @@ impl State {
 }
 
 /// A lifecycle action; its name is the path segment of its route.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Action {
     /// `provisioned -> trial`.
@@ -186,8 +187,8 @@ pub fn allowed_actions(state: State, offboarding_from: Option<State>) -> Vec<Act
         .collect()
 }
 
-/// Pools a tenant is assigned to (PRODUCT.md B8).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Pools a tenant is assigned to (PRODUCT.md B8). Stored inside the tenant record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PoolAssignment {
     /// Admin pool id, e.g. `admin-2` (dedicated for `G`).
     pub admin: String,
@@ -196,7 +197,10 @@ pub struct PoolAssignment {
 }
 
 /// App pools of a tenant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored inside the tenant record): never
+/// reorder a variant; add new ones at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AppPools {
     /// Shared pools, one per module: `[(module, pool id)]`.
@@ -217,8 +221,8 @@ impl PoolAssignment {
     }
 }
 
-/// A tenant, as services and the API see it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A tenant, as services see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant {
     /// UUIDv7; sorts by creation time.
     pub id: Uuid,
@@ -266,7 +270,7 @@ pub struct Tenant {
     pub shredded_at: Option<DateTime<Utc>>,
 }
 
-/// The stored tenant: versioned, primitive fields only.
+/// The stored tenant: versioned. Add a version at the end; never reorder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TenantRecord {
     /// Version 1.
@@ -572,6 +576,37 @@ pub fn parse_reason(s: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        // The index-key byte and the postcard variant index of every stored enum: a failure
+        // here means the file format changed (see the REMEMBER notes).
+        let states = [
+            (State::Provisioned, 0),
+            (State::Trial, 1),
+            (State::Active, 2),
+            (State::Suspended, 3),
+            (State::Offboarding, 4),
+            (State::Offboarded, 5),
+        ];
+        for (s, code) in states {
+            assert_eq!(s.code(), code, "{s:?}");
+            assert_eq!(crate::store::codec::encode(&s).unwrap(), [code], "{s:?}");
+        }
+        assert_eq!(states.len(), State::ALL.len());
+        for (t, code) in [(Tier::S, 0), (Tier::P, 1), (Tier::G, 2)] {
+            assert_eq!(t.code(), code, "{t:?}");
+            assert_eq!(crate::store::codec::encode(&t).unwrap(), [code], "{t:?}");
+        }
+        assert_eq!(
+            crate::store::codec::encode(&AppPools::Shared(vec![])).unwrap(),
+            [0, 0]
+        );
+        assert_eq!(
+            crate::store::codec::encode(&AppPools::Dedicated(String::new())).unwrap(),
+            [1, 0]
+        );
+    }
 
     #[test]
     fn reinstate_is_only_allowed_from_suspended() {

@@ -5,11 +5,10 @@
 //! its audit entries, so a refusal leaves no trace.
 
 use chrono::Duration;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::directory::{self, TENANTS};
+use super::directory;
 use super::model::*;
 use crate::apps;
 use crate::audit::ledger::{self, Audit, ChainId, Subject};
@@ -17,7 +16,7 @@ use crate::clock::rfc3339_micros;
 use crate::config::Config;
 use crate::error::{Error, Result, Validator};
 use crate::pools;
-use crate::store::{Reader, WriteCtx};
+use crate::store::WriteCtx;
 
 /// Default offboarding grace period in days (operator guide §1.2: "a 30-day grace clock by
 /// default").
@@ -27,10 +26,10 @@ pub const DEFAULT_TRIAL_DAYS: u32 = 14;
 /// The reason `expire_trials` gives (issue: suspends "with the reason 'trial expired'").
 pub const TRIAL_EXPIRED: &str = "trial expired";
 
-/// `POST /api/tenants` body (API.md first-slice table).
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTenant {
+/// A tenant as asked for, unchecked: what `POST /api/tenants`, the console's form and the demo
+/// give (API.md first-slice table).
+#[derive(Clone, Debug, Default)]
+pub struct TenantDraft {
     /// UUID of an existing app.
     pub app_id: String,
     /// What the customer sees, 1–120 characters.
@@ -55,7 +54,7 @@ pub struct NewTenant {
     pub hierarchy_depth: Option<i64>,
 }
 
-/// Validated [`NewTenant`].
+/// A checked [`TenantDraft`].
 #[derive(Clone, Debug)]
 pub struct ProvisionInput {
     app_id: Uuid,
@@ -82,7 +81,7 @@ fn opt<T>(
         .and_then(|s| v.take(field, parse(s)))
 }
 
-impl NewTenant {
+impl TenantDraft {
     /// Checks every field at once against `config` (regions, plans).
     ///
     /// Errors: 422 `validation_failed` listing each bad field.
@@ -169,7 +168,7 @@ pub fn provision(
     input: &ProvisionInput,
 ) -> Result<Tenant> {
     crate::license::gate::admit_new_tenant(ctx)?;
-    if !apps::service::exists(ctx, &input.app_id)? {
+    if !apps::queries::exists(ctx, &input.app_id)? {
         return Err(Error::AppNotFound(input.app_id.to_string()));
     }
     let slug = match &input.slug {
@@ -271,28 +270,19 @@ fn ensure_writable(t: &Tenant) -> Result<()> {
     Ok(())
 }
 
-/// `PATCH /api/tenants/{id}` body: the editable fields. `null` clears an optional field; an
-/// absent member leaves it as is.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TenantPatch {
+/// Changes to a tenant's editable fields, unchecked (`PATCH /api/tenants/{id}`, the console's edit
+/// form). `None` leaves a field as is; `Some(None)` clears an optional one.
+#[derive(Clone, Debug, Default)]
+pub struct TenantChanges {
     /// New display name.
     pub display_name: Option<String>,
-    /// New contact email; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    /// New contact email; `Some(None)` clears.
     pub contact_email: Option<Option<String>>,
-    /// New brand domain; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    /// New brand domain; `Some(None)` clears.
     pub brand_domain: Option<Option<String>>,
-    /// New country; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    /// New country; `Some(None)` clears.
     pub country: Option<Option<String>>,
-    /// New plan; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<String>)]
+    /// New plan; `Some(None)` clears.
     pub plan: Option<Option<String>>,
     /// New trial length.
     pub trial_days: Option<i64>,
@@ -300,13 +290,7 @@ pub struct TenantPatch {
     pub hierarchy_depth: Option<i64>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
-/// Validated [`TenantPatch`].
+/// A checked [`TenantChanges`].
 #[derive(Clone, Debug, Default)]
 pub struct PatchInput {
     display_name: Option<String>,
@@ -318,7 +302,7 @@ pub struct PatchInput {
     hierarchy_depth: Option<u8>,
 }
 
-impl TenantPatch {
+impl TenantChanges {
     /// Checks every given field.
     ///
     /// Errors: 422 `validation_failed`.
@@ -426,10 +410,9 @@ pub struct TransitionInput {
     pub trial_days: Option<u32>,
 }
 
-/// Body of the lifecycle routes; each action reads the members that apply to it.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TransitionRequest {
+/// What a lifecycle action was given, unchecked; each action reads the members that apply to it.
+#[derive(Clone, Debug, Default)]
+pub struct TransitionDraft {
     /// Why (required for suspend; recorded in the ledger for every action).
     pub reason: Option<String>,
     /// Offboard only: grace period in days, 0–3650 (default 30).
@@ -438,7 +421,7 @@ pub struct TransitionRequest {
     pub trial_days: Option<i64>,
 }
 
-impl TransitionRequest {
+impl TransitionDraft {
     /// Checks the members `action` uses and refuses those it does not.
     ///
     /// Errors: 422 `validation_failed` (e.g. suspend without a reason).
@@ -611,47 +594,4 @@ pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
         }),
     )?;
     Ok(Some(new))
-}
-
-/// The state view of `GET /api/tenant-lifecycle/{id}/state`.
-#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
-pub struct StateView {
-    /// The tenant.
-    pub tenant_id: Uuid,
-    /// Current state.
-    pub state: State,
-    /// When it was entered.
-    pub since: chrono::DateTime<chrono::Utc>,
-    /// The reason given.
-    pub reason: Option<String>,
-    /// Offboarding deadline.
-    pub deadline_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Trial end.
-    pub trial_ends_at: Option<chrono::DateTime<chrono::Utc>>,
-    /// Actions that would succeed now (path segments).
-    pub allowed: Vec<Action>,
-}
-
-impl From<&Tenant> for StateView {
-    fn from(t: &Tenant) -> StateView {
-        StateView {
-            tenant_id: t.id,
-            state: t.state,
-            since: t.state_since,
-            reason: t.state_reason.clone(),
-            deadline_at: t.deadline_at,
-            trial_ends_at: t.trial_ends_at,
-            allowed: allowed_actions(t.state, t.offboarding_from),
-        }
-    }
-}
-
-/// Loads a tenant for reads.
-pub fn get(r: &impl Reader, id: &Uuid) -> Result<Tenant> {
-    directory::load(r, id)
-}
-
-/// Is there a tenant record (even a broken one) with this id?
-pub fn exists(r: &impl Reader, id: &Uuid) -> Result<bool> {
-    Ok(r.contains(TENANTS, id.as_bytes())?)
 }

@@ -24,10 +24,10 @@ use crate::error::{Error, FieldError};
 use crate::pools::model::Pool;
 use crate::rbac::Permission;
 use crate::state::AppState;
-use crate::tenants::api::DirectoryParams;
 use crate::tenants::directory::{self, DirectoryRow};
 use crate::tenants::model::{Action, AppPools, State as TenantState, Tenant, Tier, slug_from_name};
-use crate::tenants::service::{self, NewTenant, TenantPatch, TransitionRequest};
+use crate::tenants::queries::DirectoryFilter;
+use crate::tenants::service::{self, TenantChanges, TenantDraft, TransitionDraft};
 
 /// The tenant pages.
 pub fn router() -> Router<AppState> {
@@ -65,7 +65,7 @@ fn errors_by_field(err: &Error) -> HashMap<String, String> {
 /// Apps for the select and names in tables.
 async fn app_names(state: &AppState) -> Result<Vec<(Uuid, String)>, ConsoleError> {
     let apps = state
-        .read(|r| Ok(crate::apps::service::list(r, None, 500)?.0))
+        .read(|r| Ok(crate::apps::queries::list(r, None, crate::store::page::MAX_LIMIT)?.items))
         .await
         .map_err(ConsoleError)?;
     Ok(apps.into_iter().map(|a| (a.id, a.name)).collect())
@@ -87,15 +87,48 @@ fn select(name: &str, label: &str, current: &str, options: &[(String, String)]) 
     }
 }
 
+/// The directory's filter form (a query string; `status` is the filter's first name and still
+/// read, like the API's).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DirectoryForm {
+    state: Option<String>,
+    status: Option<String>,
+    region: Option<String>,
+    isolation_tier: Option<String>,
+    app_id: Option<String>,
+    q: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+    cursor: Option<String>,
+}
+
+impl DirectoryForm {
+    fn filter(self) -> DirectoryFilter {
+        DirectoryFilter {
+            state: self.state,
+            status: self.status,
+            region: self.region,
+            isolation_tier: self.isolation_tier,
+            app_id: self.app_id,
+            q: self.q,
+            sort: self.sort,
+            order: self.order,
+            limit: None,
+            cursor: self.cursor,
+        }
+    }
+}
+
 /// The directory: filters, sort, cursor pages, CSV link.
 pub async fn view_tenants_get(
     State(state): State<AppState>,
     ctx: Ctx,
     RawQuery(raw): RawQuery,
-    Query(params): Query<DirectoryParams>,
+    Query(form): Query<DirectoryForm>,
 ) -> PageResult {
-    let shown = params.clone();
-    let q = params.parse().map_err(ConsoleError)?;
+    let shown = form.clone();
+    let q = form.filter().parse().map_err(ConsoleError)?;
     let apps = app_names(&state).await?;
     let page_rows = state
         .read(move |r| directory::query(r, &q))
@@ -143,14 +176,14 @@ pub async fn view_tenants_get(
                 label for="q" { "Search" }
                 input #q type="search" name="q" value=(v(&shown.q)) placeholder="name, slug or contact";
             }
-            (select("status", "Status", &v(&shown.status), &statuses))
+            (select("state", "State", &v(&shown.state.clone().or(shown.status.clone())), &statuses))
             (select("region", "Region", &v(&shown.region), &regions))
             (select("isolation_tier", "Tier", &v(&shown.isolation_tier), &tiers))
             (select("app_id", "App", &v(&shown.app_id), &app_opts))
             div.field.inline {
                 label for="sort" { "Sort by" }
                 select #sort name="sort" {
-                    @for (val, text) in [("created_at", "Created"), ("display_name", "Name"), ("status", "Status")] {
+                    @for (val, text) in [("created_at", "Created"), ("display_name", "Name"), ("state", "State")] {
                         option value=(val) selected[shown.sort.as_deref().unwrap_or("created_at") == val] { (text) }
                     }
                 }
@@ -212,7 +245,7 @@ pub async fn view_tenants_get(
             nav.pager aria-label="Pages" {
                 @if shown.cursor.is_some() { a href={"/platform/tenants?" (base_query)} { "← First page" } }
                 @if let Some(c) = &page_rows.next_cursor {
-                    a href={"/platform/tenants?" (base_query) @if !base_query.is_empty() { "&" } "cursor=" (urlencode(&directory::encode_cursor(c)))} { "Next page →" }
+                    a href={"/platform/tenants?" (base_query) @if !base_query.is_empty() { "&" } "cursor=" (urlencode(&c.encode()))} { "Next page →" }
                 }
             }
         }
@@ -373,7 +406,7 @@ pub async fn view_tenant_create_post(
     Form(f): Form<TenantForm>,
 ) -> PageResult {
     let mut extra = Vec::new();
-    let body = NewTenant {
+    let body = TenantDraft {
         app_id: f.app_id.clone(),
         display_name: f.display_name.clone(),
         slug: opt(&f.slug),
@@ -517,7 +550,7 @@ pub async fn view_tenant_get(
     let id = tenant_id(&id)?;
     let (t, pools, entries, app) = state
         .read(move |r| {
-            let t = service::get(r, &id)?;
+            let t = crate::tenants::queries::get(r, &id)?;
             let entries = ledger::browse(
                 r,
                 &AuditQuery {
@@ -526,7 +559,7 @@ pub async fn view_tenant_get(
                     ..AuditQuery::default()
                 },
             )?;
-            let app = crate::apps::service::get(r, &t.app_id).ok();
+            let app = crate::apps::queries::get(r, &t.app_id).ok();
             Ok((t, crate::pools::service::list(r)?, entries.items, app))
         })
         .await
@@ -641,7 +674,7 @@ pub async fn view_tenant_lifecycle_post(
         ));
     }
     let mut bad = Vec::new();
-    let req = TransitionRequest {
+    let req = TransitionDraft {
         reason: opt(&f.reason),
         grace_days: number("grace_days", &f.grace_days, &mut bad)
             .filter(|_| action == Action::Offboard),
@@ -758,7 +791,7 @@ pub async fn view_tenant_edit_get(
 ) -> PageResult {
     let id = tenant_id(&id)?;
     let t = state
-        .read(move |r| service::get(r, &id))
+        .read(move |r| crate::tenants::queries::get(r, &id))
         .await
         .map_err(ConsoleError)?;
     let f = EditForm {
@@ -783,7 +816,7 @@ pub async fn view_tenant_edit_post(
 ) -> PageResult {
     let id = tenant_id(&id)?;
     let mut extra = Vec::new();
-    let patch = TenantPatch {
+    let patch = TenantChanges {
         display_name: Some(f.display_name.clone()),
         contact_email: Some(opt(&f.contact_email)),
         brand_domain: Some(opt(&f.brand_domain)),
@@ -811,7 +844,7 @@ pub async fn view_tenant_edit_post(
         )),
         Err(e @ (Error::Validation(_) | Error::TenantReadOnly { .. })) => {
             let t = state
-                .read(move |r| service::get(r, &id))
+                .read(move |r| crate::tenants::queries::get(r, &id))
                 .await
                 .map_err(ConsoleError)?;
             let errors = errors_by_field(&e);
