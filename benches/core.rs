@@ -24,7 +24,7 @@ use tenantry::config::Config;
 use tenantry::state::AppState;
 use tenantry::tenants::directory::{self, DirectoryQuery, Sort};
 use tenantry::tenants::model::{Action, State};
-use tenantry::tenants::service::{self, NewTenant, TransitionInput};
+use tenantry::tenants::service::{self, TenantDraft, TransitionInput};
 
 const REGIONS: [&str; 6] = [
     "us-east-1",
@@ -63,7 +63,7 @@ fn fixture() -> Fixture {
         let apps: Vec<uuid::Uuid> = {
             let mut v = Vec::new();
             for name in ["Work", "Field", "Insights"] {
-                let input = tenantry::apps::service::NewApp {
+                let input = tenantry::apps::model::AppDraft {
                     name: name.into(),
                     ..Default::default()
                 }
@@ -87,7 +87,7 @@ fn fixture() -> Fixture {
         for start in (0..tenants).step_by(chunk) {
             let inputs: Vec<_> = (start..(start + chunk).min(tenants))
                 .map(|i| {
-                    NewTenant {
+                    TenantDraft {
                         app_id: apps[i % 3].to_string(),
                         display_name: format!(
                             "Tenant {i:06} {}",

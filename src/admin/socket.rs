@@ -79,7 +79,7 @@ impl Server {
 }
 
 fn error_json(e: &Error) -> Value {
-    json!({"ok": false, "error": {"code": e.code(), "status": crate::http::problem::status(&e).as_u16(), "message": e.to_string()}})
+    json!({"ok": false, "error": {"code": e.code(), "status": crate::http::problem::status(e).as_u16(), "message": e.to_string()}})
 }
 
 async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io::Result<()> {
