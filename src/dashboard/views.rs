@@ -47,7 +47,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
             Ok((
                 crate::tenants::queries::summary(r)?,
                 activity.items,
-                crate::pools::service::list(r)?,
+                crate::pools::queries::list(r)?,
                 crate::audit::last_verify(r)?,
                 crate::operators::service::failures_on(r, &today)?,
             ))

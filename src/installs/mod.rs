@@ -4,7 +4,8 @@
 //!
 //! - [`model`]: stored records and the tables.
 //! - [`service`]: the rules, inside one write request each.
-//! - [`api`]: the `/api/installs` routes.
+//! - [`queries`]: the read model (registry, detail, heartbeats, witnessed heads).
+//! - [`api`]: the `/api/installs` routes and their wire types. [`views`]: `/platform/installs`.
 //!
 //! The async functions here check signatures off the writer thread, then take the delivery in
 //! with one write ([`service::intake`]), which re-checks the install's key.
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod model;
+pub mod queries;
 pub mod service;
 pub mod views;
 
@@ -30,7 +32,7 @@ use crate::heartbeat::bundle;
 use crate::onprem::signed;
 use crate::state::AppState;
 use model::Via;
-use service::{Delivery, IntakeResult};
+use service::{Delivery, InstallDraft, IntakeResult, LicenseDraft};
 
 use crate::config::Role as InstallRole;
 use crate::http::context::{Context, NavItem};
@@ -332,4 +334,42 @@ pub async fn silent_installs(
         "{marked} install(s) went silent; {silent} silent of {}",
         all.len()
     ))
+}
+
+/// Registers an install and issues its license (the API route and the console form).
+///
+/// Errors: 404 off the control-plane role; 422 for bad input.
+pub async fn register(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    draft: InstallDraft,
+) -> Result<service::Registered> {
+    s.onprem().require_control_plane("POST /api/installs")?;
+    let input = draft.parse()?;
+    let state = s.clone();
+    s.write(actor, move |ctx| {
+        let key = state.onprem().license_key()?;
+        service::register(ctx, &input, key)
+    })
+    .await
+}
+
+/// Issues a new license to an install (the API route and the console form).
+///
+/// Errors: 404 off the control-plane role or for an unknown install; 422 for bad input.
+pub async fn renew(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    id: Uuid,
+    draft: LicenseDraft,
+) -> Result<service::Registered> {
+    s.onprem()
+        .require_control_plane("POST /api/installs/{id}/licenses")?;
+    let input = draft.parse()?;
+    let state = s.clone();
+    s.write(actor, move |ctx| {
+        let key = state.onprem().license_key()?;
+        service::renew(ctx, &id, &input, key)
+    })
+    .await
 }

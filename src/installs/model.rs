@@ -36,25 +36,62 @@ pub const CONTRADICTIONS: Table = Table::new("install_contradictions");
 pub const KEEP_HEARTBEATS: u64 = 10_000;
 
 /// How an install's key became known.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in the install record): never
+/// reorder; add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum KeyBinding {
     /// Given by the operator at registration (`install_public_key`).
-    Registration,
+    Registration = 0,
     /// Taken from the first accepted online delivery (trust on first use).
-    FirstDelivery,
+    FirstDelivery = 1,
     /// Taken from the first imported bundle (trust on first use, HEARTBEATS.md).
-    FirstBundle,
+    FirstBundle = 2,
+}
+
+impl KeyBinding {
+    /// Every binding.
+    pub const ALL: [KeyBinding; 3] = [
+        KeyBinding::Registration,
+        KeyBinding::FirstDelivery,
+        KeyBinding::FirstBundle,
+    ];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyBinding::Registration => "registration",
+            KeyBinding::FirstDelivery => "first_delivery",
+            KeyBinding::FirstBundle => "first_bundle",
+        }
+    }
 }
 
 /// How a heartbeat arrived.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in heartbeat records): never
+/// reorder; add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Via {
     /// `POST /api/installs/{id}/heartbeats`.
-    Online,
+    Online = 0,
     /// A bundle import.
-    Bundle,
+    Bundle = 1,
+}
+
+impl Via {
+    /// Both ways.
+    pub const ALL: [Via; 2] = [Via::Online, Via::Bundle];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Online => "online",
+            Via::Bundle => "bundle",
+        }
+    }
 }
 
 /// An install as stored.
@@ -166,15 +203,34 @@ pub enum HeadWitness {
 }
 
 /// What kind of contradiction the witness check found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in contradiction records): never
+/// reorder; add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum ContradictionKind {
     /// The same chain seq was reported with another hash: entries at or below it were
     /// rewritten.
-    Rewritten,
+    Rewritten = 0,
     /// A later heartbeat reports a lower head than an earlier one: the chain was truncated or
     /// rolled back (restored from an older backup).
-    WentBackwards,
+    WentBackwards = 1,
+}
+
+impl ContradictionKind {
+    /// Both kinds.
+    pub const ALL: [ContradictionKind; 2] = [
+        ContradictionKind::Rewritten,
+        ContradictionKind::WentBackwards,
+    ];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContradictionKind::Rewritten => "rewritten",
+            ContradictionKind::WentBackwards => "went_backwards",
+        }
+    }
 }
 
 /// A contradiction found by the witness check.
@@ -224,8 +280,8 @@ pub fn witness_key(id: &Uuid, chain: &[u8], seq: u64) -> Vec<u8> {
 }
 
 /// An install's status (HEARTBEATS.md: `healthy|silent|expired`, plus `pending` before the first
-/// heartbeat).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// heartbeat). Computed, never stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InstallStatus {
     /// Registered; no heartbeat yet (not an alert: the customer may not have installed yet).
@@ -239,6 +295,13 @@ pub enum InstallStatus {
 }
 
 impl InstallStatus {
+    /// Every status.
+    pub const ALL: [InstallStatus; 4] = [
+        InstallStatus::Pending,
+        InstallStatus::Healthy,
+        InstallStatus::Silent,
+        InstallStatus::Expired,
+    ];
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -251,14 +314,7 @@ impl InstallStatus {
 
     /// Parses the snake_case name.
     pub fn parse(s: &str) -> Option<InstallStatus> {
-        [
-            InstallStatus::Pending,
-            InstallStatus::Healthy,
-            InstallStatus::Silent,
-            InstallStatus::Expired,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+        InstallStatus::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 
@@ -279,5 +335,35 @@ impl InstallV1 {
         } else {
             InstallStatus::Healthy
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::codec::encode;
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        // Each stored enum's postcard index equals its pinned discriminant (see REMEMBER).
+        fn check<T: serde::Serialize + std::fmt::Debug>(pairs: &[(T, u8)]) {
+            for (v, code) in pairs {
+                assert_eq!(encode(v).unwrap(), [*code], "{v:?}");
+            }
+        }
+        check(&[
+            (KeyBinding::Registration, 0),
+            (KeyBinding::FirstDelivery, 1),
+            (KeyBinding::FirstBundle, 2),
+        ]);
+        check(&[(Via::Online, 0), (Via::Bundle, 1)]);
+        check(&[
+            (ContradictionKind::Rewritten, 0),
+            (ContradictionKind::WentBackwards, 1),
+        ]);
+        assert_eq!(
+            KeyBinding::ALL.len() + Via::ALL.len() + ContradictionKind::ALL.len(),
+            7
+        );
     }
 }

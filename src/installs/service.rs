@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use ed25519_dalek::VerifyingKey;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,36 +25,25 @@ pub const DEFAULT_TERM_DAYS: i64 = 365;
 /// Most heartbeats in one online delivery.
 pub const MAX_DELIVERY: usize = 500;
 
-/// `POST /api/installs` body (HEARTBEATS.md "Control-plane routes").
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewInstall {
+/// An install to register, unchecked: what `POST /api/installs` and the console's form give
+/// (HEARTBEATS.md "Control-plane routes").
+#[derive(Clone, Debug, Default)]
+pub struct InstallDraft {
     /// The customer, 1–200 characters.
     pub customer: String,
     /// The install may never reach the control plane: heartbeats only as bundles.
     pub air_gapped: Option<bool>,
     /// License expiry (RFC 3339), in the future; one year from now by default.
     pub expires_at: Option<String>,
-    /// Limits, e.g. `{"max_tenants": 50}`; none by default.
-    pub limits: Option<NewLimits>,
+    /// `limits.max_tenants`: most tenants at once, 1–1,000,000; no limit when absent.
+    pub max_tenants: Option<i64>,
     /// Feature names (a-z, 0-9, `_`, `-`, `.`; at most 32).
     pub features: Option<Vec<String>>,
-    /// The install's public key (standard base64, from the appliance's
-    /// `GET /api/audit/public-key`), when known: the license is then bound to it, and heartbeats
-    /// must be signed with it. Otherwise the key of the first accepted delivery or bundle is
-    /// bound (trust on first use).
+    /// The install's public key (standard base64), when known.
     pub install_public_key: Option<String>,
 }
 
-/// `limits` of [`NewInstall`].
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewLimits {
-    /// Most tenants at once, 1–1,000,000.
-    pub max_tenants: Option<i64>,
-}
-
-/// Validated [`NewInstall`].
+/// A checked [`InstallDraft`].
 #[derive(Clone, Debug)]
 pub struct RegisterInput {
     customer: String,
@@ -66,7 +54,7 @@ pub struct RegisterInput {
     key: Option<VerifyingKey>,
 }
 
-impl NewInstall {
+impl InstallDraft {
     /// Checks every field; one `validation_failed` error lists each bad one.
     pub fn parse(self) -> Result<RegisterInput> {
         let mut v = Validator::new();
@@ -87,7 +75,7 @@ impl NewInstall {
                     }),
             ),
         };
-        let max_tenants = match self.limits.and_then(|l| l.max_tenants) {
+        let max_tenants = match self.max_tenants {
             None => None,
             Some(n) if (1..=1_000_000).contains(&n) => Some(n as u64),
             Some(n) => {
@@ -255,20 +243,19 @@ fn save(ctx: &mut WriteCtx<'_>, id: &Uuid, i: &InstallV1) -> Result<()> {
     Ok(())
 }
 
-/// `POST /api/installs/{id}/licenses` body: a renewal. Members left out keep the current
-/// license's terms.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewLicense {
+/// A renewal, unchecked (`POST /api/installs/{id}/licenses`, the console's form). Members left
+/// out keep the current license's terms.
+#[derive(Clone, Debug, Default)]
+pub struct LicenseDraft {
     /// New expiry (RFC 3339), in the future; one year from now by default.
     pub expires_at: Option<String>,
-    /// New limits; the current ones by default.
-    pub limits: Option<NewLimits>,
+    /// New limits: `Some(max_tenants)` (`Some(None)`: no limit); the current ones when `None`.
+    pub limits: Option<Option<i64>>,
     /// New features; the current ones by default.
     pub features: Option<Vec<String>>,
 }
 
-/// Validated [`NewLicense`].
+/// A checked [`LicenseDraft`].
 #[derive(Clone, Debug)]
 pub struct RenewInput {
     expires_at: Option<DateTime<Utc>>,
@@ -276,17 +263,17 @@ pub struct RenewInput {
     features: Option<Vec<String>>,
 }
 
-impl NewLicense {
+impl LicenseDraft {
     /// Checks every field, with the rules of registration.
     pub fn parse(self) -> Result<RenewInput> {
         let given_limits = self.limits.is_some();
         let given_features = self.features.is_some();
-        let checked = NewInstall {
+        let checked = InstallDraft {
             customer: "renewal".into(),
             expires_at: self.expires_at,
-            limits: self.limits,
+            max_tenants: self.limits.flatten(),
             features: self.features,
-            ..NewInstall::default()
+            ..InstallDraft::default()
         }
         .parse()?;
         Ok(RenewInput {
@@ -486,7 +473,7 @@ pub struct Delivery {
 }
 
 /// What happened to one heartbeat.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ItemResult {
     /// Its seq.
     pub seq: u64,
@@ -495,7 +482,7 @@ pub struct ItemResult {
 }
 
 /// The answer to a delivery or import.
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IntakeResult {
     /// The install.
     pub install_id: Uuid,
@@ -910,15 +897,13 @@ mod tests {
 
     #[test]
     fn registration_input_is_checked_field_by_field() {
-        let err = NewInstall {
+        let err = InstallDraft {
             customer: " ".into(),
             expires_at: Some("tomorrow".into()),
-            limits: Some(NewLimits {
-                max_tenants: Some(0),
-            }),
+            max_tenants: Some(0),
             features: Some(vec!["Bad Name".into()]),
             install_public_key: Some("xx".into()),
-            ..NewInstall::default()
+            ..InstallDraft::default()
         }
         .parse()
         .unwrap_err();

@@ -18,9 +18,9 @@ use crate::console::layout::{
 };
 use crate::console::{ConsoleError, PageResult, urlencode};
 use crate::error::Error;
-use crate::installs::api::{self as installs, InstallView, InstallsQuery, PageQuery};
 use crate::installs::model::InstallStatus;
-use crate::installs::service::{NewInstall, NewLicense, NewLimits};
+use crate::installs::queries::{self, InstallView, InstallsFilter, PageFilter};
+use crate::installs::service::{InstallDraft, LicenseDraft};
 use crate::rbac::Permission;
 use crate::state::AppState;
 
@@ -130,13 +130,13 @@ async fn registry(
     error: Option<&str>,
     status: StatusCode,
 ) -> PageResult {
-    let q = InstallsQuery {
+    let q = InstallsFilter {
         status: Some(f.status.clone()).filter(|s| !s.is_empty()),
         alert: (f.alert == "yes").then_some(true),
         limit: Some(50),
         cursor: Some(f.cursor.clone()).filter(|c| !c.is_empty()),
     };
-    let list = installs::list(state, q).await.map_err(ConsoleError)?;
+    let list = queries::list(state, q).await.map_err(ConsoleError)?;
     let now = state.clock().now();
     let base = crate::console::without_cursor(raw);
     let body = html! {
@@ -209,7 +209,7 @@ fn expiry(date: &str) -> Result<Option<String>, Error> {
     ))
 }
 
-fn limits(max: &str) -> Result<Option<NewLimits>, Error> {
+fn limits(max: &str) -> Result<Option<i64>, Error> {
     let m = max.trim();
     if m.is_empty() {
         return Ok(None);
@@ -217,9 +217,7 @@ fn limits(max: &str) -> Result<Option<NewLimits>, Error> {
     let n: i64 = m
         .parse()
         .map_err(|_| Error::invalid("max_tenants", format!("'{m}' is not a whole number")))?;
-    Ok(Some(NewLimits {
-        max_tenants: Some(n),
-    }))
+    Ok(Some(n))
 }
 
 fn license_page(
@@ -249,19 +247,19 @@ pub async fn view_install_register_post(
     ctx: Ctx,
     axum::Form(f): axum::Form<RegisterForm>,
 ) -> PageResult {
-    let built = (|| -> Result<NewInstall, Error> {
-        Ok(NewInstall {
+    let built = (|| -> Result<InstallDraft, Error> {
+        Ok(InstallDraft {
             customer: f.customer.clone(),
             air_gapped: Some(f.air_gapped == "yes"),
             expires_at: expiry(&f.expires_at)?,
-            limits: limits(&f.max_tenants)?,
+            max_tenants: limits(&f.max_tenants)?,
             features: None,
             install_public_key: Some(f.install_public_key.trim().to_string())
                 .filter(|k| !k.is_empty()),
         })
     })();
     let result = match built {
-        Ok(body) => installs::register(&state, ctx.principal.actor.clone(), body).await,
+        Ok(body) => crate::installs::register(&state, ctx.principal.actor.clone(), body).await,
         Err(e) => Err(e),
     };
     match result {
@@ -296,21 +294,21 @@ pub async fn view_install_get(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = install_id(&id)?;
-    let d = installs::detail(&state, id).await.map_err(ConsoleError)?;
-    let beats = installs::heartbeats(
+    let d = queries::detail(&state, id).await.map_err(ConsoleError)?;
+    let beats = queries::heartbeats(
         &state,
         id,
-        PageQuery {
+        PageFilter {
             limit: Some(20),
             cursor: None,
         },
     )
     .await
     .map_err(ConsoleError)?;
-    let heads = installs::audit_heads(
+    let heads = queries::audit_heads(
         &state,
         id,
-        PageQuery {
+        PageFilter {
             limit: Some(50),
             cursor: None,
         },
@@ -440,7 +438,7 @@ pub async fn view_install_license_get(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = install_id(&id)?;
-    let d = installs::detail(&state, id).await.map_err(ConsoleError)?;
+    let d = queries::detail(&state, id).await.map_err(ConsoleError)?;
     let text = serde_json::to_string_pretty(&d.license)
         .map_err(|e| ConsoleError(Error::Internal(e.to_string())))?;
     Ok((
@@ -474,9 +472,9 @@ pub async fn view_install_renew_post(
     let id = install_id(&id)?;
     let back = format!("/platform/installs/{id}");
     let body = match (expiry(&f.expires_at), limits(&f.max_tenants)) {
-        (Ok(expires_at), Ok(limits)) => NewLicense {
+        (Ok(expires_at), Ok(limits)) => LicenseDraft {
             expires_at,
-            limits,
+            limits: limits.map(Some),
             features: None,
         },
         (Err(e), _) | (_, Err(e)) => {
@@ -487,7 +485,7 @@ pub async fn view_install_renew_post(
             ));
         }
     };
-    match installs::renew(&state, ctx.principal.actor.clone(), id, body).await {
+    match crate::installs::renew(&state, ctx.principal.actor.clone(), id, body).await {
         Ok(r) => Ok(license_page(
             &ctx,
             "New license issued",

@@ -6,13 +6,16 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::Route;
-use super::model::{Pool, PoolStatus};
-use super::service;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model::{self, PoolKind, PoolStatus};
+use super::{queries, service};
 use crate::error::{Error, Validator};
 use crate::http::extract::{ApiJson, ApiQuery, Caller};
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
+use crate::tenants::model::State as TenantState;
 use crate::tenants::model::parse_reason;
 
 /// Routes of this module.
@@ -23,6 +26,84 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(pools_flip))
         .routes(routes!(routes_get))
 }
+
+/// A pool.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Pool {
+    /// `admin-N` or `app-N`.
+    pub id: String,
+    /// Admin or app.
+    pub kind: PoolKind,
+    /// N.
+    pub number: u32,
+    /// The module a shared app pool serves; null for admin pools and dedicated app pools.
+    pub module: Option<String>,
+    /// The tenant a dedicated pool belongs to (`P` app pools, `G` admin and app pools).
+    pub dedicated_to: Option<Uuid>,
+    /// Current status.
+    pub status: PoolStatus,
+    /// Reason given for the current status.
+    pub status_reason: Option<String>,
+    /// When the status was set.
+    pub status_since: DateTime<Utc>,
+    /// Tenants assigned (a maintained counter).
+    pub tenant_count: u64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<model::Pool> for Pool {
+    fn from(p: model::Pool) -> Pool {
+        Pool {
+            id: p.id,
+            kind: p.kind,
+            number: p.number,
+            module: p.module,
+            dedicated_to: p.dedicated_to,
+            status: p.status,
+            status_reason: p.status_reason,
+            status_since: p.status_since,
+            tenant_count: p.tenant_count,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// Which pools serve a tenant for a module right now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Route {
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The module asked for.
+    pub module: String,
+    /// The active admin pool to use.
+    pub admin_pool: String,
+    /// The active app pool to use.
+    pub app_pool: String,
+    /// True when an assigned pool is not active and new traffic goes to another shared pool.
+    pub rerouted: bool,
+    /// The tenant's lifecycle state (a gateway refuses traffic for suspended tenants).
+    pub tenant_state: TenantState,
+}
+
+impl From<model::Route> for Route {
+    fn from(r: model::Route) -> Route {
+        Route {
+            tenant_id: r.tenant_id,
+            module: r.module,
+            admin_pool: r.admin_pool,
+            app_pool: r.app_pool,
+            rerouted: r.rerouted,
+            tenant_state: r.tenant_state,
+        }
+    }
+}
+
+crate::string_enum_schema!(
+    PoolKind,
+    "Admin pools serve a tenant's admin plane; app pools a module."
+);
+crate::string_enum_schema!(PoolStatus, "Only active pools take new traffic.");
 
 /// Every pool.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -36,9 +117,9 @@ pub struct PoolList {
 /// Pools with status and tenant count.
 #[utoipa::path(get, path = "/api/pools", tag = "pools", responses((status = 200, body = PoolList)))]
 async fn pools_list(State(s): State<AppState>) -> ApiResult<Json<PoolList>> {
-    let items = s.read(service::list).await?;
+    let items = s.read(queries::list).await?;
     Ok(Json(PoolList {
-        items,
+        items: items.into_iter().map(Pool::from).collect(),
         next_cursor: None,
     }))
 }
@@ -47,7 +128,7 @@ async fn pools_list(State(s): State<AppState>) -> ApiResult<Json<PoolList>> {
 #[utoipa::path(get, path = "/api/pools/{id}", tag = "pools", params(("id" = String, Path, description = "Pool id, e.g. admin-2")),
     responses((status = 200, body = Pool), (status = 404, body = Problem)))]
 async fn pools_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Pool>> {
-    Ok(Json(s.read(move |r| service::get(r, &id)).await?))
+    Ok(Json(s.read(move |r| queries::get(r, &id)).await?.into()))
 }
 
 /// A status flip.
@@ -81,7 +162,7 @@ async fn pools_flip(
     let pool = s
         .write(p.actor, move |ctx| service::flip(ctx, &id, status, &reason))
         .await?;
-    Ok(Json(pool))
+    Ok(Json(pool.into()))
 }
 
 /// Query of a route lookup.
@@ -105,17 +186,14 @@ async fn routes_get(
     let id =
         crate::ids::parse_uuid(&tenant_id).ok_or_else(|| Error::not_found("tenant", &tenant_id))?;
     let generation = match s.routes().get(&id, &q.module) {
-        Ok(route) => return Ok(Json(route)),
+        Ok(route) => return Ok(Json(route.into())),
         Err(generation) => generation,
     };
     let config = s.config().clone();
     let module = q.module.clone();
     let route = s
-        .read(move |r| {
-            let tenant = crate::tenants::queries::get(r, &id)?;
-            service::resolve(r, &tenant, &module, &config.pools)
-        })
+        .read(move |r| queries::route(r, &id, &module, &config.pools))
         .await?;
     s.routes().insert(generation, route.clone());
-    Ok(Json(route))
+    Ok(Json(route.into()))
 }

@@ -2,12 +2,14 @@
 //!
 //! - [`model`]: pool kinds, statuses, the pool and its stored record.
 //! - [`service`]: default layout, assignment by tier, release, flips, route resolution.
+//! - [`queries`]: the read model (list, get, a tenant's route).
 //! - [`cache`]: the in-memory route cache with a TTL, invalidated on commit.
-//! - [`api`]: `/api/pools` and `/api/routes` routes.
+//! - [`api`]: `/api/pools` and `/api/routes` and their wire types. [`views`]: `/platform/pools`.
 
 pub mod api;
 pub mod cache;
 pub mod model;
+pub mod queries;
 pub mod service;
 pub mod views;
 

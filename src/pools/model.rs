@@ -5,21 +5,33 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::clock::{from_micros, to_micros};
+use crate::store::Table;
 use crate::store::keys::{Key, KeyReader};
+
+/// Pools: `(kind, number) -> PoolRecord`.
+pub const POOLS: Table = Table::new("pools");
 
 /// Admin pools serve a tenant's admin plane; app pools serve one module (or, dedicated, every
 /// module of one tenant).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: these numbers are the file format: the pool record stores the kind by variant
+/// position and [`pool_key`] by this number. Never reorder or renumber; add at the end
+/// (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum PoolKind {
     /// Numbered admin pool (`admin-N`).
-    Admin,
+    Admin = 0,
     /// Numbered app pool (`app-N`).
-    App,
+    App = 1,
 }
 
 impl PoolKind {
-    fn prefix(self) -> &'static str {
+    /// Every kind.
+    pub const ALL: [PoolKind; 2] = [PoolKind::Admin, PoolKind::App];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
         match self {
             PoolKind::Admin => "admin",
             PoolKind::App => "app",
@@ -28,18 +40,24 @@ impl PoolKind {
 }
 
 /// Pool status; only `active` pools take new traffic.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in the pool record): never reorder;
+/// add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum PoolStatus {
     /// Serving.
-    Active,
+    Active = 0,
     /// Impaired (e.g. a lagging replica): existing traffic finishes, new traffic goes elsewhere.
-    Degraded,
+    Degraded = 1,
     /// Being emptied for recycling: no new traffic.
-    Drain,
+    Drain = 2,
 }
 
 impl PoolStatus {
+    /// Every status.
+    pub const ALL: [PoolStatus; 3] = [PoolStatus::Active, PoolStatus::Degraded, PoolStatus::Drain];
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -62,7 +80,7 @@ impl PoolStatus {
 }
 
 /// A pool.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pool {
     /// `admin-N` or `app-N`.
     pub id: String,
@@ -86,7 +104,7 @@ pub struct Pool {
     pub created_at: DateTime<Utc>,
 }
 
-/// The stored pool.
+/// The stored pool: versioned. Add a version at the end; never reorder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum PoolRecord {
     /// Version 1.
@@ -144,7 +162,7 @@ impl From<&Pool> for PoolRecord {
 
 /// `admin-3`, `app-7`.
 pub fn pool_id(kind: PoolKind, number: u32) -> String {
-    format!("{}-{number}", kind.prefix())
+    format!("{}-{number}", kind.as_str())
 }
 
 /// Parses `admin-N` / `app-N` into `(kind, N)`.
@@ -171,16 +189,13 @@ pub fn pool_key(kind: PoolKind, number: u32) -> Vec<u8> {
 /// The inverse of [`pool_key`].
 pub fn from_pool_key(k: &[u8]) -> Option<(PoolKind, u32)> {
     let mut r = KeyReader::new(k);
-    let kind = match r.u8()? {
-        0 => PoolKind::Admin,
-        1 => PoolKind::App,
-        _ => return None,
-    };
+    let code = r.u8()?;
+    let kind = PoolKind::ALL.into_iter().find(|k| *k as u8 == code)?;
     Some((kind, u32::try_from(r.u64()?).ok()?))
 }
 
 /// Which pools serve a tenant for a module right now (`GET /api/routes/{tenant_id}`).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     /// The tenant.
     pub tenant_id: uuid::Uuid,
@@ -199,6 +214,21 @@ pub struct Route {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        for (k, code) in [(PoolKind::Admin, 0u8), (PoolKind::App, 1)] {
+            assert_eq!(pool_key(k, 1)[0], code, "{k:?}");
+            assert_eq!(crate::store::codec::encode(&k).unwrap(), [code], "{k:?}");
+        }
+        for (s, code) in [
+            (PoolStatus::Active, 0u8),
+            (PoolStatus::Degraded, 1),
+            (PoolStatus::Drain, 2),
+        ] {
+            assert_eq!(crate::store::codec::encode(&s).unwrap(), [code], "{s:?}");
+        }
+    }
 
     #[test]
     fn pool_ids_round_trip() {

@@ -4,42 +4,16 @@
 //! Every function that changes state takes the caller's [`WriteCtx`] and appends its audit entry
 //! there; every check happens before the first write.
 
-use std::ops::ControlFlow;
-
 use serde_json::json;
 use uuid::Uuid;
 
-use super::model::{
-    Pool, PoolKind, PoolRecord, PoolStatus, Route, from_pool_key, parse_pool_id, pool_key,
-};
+use super::model::{POOLS, Pool, PoolKind, PoolRecord, PoolStatus, Route, from_pool_key, pool_key};
+use super::queries::{get, list};
 use crate::audit::ledger::{Audit, Subject};
 use crate::config::PoolLayout;
 use crate::error::{Error, Result};
-use crate::store::{Dir, Range, Reader, Table, Topic, WriteCtx, codec};
+use crate::store::{Dir, Range, Reader, Topic, WriteCtx};
 use crate::tenants::model::{AppPools, PoolAssignment, State, Tenant, Tier};
-
-/// Pools: `(kind, number) -> PoolRecord`.
-pub const POOLS: Table = Table::new("pools");
-
-/// Every pool, admin pools first, in number order.
-pub fn list(r: &impl Reader) -> Result<Vec<Pool>> {
-    let mut out = Vec::new();
-    r.scan(POOLS, &Range::all(), Dir::Asc, &mut |_, v| {
-        out.push(Pool::from(codec::decode::<PoolRecord>(POOLS.name(), v)?));
-        Ok(ControlFlow::Continue(()))
-    })?;
-    Ok(out)
-}
-
-/// One pool by id (`admin-2`).
-///
-/// Errors: 404 when unknown or malformed.
-pub fn get(r: &impl Reader, id: &str) -> Result<Pool> {
-    let (kind, n) = parse_pool_id(id).ok_or_else(|| Error::not_found("pool", id))?;
-    r.get_record::<PoolRecord>(POOLS, &pool_key(kind, n))?
-        .map(Pool::from)
-        .ok_or_else(|| Error::not_found("pool", id))
-}
 
 fn save(ctx: &mut WriteCtx<'_>, pool: &Pool) -> Result<()> {
     ctx.put_record(

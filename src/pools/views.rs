@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
 
 /// The pools page.
 pub async fn view_pools_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    let pools = state.read(service::list).await.map_err(ConsoleError)?;
+    let pools = state
+        .read(super::queries::list)
+        .await
+        .map_err(ConsoleError)?;
     let now = state.clock().now();
     let ttl = state.config().route_cache_ttl.as_secs();
     let body = html! {

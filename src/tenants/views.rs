@@ -560,7 +560,7 @@ pub async fn view_tenant_get(
                 },
             )?;
             let app = crate::apps::queries::get(r, &t.app_id).ok();
-            Ok((t, crate::pools::service::list(r)?, entries.items, app))
+            Ok((t, crate::pools::queries::list(r)?, entries.items, app))
         })
         .await
         .map_err(ConsoleError)?;
