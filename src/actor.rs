@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kind of an actor, as the ledger spells it (AUDIT.md: `operator`, `persona`, `api_key`,
 /// `system`, `install`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A platform operator (console account or operator token).
@@ -20,6 +20,14 @@ pub enum ActorKind {
 }
 
 impl ActorKind {
+    /// Every kind.
+    pub const ALL: [ActorKind; 5] = [
+        ActorKind::Operator,
+        ActorKind::Persona,
+        ActorKind::ApiKey,
+        ActorKind::System,
+        ActorKind::Install,
+    ];
     /// The ledger spelling, e.g. `"api_key"`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,7 +41,7 @@ impl ActorKind {
 }
 
 /// `{"kind", "id"}`: the principal a change is attributed to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     /// What sort of principal acted.
     pub kind: ActorKind,

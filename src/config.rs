@@ -49,7 +49,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// A region tenants can be provisioned in.
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Region {
     /// Cloud region code, e.g. `eu-west-1`.
@@ -475,9 +475,7 @@ pub const DEFAULT_BACKLOG_MAX: u32 = 2016;
 
 /// Which side of the on-prem contract a process plays (HEARTBEATS.md). Routes of the other side
 /// answer 404.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// An on-prem or sovereign install: verifies its license, sends heartbeats.
@@ -491,6 +489,8 @@ pub enum Role {
 }
 
 impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Appliance, Role::ControlPlane, Role::Both];
     /// The config spelling.
     pub fn as_str(self) -> &'static str {
         match self {

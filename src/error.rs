@@ -9,7 +9,7 @@
 use crate::store;
 
 /// One field's complaint inside a `validation_failed` error.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {
     /// The request member, e.g. `contact_email`.
     pub field: String,

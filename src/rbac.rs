@@ -17,19 +17,23 @@ use std::collections::HashMap;
 use crate::actor::Actor;
 
 /// An operator role (HQ PRD §2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (an operator record stores its role by
+/// variant position): never reorder; add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Role {
     /// Everything, including operators.
-    SuperAdmin,
+    SuperAdmin = 0,
     /// Infrastructure: pools and jobs.
-    TechnicalAdmin,
+    TechnicalAdmin = 1,
     /// Apps, tenants and their lifecycle.
-    BusinessAdmin,
+    BusinessAdmin = 2,
     /// Reads everything; verifies, checkpoints and exports the audit ledger.
-    Compliance,
+    Compliance = 3,
     /// Read-only, no exports.
-    Support,
+    Support = 4,
 }
 
 impl Role {
@@ -336,6 +340,21 @@ mod tests {
             operator_id: None,
             session: None,
         }
+    }
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        let pinned = [
+            (Role::SuperAdmin, 0u8),
+            (Role::TechnicalAdmin, 1),
+            (Role::BusinessAdmin, 2),
+            (Role::Compliance, 3),
+            (Role::Support, 4),
+        ];
+        for (r, code) in pinned {
+            assert_eq!(crate::store::codec::encode(&r).unwrap(), [code], "{r:?}");
+        }
+        assert_eq!(pinned.len(), Role::ALL.len());
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             role,
             password,
         } => {
-            let req = crate::operators::NewOperatorRequest {
+            let req = crate::operators::OperatorDraft {
                 username,
                 display_name,
                 role,
@@ -143,14 +143,14 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
         }
         AdminRequest::HeartbeatAck { through } => {
             state.onprem().require_appliance("heartbeat ack")?;
-            let r = crate::heartbeat::api::acknowledge(state, cli_actor(), through).await?;
+            let r = crate::heartbeat::acknowledge(state, cli_actor(), through).await?;
             Ok(AdminOutput::Json(
                 serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))
         }
         AdminRequest::SyncStatus => {
             state.onprem().require_appliance("heartbeat status")?;
-            let r = crate::heartbeat::api::report(state).await?;
+            let r = crate::heartbeat::queries::report(state).await?;
             Ok(AdminOutput::Json(
                 serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))

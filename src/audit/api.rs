@@ -10,11 +10,156 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::queries::{self, AuditFilter, parse_chain};
-use super::{ChainId, ChainReport, Checkpoint, EntryView, Mode};
+use super::{ChainId, Mode, model, verify};
+use crate::actor::ActorKind;
 use crate::error::Error;
 use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
+
+/// `{"kind", "id"}`: the principal a change is attributed to.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Actor {
+    /// What sort of principal acted.
+    pub kind: ActorKind,
+    /// Its stable id: an operator's username, a job name (`job:shred_due_tenants`)...
+    pub id: String,
+}
+
+/// `{"kind", "id"}`: what an entry is about.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Target {
+    /// `tenant`, `app`, `pool`, `operator`...
+    pub kind: String,
+    /// Its id.
+    pub id: String,
+}
+
+/// One entry: the envelope's members (AUDIT.md), its hash, and its `data` (null once shredded).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Chain id.
+    pub chain: String,
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// RFC 3339 UTC with microseconds.
+    pub ts: String,
+    /// Versioned event name, e.g. `tenant.suspended.v1`.
+    pub action: String,
+    /// Who acted.
+    pub actor: Actor,
+    /// What it was about.
+    pub target: Target,
+    /// The tenant, or null on the platform chain.
+    pub tenant_id: Option<String>,
+    /// Lowercase hex SHA-256 of the canonical `data`.
+    pub data_sha256: String,
+    /// Hash of the previous entry.
+    pub prev: String,
+    /// Hash of this entry's envelope.
+    pub hash: String,
+    /// Details (reasons, field diffs); null when shredded.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<serde_json::Value>,
+}
+
+impl From<model::EntryView> for EntryView {
+    fn from(e: model::EntryView) -> EntryView {
+        EntryView {
+            chain: e.chain,
+            seq: e.seq,
+            ts: e.ts,
+            action: e.action,
+            actor: Actor {
+                kind: e.actor.kind,
+                id: e.actor.id,
+            },
+            target: Target {
+                kind: e.target.kind,
+                id: e.target.id,
+            },
+            tenant_id: e.tenant_id,
+            data_sha256: e.data_sha256,
+            prev: e.prev,
+            hash: e.hash,
+            data: e.data,
+        }
+    }
+}
+
+/// A signed checkpoint (AUDIT.md "Checkpoints").
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checkpoint {
+    /// `platform` or `tenant:{uuid}`.
+    pub chain: String,
+    /// Signed seq.
+    pub seq: u64,
+    /// Lowercase hex hash of the entry at `seq`.
+    pub hash: String,
+    /// Signing time, RFC 3339 with microseconds.
+    pub ts: String,
+    /// Lowercase hex SHA-256 of the raw public key.
+    pub key_id: String,
+    /// Standard base64 (padded) Ed25519 signature.
+    pub sig: String,
+}
+
+impl From<model::Checkpoint> for Checkpoint {
+    fn from(c: model::Checkpoint) -> Checkpoint {
+        Checkpoint {
+            chain: c.chain,
+            seq: c.seq,
+            hash: c.hash,
+            ts: c.ts,
+            key_id: c.key_id,
+            sig: c.sig,
+        }
+    }
+}
+
+/// The outcome for one chain.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ChainReport {
+    /// `platform` or `tenant:{uuid}`.
+    pub chain: String,
+    /// Whether every check passed.
+    pub ok: bool,
+    /// The seq the walk started from: the anchoring checkpoint's seq, or 1.
+    pub verified_from_seq: u64,
+    /// The recorded head seq.
+    pub head_seq: u64,
+    /// The recorded head hash (lowercase hex).
+    pub head_hash: String,
+    /// The first seq that failed, when not ok.
+    pub first_bad_seq: Option<u64>,
+    /// What failed, in a sentence, when not ok.
+    pub problem: Option<String>,
+    /// Entries whose hash was recomputed.
+    pub entries_checked: u64,
+    /// Envelope and data bytes hashed.
+    pub bytes_checked: u64,
+}
+
+impl From<verify::ChainReport> for ChainReport {
+    fn from(r: verify::ChainReport) -> ChainReport {
+        ChainReport {
+            chain: r.chain,
+            ok: r.ok,
+            verified_from_seq: r.verified_from_seq,
+            head_seq: r.head_seq,
+            head_hash: r.head_hash,
+            first_bad_seq: r.first_bad_seq,
+            problem: r.problem,
+            entries_checked: r.entries_checked,
+            bytes_checked: r.bytes_checked,
+        }
+    }
+}
+
+crate::string_enum_schema!(
+    ActorKind,
+    "operator, persona, api_key, system or install (AUDIT.md)."
+);
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -82,7 +227,7 @@ async fn audit_list(
     let q = AuditFilter::from(params).parse()?;
     let page = queries::browse(&s, q).await?;
     Ok(Json(AuditPage {
-        items: page.items,
+        items: page.items.into_iter().map(EntryView::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.encode()),
     }))
 }
@@ -98,7 +243,7 @@ pub struct VerifyRequest {
 }
 
 /// Verify results.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VerifyResponse {
     /// One row per chain.
     pub results: Vec<ChainReport>,
@@ -125,7 +270,9 @@ async fn audit_verify(
     let results =
         super::verify_and_checkpoint(s.store(), s.clock().now(), s.install_key(), chain, mode)
             .await?;
-    Ok(Json(VerifyResponse { results }))
+    Ok(Json(VerifyResponse {
+        results: results.into_iter().map(ChainReport::from).collect(),
+    }))
 }
 
 /// Body of `POST /api/audit/checkpoints`.
@@ -145,7 +292,7 @@ async fn audit_checkpoint(
 ) -> ApiResult<(StatusCode, Json<Checkpoint>)> {
     let chain = ChainId::parse(&body.chain).map_err(|m| Error::invalid("chain", m))?;
     let cp = super::checkpoint(s.store(), s.clock().now(), s.install_key(), chain).await?;
-    Ok((StatusCode::CREATED, Json(cp)))
+    Ok((StatusCode::CREATED, Json(cp.into())))
 }
 
 /// `?chain=` of checkpoint listing and export.
@@ -164,7 +311,13 @@ async fn audit_checkpoints_list(
     ApiQuery(q): ApiQuery<ChainParam>,
 ) -> ApiResult<Json<Vec<Checkpoint>>> {
     let chain = parse_chain(&q.chain)?;
-    Ok(Json(super::list_checkpoints(s.store(), chain).await?))
+    Ok(Json(
+        super::list_checkpoints(s.store(), chain)
+            .await?
+            .into_iter()
+            .map(Checkpoint::from)
+            .collect(),
+    ))
 }
 
 /// NDJSON export of a chain (AUDIT.md "Export"): one `{"entry", "hash", "data"}` line per entry

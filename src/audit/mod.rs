@@ -99,7 +99,7 @@ pub async fn verify_and_checkpoint(
 pub const LAST_VERIFY: crate::store::Table = crate::store::Table::new("audit_last_verify");
 
 /// The outcome of the last verification of every chain (the console's verification badge).
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct VerifySummary {
     /// When it ran.
     pub at: DateTime<Utc>,

@@ -75,7 +75,7 @@ impl fmt::Display for ChainId {
 }
 
 /// `{"kind", "id"}`: what an entry is about.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     /// `tenant`, `app`, `pool`, `operator`...
     pub kind: String,
@@ -161,7 +161,7 @@ pub enum CheckpointRecord {
 }
 
 /// A checkpoint as published: `{"chain", "seq", "hash", "ts", "key_id", "sig"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// `platform` or `tenant:{uuid}`.
     pub chain: String,
@@ -179,7 +179,7 @@ pub struct Checkpoint {
 
 /// One entry as the browser and API show it: the envelope's members, its hash, and its `data`
 /// (`null` once shredded).
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EntryView {
     /// Chain id.
     pub chain: String,
@@ -202,7 +202,6 @@ pub struct EntryView {
     /// Hash of this entry's envelope.
     pub hash: String,
     /// Details (reasons, field diffs); null when shredded.
-    #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
 }
 

@@ -31,7 +31,7 @@ pub enum Mode {
 }
 
 /// The outcome for one chain (`POST /api/audit/verify` result row).
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainReport {
     /// `platform` or `tenant:{uuid}`.
     pub chain: String,

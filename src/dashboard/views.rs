@@ -54,7 +54,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
         })
         .await
         .map_err(ConsoleError)?;
-    let jobs = crate::scheduler::overview(&state)
+    let jobs = crate::scheduler::queries::overview(&state)
         .await
         .map_err(ConsoleError)?;
 

@@ -19,6 +19,7 @@ pub mod api;
 pub mod bundle;
 pub mod document;
 pub mod outbox;
+pub mod queries;
 pub mod sender;
 pub mod sync;
 pub mod views;
@@ -178,4 +179,27 @@ pub async fn generate(state: &AppState) -> Result<String> {
                 .to_string(),
         ),
     }
+}
+
+/// What an acknowledgement removed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AckResult {
+    /// Heartbeats removed from the outbox.
+    pub removed: u64,
+    /// Heartbeats still waiting.
+    pub depth: u64,
+}
+
+/// Removes the heartbeats through `through` from the outbox, once the control plane imported
+/// them (writes `heartbeat.acknowledged.v1`); the route, the console and the admin socket share it.
+pub async fn acknowledge(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    through: u64,
+) -> crate::error::Result<AckResult> {
+    let removed = s
+        .write(actor, move |ctx| outbox::acknowledge(ctx, through))
+        .await?;
+    let depth = s.read(outbox::depth).await?.depth;
+    Ok(AckResult { removed, depth })
 }

@@ -31,7 +31,7 @@ pub async fn view_sync_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
         .onprem()
         .require_appliance("GET /platform/sync")
         .map_err(ConsoleError)?;
-    let r = crate::heartbeat::api::report(&state)
+    let r = crate::heartbeat::queries::report(&state)
         .await
         .map_err(ConsoleError)?;
     let now = state.clock().now();
@@ -135,7 +135,7 @@ pub async fn view_sync_ack_post(
             "Give the highest seq the control plane imported (its import shows it).",
         ));
     };
-    match crate::heartbeat::api::acknowledge(&state, ctx.principal.actor.clone(), through).await {
+    match crate::heartbeat::acknowledge(&state, ctx.principal.actor.clone(), through).await {
         Ok(r) => Ok(redirect(
             "/platform/sync",
             Tone::Ok,

@@ -31,6 +31,11 @@ const ROUTES: &[Route] = &[
     ("GET", "/api/whoami", Access::Requires(Permission::Read)),
 ];
 
+crate::string_enum_schema!(
+    crate::config::Role,
+    "Which side of the on-prem contract this process plays (HEARTBEATS.md)."
+);
+
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -96,7 +101,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             .max(0),
         role: state.onprem().role(),
         license: if state.onprem().role().is_appliance() {
-            crate::license::api::report(&state)
+            crate::license::queries::report(&state)
                 .await
                 .ok()
                 .map(Into::into)

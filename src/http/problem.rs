@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::error::{Error, FieldError};
+use crate::error::Error;
 use crate::rbac::Refusal;
 use crate::store;
 
@@ -44,10 +44,20 @@ pub struct Problem {
     pub request_id: Option<String>,
     /// `validation_failed`: one entry per bad field.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub errors: Option<Vec<FieldError>>,
+    pub errors: Option<Vec<FieldProblem>>,
     /// `invalid_transition`: the actions allowed now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed: Option<Vec<String>>,
+}
+
+/// One field's complaint inside a `validation_failed` problem.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = FieldError)]
+pub struct FieldProblem {
+    /// The request member, e.g. `contact_email`.
+    pub field: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
 }
 
 /// Title of a problem type: the code in words ("app_not_found" -> "App not found").
@@ -141,7 +151,14 @@ pub fn problem(err: &Error) -> (StatusCode, Problem) {
     };
     let mut p = document(status, code, detail);
     if let Error::Validation(f) = err {
-        p.errors = Some(f.clone());
+        p.errors = Some(
+            f.iter()
+                .map(|f| FieldProblem {
+                    field: f.field.clone(),
+                    message: f.message.clone(),
+                })
+                .collect(),
+        );
     }
     if let Error::InvalidTransition { allowed, .. } = err {
         p.allowed = Some(allowed.clone());

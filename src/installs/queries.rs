@@ -17,7 +17,6 @@ use crate::audit::model::ChainId;
 use crate::clock::from_micros;
 use crate::error::{Error, INVALID_QUERY, Result};
 use crate::heartbeat::{Health, LlmProbe};
-use crate::license::model::Limits;
 use crate::state::AppState;
 use crate::store::page::{self, Cursor, Scan, Step};
 use crate::store::{Dir, Range, Reader, codec};
@@ -51,7 +50,7 @@ pub struct InstallView {
     /// License expiry.
     pub expires_at: DateTime<Utc>,
     /// License limits.
-    pub limits: Limits,
+    pub limits: InstallLimits,
     /// License features.
     pub features: Vec<String>,
     /// When it was registered.
@@ -106,7 +105,7 @@ pub fn view(id: Uuid, i: &InstallV1, now: DateTime<Utc>) -> InstallView {
         air_gapped: i.air_gapped,
         issued_at: from_micros(i.issued_at),
         expires_at: from_micros(i.expires_at),
-        limits: Limits {
+        limits: InstallLimits {
             max_tenants: i.max_tenants,
         },
         features: i.features.clone(),
@@ -146,6 +145,13 @@ pub fn view(id: Uuid, i: &InstallV1, now: DateTime<Utc>) -> InstallView {
                 free_disk_bytes,
             }),
     }
+}
+
+/// The limits of an install's license.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct InstallLimits {
+    /// Most tenants at once; null: no limit.
+    pub max_tenants: Option<u64>,
 }
 
 /// Filters of the registry, as text.

@@ -8,8 +8,12 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{LicenseState, LicenseStatus, gate};
-use crate::error::Error;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model::{self, LicenseState};
+use super::queries;
+use crate::clock::rfc3339_micros;
 use crate::http::problem::{ApiResult, Problem};
 use crate::state::AppState;
 
@@ -20,12 +24,69 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(license_public_key))
 }
 
+/// A license document (HEARTBEATS.md "License").
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct License {
+    /// This license.
+    pub license_id: Uuid,
+    /// The install it was issued to (the control plane's id for it).
+    pub install_id: Uuid,
+    /// The customer, as registered.
+    pub customer: String,
+    /// When it was issued (RFC 3339 UTC, microseconds).
+    pub issued_at: String,
+    /// When it stops being valid; past it the appliance runs degraded.
+    pub expires_at: String,
+    /// Limits, e.g. `max_tenants`.
+    pub limits: Limits,
+    /// Feature flags granted (free-form names).
+    pub features: Vec<String>,
+    /// The install may never reach the control plane: heartbeats travel only as bundles.
+    pub air_gapped: bool,
+    /// `key_id` of the install key the license is bound to; null when unbound.
+    pub install_key_id: Option<String>,
+}
+
+/// Limits a license sets.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Limits {
+    /// Most tenants that may exist at once (every state but `offboarded`); null: no limit.
+    pub max_tenants: Option<u64>,
+}
+
+impl From<model::License> for License {
+    fn from(l: model::License) -> License {
+        License {
+            license_id: l.license_id,
+            install_id: l.install_id,
+            customer: l.customer,
+            issued_at: rfc3339_micros(l.issued_at),
+            expires_at: rfc3339_micros(l.expires_at),
+            limits: Limits {
+                max_tenants: l.limits.max_tenants,
+            },
+            features: l.features,
+            air_gapped: l.air_gapped,
+            install_key_id: l.install_key_id,
+        }
+    }
+}
+
 /// The appliance's license, as the last check saw it, with its use.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LicenseReport {
-    /// The last check: `state`, `problem`, `license`, `file`, `public_key_id`, `checked_at`.
-    #[serde(flatten)]
-    pub status: LicenseStatus,
+    /// `valid`, `expired`, `missing` or `invalid`.
+    pub state: LicenseState,
+    /// What is wrong, when not valid.
+    pub problem: Option<String>,
+    /// The license, when it verified (also when expired).
+    pub license: Option<License>,
+    /// The license file.
+    pub file: String,
+    /// `key_id` of `license_public_key`.
+    pub public_key_id: String,
+    /// When the check ran.
+    pub checked_at: DateTime<Utc>,
     /// Tenants that count against `max_tenants` (every state but `offboarded`).
     pub tenants_in_use: u64,
     /// `limits.max_tenants`; null: no limit, or no valid license.
@@ -35,6 +96,25 @@ pub struct LicenseReport {
     /// `allowed` or `refused`: whether provisioning a tenant would pass the license now.
     pub provisioning: &'static str,
 }
+
+impl From<queries::LicenseReport> for LicenseReport {
+    fn from(r: queries::LicenseReport) -> LicenseReport {
+        LicenseReport {
+            state: r.status.state,
+            problem: r.status.problem,
+            license: r.status.license.map(License::from),
+            file: r.status.file,
+            public_key_id: r.status.public_key_id,
+            checked_at: r.status.checked_at,
+            tenants_in_use: r.tenants_in_use,
+            max_tenants: r.max_tenants,
+            days_left: r.days_left,
+            provisioning: r.provisioning,
+        }
+    }
+}
+
+crate::string_enum_schema!(LicenseState, "valid, expired, missing or invalid.");
 
 /// The license as `/readyz` shows it, without credentials: state and limits, not the document.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -53,8 +133,8 @@ pub struct LicenseSummary {
     pub provisioning: &'static str,
 }
 
-impl From<LicenseReport> for LicenseSummary {
-    fn from(r: LicenseReport) -> Self {
+impl From<queries::LicenseReport> for LicenseSummary {
+    fn from(r: queries::LicenseReport) -> Self {
         LicenseSummary {
             state: r.status.state,
             expires_at: r.status.license.map(|l| l.expires_at),
@@ -66,37 +146,12 @@ impl From<LicenseReport> for LicenseSummary {
     }
 }
 
-/// Builds the report from the last check and the store.
-pub async fn report(s: &AppState) -> crate::error::Result<LicenseReport> {
-    let status = s
-        .onprem()
-        .license()
-        .ok_or_else(|| Error::not_found("appliance route", "license"))?;
-    let tenants_in_use = s.read(gate::tenants_in_use).await?;
-    let now = s.clock().now();
-    let max_tenants = status.license.as_ref().and_then(|l| l.limits.max_tenants);
-    let days_left = status
-        .license
-        .as_ref()
-        .map(|l| (l.expires_at - now).num_days());
-    let allowed = status.state == LicenseState::Valid
-        && status.license.as_ref().is_some_and(|l| now < l.expires_at)
-        && max_tenants.is_none_or(|m| tenants_in_use < m);
-    Ok(LicenseReport {
-        status,
-        tenants_in_use,
-        max_tenants,
-        days_left,
-        provisioning: if allowed { "allowed" } else { "refused" },
-    })
-}
-
 /// The appliance's license: state, limits, use and what is wrong (appliance role).
 #[utoipa::path(get, path = "/api/license", tag = "on-prem",
     responses((status = 200, body = LicenseReport), (status = 404, body = Problem)))]
 async fn license_get(State(s): State<AppState>) -> ApiResult<Json<LicenseReport>> {
     s.onprem().require_appliance("GET /api/license")?;
-    Ok(Json(report(&s).await?))
+    Ok(Json(queries::report(&s).await?.into()))
 }
 
 /// The control plane's license-signing key.

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod gate;
 pub mod model;
+pub mod queries;
 pub mod views;
 
 use ed25519_dalek::VerifyingKey;

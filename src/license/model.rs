@@ -24,15 +24,16 @@ fn micros<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, 
 }
 
 /// Limits a license sets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most tenants that may exist at once (every state but `offboarded`); null: no limit.
     pub max_tenants: Option<u64>,
 }
 
-/// The license document, as signed (HEARTBEATS.md "License").
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The license document, as signed (HEARTBEATS.md "License": its serde shape is the signed
+/// format).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct License {
     /// This license.
@@ -205,23 +206,32 @@ pub fn verify(
 }
 
 /// The state of the appliance's license.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, Hash, PartialOrd,
-)]
+///
+/// REMEMBER: the variant order is the file format (stored in the gate record): never reorder;
+/// add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum LicenseState {
     /// Verified and not expired: everything works.
-    Valid,
+    Valid = 0,
     /// Verified, past `expires_at`: reads work, provisioning answers 403 `license_expired`.
-    Expired,
+    Expired = 1,
     /// No license file: provisioning answers 403 `license_missing`.
-    Missing,
+    Missing = 2,
     /// The file was refused (forged, altered, foreign, malformed): provisioning answers 403
     /// `license_invalid`.
-    Invalid,
+    Invalid = 3,
 }
 
 impl LicenseState {
+    /// Every state.
+    pub const ALL: [LicenseState; 4] = [
+        LicenseState::Valid,
+        LicenseState::Expired,
+        LicenseState::Missing,
+        LicenseState::Invalid,
+    ];
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -234,7 +244,7 @@ impl LicenseState {
 }
 
 /// The result of the last license check (`GET /api/license`, `/readyz`).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize)]
 pub struct LicenseStatus {
     /// `valid`, `expired`, `missing` or `invalid`.
     pub state: LicenseState,
@@ -372,6 +382,20 @@ mod tests {
         future.issued_at = now() + chrono::Duration::days(3);
         let err = check(&issue(&future, &cp).unwrap()).unwrap_err();
         assert!(err.to_string().contains("clock"), "{err}");
+    }
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        let pinned = [
+            (LicenseState::Valid, 0u8),
+            (LicenseState::Expired, 1),
+            (LicenseState::Missing, 2),
+            (LicenseState::Invalid, 3),
+        ];
+        for (st, code) in pinned {
+            assert_eq!(crate::store::codec::encode(&st).unwrap(), [code], "{st:?}");
+        }
+        assert_eq!(pinned.len(), LicenseState::ALL.len());
     }
 
     #[test]

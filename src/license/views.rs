@@ -23,7 +23,7 @@ pub async fn view_license_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
         .onprem()
         .require_appliance("GET /platform/license")
         .map_err(ConsoleError)?;
-    let r = crate::license::api::report(&state)
+    let r = crate::license::queries::report(&state)
         .await
         .map_err(ConsoleError)?;
     let now = state.clock().now();

@@ -7,11 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::model::{Operator, TokenInfo};
-use super::{NewOperatorRequest, service};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{OperatorDraft, model, service};
 use crate::error::Error;
 use crate::http::extract::{ApiJson, Caller};
 use crate::http::problem::{ApiResult, Problem};
+use crate::rbac::Role;
 use crate::state::AppState;
 
 /// Routes of this module.
@@ -24,6 +27,85 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(operators_enable))
         .routes(routes!(operators_tokens_list, operators_tokens_create))
         .routes(routes!(operators_tokens_revoke))
+}
+
+/// A platform operator (PRODUCT.md D15; HQ PRD §2).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Operator {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// Sign-in name: 3–32 characters of `a-z 0-9 . _ -`.
+    pub username: String,
+    /// Human name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Disabled operators cannot sign in, and their sessions and tokens stop working at once.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// Last successful sign-in.
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+impl From<model::Operator> for Operator {
+    fn from(o: model::Operator) -> Operator {
+        Operator {
+            id: o.id,
+            username: o.username,
+            display_name: o.display_name,
+            role: o.role,
+            disabled: o.disabled,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            last_sign_in_at: o.last_sign_in_at,
+        }
+    }
+}
+
+/// An operator token as listed (never the secret).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    /// Token id.
+    pub id: Uuid,
+    /// The operator it acts as.
+    pub operator_id: Uuid,
+    /// What it is for, e.g. `ci-pipeline`.
+    pub name: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// The first characters of the token, to recognise it (`tnt_AbCd…`).
+    pub prefix: String,
+}
+
+impl From<model::TokenInfo> for TokenInfo {
+    fn from(t: model::TokenInfo) -> TokenInfo {
+        TokenInfo {
+            id: t.id,
+            operator_id: t.operator_id,
+            name: t.name,
+            created_at: t.created_at,
+            prefix: t.prefix,
+        }
+    }
+}
+
+crate::string_enum_schema!(Role, "An operator role (HQ PRD §2).");
+
+/// `POST /api/operators` body.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOperatorRequest {
+    /// 3–32 characters of `a-z 0-9 . _ -`.
+    pub username: String,
+    /// Human name; the username when absent.
+    pub display_name: Option<String>,
+    /// `super_admin`, `technical_admin`, `business_admin`, `compliance` or `support`.
+    pub role: String,
+    /// At least 12 characters.
+    pub password: String,
 }
 
 /// Operators.
@@ -40,7 +122,7 @@ pub struct OperatorList {
 async fn operators_list(State(s): State<AppState>) -> ApiResult<Json<OperatorList>> {
     let items = s.read(service::list).await?;
     Ok(Json(OperatorList {
-        items,
+        items: items.into_iter().map(Operator::from).collect(),
         next_cursor: None,
     }))
 }
@@ -55,7 +137,20 @@ async fn operators_create(
 ) -> ApiResult<(StatusCode, Json<Operator>)> {
     Ok((
         StatusCode::CREATED,
-        Json(super::add(&s, p.actor, body).await?),
+        Json(
+            super::add(
+                &s,
+                p.actor,
+                OperatorDraft {
+                    username: body.username,
+                    display_name: body.display_name,
+                    role: body.role,
+                    password: body.password,
+                },
+            )
+            .await?
+            .into(),
+        ),
     ))
 }
 
@@ -80,7 +175,10 @@ async fn operators_get(
     let (operator, tokens) = s
         .read(move |r| Ok((service::get(r, &id)?, service::tokens(r, &id)?)))
         .await?;
-    Ok(Json(OperatorDetail { operator, tokens }))
+    Ok(Json(OperatorDetail {
+        operator: operator.into(),
+        tokens: tokens.into_iter().map(TokenInfo::from).collect(),
+    }))
 }
 
 /// A role change.
@@ -101,7 +199,9 @@ async fn operators_set_role(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RoleRequest>,
 ) -> ApiResult<Json<Operator>> {
-    Ok(Json(super::set_role(&s, p.actor, &id, &body.role).await?))
+    Ok(Json(
+        super::set_role(&s, p.actor, &id, &body.role).await?.into(),
+    ))
 }
 
 /// Disables an operator: sessions end and tokens stop working at once (`operator.disabled.v1`).
@@ -112,7 +212,9 @@ async fn operators_disable(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Operator>> {
-    Ok(Json(super::set_disabled(&s, p.actor, &id, true).await?))
+    Ok(Json(
+        super::set_disabled(&s, p.actor, &id, true).await?.into(),
+    ))
 }
 
 /// Re-enables an operator (`operator.enabled.v1`).
@@ -123,7 +225,9 @@ async fn operators_enable(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Operator>> {
-    Ok(Json(super::set_disabled(&s, p.actor, &id, false).await?))
+    Ok(Json(
+        super::set_disabled(&s, p.actor, &id, false).await?.into(),
+    ))
 }
 
 /// Tokens of an operator.
@@ -145,7 +249,7 @@ async fn operators_tokens_list(
     let id = super::resolve(&s, &id).await?;
     let items = s.read(move |r| service::tokens(r, &id)).await?;
     Ok(Json(TokenList {
-        items,
+        items: items.into_iter().map(TokenInfo::from).collect(),
         next_cursor: None,
     }))
 }
@@ -179,7 +283,13 @@ async fn operators_tokens_create(
     ApiJson(body): ApiJson<TokenRequest>,
 ) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     let (token, info) = super::create_token(&s, p.actor, &id, &body.name).await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { token, info })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            token,
+            info: info.into(),
+        }),
+    ))
 }
 
 /// Revokes a token at once (`operator.token.revoked.v1`).

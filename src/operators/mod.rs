@@ -15,7 +15,6 @@ pub mod service;
 pub mod throttle;
 pub mod views;
 
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::actor::Actor;
@@ -124,10 +123,9 @@ const ROUTES: &[Route] = {
     ]
 };
 
-/// Input of a new operator (API body, console form, CLI).
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewOperatorRequest {
+/// A new operator, unchecked (the API body, the console form, the CLI).
+#[derive(Clone, Debug, Default)]
+pub struct OperatorDraft {
     /// 3–32 characters of `a-z 0-9 . _ -`.
     pub username: String,
     /// Human name; the username when absent.
@@ -148,7 +146,7 @@ pub async fn hash(password: String) -> Result<String> {
 /// Validates, hashes the password, and creates the operator.
 ///
 /// Errors: 422 `validation_failed` per field; 409 `username_taken`.
-pub async fn add(state: &AppState, actor: Actor, req: NewOperatorRequest) -> Result<Operator> {
+pub async fn add(state: &AppState, actor: Actor, req: OperatorDraft) -> Result<Operator> {
     let mut v = Validator::new();
     let username = v.take("username", parse_username(&req.username));
     let display_name = match req

@@ -8,7 +8,7 @@ use crate::clock::{from_micros, to_micros};
 use crate::rbac::Role;
 
 /// A platform operator (PRODUCT.md D15; HQ PRD §2).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Operator {
     /// UUIDv7.
     pub id: Uuid,
@@ -67,7 +67,7 @@ impl OperatorV1 {
 }
 
 /// An operator token as listed (never the secret).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
     /// Token id.
     pub id: Uuid,

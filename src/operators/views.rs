@@ -16,7 +16,7 @@ use crate::console::layout::{Ctx, Tone, badge, field, header, page, page_with_st
 use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::operators::model::{Operator, TokenInfo};
-use crate::operators::{self as ops, NewOperatorRequest, service};
+use crate::operators::{self as ops, OperatorDraft, service};
 use crate::rbac::Role;
 use crate::state::AppState;
 
@@ -205,7 +205,7 @@ pub async fn view_operator_create_post(
     ctx: Ctx,
     Form(f): Form<OperatorForm>,
 ) -> PageResult {
-    let req = NewOperatorRequest {
+    let req = OperatorDraft {
         username: f.username.clone(),
         display_name: Some(f.display_name.clone()),
         role: f.role.clone(),

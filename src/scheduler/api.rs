@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{Job, JobRun, JobView, Trigger};
+use chrono::{DateTime, Utc};
+
+use super::runs::{self, Outcome};
+use super::{Job, Trigger, queries};
 use crate::error::Error;
 use crate::http::extract::ApiQuery;
 use crate::http::problem::{ApiResult, Problem};
@@ -20,6 +23,78 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs_run_now))
 }
 
+/// A run.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobRun {
+    /// Job name.
+    pub job: String,
+    /// Start.
+    pub started_at: DateTime<Utc>,
+    /// End, when finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Error text when failed.
+    pub error: Option<String>,
+    /// What it did.
+    pub summary: Option<String>,
+    /// How it started.
+    pub trigger: Trigger,
+}
+
+impl From<runs::JobRun> for JobRun {
+    fn from(r: runs::JobRun) -> JobRun {
+        JobRun {
+            job: r.job,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            outcome: r.outcome,
+            error: r.error,
+            summary: r.summary,
+            trigger: r.trigger,
+        }
+    }
+}
+
+/// A job in the monitor.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobView {
+    /// Name, e.g. `shred_due_tenants`.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// 6-field cron expression in force.
+    pub schedule: String,
+    /// The latest run.
+    pub last_run: Option<JobRun>,
+    /// Next planned run.
+    pub next_run_at: Option<DateTime<Utc>>,
+    /// Failed runs in the last 24 hours.
+    pub failures_24h: u32,
+    /// Failed runs in a row, up to the latest.
+    pub consecutive_failures: u32,
+    /// The most recent runs, newest first (up to 10).
+    pub recent: Vec<JobRun>,
+}
+
+impl From<queries::JobView> for JobView {
+    fn from(j: queries::JobView) -> JobView {
+        JobView {
+            name: j.name,
+            description: j.description,
+            schedule: j.schedule,
+            last_run: j.last_run.map(JobRun::from),
+            next_run_at: j.next_run_at,
+            failures_24h: j.failures_24h,
+            consecutive_failures: j.consecutive_failures,
+            recent: j.recent.into_iter().map(JobRun::from).collect(),
+        }
+    }
+}
+
+crate::string_enum_schema!(Trigger, "How a run started: by its schedule, or by hand.");
+crate::string_enum_schema!(Outcome, "running, ok or failed.");
+
 /// The job list.
 #[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
@@ -32,9 +107,9 @@ pub struct JobList {
 /// Every scheduled job with its schedule, last run, outcome, next run and failures.
 #[utoipa::path(get, path = "/api/jobs", tag = "jobs", responses((status = 200, body = JobList)))]
 async fn jobs_list(State(s): State<AppState>) -> ApiResult<Json<JobList>> {
-    let items = super::overview(&s).await?;
+    let items = queries::overview(&s).await?;
     Ok(Json(JobList {
-        items,
+        items: items.into_iter().map(JobView::from).collect(),
         next_cursor: None,
     }))
 }
@@ -72,9 +147,9 @@ async fn jobs_runs(
 ) -> ApiResult<Json<RunList>> {
     let job = job(&s, &name)?;
     let limit = crate::store::page::limit(q.limit)?;
-    let items = s.read(move |r| super::runs(r, job, limit)).await?;
+    let items = s.read(move |r| runs::runs(r, job, limit)).await?;
     Ok(Json(RunList {
-        items,
+        items: items.into_iter().map(JobRun::from).collect(),
         next_cursor: None,
     }))
 }
@@ -87,5 +162,5 @@ async fn jobs_run_now(
     Path(name): Path<String>,
 ) -> ApiResult<Json<JobRun>> {
     let job = job(&s, &name)?;
-    Ok(Json(super::run_job(&s, job, Trigger::Manual).await?))
+    Ok(Json(super::run_job(&s, job, Trigger::Manual).await?.into()))
 }

@@ -23,25 +23,58 @@ pub const JOB_RUNS: Table = Table::new("job_runs");
 pub const RUNS_KEPT: usize = 200;
 
 /// How a run was started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in run records): never reorder; add
+/// at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Trigger {
     /// By its cron schedule.
-    Schedule,
+    Schedule = 0,
     /// By an operator (API, CLI).
-    Manual,
+    Manual = 1,
+}
+
+impl Trigger {
+    /// Both triggers.
+    pub const ALL: [Trigger; 2] = [Trigger::Schedule, Trigger::Manual];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
 }
 
 /// Outcome of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// REMEMBER: the variant order is the file format (stored in run records): never reorder; add
+/// at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Outcome {
     /// Still running (or the process stopped during the run).
-    Running,
+    Running = 0,
     /// Finished without error.
-    Ok,
+    Ok = 1,
     /// Finished with an error.
-    Failed,
+    Failed = 2,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 3] = [Outcome::Running, Outcome::Ok, Outcome::Failed];
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Ok => "ok",
+            Outcome::Failed => "failed",
+        }
+    }
 }
 
 /// A stored run.
@@ -64,8 +97,8 @@ pub enum JobRunRecord {
     },
 }
 
-/// A run, as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// A run, as the monitor shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobRun {
     /// Job name.
     pub job: String,
@@ -141,4 +174,23 @@ pub fn runs(r: &impl Reader, job: Job, limit: usize) -> Result<Vec<JobRun>> {
         },
     )?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        for (t, code) in [(Trigger::Schedule, 0u8), (Trigger::Manual, 1)] {
+            assert_eq!(codec::encode(&t).unwrap(), [code], "{t:?}");
+        }
+        for (o, code) in [
+            (Outcome::Running, 0u8),
+            (Outcome::Ok, 1),
+            (Outcome::Failed, 2),
+        ] {
+            assert_eq!(codec::encode(&o).unwrap(), [code], "{o:?}");
+        }
+    }
 }

@@ -23,7 +23,9 @@ pub fn router() -> Router<AppState> {
 
 /// The monitor.
 pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    let jobs = scheduler::overview(&state).await.map_err(ConsoleError)?;
+    let jobs = scheduler::queries::overview(&state)
+        .await
+        .map_err(ConsoleError)?;
     let now = state.clock().now();
     let body = html! {
         (header("Jobs", Some("Scheduled jobs (6-field cron, UTC). Every run records its start, end, outcome and error."), html! {}))
