@@ -8,6 +8,12 @@
 
 use crate::store;
 
+/// 409: the request conflicts with the current state (generic).
+pub const CONFLICT: &str = "conflict";
+
+/// 400: a body or request that cannot be read.
+pub const BAD_REQUEST: &str = "bad_request";
+
 /// One field's complaint inside a `validation_failed` error.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FieldError {

@@ -162,7 +162,7 @@ pub async fn run_pending(
             let found = store::schema_version(ctx)?;
             if found != from {
                 return Err(Error::conflict(
-                    "conflict",
+                    crate::error::CONFLICT,
                     format!("schema moved from v{from} to v{found} during the migration"),
                 ));
             }

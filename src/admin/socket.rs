@@ -98,7 +98,7 @@ async fn handle(stream: UnixStream, state: AppState, owner_uid: u32) -> std::io:
         .await?;
     let reply = match serde_json::from_str::<AdminRequest>(&line) {
         Err(e) => Err(Error::bad_request(
-            "bad_request",
+            crate::error::BAD_REQUEST,
             format!("not an admin request: {e}"),
         )),
         Ok(req) => {

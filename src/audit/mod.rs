@@ -239,7 +239,7 @@ pub async fn checkpoint(
         .ok_or_else(|| Error::not_found("chain", chain.to_string()))?;
     if !report.ok {
         return Err(Error::conflict(
-            "chain_broken",
+            crate::audit::model::CHAIN_BROKEN,
             format!(
                 "chain {chain} does not verify (first bad seq {}: {}); it will not be signed",
                 report.first_bad_seq.unwrap_or(0),
@@ -256,7 +256,7 @@ pub async fn checkpoint(
         .pop()
         .ok_or_else(|| {
             Error::conflict(
-                "conflict",
+                crate::error::CONFLICT,
                 format!("chain {chain} moved while it was being signed; retry"),
             )
         })

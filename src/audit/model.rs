@@ -7,6 +7,9 @@ use uuid::Uuid;
 
 use crate::actor::Actor;
 
+/// 409: a chain does not verify, so its head is not signed.
+pub const CHAIN_BROKEN: &str = "chain_broken";
+
 /// A chain: `platform`, or `tenant:{uuid}` for one tenant (AUDIT.md "Chains").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChainId {

@@ -34,7 +34,7 @@ fn parse_time(field: &str, s: &str) -> Result<i64> {
         .map(|t| t.timestamp_micros())
         .map_err(|_| {
             Error::bad_request(
-                "invalid_query",
+                crate::error::INVALID_QUERY,
                 format!("{field} '{s}' is not an RFC 3339 time (e.g. 2026-11-21T10:00:00Z)"),
             )
         })
@@ -44,7 +44,7 @@ fn parse_time(field: &str, s: &str) -> Result<i64> {
 ///
 /// Errors: 400 `invalid_query`.
 pub fn parse_chain(s: &str) -> Result<ChainId> {
-    ChainId::parse(s).map_err(|m| Error::bad_request("invalid_query", m))
+    ChainId::parse(s).map_err(|m| Error::bad_request(crate::error::INVALID_QUERY, m))
 }
 
 impl AuditFilter {
@@ -60,7 +60,7 @@ impl AuditFilter {
                     .map(ChainId::Tenant)
                     .ok_or_else(|| {
                         Error::bad_request(
-                            "invalid_query",
+                            crate::error::INVALID_QUERY,
                             format!("tenant_id '{t}' is not a UUID"),
                         )
                     })
@@ -70,7 +70,7 @@ impl AuditFilter {
             && c != t
         {
             return Err(Error::bad_request(
-                "invalid_query",
+                crate::error::INVALID_QUERY,
                 "chain and tenant_id name different chains",
             ));
         }

@@ -170,7 +170,7 @@ impl From<Error> for crate::error::Error {
             e @ (Error::Exists { .. }
             | Error::DataDirNotEmpty { .. }
             | Error::ServerRunning { .. }) => {
-                crate::error::Error::conflict("conflict", e.to_string())
+                crate::error::Error::conflict(crate::error::CONFLICT, e.to_string())
             }
             other => crate::error::Error::Internal(other.to_string()),
         }

@@ -18,7 +18,10 @@ pub enum JobsCommand {
     },
     /// Run a job now.
     Run {
-        /// Job name (shred_due_tenants, expire_trials, checkpoint_chains).
+        /// Job name (every job of the closed set; those of the other on-prem role answer 404).
+        #[arg(value_parser = clap::builder::PossibleValuesParser::new(
+            crate::scheduler::job::Job::ALL.map(|j| j.name())
+        ))]
         name: String,
         /// Store location.
         #[command(flatten)]
@@ -61,5 +64,32 @@ pub(super) async fn run(cmd: JobsCommand) -> ExitCode {
                 Err(code) => code,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use crate::cli::Cli;
+    use crate::scheduler::job::Job;
+
+    #[test]
+    fn jobs_run_names_every_job_and_refuses_others() {
+        let mut cmd = Cli::command();
+        let help = cmd
+            .find_subcommand_mut("jobs")
+            .and_then(|j| j.find_subcommand_mut("run"))
+            .map(|r| r.render_long_help().to_string())
+            .unwrap_or_default();
+        for job in Job::ALL {
+            assert!(
+                help.contains(job.name()),
+                "{} missing from:\n{help}",
+                job.name()
+            );
+        }
+        assert!(Cli::try_parse_from(["tenantry", "jobs", "run", "backup_daily"]).is_ok());
+        assert!(Cli::try_parse_from(["tenantry", "jobs", "run", "no_such_job"]).is_err());
     }
 }

@@ -54,7 +54,7 @@ pub async fn export(state: &AppState) -> Result<Vec<u8>> {
         gate.as_ref().and_then(|g| g.license_id),
     ) else {
         return Err(Error::conflict(
-            "license_missing",
+            crate::license::model::LICENSE_MISSING,
             "this appliance has no verified license, so it has no install id to export for: see GET /api/license",
         ));
     };
@@ -113,7 +113,7 @@ pub struct ParsedBundle {
 pub fn parse(bytes: &[u8]) -> Result<ParsedBundle> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         Error::bad_request(
-            "bad_request",
+            crate::error::BAD_REQUEST,
             format!("malformed JSON: the bundle is not JSON ({e})"),
         )
     })?;

@@ -100,9 +100,11 @@ pub async fn authenticate(
     if (now - session.last_seen).num_seconds() >= TOUCH_EVERY_SECS {
         let st = state.clone();
         let actor = Actor::operator(rec.username.clone());
+        // The session was seen at `now`, the time of this request, whenever the write runs.
         tokio::spawn(async move {
             if let Err(e) = st
-                .write(actor, move |ctx| service::touch_session(ctx, &key))
+                .store()
+                .write(now, actor, move |ctx| service::touch_session(ctx, &key))
                 .await
             {
                 tracing::warn!(error = %e, "refreshing a session failed");

@@ -56,7 +56,7 @@ fn body_rejection(status: StatusCode, text: &str) -> ApiError {
         Transport::PayloadTooLarge.into()
     } else {
         Error::bad_request(
-            "bad_request",
+            crate::error::BAD_REQUEST,
             format!("could not read the request body: {text}"),
         )
         .into()
@@ -74,7 +74,7 @@ fn json_rejection(r: &JsonRejection) -> ApiError {
         )
         .into(),
         JsonRejection::JsonSyntaxError(e) => Error::bad_request(
-            "bad_request",
+            crate::error::BAD_REQUEST,
             format!(
                 "malformed JSON: {}",
                 e.body_text()
@@ -99,7 +99,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
             Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
             Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
                 Err(ApiError::Domain(Error::bad_request(
-                    "invalid_query",
+                    crate::error::INVALID_QUERY,
                     e.body_text().replace(
                         "Failed to deserialize query string: ",
                         "invalid query string: ",
@@ -107,7 +107,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
                 )))
             }
             Err(other) => Err(ApiError::Domain(Error::bad_request(
-                "invalid_query",
+                crate::error::INVALID_QUERY,
                 other.body_text(),
             ))),
         }

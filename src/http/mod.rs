@@ -197,7 +197,7 @@ async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) 
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
             return ApiError::Domain(Error::bad_request(
-                "bad_request",
+                crate::error::BAD_REQUEST,
                 "the request body could not be read",
             ))
             .into_response();

@@ -158,7 +158,7 @@ pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<
     let inst = state.read(move |r| service::load(r, &install_id)).await?;
     if inst.air_gapped {
         return Err(Error::denied(
-            "install_air_gapped",
+            crate::installs::model::INSTALL_AIR_GAPPED,
             format!(
                 "install {install_id} is registered air-gapped and may never reach the control plane: import its heartbeats as a bundle (tenantry heartbeat import FILE)"
             ),

@@ -18,6 +18,12 @@ use uuid::Uuid;
 use crate::store::Table;
 use crate::store::keys::Key;
 
+/// 409: a heartbeat seq arrived again with other content.
+pub const HEARTBEAT_SEQ_CONFLICT: &str = "heartbeat_seq_conflict";
+
+/// 403: an air-gapped install may only deliver heartbeats as bundles.
+pub const INSTALL_AIR_GAPPED: &str = "install_air_gapped";
+
 /// The registry.
 pub const INSTALLS: Table = Table::new("installs");
 /// Received heartbeats.

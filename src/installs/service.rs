@@ -575,7 +575,7 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
             }),
             Some(_) => {
                 return Err(Error::conflict(
-                    "heartbeat_seq_conflict",
+                    crate::installs::model::HEARTBEAT_SEQ_CONFLICT,
                     format!(
                         "install {id} already sent a different heartbeat {}: nothing was stored. An appliance restored from an older backup reuses seqs; see the install's heartbeat history",
                         hb.doc.seq

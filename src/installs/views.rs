@@ -514,7 +514,7 @@ pub async fn view_bundle_upload_post(
             Ok(Some(field)) if field.name() == Some("bundle") => {
                 bytes = Some(field.bytes().await.map_err(|e| {
                     ConsoleError(Error::bad_request(
-                        "bad_request",
+                        crate::error::BAD_REQUEST,
                         format!("reading the upload: {e}"),
                     ))
                 })?);

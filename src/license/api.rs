@@ -34,8 +34,10 @@ pub struct License {
     /// The customer, as registered.
     pub customer: String,
     /// When it was issued (RFC 3339 UTC, microseconds).
+    #[schema(format = DateTime)]
     pub issued_at: String,
     /// When it stops being valid; past it the appliance runs degraded.
+    #[schema(format = DateTime)]
     pub expires_at: String,
     /// Limits, e.g. `max_tenants`.
     pub limits: Limits,

@@ -198,14 +198,14 @@ pub fn admit_new_tenant(ctx: &WriteCtx<'_>) -> Result<()> {
     let id = license_id.map(|i| i.to_string()).unwrap_or_default();
     match state {
         LicenseState::Missing => Err(Error::denied(
-            "license_missing",
+            crate::license::model::LICENSE_MISSING,
             format!(
                 "new tenants need a license: {}",
                 problem.unwrap_or_default()
             ),
         )),
         LicenseState::Invalid => Err(Error::denied(
-            "license_invalid",
+            crate::license::model::LICENSE_INVALID,
             format!(
                 "new tenants need a valid license: {}",
                 problem.unwrap_or_default()
@@ -216,7 +216,7 @@ pub fn admit_new_tenant(ctx: &WriteCtx<'_>) -> Result<()> {
                 && (state == LicenseState::Expired || to_micros(ctx.now) >= exp)
             {
                 return Err(Error::denied(
-                    "license_expired",
+                    crate::license::model::LICENSE_EXPIRED,
                     format!(
                         "license {id} expired at {}: the platform runs degraded (reads work, new tenants are refused) until a renewed license is installed",
                         rfc3339_micros(from_micros(exp))
@@ -227,7 +227,7 @@ pub fn admit_new_tenant(ctx: &WriteCtx<'_>) -> Result<()> {
                 let used = tenants_in_use(ctx)?;
                 if used >= max {
                     return Err(Error::denied(
-                        "license_limit_reached",
+                        crate::license::model::LICENSE_LIMIT_REACHED,
                         format!(
                             "license {id} allows {max} tenant(s) and {used} exist (offboarded tenants do not count): offboard one, or ask the vendor for a license with a higher max_tenants"
                         ),

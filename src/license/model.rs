@@ -12,6 +12,18 @@ use crate::clock::rfc3339_micros;
 use crate::error::{Error, Result};
 use crate::onprem::signed::{self, SignedError};
 
+/// 403: `limits.max_tenants` is reached.
+pub const LICENSE_LIMIT_REACHED: &str = "license_limit_reached";
+
+/// 403: the license is past `expires_at`, so provisioning is refused.
+pub const LICENSE_EXPIRED: &str = "license_expired";
+
+/// 403: the license file was refused, so provisioning is refused.
+pub const LICENSE_INVALID: &str = "license_invalid";
+
+/// 403: no license file, so provisioning is refused.
+pub const LICENSE_MISSING: &str = "license_missing";
+
 /// Member name of a signed license.
 pub const MEMBER: &str = "license";
 

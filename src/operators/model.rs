@@ -7,6 +7,15 @@ use uuid::Uuid;
 use crate::clock::{from_micros, to_micros};
 use crate::rbac::Role;
 
+/// 409: the operator is disabled.
+pub const OPERATOR_DISABLED: &str = "operator_disabled";
+
+/// 409: the change would leave no enabled super_admin.
+pub const LAST_SUPER_ADMIN: &str = "last_super_admin";
+
+/// 409: the username is another operator's.
+pub const USERNAME_TAKEN: &str = "username_taken";
+
 /// A platform operator (PRODUCT.md D15; HQ PRD §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Operator {

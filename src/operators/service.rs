@@ -171,7 +171,7 @@ pub struct NewOperator {
 pub fn create(ctx: &mut WriteCtx<'_>, input: &NewOperator) -> Result<Operator> {
     if ctx.contains(USERNAMES, input.username.as_bytes())? {
         return Err(Error::conflict(
-            "username_taken",
+            crate::operators::model::USERNAME_TAKEN,
             format!(
                 "username '{}' is already in use: choose another",
                 input.username
@@ -227,7 +227,7 @@ pub fn set_role(ctx: &mut WriteCtx<'_>, id: &Uuid, role: Role) -> Result<Operato
     let mut rec = load(ctx, id)?;
     if rec.role == role {
         return Err(Error::conflict(
-            "conflict",
+            crate::error::CONFLICT,
             format!("{} is already {}", rec.username, role.as_str()),
         ));
     }
@@ -255,7 +255,7 @@ fn ensure_another_super_admin(r: &impl Reader, except: &Uuid) -> Result<()> {
         Ok(())
     } else {
         Err(Error::conflict(
-            "last_super_admin",
+            crate::operators::model::LAST_SUPER_ADMIN,
             "this is the last active super_admin: make another operator super_admin first",
         ))
     }
@@ -270,7 +270,7 @@ pub fn set_disabled(ctx: &mut WriteCtx<'_>, id: &Uuid, disabled: bool) -> Result
     if rec.disabled == disabled {
         let state = if disabled { "disabled" } else { "enabled" };
         return Err(Error::conflict(
-            "conflict",
+            crate::error::CONFLICT,
             format!("{} is already {state}", rec.username),
         ));
     }
@@ -338,7 +338,7 @@ pub fn create_token(
     let rec = load(ctx, operator)?;
     if rec.disabled {
         return Err(Error::conflict(
-            "operator_disabled",
+            crate::operators::model::OPERATOR_DISABLED,
             format!("{} is disabled: enable it first", rec.username),
         ));
     }
@@ -517,10 +517,11 @@ pub fn touch_session(ctx: &mut WriteCtx<'_>, key: &[u8; 32]) -> Result<()> {
         operator_id,
         created_at,
         csrf,
-        ..
+        last_seen: seen_before,
     }) = ctx.get_record::<SessionRecord>(SESSIONS, key)?
     {
-        let last_seen = micros(ctx.now);
+        // Touches may land out of order; a session's last-seen time never goes back.
+        let last_seen = micros(ctx.now).max(seen_before);
         ctx.put_record(
             SESSIONS,
             key,

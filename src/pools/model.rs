@@ -8,6 +8,9 @@ use crate::clock::{from_micros, to_micros};
 use crate::store::Table;
 use crate::store::keys::{Key, KeyReader};
 
+/// 503: no active pool can serve the tenant.
+pub const NO_ACTIVE_POOL: &str = "no_active_pool";
+
 /// Pools: `(kind, number) -> PoolRecord`.
 pub const POOLS: Table = Table::new("pools");
 

@@ -104,7 +104,7 @@ fn least_loaded<'a>(pools: &'a [Pool], kind: PoolKind, module: Option<&str>) -> 
 
 fn no_active(what: &str) -> Error {
     Error::Unavailable {
-        code: "no_active_pool",
+        code: crate::pools::model::NO_ACTIVE_POOL,
         detail: format!(
             "no active {what} pool is left: flip one back to active (POST /api/pools/{{id}}/status)"
         ),
@@ -210,7 +210,7 @@ pub fn flip(ctx: &mut WriteCtx<'_>, id: &str, to: PoolStatus, reason: &str) -> R
     let mut p = get(ctx, id)?;
     if p.status == to {
         return Err(Error::conflict(
-            "conflict",
+            crate::error::CONFLICT,
             format!("pool {id} is already {}; nothing to change", to.as_str()),
         ));
     }

@@ -38,7 +38,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
             let s = crate::audit::checkpoint_dirty(state.store(), now, state.install_key()).await?;
             if let Some(b) = s.broken.first() {
                 return Err(Error::conflict(
-                    "chain_broken",
+                    crate::audit::model::CHAIN_BROKEN,
                     format!(
                         "signed {} chain(s); {} chain(s) do not verify and were not signed, first {} at seq {}: {}",
                         s.signed,
@@ -79,9 +79,13 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 )),
                 _ => Err(Error::denied(
                     match s.state {
-                        crate::license::LicenseState::Expired => "license_expired",
-                        crate::license::LicenseState::Missing => "license_missing",
-                        _ => "license_invalid",
+                        crate::license::LicenseState::Expired => {
+                            crate::license::model::LICENSE_EXPIRED
+                        }
+                        crate::license::LicenseState::Missing => {
+                            crate::license::model::LICENSE_MISSING
+                        }
+                        _ => crate::license::model::LICENSE_INVALID,
                     },
                     s.problem.unwrap_or_default(),
                 )),

@@ -7,6 +7,9 @@ use uuid::Uuid;
 use crate::clock::{from_micros, to_micros};
 use crate::config::Config;
 
+/// 409: an explicit slug is already another tenant's.
+pub const SLUG_TAKEN: &str = "slug_taken";
+
 /// Isolation tier (PRODUCT.md A2, operator guide §1.1).
 ///
 /// REMEMBER: these numbers are the file format. A tenant record stores the tier by its variant
@@ -430,7 +433,7 @@ pub fn free_slug(
         }
     }
     Err(crate::error::Error::conflict(
-        "slug_taken",
+        crate::tenants::model::SLUG_TAKEN,
         format!("no free slug near '{base}': give one explicitly"),
     ))
 }

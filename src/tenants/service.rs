@@ -175,7 +175,7 @@ pub fn provision(
         Some(s) => {
             if let Some(owner) = directory::slug_owner(ctx, s)? {
                 return Err(Error::conflict(
-                    "slug_taken",
+                    crate::tenants::model::SLUG_TAKEN,
                     format!(
                         "slug '{s}' is already used by tenant {owner}: choose another, or leave slug out to derive one"
                     ),

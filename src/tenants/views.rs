@@ -56,7 +56,8 @@ fn errors_by_field(err: &Error) -> HashMap<String, String> {
     match err {
         Error::AppNotFound(_) => crate::console::field_errors(err, "app_id"),
         Error::Conflict {
-            code: "slug_taken", ..
+            code: crate::tenants::model::SLUG_TAKEN,
+            ..
         } => crate::console::field_errors(err, "slug"),
         other => crate::console::field_errors(other, "form"),
     }
