@@ -171,43 +171,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(audit_public_key))
 }
 
-/// Filters of `GET /api/audit`.
-#[derive(Deserialize, utoipa::IntoParams, Default)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    /// `platform` or `tenant:{uuid}`.
-    pub chain: Option<String>,
-    /// A tenant id (its chain).
-    pub tenant_id: Option<String>,
-    /// An actor id (operator id, `job:expire_trials`...).
-    pub actor_id: Option<String>,
-    /// An event name, e.g. `tenant.suspended.v1`.
-    pub action: Option<String>,
-    /// RFC 3339: entries at or after.
-    pub from: Option<String>,
-    /// RFC 3339: entries at or before.
-    pub to: Option<String>,
-    /// Page size, 1–500 (default 50).
-    pub limit: Option<usize>,
-    /// Cursor from a previous page.
-    pub cursor: Option<String>,
-}
-
-impl From<AuditParams> for AuditFilter {
-    fn from(p: AuditParams) -> AuditFilter {
-        AuditFilter {
-            chain: p.chain,
-            tenant_id: p.tenant_id,
-            actor_id: p.actor_id,
-            action: p.action,
-            from: p.from,
-            to: p.to,
-            limit: p.limit,
-            cursor: p.cursor,
-        }
-    }
-}
-
 /// A page of entries.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
@@ -218,13 +181,13 @@ pub struct AuditPage {
 }
 
 /// Browses the ledger newest first, by chain or tenant, actor, action and time range.
-#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditParams),
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditFilter),
     responses((status = 200, body = AuditPage), (status = 400, body = Problem)))]
 async fn audit_list(
     State(s): State<AppState>,
-    ApiQuery(params): ApiQuery<AuditParams>,
+    ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> ApiResult<Json<AuditPage>> {
-    let q = AuditFilter::from(params).parse()?;
+    let q = filter.parse()?;
     let page = queries::browse(&s, q).await?;
     Ok(Json(AuditPage {
         items: page.items.into_iter().map(EntryView::from).collect(),

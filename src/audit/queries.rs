@@ -7,9 +7,10 @@ use crate::error::{Error, Result};
 use crate::state::AppState;
 use crate::store::page::Cursor;
 
-/// The filters of a ledger browse as text (API.md `GET /api/audit`): what a query string or a
-/// form gives. Empty values are no filter.
-#[derive(Clone, Debug, Default)]
+/// The filters of a ledger browse as text (API.md `GET /api/audit`): the API's query string,
+/// or what the console's form becomes. Empty values are no filter.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct AuditFilter {
     /// `platform` or `tenant:{uuid}`.
     pub chain: Option<String>,

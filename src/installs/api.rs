@@ -177,39 +177,6 @@ impl From<service::IntakeResult> for IntakeResult {
     }
 }
 
-/// Query of the registry.
-#[derive(Deserialize, Default, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct InstallsQuery {
-    /// Only installs in this status: `pending`, `healthy`, `silent` or `expired`.
-    pub status: Option<String>,
-    /// Only installs to show red (`true`).
-    pub alert: Option<bool>,
-    /// Page size, 1–500 (default 50).
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-/// Paging of heartbeats and witnessed heads.
-#[derive(Deserialize, Default, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1–500 (default 50).
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
-impl From<PageQuery> for PageFilter {
-    fn from(q: PageQuery) -> PageFilter {
-        PageFilter {
-            limit: q.limit,
-            cursor: q.cursor,
-        }
-    }
-}
-
 crate::string_enum_schema!(
     InstallStatus,
     "pending until the first heartbeat, then healthy, silent or expired."
@@ -261,24 +228,13 @@ async fn licenses_renew(
 
 /// The install registry, newest first: status (red for silent or expired), last seen, version,
 /// LLM-probe status (control-plane role).
-#[utoipa::path(get, path = "/api/installs", tag = "on-prem", params(InstallsQuery),
+#[utoipa::path(get, path = "/api/installs", tag = "on-prem", params(InstallsFilter),
     responses((status = 200, body = InstallList), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn installs_list(
     State(s): State<AppState>,
-    ApiQuery(q): ApiQuery<InstallsQuery>,
+    ApiQuery(q): ApiQuery<InstallsFilter>,
 ) -> ApiResult<Json<InstallList>> {
-    Ok(Json(
-        queries::list(
-            &s,
-            InstallsFilter {
-                status: q.status,
-                alert: q.alert,
-                limit: q.limit,
-                cursor: q.cursor,
-            },
-        )
-        .await?,
-    ))
+    Ok(Json(queries::list(&s, q).await?))
 }
 
 /// One install: registry row, signed license, witness contradictions (control-plane role).
@@ -295,15 +251,15 @@ async fn installs_get(
 /// An install's received heartbeats, newest first (the last 10,000 are kept; control-plane
 /// role).
 #[utoipa::path(get, path = "/api/installs/{id}/heartbeats", tag = "on-prem",
-    params(("id" = String, Path, description = "Install id"), PageQuery),
+    params(("id" = String, Path, description = "Install id"), PageFilter),
     responses((status = 200, body = HeartbeatList), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn heartbeats_list(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<PageFilter>,
 ) -> ApiResult<Json<HeartbeatList>> {
     let id = install_id(&id)?;
-    Ok(Json(queries::heartbeats(&s, id, q.into()).await?))
+    Ok(Json(queries::heartbeats(&s, id, q).await?))
 }
 
 /// Heartbeat delivery: `{"heartbeats": [{"heartbeat": {...}, "key_id", "sig"}, ...],
@@ -379,13 +335,13 @@ async fn bundles_import(
 /// The highest witnessed audit head of each of the install's chains: what an auditor checks an
 /// export of the appliance's ledger against (control-plane role).
 #[utoipa::path(get, path = "/api/installs/{id}/audit-heads", tag = "on-prem",
-    params(("id" = String, Path, description = "Install id"), PageQuery),
+    params(("id" = String, Path, description = "Install id"), PageFilter),
     responses((status = 200, body = WitnessedHeadList), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn audit_heads_list(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<PageFilter>,
 ) -> ApiResult<Json<WitnessedHeadList>> {
     let id = install_id(&id)?;
-    Ok(Json(queries::audit_heads(&s, id, q.into()).await?))
+    Ok(Json(queries::audit_heads(&s, id, q).await?))
 }

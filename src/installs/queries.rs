@@ -154,8 +154,9 @@ pub struct InstallLimits {
     pub max_tenants: Option<u64>,
 }
 
-/// Filters of the registry, as text.
-#[derive(Clone, Debug, Default)]
+/// Filters of the registry (`GET /api/installs`), as text.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct InstallsFilter {
     /// Only installs in this status: `pending`, `healthy`, `silent` or `expired`.
     pub status: Option<String>,
@@ -168,7 +169,8 @@ pub struct InstallsFilter {
 }
 
 /// Paging of an install's heartbeats or witnessed heads, as text.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct PageFilter {
     /// Page size, 1–500 (default 50).
     pub limit: Option<usize>,

@@ -331,51 +331,6 @@ impl From<&model::Tenant> for StateView {
     }
 }
 
-/// Query of the directory (API.md: filters `state` (or its first name, `status`), `region`,
-/// `isolation_tier`, `app_id`, `q`; sort `created_at|display_name|status`).
-#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryParams {
-    /// Lifecycle state: `provisioned`, `trial`, `active`, `suspended`, `offboarding` or
-    /// `offboarded` (the field is `state`, as is the CSV column).
-    pub state: Option<String>,
-    /// The same filter under its first name; prefer `state`.
-    pub status: Option<String>,
-    /// Region code.
-    pub region: Option<String>,
-    /// `S`, `P` or `G`.
-    pub isolation_tier: Option<String>,
-    /// App id.
-    pub app_id: Option<String>,
-    /// Case-insensitive substring of the name, slug or contact email.
-    pub q: Option<String>,
-    /// `created_at` (default), `display_name` or `status`.
-    pub sort: Option<String>,
-    /// `asc` or `desc` (default `desc` for `created_at`, `asc` otherwise).
-    pub order: Option<String>,
-    /// Page size, 1–500 (default 50).
-    pub limit: Option<usize>,
-    /// Cursor from a previous page.
-    pub cursor: Option<String>,
-}
-
-impl From<DirectoryParams> for DirectoryFilter {
-    fn from(p: DirectoryParams) -> DirectoryFilter {
-        DirectoryFilter {
-            state: p.state,
-            status: p.status,
-            region: p.region,
-            isolation_tier: p.isolation_tier,
-            app_id: p.app_id,
-            q: p.q,
-            sort: p.sort,
-            order: p.order,
-            limit: p.limit,
-            cursor: p.cursor,
-        }
-    }
-}
-
 /// One row of the directory: a tenant, or `{id, error}` for a record that does not decode.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
@@ -418,15 +373,15 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 /// The tenant directory: server-side filters, sort and cursor pages. `Accept: text/csv` gives
 /// the CSV export of the same query.
-#[utoipa::path(get, path = "/api/tenants", tag = "tenants", params(DirectoryParams),
+#[utoipa::path(get, path = "/api/tenants", tag = "tenants", params(DirectoryFilter),
     responses((status = 200, body = TenantPage), (status = 400, body = Problem)))]
 async fn tenants_list(
     State(s): State<AppState>,
     Caller(p): Caller,
     headers: HeaderMap,
-    ApiQuery(params): ApiQuery<DirectoryParams>,
+    ApiQuery(filter): ApiQuery<DirectoryFilter>,
 ) -> ApiResult<Response> {
-    let q = DirectoryFilter::from(params).parse()?;
+    let q = filter.parse()?;
     if wants_csv(&headers) {
         if !p.can(crate::rbac::Permission::TenantsExport) {
             return Err(crate::rbac::Refusal::Forbidden(format!(
@@ -447,13 +402,13 @@ async fn tenants_list(
 
 /// CSV export of the directory: the same filters and sort, every matching row, from one
 /// snapshot (csv crate; cells that a spreadsheet would run as formulas are prefixed with `'`).
-#[utoipa::path(get, path = "/api/tenants/export.csv", tag = "tenants", params(DirectoryParams),
+#[utoipa::path(get, path = "/api/tenants/export.csv", tag = "tenants", params(DirectoryFilter),
     responses((status = 200, content_type = "text/csv", body = String), (status = 400, body = Problem)))]
 async fn tenants_export_csv(
     State(s): State<AppState>,
-    ApiQuery(params): ApiQuery<DirectoryParams>,
+    ApiQuery(filter): ApiQuery<DirectoryFilter>,
 ) -> ApiResult<Response> {
-    let mut q = DirectoryFilter::from(params).parse()?;
+    let mut q = filter.parse()?;
     q.limit = crate::store::page::MAX_LIMIT;
     q.cursor = None;
     Ok(csv_response(&s, q))

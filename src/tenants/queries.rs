@@ -4,7 +4,7 @@
 
 use std::ops::ControlFlow;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::directory::{self, COUNTS, DirectoryQuery, Sort, TENANTS};
@@ -13,9 +13,10 @@ use crate::error::{Error, INVALID_QUERY, Result};
 use crate::store::page::{self, Cursor};
 use crate::store::{Dir, Range, Reader};
 
-/// The directory's filters as text (API.md `GET /api/tenants`): what a query string or the
-/// console's filter form gives. Empty values are no filter.
-#[derive(Clone, Debug, Default)]
+/// The directory's filters as text (API.md `GET /api/tenants`): the query string of the API and
+/// of the console's directory page. Empty values are no filter.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct DirectoryFilter {
     /// Lifecycle state (the canonical name of the filter, as of the field and the CSV column).
     pub state: Option<String>,

@@ -88,48 +88,15 @@ fn select(name: &str, label: &str, current: &str, options: &[(String, String)]) 
     }
 }
 
-/// The directory's filter form (a query string; `status` is the filter's first name and still
-/// read, like the API's).
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct DirectoryForm {
-    state: Option<String>,
-    status: Option<String>,
-    region: Option<String>,
-    isolation_tier: Option<String>,
-    app_id: Option<String>,
-    q: Option<String>,
-    sort: Option<String>,
-    order: Option<String>,
-    cursor: Option<String>,
-}
-
-impl DirectoryForm {
-    fn filter(self) -> DirectoryFilter {
-        DirectoryFilter {
-            state: self.state,
-            status: self.status,
-            region: self.region,
-            isolation_tier: self.isolation_tier,
-            app_id: self.app_id,
-            q: self.q,
-            sort: self.sort,
-            order: self.order,
-            limit: None,
-            cursor: self.cursor,
-        }
-    }
-}
-
 /// The directory: filters, sort, cursor pages, CSV link.
 pub async fn view_tenants_get(
     State(state): State<AppState>,
     ctx: Ctx,
     RawQuery(raw): RawQuery,
-    Query(form): Query<DirectoryForm>,
+    Query(form): Query<DirectoryFilter>,
 ) -> PageResult {
     let shown = form.clone();
-    let q = form.filter().parse().map_err(ConsoleError)?;
+    let q = form.parse().map_err(ConsoleError)?;
     let apps = app_names(&state).await?;
     let page_rows = state
         .read(move |r| directory::query(r, &q))
