@@ -104,7 +104,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
             };
             json_of(crate::operators::add(state, cli_actor(), req).await?)
         }
-        AdminRequest::OperatorList => json_of(state.read(crate::operators::service::list).await?),
+        AdminRequest::OperatorList => json_of(state.read(crate::operators::queries::list).await?),
         AdminRequest::OperatorSetRole { username, role } => {
             json_of(crate::operators::set_role(state, cli_actor(), &username, &role).await?)
         }

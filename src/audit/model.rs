@@ -11,6 +11,9 @@ use crate::actor::Actor;
 pub const CHAIN_BROKEN: &str = "chain_broken";
 
 /// A chain: `platform`, or `tenant:{uuid}` for one tenant (AUDIT.md "Chains").
+///
+/// REMEMBER: [`ChainId::key`]'s tag byte (0 platform, 1 tenant) is the file format of every
+/// audit table's keys: never change it (`chain_key_tags_are_pinned` checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChainId {
     /// Changes that belong to no tenant: apps, pools, operators...
@@ -231,6 +234,14 @@ pub(crate) struct EnvelopeRef<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chain_key_tags_are_pinned() {
+        assert_eq!(ChainId::Platform.key(), [0u8; CHAIN_KEY_LEN]);
+        let id = Uuid::from_bytes([7; 16]);
+        let k = ChainId::Tenant(id).key();
+        assert_eq!((k[0], &k[1..]), (1, id.as_bytes().as_slice()));
+    }
 
     #[test]
     fn chain_ids_round_trip_through_text_and_keys() {

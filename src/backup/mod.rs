@@ -65,15 +65,19 @@ const KEYS_DIR: &str = "keys";
 const DAILY_PREFIX: &str = "tenantry-daily-";
 
 /// How a backup was started (`trigger` in its record and audit entry).
+///
+/// REMEMBER: the variant order is the file format (stored in backup records): never reorder;
+/// add at the end (`disk_format_codes_are_pinned` checks).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[repr(u8)]
 pub enum Trigger {
     /// `tenantry backup create` (admin socket, or directly on a stopped store).
-    Manual,
+    Manual = 0,
     /// The `backup_daily` job.
-    Daily,
+    Daily = 1,
     /// Taken by a schema migration before it changed anything.
-    PreMigration,
+    PreMigration = 2,
 }
 
 impl Trigger {
@@ -274,5 +278,21 @@ pub fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disk_format_codes_are_pinned() {
+        for (t, code) in [
+            (Trigger::Manual, 0u8),
+            (Trigger::Daily, 1),
+            (Trigger::PreMigration, 2),
+        ] {
+            assert_eq!(codec::encode(&t).unwrap(), [code], "{t:?}");
+        }
     }
 }

@@ -174,7 +174,10 @@ pub async fn view_signin_post(
         return again(StatusCode::TOO_MANY_REQUESTS, &msg);
     }
     let lookup = username.clone();
-    let found = match state.read(move |r| service::by_username(r, &lookup)).await {
+    let found = match state
+        .read(move |r| crate::operators::queries::by_username(r, &lookup))
+        .await
+    {
         Ok(f) => f,
         Err(e) => return super::ConsoleError(e).into_response(),
     };

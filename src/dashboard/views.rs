@@ -49,7 +49,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                 activity.items,
                 crate::pools::queries::list(r)?,
                 crate::audit::last_verify(r)?,
-                crate::operators::service::failures_on(r, &today)?,
+                crate::operators::queries::failures_on(r, &today)?,
             ))
         })
         .await

@@ -72,9 +72,12 @@ pub async fn authenticate(
                 session: None,
             }));
         }
-        if token.starts_with(service::TOKEN_PREFIX) {
+        if token.starts_with(crate::operators::model::TOKEN_PREFIX) {
             let t = token.to_string();
-            if let Some((id, rec)) = state.read(move |r| service::token_operator(r, &t)).await? {
+            if let Some((id, rec)) = state
+                .read(move |r| crate::operators::queries::token_operator(r, &t))
+                .await?
+            {
                 return Ok(Some(operator_principal(id, &rec, None)));
             }
         }
@@ -92,7 +95,7 @@ pub async fn authenticate(
     let now = state.clock().now();
     let limits = state.session_limits();
     let Some((session, rec)) = state
-        .read(move |r| service::session(r, &key, now, limits))
+        .read(move |r| crate::operators::queries::session(r, &key, now, limits))
         .await?
     else {
         return Ok(None);

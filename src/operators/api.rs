@@ -120,7 +120,7 @@ pub struct OperatorList {
 /// Lists operators.
 #[utoipa::path(get, path = "/api/operators", tag = "operators", responses((status = 200, body = OperatorList)))]
 async fn operators_list(State(s): State<AppState>) -> ApiResult<Json<OperatorList>> {
-    let items = s.read(service::list).await?;
+    let items = s.read(super::queries::list).await?;
     Ok(Json(OperatorList {
         items: items.into_iter().map(Operator::from).collect(),
         next_cursor: None,
@@ -173,7 +173,12 @@ async fn operators_get(
 ) -> ApiResult<Json<OperatorDetail>> {
     let id = super::resolve(&s, &id).await?;
     let (operator, tokens) = s
-        .read(move |r| Ok((service::get(r, &id)?, service::tokens(r, &id)?)))
+        .read(move |r| {
+            Ok((
+                super::queries::get(r, &id)?,
+                super::queries::tokens(r, &id)?,
+            ))
+        })
         .await?;
     Ok(Json(OperatorDetail {
         operator: operator.into(),
@@ -247,7 +252,7 @@ async fn operators_tokens_list(
     Path(id): Path<String>,
 ) -> ApiResult<Json<TokenList>> {
     let id = super::resolve(&s, &id).await?;
-    let items = s.read(move |r| service::tokens(r, &id)).await?;
+    let items = s.read(move |r| super::queries::tokens(r, &id)).await?;
     Ok(Json(TokenList {
         items: items.into_iter().map(TokenInfo::from).collect(),
         next_cursor: None,

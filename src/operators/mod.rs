@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod model;
+pub mod queries;
 pub mod service;
 pub mod throttle;
 pub mod views;
@@ -210,7 +211,7 @@ pub async fn set_password(
     password: String,
 ) -> Result<Operator> {
     let id = resolve(state, who).await?;
-    let op = state.read(move |r| service::get(r, &id)).await?;
+    let op = state.read(move |r| queries::get(r, &id)).await?;
     check_password(&password, &op.username).map_err(|m| Error::invalid("password", m))?;
     let phc = hash(password).await?;
     state
@@ -248,5 +249,5 @@ pub async fn create_token(
 /// Resolves a username or id.
 pub async fn resolve(state: &AppState, who: &str) -> Result<Uuid> {
     let who = who.to_string();
-    state.read(move |r| service::resolve(r, &who)).await
+    state.read(move |r| queries::resolve(r, &who)).await
 }

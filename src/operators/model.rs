@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::clock::{from_micros, to_micros};
 use crate::rbac::Role;
+use crate::store::Table;
 
 /// 409: the operator is disabled.
 pub const OPERATOR_DISABLED: &str = "operator_disabled";
@@ -15,6 +16,24 @@ pub const LAST_SUPER_ADMIN: &str = "last_super_admin";
 
 /// 409: the username is another operator's.
 pub const USERNAME_TAKEN: &str = "username_taken";
+
+/// Operators: `id -> OperatorRecord`.
+pub const OPERATORS: Table = Table::new("operators");
+/// Usernames: `username -> id`.
+pub const USERNAMES: Table = Table::new("operator_usernames");
+/// Tokens: `sha256(secret) -> TokenRecord`.
+pub const TOKENS: Table = Table::new("operator_tokens");
+/// Tokens by operator: `(operator id, token id) -> sha256(secret)`.
+pub const TOKENS_BY_OPERATOR: Table = Table::new("operator_tokens_by_operator");
+/// Sessions: `sha256(cookie) -> SessionRecord`.
+pub const SESSIONS: Table = Table::new("operator_sessions");
+/// Sessions by operator: `(operator id, session key) -> ()`.
+pub const SESSIONS_BY_OPERATOR: Table = Table::new("operator_sessions_by_operator");
+/// Failed sign-ins: `(day, username) -> u64`.
+pub const SIGNIN_FAILURES: Table = Table::new("operator_signin_failures");
+
+/// Prefix of operator tokens, so they can be recognised (and found by secret scanners).
+pub const TOKEN_PREFIX: &str = "tnt_";
 
 /// A platform operator (PRODUCT.md D15; HQ PRD §2).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -71,10 +71,10 @@ struct View {
 async fn load(state: &AppState) -> Result<View, ConsoleError> {
     let operators = state
         .read(|r| {
-            service::list(r)?
+            super::queries::list(r)?
                 .into_iter()
                 .map(|o| {
-                    let t = service::tokens(r, &o.id)?;
+                    let t = super::queries::tokens(r, &o.id)?;
                     Ok((o, t))
                 })
                 .collect::<crate::error::Result<Vec<_>>>()
@@ -369,7 +369,7 @@ pub async fn view_account_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
     let op = match ctx.principal.operator_id {
         Some(id) => Some(
             state
-                .read(move |r| service::get(r, &id))
+                .read(move |r| super::queries::get(r, &id))
                 .await
                 .map_err(ConsoleError)?,
         ),
@@ -425,7 +425,7 @@ pub async fn view_account_password_post(
         ));
     };
     let rec = state
-        .read(move |r| service::by_username(r, &service::get(r, &id)?.username))
+        .read(move |r| super::queries::by_username(r, &super::queries::get(r, &id)?.username))
         .await
         .map_err(ConsoleError)?;
     let phc = rec.map(|(_, r)| r.password_hash);

@@ -299,7 +299,7 @@ async fn sessions_end_after_idle_time_and_at_the_absolute_limit() {
                 .state
                 .read(move |r| {
                     Ok(
-                        tenantry::operators::service::session(r, &key, now, app_limits())?
+                        tenantry::operators::queries::session(r, &key, now, app_limits())?
                             .map(|(s, _)| s.last_seen),
                     )
                 })
