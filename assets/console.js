@@ -38,4 +38,31 @@
       });
     }, 30000);
   }
+
+  // Copy a secret shown once (an API key, an invite link) to the clipboard.
+  document.querySelectorAll("button[data-copy]").forEach(function (btn) {
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var src = document.getElementById(btn.getAttribute("data-copy"));
+      if (!src || !navigator.clipboard) return;
+      navigator.clipboard.writeText(src.value || src.textContent).then(function () {
+        btn.textContent = "Copied";
+      });
+    });
+  });
+
+  // In a tenant's console, notice a session that ended elsewhere (a revoke, a sign-out in
+  // another tab, an expiry) and go to the sign-in page instead of staying on a stale page.
+  var ping = document.body.getAttribute("data-session-ping");
+  if (ping) {
+    setInterval(function () {
+      fetch(ping, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (res) {
+          if (res.redirected || res.status === 401 || res.status === 403) {
+            window.location.assign(res.redirected ? res.url : window.location.href);
+          }
+        })
+        .catch(function () {});
+    }, 15000);
+  }
 })();

@@ -103,11 +103,12 @@ fn fixture() -> Fixture {
                 })
                 .collect();
             let (state, config) = (state.clone(), config.clone());
+            let hooks = state.tenant_hooks().clone();
             in_flight.spawn(async move {
                 state
                     .write(Actor::system("bench"), move |ctx| {
                         for (k, input) in inputs.iter().enumerate() {
-                            let t = service::provision(ctx, &config, input)?;
+                            let t = service::provision(ctx, &config, input, &hooks)?;
                             let i = start + k;
                             if i % 3 != 0 {
                                 service::transition(

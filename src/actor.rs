@@ -65,4 +65,20 @@ impl Actor {
             id: id.into(),
         }
     }
+
+    /// A persona of a tenant, by id.
+    pub fn persona(id: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::Persona,
+            id: id.into(),
+        }
+    }
+
+    /// An API key, by id.
+    pub fn api_key(id: impl Into<String>) -> Actor {
+        Actor {
+            kind: ActorKind::ApiKey,
+            id: id.into(),
+        }
+    }
 }

@@ -33,6 +33,10 @@ pub const ALL: &[&Context] = &[
     &crate::audit::CONTEXT,
     &crate::scheduler::CONTEXT,
     &crate::operators::CONTEXT,
+    &crate::tenant_console::CONTEXT,
+    &crate::members::CONTEXT,
+    &crate::api_keys::CONTEXT,
+    &crate::impersonations::CONTEXT,
     &crate::installs::CONTEXT,
     &crate::heartbeat::CONTEXT,
     &crate::license::CONTEXT,
@@ -121,6 +125,9 @@ pub enum StartError {
     /// The schema migration at start failed.
     #[error("upgrading the data file failed: {0}")]
     Upgrade(String),
+    /// A configured outside service (the SMTP server) could not be set up.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// A built application: the store is open, the listener is bound, nothing runs yet.
@@ -195,6 +202,7 @@ impl Application {
             state.clone(),
             stop_rx.clone(),
         ));
+        let flusher = tokio::spawn(crate::api_keys::flush_loop(state.clone(), stop_rx.clone()));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
         let served = match tls {
@@ -212,6 +220,7 @@ impl Application {
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
         let _ = sender.await;
+        let _ = flusher.await;
         if let Some(t) = admin_task {
             let _ = t.await;
         }
@@ -302,6 +311,12 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
             Ok::<_, Error>(id)
         })
         .await?;
+    let tokens = crate::api_keys::tokens::TokenKeys::load_or_create(&config.data_dir)?;
+    let mailer = config
+        .smtp
+        .as_ref()
+        .map(crate::mail::Mailer::new)
+        .transpose()?;
     let state = AppState::new(Parts {
         store,
         clock,
@@ -310,6 +325,9 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         scheduler,
         install_id,
         onprem,
+        mailer,
+        tokens,
+        hooks: Registry::tenant_hooks(ALL),
     });
     start_onprem(&state, license_key_recorded).await?;
     Ok(state)

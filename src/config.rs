@@ -123,6 +123,73 @@ pub struct FileConfig {
     pub tls: Option<crate::tls::TlsFiles>,
     /// `[backup] dir, keep, recipients`.
     pub backup: Option<crate::backup::config::BackupConfig>,
+    /// `public_url = "https://tenantry.example.com"`: the address people reach this server at,
+    /// for links in emails (invites). Without it, links use `listen`.
+    pub public_url: Option<String>,
+    /// `[smtp] host, port, tls, from, username, password`: send invites by email.
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// How the connection to the SMTP server is secured.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain SMTP, then STARTTLS (required): port 587 by default.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (SMTPS): port 465 by default.
+    Tls,
+    /// No TLS at all: only for a relay on the same host or a test sink. Port 25 by default.
+    None,
+}
+
+/// `[smtp]`: the mail server invites are sent through.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// Server host name.
+    pub host: String,
+    /// Port; by `tls`: 587, 465 or 25.
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default)]
+    pub tls: SmtpTls,
+    /// The sender, e.g. `"Tenantry <no-reply@example.com>"`.
+    pub from: String,
+    /// SMTP AUTH user name, if the server needs one.
+    pub username: Option<String>,
+    /// SMTP AUTH password.
+    pub password: Option<Secret>,
+    /// Most seconds a send may take (connect included); 10 by default.
+    pub timeout_secs: Option<u64>,
+}
+
+impl SmtpConfig {
+    /// Checks the section (the sender parses, credentials come in pairs).
+    ///
+    /// Errors: [`ConfigError::Invalid`] naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.from.parse::<lettre::message::Mailbox>().map_err(|e| {
+            ConfigError::Invalid(format!(
+                "[smtp] from = \"{}\" is not a mailbox ({e}): use \"Name <address@domain>\"",
+                self.from
+            ))
+        })?;
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::Invalid("[smtp] host is empty".into()));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(ConfigError::Invalid(
+                "[smtp] username and password go together: give both or neither".into(),
+            ));
+        }
+        if self.timeout_secs == Some(0) {
+            return Err(ConfigError::Invalid(
+                "[smtp] timeout_secs must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Values given on the command line or in the environment (clap reads both).
@@ -183,6 +250,10 @@ pub struct Config {
     pub insecure_http: bool,
     /// Backups: directory, rotation, encryption.
     pub backup: crate::backup::config::BackupConfig,
+    /// The address people reach this server at (no trailing slash), for links in emails.
+    pub public_url: Option<String>,
+    /// `[smtp]`: send invites by email.
+    pub smtp: Option<SmtpConfig>,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -265,6 +336,8 @@ impl Default for Config {
             tls: crate::tls::TlsMode::Off,
             insecure_http: false,
             backup: crate::backup::config::BackupConfig::default(),
+            public_url: None,
+            smtp: None,
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -378,6 +451,10 @@ impl Config {
                 .map_or(crate::tls::TlsMode::Off, crate::tls::TlsMode::Files),
             insecure_http: false,
             backup: f.backup.unwrap_or_default(),
+            public_url: f
+                .public_url
+                .map(|u| u.trim().trim_end_matches('/').to_string()),
+            smtp: f.smtp,
             source: None,
             role: f.role.unwrap_or_default(),
             control_plane,
@@ -414,6 +491,19 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "session_idle_secs must be positive and no longer than session_max_secs".into(),
             ));
+        }
+        if let Some(u) = &self.public_url {
+            match url::Url::parse(u) {
+                Ok(p) if matches!(p.scheme(), "http" | "https") && p.host().is_some() => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "public_url = \"{u}\" is not an http(s) URL such as https://tenantry.example.com"
+                    )));
+                }
+            }
+        }
+        if let Some(smtp) = &self.smtp {
+            smtp.validate()?;
         }
         if self.backup.keep == 0 {
             return Err(ConfigError::Invalid(

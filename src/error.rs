@@ -102,6 +102,15 @@ pub enum Error {
         /// What was refused, why, and the way out.
         detail: String,
     },
+    /// 410 with a specific code: a single-use link or credential that is used up or expired
+    /// (`invite_invalid`).
+    #[error("{detail}")]
+    Gone {
+        /// Stable code.
+        code: &'static str,
+        /// What is gone, and the way out.
+        detail: String,
+    },
     /// 401 `signature_invalid`: a signed document (heartbeat, bundle) whose signature does not
     /// verify with the key it must be signed with.
     #[error("{0}")]
@@ -137,7 +146,7 @@ impl Error {
             | Error::Unavailable { code, .. } => code,
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
-            Error::Denied { code, .. } => code,
+            Error::Denied { code, .. } | Error::Gone { code, .. } => code,
             Error::BadSignature(_) => "signature_invalid",
             Error::Store(store::Error::Overloaded) => "overloaded",
             Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked) => "internal",
@@ -251,4 +260,10 @@ impl Validator {
             Err(Error::Validation(self.errors))
         }
     }
+}
+
+/// The UUID in a path segment, or 404 `not_found` for `kind` (an id that cannot exist is as
+/// unknown as one that does not).
+pub fn path_id(kind: &'static str, s: &str) -> Result<uuid::Uuid> {
+    crate::ids::parse_uuid(s).ok_or_else(|| Error::not_found(kind, s))
 }

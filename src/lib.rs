@@ -7,6 +7,10 @@
 //! - [`apps`], [`tenants`], [`pools`]: bounded contexts, each with its model, service (the rules)
 //!   and `api` (JSON routes).
 //! - [`operators`]: operator accounts, roles, tokens, sessions, sign-in throttling.
+//! - [`members`], [`api_keys`], [`impersonations`], [`tenant_console`]: the tenant side:
+//!   personas, roles and business units; API keys and tenant tokens (EdDSA JWTs, JWKS); Visit
+//!   tenant; the Tenant console's shell at `/tenant/{tenant_id}`.
+//! - [`mail`]: outgoing email over SMTP (invites).
 //! - [`console`]: the server-rendered operator console (maud) and its embedded assets.
 //! - [`license`], [`heartbeat`], [`installs`]: on-prem installs (HEARTBEATS.md): the appliance's
 //!   license and heartbeat outbox, sender and bundles; the control plane's install registry,
@@ -31,6 +35,7 @@
 
 pub mod actor;
 pub mod admin;
+pub mod api_keys;
 pub mod app;
 pub mod apps;
 pub mod audit;
@@ -45,8 +50,11 @@ pub mod error;
 pub mod heartbeat;
 pub mod http;
 pub mod ids;
+pub mod impersonations;
 pub mod installs;
 pub mod license;
+pub mod mail;
+pub mod members;
 pub mod onprem;
 pub mod operators;
 pub mod pools;
@@ -55,6 +63,7 @@ pub mod scheduler;
 pub mod state;
 pub mod store;
 pub mod systemd;
+pub mod tenant_console;
 pub mod tenants;
 pub mod tls;
 pub mod upgrade;

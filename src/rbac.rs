@@ -7,8 +7,13 @@
 //! test compares the table with the OpenAPI document so a new route cannot ship without an
 //! entry, and a snapshot test keeps the merged table readable as one list for security review.
 //!
-//! The roles are the HQ PRD's (§2); the matrix is [`allows`], and ARCHITECTURE.md shows it as a
-//! table.
+//! Two kinds of principal go through it (API.md "Tenant-scoped routes"):
+//! - **operators**, by their role's permissions (the HQ PRD's roles, §2; the matrix is
+//!   [`allows`]);
+//! - **tenant principals** (a persona through an API key, a tenant token or a Tenant-console
+//!   session), by their [`Scope`]s, and only inside their own tenant: a tenant principal naming
+//!   another tenant's id gets `404 not_found`, exactly like a tenant that does not exist, so
+//!   existence never leaks. This check is made here, once, from the route's tenant parameter.
 
 use serde::{Deserialize, Serialize};
 
@@ -93,11 +98,17 @@ pub enum Permission {
     InstallsManage,
     /// Send heartbeats now, acknowledge imported bundles (appliance).
     SyncManage,
+    /// Manage a tenant's members, business units and API keys.
+    MembersManage,
+    /// Visit a tenant's console read-only (PRODUCT.md A6, F21.05.05).
+    TenantsVisit,
+    /// Elevate a visit to write access, with a reason, for a bounded time.
+    TenantsElevate,
 }
 
 impl Permission {
     /// Every permission (the route-table snapshot lists who holds each).
-    pub const ALL: [Permission; 12] = {
+    pub const ALL: [Permission; 15] = {
         use Permission::*;
         [
             Read,
@@ -112,6 +123,9 @@ impl Permission {
             OperatorsManage,
             InstallsManage,
             SyncManage,
+            MembersManage,
+            TenantsVisit,
+            TenantsElevate,
         ]
     };
 }
@@ -123,14 +137,28 @@ pub fn allows(role: Role, p: Permission) -> bool {
         Role::SuperAdmin => true,
         Role::TechnicalAdmin => matches!(
             p,
-            Read | PoolsWrite | JobsRun | TenantsExport | InstallsManage | SyncManage
+            Read | PoolsWrite
+                | JobsRun
+                | TenantsExport
+                | InstallsManage
+                | SyncManage
+                | TenantsVisit
         ),
         Role::BusinessAdmin => matches!(
             p,
-            Read | AppsWrite | TenantsWrite | TenantsLifecycle | TenantsExport
+            Read | AppsWrite
+                | TenantsWrite
+                | TenantsLifecycle
+                | TenantsExport
+                | MembersManage
+                | TenantsVisit
+                | TenantsElevate
         ),
-        Role::Compliance => matches!(p, Read | AuditVerify | AuditExport | TenantsExport),
-        Role::Support => matches!(p, Read),
+        Role::Compliance => matches!(
+            p,
+            Read | AuditVerify | AuditExport | TenantsExport | TenantsVisit
+        ),
+        Role::Support => matches!(p, Read | TenantsVisit),
     }
 }
 
@@ -139,8 +167,153 @@ pub fn allows(role: Role, p: Permission) -> bool {
 pub enum Access {
     /// No credentials (health, readiness, the OpenAPI document).
     Public,
-    /// An authenticated principal whose role allows the permission.
+    /// Any authenticated principal, operator or tenant (`/api/whoami`).
+    Authenticated,
+    /// An operator whose role allows the permission (tenant principals are refused).
     Requires(Permission),
+    /// A route of one tenant (its path names the tenant as `{id}` under `/api/tenants/` or
+    /// `{tenant_id}` under `/tenant/`): an operator whose role allows the permission, or a
+    /// principal of that same tenant holding the scope.
+    Tenant(Scope, Permission),
+    /// A route of one tenant open to every principal of that tenant whatever its scopes (the
+    /// Tenant console's home and account pages), and to operators with the permission.
+    Member(Permission),
+}
+
+/// What a tenant principal may do: the closed set of tenant scopes (issue 9; later capabilities
+/// add theirs). `tenant.admin` holds every other one.
+///
+/// REMEMBER: these numbers are the file format (roles and API keys store scopes by code): never
+/// renumber; add at the end (`disk_format_codes_are_pinned` checks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum Scope {
+    /// Everything in the tenant.
+    TenantAdmin = 0,
+    /// Read personas, roles and business units.
+    MembersRead = 1,
+    /// Add, change and revoke personas and business units.
+    MembersWrite = 2,
+    /// List API keys (never their secrets).
+    ApiKeysRead = 3,
+    /// Issue, rotate and revoke API keys.
+    ApiKeysWrite = 4,
+    /// Read invoices, the live meter and showback.
+    BillingRead = 5,
+    /// Post usage events.
+    UsageWrite = 6,
+    /// Read webhook endpoints and deliveries.
+    WebhooksRead = 7,
+    /// Manage webhook endpoints and replay deliveries.
+    WebhooksWrite = 8,
+    /// Read approval requests and routes.
+    ApprovalsRead = 9,
+    /// Approve or reject requests.
+    ApprovalsDecide = 10,
+    /// Browse and verify the tenant's own audit chain.
+    AuditRead = 11,
+    /// Read the tenant's metrics.
+    MetricsRead = 12,
+}
+
+impl Scope {
+    /// Every scope.
+    pub const ALL: [Scope; 13] = [
+        Scope::TenantAdmin,
+        Scope::MembersRead,
+        Scope::MembersWrite,
+        Scope::ApiKeysRead,
+        Scope::ApiKeysWrite,
+        Scope::BillingRead,
+        Scope::UsageWrite,
+        Scope::WebhooksRead,
+        Scope::WebhooksWrite,
+        Scope::ApprovalsRead,
+        Scope::ApprovalsDecide,
+        Scope::AuditRead,
+        Scope::MetricsRead,
+    ];
+
+    /// The dotted name, e.g. `members.write`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::TenantAdmin => "tenant.admin",
+            Scope::MembersRead => "members.read",
+            Scope::MembersWrite => "members.write",
+            Scope::ApiKeysRead => "api_keys.read",
+            Scope::ApiKeysWrite => "api_keys.write",
+            Scope::BillingRead => "billing.read",
+            Scope::UsageWrite => "usage.write",
+            Scope::WebhooksRead => "webhooks.read",
+            Scope::WebhooksWrite => "webhooks.write",
+            Scope::ApprovalsRead => "approvals.read",
+            Scope::ApprovalsDecide => "approvals.decide",
+            Scope::AuditRead => "audit.read",
+            Scope::MetricsRead => "metrics.read",
+        }
+    }
+
+    /// Parses a dotted name.
+    pub fn parse(s: &str) -> Result<Scope, String> {
+        Scope::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scope::ALL.iter().map(|x| x.as_str()).collect();
+                format!("scope '{s}' is unknown: use {}", names.join(", "))
+            })
+    }
+
+    /// The scope's code in stored records.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The scope of a stored code.
+    pub fn from_code(code: u8) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.code() == code)
+    }
+}
+
+/// A set of scopes (a bit per scope).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Scopes(u32);
+
+impl Scopes {
+    /// No scope.
+    pub const NONE: Scopes = Scopes(0);
+
+    /// The set of `scopes`.
+    pub fn of(scopes: impl IntoIterator<Item = Scope>) -> Scopes {
+        Scopes(scopes.into_iter().fold(0, |acc, s| acc | (1 << s.code())))
+    }
+
+    /// Does the set grant `scope`? `tenant.admin` grants every scope.
+    pub fn grants(self, scope: Scope) -> bool {
+        self.0 & (1 << Scope::TenantAdmin.code()) != 0 || self.0 & (1 << scope.code()) != 0
+    }
+
+    /// Is every scope of `other` granted by this set (a key's scopes within its persona's)?
+    pub fn covers(self, other: Scopes) -> bool {
+        other.iter().all(|s| self.grants(s))
+    }
+
+    /// The scopes in the set, in [`Scope::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Scope> {
+        Scope::ALL
+            .into_iter()
+            .filter(move |s| self.0 & (1 << s.code()) != 0)
+    }
+
+    /// The union of two sets.
+    pub fn union(self, other: Scopes) -> Scopes {
+        Scopes(self.0 | other.0)
+    }
+
+    /// The dotted names, space-separated (a JWT's `scope` claim).
+    pub fn to_claim(self) -> String {
+        self.iter().map(Scope::as_str).collect::<Vec<_>>().join(" ")
+    }
 }
 
 /// A route's permission entry: `(method, path template, access)`. Each context declares its
@@ -202,35 +375,74 @@ impl RouteTable {
         self.by_path.contains_key(path)
     }
 
-    /// The one permission check: may `principal` call `method path` (a route template)?
+    /// The one permission check: may `principal` call `method path` (a route template) of the
+    /// tenant `tenant` (the route's tenant parameter, when it has one)?
     ///
     /// Errors: [`Refusal::Unauthorized`] when credentials are needed and missing;
-    /// [`Refusal::Forbidden`] when the role lacks the permission, or when the route has no entry
-    /// (deny by default; logged as a bug); [`Refusal::MethodNotAllowed`] for a known path with
-    /// an unlisted method.
+    /// [`Refusal::Forbidden`] when the role lacks the permission, a tenant principal calls an
+    /// operator route, or the route has no entry (deny by default; logged as a bug);
+    /// [`Refusal::NotFound`] when a tenant principal names another tenant;
+    /// [`Refusal::InsufficientScope`]; [`Refusal::MethodNotAllowed`] for a known path with an
+    /// unlisted method.
     pub fn authorize(
         &self,
         principal: Option<&Principal>,
         method: &str,
         path: &str,
+        tenant: Option<&str>,
     ) -> Result<(), Refusal> {
-        match self.access_for(method, path) {
+        let needed = || {
+            Refusal::Unauthorized(
+                "this route needs credentials: send 'Authorization: Bearer <token>' (the admin_ops_token, an operator token, or for a tenant route a tenant API key or token)".into(),
+            )
+        };
+        let access = self.access_for(method, path);
+        // A tenant principal naming another tenant learns nothing, whatever the route.
+        if let (Some(PrincipalKind::Tenant(t)), Some(_), Some(a)) =
+            (principal.map(|p| &p.kind), tenant, access)
+            && a != Access::Public
+        {
+            own_tenant(t, tenant)?;
+        }
+        match access {
             Some(Access::Public) => Ok(()),
-            Some(Access::Requires(p)) => {
-                let principal = principal.ok_or_else(|| {
-                    Refusal::Unauthorized(
-                        "this route needs credentials: send 'Authorization: Bearer <token>' (the admin_ops_token or an operator token)".into(),
-                    )
-                })?;
-                if allows(principal.role, p) {
-                    Ok(())
-                } else {
-                    Err(Refusal::Forbidden(format!(
-                        "your role '{}' may not {method} {path}",
-                        principal.role.as_str()
-                    )))
+            Some(Access::Authenticated) => principal.map(|_| ()).ok_or_else(needed),
+            Some(Access::Requires(p)) => match principal.map(|x| &x.kind) {
+                None => Err(needed()),
+                Some(PrincipalKind::Operator { role, .. }) if allows(*role, p) => Ok(()),
+                Some(PrincipalKind::Operator { role, .. }) => Err(Refusal::Forbidden(format!(
+                    "your role '{}' may not {method} {path}",
+                    role.as_str()
+                ))),
+                Some(PrincipalKind::Tenant(_)) => Err(Refusal::Forbidden(format!(
+                    "{method} {path} is a platform operators' route; tenant credentials reach only /api/tenants/{{id}}/... of their own tenant"
+                ))),
+            },
+            Some(Access::Member(p)) => match principal.map(|x| &x.kind) {
+                None => Err(needed()),
+                Some(PrincipalKind::Operator { role, .. }) if allows(*role, p) => Ok(()),
+                Some(PrincipalKind::Operator { role, .. }) => Err(Refusal::Forbidden(format!(
+                    "your role '{}' may not {method} {path}",
+                    role.as_str()
+                ))),
+                Some(PrincipalKind::Tenant(t)) => own_tenant(t, tenant),
+            },
+            Some(Access::Tenant(scope, p)) => match principal.map(|x| &x.kind) {
+                None => Err(needed()),
+                Some(PrincipalKind::Operator { role, .. }) if allows(*role, p) => Ok(()),
+                Some(PrincipalKind::Operator { role, .. }) => Err(Refusal::Forbidden(format!(
+                    "your role '{}' may not {method} {path}",
+                    role.as_str()
+                ))),
+                Some(PrincipalKind::Tenant(t)) => {
+                    own_tenant(t, tenant)?;
+                    if t.scopes.grants(scope) {
+                        Ok(())
+                    } else {
+                        Err(Refusal::InsufficientScope(scope))
+                    }
                 }
-            }
+            },
             None if self.path_is_known(path) => Err(Refusal::MethodNotAllowed(format!(
                 "{method} is not allowed on {path}"
             ))),
@@ -248,6 +460,21 @@ impl RouteTable {
     }
 }
 
+/// A tenant principal reaches only its own tenant: any other id (or none) is not found.
+fn own_tenant(t: &TenantPrincipal, tenant: Option<&str>) -> Result<(), Refusal> {
+    let named = tenant.unwrap_or_default();
+    if crate::ids::parse_uuid(named) == Some(t.tenant_id) {
+        Ok(())
+    } else {
+        Err(Refusal::NotFound(named.to_string()))
+    }
+}
+
+/// 403: a tenant principal lacks the route's scope (API.md).
+pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+/// 403: a write during a read-only visit (PRODUCT.md A6).
+pub const IMPERSONATION_READ_ONLY: &str = "impersonation_read_only";
+
 /// Why [`RouteTable::authorize`] refused a request.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -260,6 +487,17 @@ pub enum Refusal {
     /// 405: the path exists, the method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 404: a tenant principal named another tenant (the same answer as an unknown tenant).
+    #[error("tenant '{0}' not found")]
+    NotFound(String),
+    /// 403 `insufficient_scope`: the tenant principal lacks the route's scope.
+    #[error("this route needs the scope '{scope}', which your credential does not hold", scope = .0.as_str())]
+    InsufficientScope(Scope),
+    /// 403 `impersonation_read_only`: a write during a visit that was not elevated.
+    #[error(
+        "you are visiting this tenant read-only: elevate the visit (with a reason) to change anything"
+    )]
+    ReadOnlyVisit,
 }
 
 impl Refusal {
@@ -269,6 +507,9 @@ impl Refusal {
             Refusal::Unauthorized(_) => "unauthorized",
             Refusal::Forbidden(_) => "forbidden",
             Refusal::MethodNotAllowed(_) => "method_not_allowed",
+            Refusal::NotFound(_) => "not_found",
+            Refusal::InsufficientScope(_) => INSUFFICIENT_SCOPE,
+            Refusal::ReadOnlyVisit => IMPERSONATION_READ_ONLY,
         }
     }
 }
@@ -277,24 +518,94 @@ impl Refusal {
 pub fn is_console(path: &str) -> bool {
     path == "/"
         || path.starts_with("/platform")
+        || path.starts_with("/tenant/")
         || path.starts_with("/signin")
         || path == "/signout"
         || path.starts_with("/assets/")
 }
 
+/// Is `path` a Tenant-console route (`/tenant/{tenant_id}...`)?
+pub fn is_tenant_console(path: &str) -> bool {
+    path.starts_with("/tenant/")
+}
+
 /// An authenticated caller.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// The actor its changes are attributed to (an operator's username, or `admin-ops-token`).
+    /// The actor its changes are attributed to (an operator's username, `admin-ops-token`, a
+    /// persona id, an API key id).
     pub actor: Actor,
-    /// Its role.
-    pub role: Role,
     /// A name for logs and the console.
     pub display_name: String,
-    /// The operator account, when the caller is one (not the bootstrap token).
-    pub operator_id: Option<uuid::Uuid>,
     /// The console session the request rides on, if any (its CSRF token guards forms).
     pub session: Option<SessionRef>,
+    /// An operator, or a principal of one tenant.
+    pub kind: PrincipalKind,
+}
+
+/// Who a principal is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// A platform operator, or the bootstrap token.
+    Operator {
+        /// Its role.
+        role: Role,
+        /// The operator account (none for the bootstrap token).
+        operator_id: Option<uuid::Uuid>,
+        /// The tenant it is visiting, on a Tenant-console page during a visit.
+        visit: Option<Visit>,
+    },
+    /// A persona of one tenant.
+    Tenant(TenantPrincipal),
+}
+
+/// A principal of one tenant: a persona, through the credential it presented.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TenantPrincipal {
+    /// The tenant.
+    pub tenant_id: uuid::Uuid,
+    /// The persona.
+    pub persona_id: uuid::Uuid,
+    /// What it may do: the persona's roles' scopes, narrowed to the key's for a key or token.
+    pub scopes: Scopes,
+    /// How it authenticated.
+    pub credential: Credential,
+}
+
+/// How a tenant principal authenticated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// An API key (its id).
+    ApiKey(uuid::Uuid),
+    /// A tenant access token issued for an API key (the key's id, the token's `jti`).
+    Token {
+        /// The API key it was issued for.
+        key_id: uuid::Uuid,
+        /// Its `jti`.
+        jti: String,
+    },
+    /// A Tenant-console session.
+    Session,
+}
+
+/// An operator's visit of a tenant's console (PRODUCT.md A6).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Visit {
+    /// The impersonation record.
+    pub id: uuid::Uuid,
+    /// The tenant visited.
+    pub tenant_id: uuid::Uuid,
+    /// When the visit ends by itself.
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    /// Until when writes are allowed, when elevated.
+    pub elevated_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Visit {
+    /// May the visitor write at `now`?
+    pub fn is_elevated(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.elevated_until.is_some_and(|u| now < u)
+    }
 }
 
 /// The console session a request rides on: its store key (signing out deletes it) and the CSRF
@@ -310,9 +621,78 @@ pub struct SessionRef {
 }
 
 impl Principal {
-    /// May this caller do `p`?
+    /// An operator principal.
+    pub fn operator(
+        actor: Actor,
+        display_name: String,
+        role: Role,
+        operator_id: Option<uuid::Uuid>,
+        session: Option<SessionRef>,
+    ) -> Principal {
+        Principal {
+            actor,
+            display_name,
+            session,
+            kind: PrincipalKind::Operator {
+                role,
+                operator_id,
+                visit: None,
+            },
+        }
+    }
+
+    /// May this caller do `p`? (Operators only: permissions are the operators' currency.)
     pub fn can(&self, p: Permission) -> bool {
-        allows(self.role, p)
+        self.role().is_some_and(|r| allows(r, p))
+    }
+
+    /// The operator's role, when the caller is an operator.
+    pub fn role(&self) -> Option<Role> {
+        match &self.kind {
+            PrincipalKind::Operator { role, .. } => Some(*role),
+            PrincipalKind::Tenant(_) => None,
+        }
+    }
+
+    /// The operator account, when the caller is one (not the bootstrap token).
+    pub fn operator_id(&self) -> Option<uuid::Uuid> {
+        match &self.kind {
+            PrincipalKind::Operator { operator_id, .. } => *operator_id,
+            PrincipalKind::Tenant(_) => None,
+        }
+    }
+
+    /// The tenant principal, when the caller is one.
+    pub fn tenant(&self) -> Option<&TenantPrincipal> {
+        match &self.kind {
+            PrincipalKind::Tenant(t) => Some(t),
+            PrincipalKind::Operator { .. } => None,
+        }
+    }
+
+    /// The visit, when an operator is visiting a tenant's console.
+    pub fn visit(&self) -> Option<&Visit> {
+        match &self.kind {
+            PrincipalKind::Operator { visit, .. } => visit.as_ref(),
+            PrincipalKind::Tenant(_) => None,
+        }
+    }
+
+    /// Does the caller hold tenant scope `s` (a tenant principal), or may it act on tenants'
+    /// members as an operator with `p`?
+    pub fn grants(&self, s: Scope, p: Permission) -> bool {
+        match &self.kind {
+            PrincipalKind::Operator { role, .. } => allows(*role, p),
+            PrincipalKind::Tenant(t) => t.scopes.grants(s),
+        }
+    }
+
+    /// The role or `persona` label the console shows.
+    pub fn label(&self) -> &'static str {
+        match &self.kind {
+            PrincipalKind::Operator { role, .. } => role.as_str(),
+            PrincipalKind::Tenant(_) => "member",
+        }
     }
 }
 
@@ -320,7 +700,7 @@ impl Principal {
 mod tests {
     use super::*;
 
-    fn authorize(p: Option<&Principal>, method: &str, path: &str) -> Result<(), Refusal> {
+    fn table() -> RouteTable {
         use Access::*;
         use Permission::*;
         RouteTable::new(&[
@@ -328,18 +708,89 @@ mod tests {
             ("GET", "/api/tenants", Requires(Read)),
             ("POST", "/api/tenants", Requires(TenantsWrite)),
             ("GET", "/api/tenants/export.csv", Requires(TenantsExport)),
+            (
+                "GET",
+                "/api/tenants/{id}/personas",
+                Tenant(Scope::MembersRead, Read),
+            ),
         ])
-        .authorize(p, method, path)
+    }
+
+    fn authorize(p: Option<&Principal>, method: &str, path: &str) -> Result<(), Refusal> {
+        table().authorize(p, method, path, None)
     }
 
     fn who(role: Role) -> Principal {
+        Principal::operator(Actor::operator("t"), "t".into(), role, None, None)
+    }
+
+    fn member(tenant: uuid::Uuid, scopes: &[Scope]) -> Principal {
         Principal {
-            actor: Actor::operator("t"),
-            role,
-            display_name: "t".into(),
-            operator_id: None,
+            actor: Actor::system("persona"),
+            display_name: "m".into(),
             session: None,
+            kind: PrincipalKind::Tenant(TenantPrincipal {
+                tenant_id: tenant,
+                persona_id: uuid::Uuid::now_v7(),
+                scopes: Scopes::of(scopes.iter().copied()),
+                credential: Credential::Session,
+            }),
         }
+    }
+
+    #[test]
+    fn a_tenant_principal_reaches_only_its_tenant_and_needs_the_scope() {
+        let (a, b) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let t = table();
+        let path = "/api/tenants/{id}/personas";
+        let reader = member(a, &[Scope::MembersRead]);
+        assert!(
+            t.authorize(Some(&reader), "GET", path, Some(&a.to_string()))
+                .is_ok()
+        );
+        assert_eq!(
+            t.authorize(Some(&reader), "GET", path, Some(&b.to_string())),
+            Err(Refusal::NotFound(b.to_string())),
+            "another tenant's id is not found, exactly like an unknown one"
+        );
+        let writer_only = member(a, &[Scope::ApiKeysWrite]);
+        assert_eq!(
+            t.authorize(Some(&writer_only), "GET", path, Some(&a.to_string())),
+            Err(Refusal::InsufficientScope(Scope::MembersRead))
+        );
+        let admin = member(a, &[Scope::TenantAdmin]);
+        assert!(
+            t.authorize(Some(&admin), "GET", path, Some(&a.to_string()))
+                .is_ok()
+        );
+        assert_eq!(
+            t.authorize(Some(&admin), "GET", "/api/tenants", None)
+                .unwrap_err()
+                .code(),
+            "forbidden",
+            "operator routes are closed to tenant principals"
+        );
+        assert!(
+            t.authorize(Some(&who(Role::Support)), "GET", path, Some(&b.to_string()))
+                .is_ok(),
+            "operators reach every tenant by permission"
+        );
+    }
+
+    #[test]
+    fn scope_sets_grant_and_cover() {
+        let s = Scopes::of([Scope::MembersRead, Scope::AuditRead]);
+        assert!(s.grants(Scope::AuditRead) && !s.grants(Scope::MembersWrite));
+        assert!(s.covers(Scopes::of([Scope::MembersRead])));
+        assert!(!s.covers(Scopes::of([Scope::MembersWrite])));
+        let admin = Scopes::of([Scope::TenantAdmin]);
+        assert!(admin.grants(Scope::UsageWrite) && admin.covers(s));
+        assert_eq!(s.to_claim(), "members.read audit.read");
+        for sc in Scope::ALL {
+            assert_eq!(Scope::parse(sc.as_str()), Ok(sc));
+            assert_eq!(Scope::from_code(sc.code()), Some(sc));
+        }
+        assert_eq!(Scope::MetricsRead.code(), 12, "codes are the file format");
     }
 
     #[test]

@@ -13,16 +13,36 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::actor::Actor;
+use crate::api_keys::tokens::TokenKeys;
+use crate::api_keys::usage::LastUsed;
 use crate::audit::signing::InstallKey;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::Result;
+use crate::mail::Mailer;
 use crate::onprem::OnPrem;
 use crate::operators::model::SessionLimits;
 use crate::operators::throttle::Throttle;
 use crate::pools::cache::RouteCache;
 use crate::scheduler::schedule::Scheduler;
 use crate::store::{ReadCtx, Store, WriteCtx};
+
+/// What a context does, inside the provisioning write, when a tenant is provisioned: `(tenant id,
+/// app id)` (members seed the tenant's roles from the app's role templates, F21.05.03).
+pub type ProvisionHook = fn(&mut WriteCtx<'_>, &Uuid, &Uuid) -> Result<()>;
+/// What a context deletes, inside the shredding write, when a tenant is shredded; returns how
+/// many records it deleted.
+pub type ShredHook = fn(&mut WriteCtx<'_>, &Uuid) -> Result<u64>;
+
+/// Every context's tenant hooks, gathered by the composition root from the contexts'
+/// descriptors, so that `tenants` runs them without depending on the contexts that own them.
+#[derive(Clone, Default)]
+pub struct TenantHooks {
+    /// Run after a tenant is provisioned.
+    pub on_provision: Vec<ProvisionHook>,
+    /// Run when a tenant is shredded.
+    pub on_shred: Vec<ShredHook>,
+}
 
 /// What every handler, job and admin command shares. Cheap to clone.
 #[derive(Clone)]
@@ -41,6 +61,10 @@ struct Inner {
     install_id: Uuid,
     started_at: DateTime<Utc>,
     onprem: OnPrem,
+    mailer: Option<Mailer>,
+    tokens: TokenKeys,
+    last_used: LastUsed,
+    hooks: Arc<TenantHooks>,
 }
 
 /// The parts [`AppState::new`] is built from; the composition root makes each of them.
@@ -59,6 +83,12 @@ pub struct Parts {
     pub install_id: Uuid,
     /// The on-prem role's state.
     pub onprem: OnPrem,
+    /// The SMTP transport, when `[smtp]` is configured.
+    pub mailer: Option<Mailer>,
+    /// The tenant-token signing key.
+    pub tokens: TokenKeys,
+    /// The contexts' tenant hooks.
+    pub hooks: TenantHooks,
 }
 
 impl AppState {
@@ -73,6 +103,9 @@ impl AppState {
             scheduler,
             install_id,
             onprem,
+            mailer,
+            tokens,
+            hooks,
         } = parts;
         let state = AppState {
             inner: Arc::new(Inner {
@@ -86,6 +119,10 @@ impl AppState {
                 throttle: Throttle::default(),
                 install_id,
                 onprem,
+                mailer,
+                tokens,
+                last_used: LastUsed::default(),
+                hooks: Arc::new(hooks),
             }),
         };
         let weak = Arc::downgrade(&state.inner);
@@ -146,6 +183,39 @@ impl AppState {
     /// The on-prem role state: license status, heartbeat sender, license key.
     pub fn onprem(&self) -> &OnPrem {
         &self.inner.onprem
+    }
+
+    /// The SMTP transport, when `[smtp]` is configured.
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.inner.mailer.as_ref()
+    }
+    /// The tenant-token signing key.
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.inner.tokens
+    }
+    /// The contexts' tenant hooks (provisioning, shredding).
+    pub fn tenant_hooks(&self) -> &Arc<TenantHooks> {
+        &self.inner.hooks
+    }
+    /// API-key uses waiting to be written.
+    pub fn last_used(&self) -> &LastUsed {
+        &self.inner.last_used
+    }
+    /// The address people reach this server at, for links in emails: `public_url`, or the
+    /// listen address with the scheme this process serves.
+    pub fn public_url(&self) -> String {
+        let c = self.config();
+        match &c.public_url {
+            Some(u) => u.clone(),
+            None => {
+                let scheme = if c.tls == crate::tls::TlsMode::Off {
+                    "http"
+                } else {
+                    "https"
+                };
+                format!("{scheme}://{}", c.listen)
+            }
+        }
     }
 
     /// Runs a service in a write request as `actor`, at the clock's now.

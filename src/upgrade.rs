@@ -51,11 +51,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. `from` values are consecutive from 1 to `SCHEMA_VERSION - 1`.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    from: 1,
-    name: "job_runs keyed by job name; tenant index rebuilt; weekly provisioning counters",
-    run: v1_to_v2,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        from: 1,
+        name: "job_runs keyed by job name; tenant index rebuilt; weekly provisioning counters",
+        run: v1_to_v2,
+    },
+    Migration {
+        from: 2,
+        name: "system roles seeded for every tenant from its app's role templates",
+        run: v2_to_v3,
+    },
+];
 
 /// A stored migration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -225,6 +232,28 @@ fn v1_to_v2(ctx: &mut WriteCtx<'_>) -> Result<String> {
         backfill_created_weeks(ctx)?,
     ]
     .join("; "))
+}
+
+/// v2 → v3: tenants provisioned before tenant identity existed get their system roles, seeded
+/// from their app's role templates (the default catalogue for apps made before apps had one),
+/// with `tenant.roles.seeded.v1` on each tenant's chain, as provisioning does now. Shredded
+/// tenants and tenants that already have roles are skipped.
+fn v2_to_v3(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let tenants = all_tenants(ctx)?;
+    let mut seeded = 0usize;
+    for t in &tenants {
+        if t.state == crate::tenants::model::State::Offboarded
+            || !crate::members::queries::roles(ctx, &t.id)?.is_empty()
+        {
+            continue;
+        }
+        crate::members::service::seed_system_roles(ctx, &t.id, &t.app_id)?;
+        seeded += 1;
+    }
+    Ok(format!(
+        "seeded system roles for {seeded} of {} tenant(s)",
+        tenants.len()
+    ))
 }
 
 /// Every tenant, decoded (the migration's own pass over the primary table).

@@ -35,8 +35,21 @@ pub struct App {
     pub slug: String,
     /// What the app is.
     pub description: Option<String>,
+    /// The role templates a new tenant's roles are seeded from (F21.05.03
+    /// `seed_system_roles`).
+    pub role_templates: Vec<RoleTemplate>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+}
+
+/// A role template: a role name with the tenant scopes it grants.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleTemplate {
+    /// 2–32 characters of `a-z 0-9 _`, starting with a letter.
+    pub name: String,
+    /// Dotted tenant scopes, e.g. `members.read` (`tenant.admin` grants all).
+    pub scopes: Vec<String>,
 }
 
 impl From<model::App> for App {
@@ -46,6 +59,14 @@ impl From<model::App> for App {
             name: a.name,
             slug: a.slug,
             description: a.description,
+            role_templates: a
+                .role_templates
+                .iter()
+                .map(|t| RoleTemplate {
+                    name: t.name.clone(),
+                    scopes: t.scopes().iter().map(|s| s.as_str().to_string()).collect(),
+                })
+                .collect(),
             created_at: a.created_at,
         }
     }
@@ -61,6 +82,9 @@ pub struct NewApp {
     pub slug: Option<String>,
     /// Up to 1000 characters.
     pub description: Option<String>,
+    /// The role-template catalogue; absent: `tenant_admin`, `billing_admin`, `member`,
+    /// `auditor`, `integration`.
+    pub role_templates: Option<Vec<RoleTemplate>>,
 }
 
 /// A page of apps.
@@ -94,6 +118,9 @@ async fn apps_create(
         name: body.name,
         slug: body.slug,
         description: body.description,
+        role_templates: body
+            .role_templates
+            .map(|l| l.into_iter().map(|t| (t.name, t.scopes)).collect()),
     }
     .parse()?;
     let app = s

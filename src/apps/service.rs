@@ -28,10 +28,11 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
         })?,
     };
     let id = crate::ids::new_id(ctx.now);
-    let record = AppRecord::V1 {
+    let record = AppRecord::V2 {
         name: input.name.clone(),
         slug: slug.clone(),
         description: input.description.clone(),
+        role_templates: input.role_templates.clone(),
         created_at: to_micros(ctx.now),
     };
     ctx.put_record(APPS, id.as_bytes(), &record)?;
@@ -39,7 +40,16 @@ pub fn create(ctx: &mut WriteCtx<'_>, input: &AppInput) -> Result<App> {
     ctx.audit(
         "app.created.v1",
         &Subject::platform("app", id),
-        json!({"name": input.name, "slug": slug, "description": input.description}),
+        json!({
+            "name": input.name,
+            "slug": slug,
+            "description": input.description,
+            "role_templates": input
+                .role_templates
+                .iter()
+                .map(|t| json!({"name": t.name, "scopes": t.scopes().iter().map(|s| s.as_str()).collect::<Vec<_>>()}))
+                .collect::<Vec<_>>(),
+        }),
     )?;
     Ok(App::from_record(id, record))
 }

@@ -96,6 +96,7 @@ pub async fn view_apps_post(
         name: f.name.clone(),
         slug: Some(f.slug.clone()),
         description: Some(f.description.clone()),
+        role_templates: None,
     };
     let result = match req.parse() {
         Ok(input) => {

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,8 @@ crate::string_enum_schema!(
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
+        .routes(routes!(tenant_audit_list))
+        .routes(routes!(tenant_audit_verify))
         .routes(routes!(audit_list))
         .routes(routes!(audit_verify))
         .routes(routes!(audit_checkpoint, audit_checkpoints_list))
@@ -328,4 +330,93 @@ async fn audit_public_key(State(s): State<AppState>) -> Json<PublicKey> {
         key_id: key.key_id().to_string(),
         public_key: key.public_b64(),
     })
+}
+
+/// The filters of `GET /api/tenants/{id}/audit`: the tenant's own chain.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TenantAuditFilter {
+    /// An actor id (a persona or API key id, an operator's username...).
+    pub actor_id: Option<String>,
+    /// An event name, e.g. `persona.created.v1`.
+    pub action: Option<String>,
+    /// RFC 3339: entries at or after.
+    pub from: Option<String>,
+    /// RFC 3339: entries at or before.
+    pub to: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The tenant's own chain, newest first (tenant admin guide: "your own auditors can verify").
+#[utoipa::path(get, path = "/api/tenants/{id}/audit", tag = "audit",
+    params(("id" = String, Path, description = "Tenant id"), TenantAuditFilter),
+    responses((status = 200, body = AuditPage), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn tenant_audit_list(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(f): ApiQuery<TenantAuditFilter>,
+) -> ApiResult<Json<AuditPage>> {
+    let tenant = crate::error::path_id("tenant", &id)?;
+    s.read(move |r| crate::tenants::queries::get(r, &tenant))
+        .await?;
+    let q = AuditFilter {
+        chain: None,
+        tenant_id: Some(tenant.to_string()),
+        actor_id: f.actor_id,
+        action: f.action,
+        from: f.from,
+        to: f.to,
+        limit: f.limit,
+        cursor: f.cursor,
+    }
+    .parse()?;
+    let page = queries::browse(&s, q).await?;
+    Ok(Json(AuditPage {
+        items: page.items.into_iter().map(EntryView::from).collect(),
+        next_cursor: page.next_cursor.map(|c| c.encode()),
+    }))
+}
+
+/// Body of `POST /api/tenants/{id}/audit/verify`.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TenantVerifyRequest {
+    /// Walk from seq 1 instead of from the last good checkpoint.
+    pub full: Option<bool>,
+}
+
+/// Verifies the tenant's chain from its last good checkpoint (or from seq 1 with `full`), then
+/// signs a checkpoint at its head if it verified.
+#[utoipa::path(post, path = "/api/tenants/{id}/audit/verify", tag = "audit",
+    params(("id" = String, Path, description = "Tenant id")),
+    request_body(content = Option<TenantVerifyRequest>),
+    responses((status = 200, body = ChainReport), (status = 404, body = Problem)))]
+async fn tenant_audit_verify(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<TenantVerifyRequest>,
+) -> ApiResult<Json<ChainReport>> {
+    let tenant = crate::error::path_id("tenant", &id)?;
+    s.read(move |r| crate::tenants::queries::get(r, &tenant))
+        .await?;
+    let mode = if body.full.unwrap_or(false) {
+        Mode::Full
+    } else {
+        Mode::FromCheckpoint
+    };
+    let report = super::verify_and_checkpoint(
+        s.store(),
+        s.clock().now(),
+        s.install_key(),
+        Some(ChainId::Tenant(tenant)),
+        mode,
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| Error::not_found("chain", format!("tenant:{tenant}")))?;
+    Ok(Json(report.into()))
 }

@@ -36,7 +36,7 @@ use signing::{InstallKey, KeyRing};
 pub use verify::{ChainReport, Mode};
 
 use crate::http::context::{Context, NavItem};
-use crate::rbac::{Access, Permission, Route};
+use crate::rbac::{Access, Permission, Route, Scope};
 
 /// The audit context: its routes, pages, permission entries, sidebar items and events.
 pub const CONTEXT: Context = Context {
@@ -45,7 +45,10 @@ pub const CONTEXT: Context = Context {
     api: api::router,
     views: views::router,
     routes: ROUTES,
-    nav: &[NavItem::new("/platform/audit", "Audit", Permission::Read)],
+    nav: &[
+        NavItem::new("/platform/audit", "Audit", Permission::Read),
+        NavItem::tenant("/tenant/{tenant_id}/audit", "Audit", Scope::AuditRead),
+    ],
     events: &[],
     ..Context::EMPTY
 };
@@ -61,9 +64,29 @@ const ROUTES: &[Route] = {
         ("GET", "/api/audit/checkpoints", Requires(Read)),
         ("GET", "/api/audit/export", Requires(AuditExport)),
         ("GET", "/api/audit/public-key", Requires(Read)),
+        (
+            "GET",
+            "/api/tenants/{id}/audit",
+            Tenant(Scope::AuditRead, Read),
+        ),
+        (
+            "POST",
+            "/api/tenants/{id}/audit/verify",
+            Tenant(Scope::AuditRead, AuditVerify),
+        ),
         ("GET", "/platform/audit", Requires(Read)),
         ("POST", "/platform/audit/verify", Requires(AuditVerify)),
         ("POST", "/platform/audit/checkpoint", Requires(AuditVerify)),
+        (
+            "GET",
+            "/tenant/{tenant_id}/audit",
+            Tenant(Scope::AuditRead, Read),
+        ),
+        (
+            "POST",
+            "/tenant/{tenant_id}/audit/verify",
+            Tenant(Scope::AuditRead, AuditVerify),
+        ),
     ]
 };
 

@@ -108,6 +108,11 @@ impl InstallKey {
         InstallKey { signing, key_id }
     }
 
+    /// The Ed25519 signing key (the tenant-token key hands it to the JWT library).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     /// Lowercase hex SHA-256 of the public key.
     pub fn key_id(&self) -> &str {
         &self.key_id

@@ -27,6 +27,11 @@ pub fn router() -> Router<AppState> {
             "/platform/audit/checkpoint",
             post(view_audit_checkpoint_post),
         )
+        .route("/tenant/{tenant_id}/audit", get(view_tenant_audit_get))
+        .route(
+            "/tenant/{tenant_id}/audit/verify",
+            post(view_tenant_audit_verify_post),
+        )
 }
 
 /// The filters as the form sends them (dates may be plain `YYYY-MM-DD`).
@@ -139,31 +144,7 @@ pub async fn view_audit_get(
         @if page_rows.items.is_empty() {
             (empty("No entry matches these filters.", html! {}))
         } @else {
-            div.table-wrap { table {
-                thead { tr {
-                    th scope="col" { "Time" } th scope="col" { "Chain" } th scope="col" { "Seq" } th scope="col" { "Action" }
-                    th scope="col" { "Actor" } th scope="col" { "Target" } th scope="col" { "Details" }
-                } }
-                tbody {
-                    @for e in &page_rows.items {
-                        tr {
-                            td { (e.ts.get(..19).unwrap_or(&e.ts).replace('T', " ")) }
-                            td { a href={"/platform/audit?chain=" (urlencode(&e.chain))} { (short_chain(&e.chain)) } }
-                            td { (e.seq) }
-                            td { code { (e.action) } }
-                            td { (e.actor.id) br; span.small.muted { (e.actor.kind.as_str()) } }
-                            td { (e.target.kind) " " (e.target.id.get(..13).unwrap_or(&e.target.id)) }
-                            td {
-                                details {
-                                    summary { (fmt::data_summary(e.data.as_ref())) }
-                                    pre.small { (e.data.as_ref().map_or_else(|| "data shredded".to_string(), |d| serde_json::to_string_pretty(d).unwrap_or_default())) }
-                                    p.small.muted { "hash " code { (e.hash.get(..16).unwrap_or("")) "…" } " prev " code { (e.prev.get(..16).unwrap_or("")) "…" } }
-                                }
-                            }
-                        }
-                    }
-                }
-            } }
+            (entries_table(&page_rows.items, true))
             nav.pager aria-label="Pages" {
                 @if !f.cursor.is_empty() { a href={"/platform/audit?" (base)} { "← Newest" } }
                 @if let Some(c) = &page_rows.next_cursor {
@@ -173,6 +154,39 @@ pub async fn view_audit_get(
         }
     };
     Ok(page(&ctx, "Audit", body))
+}
+
+/// The entries as a table; `chains` adds the chain column (the platform's browser).
+fn entries_table(items: &[crate::audit::EntryView], chains: bool) -> Markup {
+    html! {
+        div.table-wrap { table {
+            thead { tr {
+                th scope="col" { "Time" }
+                @if chains { th scope="col" { "Chain" } }
+                th scope="col" { "Seq" } th scope="col" { "Action" }
+                th scope="col" { "Actor" } th scope="col" { "Target" } th scope="col" { "Details" }
+            } }
+            tbody {
+                @for e in items {
+                    tr {
+                        td { (e.ts.get(..19).unwrap_or(&e.ts).replace('T', " ")) }
+                        @if chains { td { a href={"/platform/audit?chain=" (urlencode(&e.chain))} { (short_chain(&e.chain)) } } }
+                        td { (e.seq) }
+                        td { code { (e.action) } }
+                        td { (e.actor.id) br; span.small.muted { (e.actor.kind.as_str()) } }
+                        td { (e.target.kind) " " (e.target.id.get(..13).unwrap_or(&e.target.id)) }
+                        td {
+                            details {
+                                summary { (fmt::data_summary(e.data.as_ref())) }
+                                pre.small { (e.data.as_ref().map_or_else(|| "data shredded".to_string(), |d| serde_json::to_string_pretty(d).unwrap_or_default())) }
+                                p.small.muted { "hash " code { (e.hash.get(..16).unwrap_or("")) "…" } " prev " code { (e.prev.get(..16).unwrap_or("")) "…" } }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+    }
 }
 
 fn short_chain(c: &str) -> String {
@@ -324,5 +338,139 @@ pub async fn view_audit_checkpoint_post(
             Ok(redirect(&back, Tone::Critical, &e.to_string()))
         }
         Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// A short feed of ledger entries, newest first (a tenant's recent activity).
+pub fn feed(entries: &[crate::audit::EntryView], now: chrono::DateTime<chrono::Utc>) -> Markup {
+    html! {
+        @if entries.is_empty() {
+            p.muted { "No activity." }
+        } @else {
+            ol.feed {
+                @for e in entries {
+                    li {
+                        span.seq { "#" (e.seq) }
+                        code { (e.action) }
+                        " by " strong { (e.actor.id) }
+                        " · " (fmt::relative(chrono::DateTime::parse_from_rfc3339(&e.ts).map(|t| t.to_utc()).unwrap_or(now), now))
+                        @let s = fmt::data_summary(e.data.as_ref());
+                        @if !s.is_empty() { div.small.muted { (s) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn tenant_shell(ctx: &Ctx) -> Result<crate::console::layout::TenantShell, ConsoleError> {
+    ctx.tenant
+        .clone()
+        .ok_or_else(|| ConsoleError(Error::not_found("tenant", ctx.path.clone())))
+}
+
+/// The Tenant console's Audit page: the tenant's own chain, with filters and Verify (the guide's
+/// opening promise: "your own auditors can verify").
+pub async fn view_tenant_audit_get(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    RawQuery(raw): RawQuery,
+    Query(f): Query<AuditForm>,
+) -> PageResult {
+    let t = tenant_shell(&ctx)?;
+    let mut filter = AuditForm {
+        chain: String::new(),
+        ..f.clone()
+    }
+    .filter();
+    filter.tenant_id = Some(t.id.to_string());
+    let q = filter.parse().map_err(ConsoleError)?;
+    let page_rows = queries::browse(&state, q).await.map_err(ConsoleError)?;
+    let base = crate::console::without_cursor(raw);
+    let here = t.at("/audit");
+    let body = html! {
+        (header("Audit", Some("Everything done in this tenant, by your members and by platform staff, on your tenant's own hash chain. Newest first."), html! {}))
+        form.filters method="get" action=(here) role="search" {
+            div.field.inline { label for="actor_id" { "Actor" } input #actor_id name="actor_id" value=(f.actor_id) placeholder="persona or key id, operator username"; }
+            div.field.inline {
+                label for="action" { "Action" }
+                select #action name="action" {
+                    option value="" selected[f.action.is_empty()] { "Any" }
+                    @for a in ctx.registry.events() { option value=(a) selected[f.action == *a] { (a) } }
+                }
+            }
+            div.field.inline { label for="from" { "From" } input #from name="from" type="date" value=(f.from); }
+            div.field.inline { label for="to" { "To" } input #to name="to" type="date" value=(f.to); }
+            div.field.inline.buttons { button type="submit" { "Filter" } a href=(here) { "Reset" } }
+        }
+        form.card.form method="post" action=(t.at("/audit/verify")) {
+            h2 { "Verify" }
+            p.small.muted { "Re-hashes your chain from its last signed checkpoint and checks every link, then signs a new checkpoint at its head." }
+            (ctx.csrf())
+            label.check { input type="checkbox" name="full" value="yes"; " Full walk from seq 1" }
+            button.primary type="submit" disabled[ctx.read_only()] { "Verify" }
+        }
+        @if page_rows.items.is_empty() {
+            (empty("No entry matches these filters.", html! {}))
+        } @else {
+            (entries_table(&page_rows.items, false))
+            nav.pager aria-label="Pages" {
+                @if !f.cursor.is_empty() { a href={(here) "?" (base)} { "← Newest" } }
+                @if let Some(c) = &page_rows.next_cursor {
+                    a href={(here) "?" (base) @if !base.is_empty() { "&" } "cursor=" (c.encode())} { "Older →" }
+                }
+            }
+        }
+    };
+    Ok(page(&ctx, "Audit", body))
+}
+
+/// Verifies the tenant's chain and shows the verdict.
+pub async fn view_tenant_audit_verify_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Form(f): Form<VerifyForm>,
+) -> PageResult {
+    let t = tenant_shell(&ctx)?;
+    let mode = if f.full == "yes" {
+        Mode::Full
+    } else {
+        Mode::FromCheckpoint
+    };
+    let reports = audit::verify_and_checkpoint(
+        state.store(),
+        state.clock().now(),
+        state.install_key(),
+        Some(ChainId::Tenant(t.id)),
+        mode,
+    )
+    .await
+    .map_err(ConsoleError)?;
+    let Some(r) = reports.first() else {
+        return Ok(redirect(
+            &t.at("/audit"),
+            Tone::Critical,
+            "Your chain has no entries yet.",
+        ));
+    };
+    if r.ok {
+        Ok(redirect(
+            &t.at("/audit"),
+            Tone::Ok,
+            &format!(
+                "VERIFIED: {} entries re-hashed from seq {}; the head is seq {} and a new checkpoint was signed.",
+                r.entries_checked, r.verified_from_seq, r.head_seq
+            ),
+        ))
+    } else {
+        Ok(redirect(
+            &t.at("/audit"),
+            Tone::Critical,
+            &format!(
+                "BROKEN at seq {}: {}. Tell your platform contact; the chain was not signed.",
+                r.first_bad_seq.unwrap_or(0),
+                r.problem.clone().unwrap_or_default()
+            ),
+        ))
     }
 }

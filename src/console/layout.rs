@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::http::context::{NavItem, Registry};
 use crate::http::credentials::{CSRF_FIELD, cookie};
-use crate::rbac::{Permission, Principal};
+use crate::rbac::{Permission, Principal, Scope};
 use crate::state::AppState;
 
 /// Name of the flash cookie, which carries a message across one redirect.
@@ -74,6 +74,32 @@ pub struct Ctx {
     pub path: String,
     /// What the contexts declared: the sidebar, the event catalogue.
     pub registry: Arc<Registry>,
+    /// On a Tenant-console page (`/tenant/{tenant_id}/...`): the tenant.
+    pub tenant: Option<TenantShell>,
+    /// The request's time (the visit banner's countdown).
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+/// The tenant a Tenant-console page belongs to.
+#[derive(Clone, Debug)]
+pub struct TenantShell {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its display name.
+    pub name: String,
+}
+
+impl TenantShell {
+    /// The console path `rest` of this tenant, e.g. `at("/members")`.
+    pub fn at(&self, rest: &str) -> String {
+        format!("/tenant/{}{rest}", self.id)
+    }
+}
+
+/// The tenant id of a Tenant-console path (`/tenant/{tenant_id}/...`).
+pub fn tenant_of_path(path: &str) -> Option<uuid::Uuid> {
+    let rest = path.strip_prefix("/tenant/")?;
+    crate::ids::parse_uuid(rest.split('/').next()?)
 }
 
 impl FromRequestParts<AppState> for Ctx {
@@ -111,12 +137,28 @@ impl FromRequestParts<AppState> for Ctx {
                 ))
                 .into_response()
             })?;
+        let path = parts.uri.path().to_string();
+        let tenant = match tenant_of_path(&path) {
+            Some(id) => {
+                let t = state
+                    .read(move |r| crate::tenants::queries::get(r, &id))
+                    .await
+                    .map_err(|e| super::ConsoleError(e).into_response())?;
+                Some(TenantShell {
+                    id,
+                    name: t.display_name,
+                })
+            }
+            None => None,
+        };
         Ok(Ctx {
             role: state.config().role,
             principal,
             flash,
-            path: parts.uri.path().to_string(),
+            path,
             registry,
+            tenant,
+            now: state.clock().now(),
         })
     }
 }
@@ -127,31 +169,56 @@ impl Ctx {
         self.principal.can(p)
     }
 
+    /// On a Tenant-console page: may the caller do what needs scope `s` (a member) or
+    /// permission `p` (an operator), and write now (not a read-only visit)? Forms are shown
+    /// only when it may; the server checks anyway.
+    pub fn may(&self, s: Scope, p: Permission) -> bool {
+        self.principal.grants(s, p) && !self.read_only()
+    }
+
+    /// Is this an operator's visit that is not elevated now (every form disabled)?
+    pub fn read_only(&self) -> bool {
+        self.principal
+            .visit()
+            .is_some_and(|v| !v.is_elevated(self.now))
+    }
+
     /// The hidden CSRF field every form carries.
     pub fn csrf(&self) -> Markup {
-        match &self.principal.session {
-            Some(s) => html! { input type="hidden" name=(CSRF_FIELD) value=(s.csrf); },
-            None => html! {},
-        }
+        csrf_field(&self.principal)
+    }
+}
+
+/// The hidden CSRF field of `p`'s session, for the forms of a page section rendered outside a
+/// [`Ctx`] (the tenant detail's panels).
+pub fn csrf_field(p: &Principal) -> Markup {
+    match &p.session {
+        Some(s) => html! { input type="hidden" name=(CSRF_FIELD) value=(s.csrf); },
+        None => html! {},
     }
 }
 
 impl Ctx {
     /// The sidebar items this caller sees in this process, with the active one (the longest
     /// path that matches the current page).
-    fn sidebar(&self) -> (Vec<&NavItem>, Option<&'static str>) {
-        let items: Vec<&NavItem> = self
+    fn sidebar(&self) -> (Vec<(String, &'static str)>, Option<String>) {
+        let tenant = self.tenant.as_ref().map(|t| t.id);
+        let items: Vec<(String, &NavItem)> = self
             .registry
             .nav()
             .iter()
-            .filter(|i| self.principal.can(i.permission) && (i.shown_for)(self.role))
+            .filter(|i| i.shown_to(&self.principal, tenant.is_some()) && (i.shown_for)(self.role))
+            .map(|i| (i.href(tenant.as_ref()), i))
             .collect();
         let active = items
             .iter()
-            .filter(|i| i.matches(&self.path))
-            .max_by_key(|i| i.path.len())
-            .map(|i| i.path);
-        (items, active)
+            .filter(|(href, i)| i.matches(href, &self.path))
+            .max_by_key(|(href, _)| href.len())
+            .map(|(href, _)| href.clone());
+        (
+            items.into_iter().map(|(h, i)| (h, i.label)).collect(),
+            active,
+        )
     }
 }
 
@@ -172,37 +239,62 @@ fn head(title: &str) -> Markup {
 pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
     let p = &ctx.principal;
     let (nav, active) = ctx.sidebar();
+    let (home, account, signout, brand) = match &ctx.tenant {
+        Some(t) => (
+            t.at(""),
+            t.at("/account"),
+            t.at("/signout"),
+            t.name.as_str(),
+        ),
+        None => (
+            "/platform".to_string(),
+            "/platform/account".to_string(),
+            "/signout".to_string(),
+            "Tenantry",
+        ),
+    };
+    let visiting = ctx.tenant.as_ref().zip(p.visit());
+    let ping = ctx.tenant.as_ref().map(|t| t.at("/session"));
     let markup = html! {
         (DOCTYPE)
         html lang="en" {
             (head(title))
-            body {
+            body data-session-ping=[ping] {
                 a.skip href="#main" { "Skip to content" }
                 div.shell {
-                    nav.sidebar aria-label="Platform" {
-                        a.brand href="/platform" {
+                    nav.sidebar aria-label=(if ctx.tenant.is_some() { "Tenant" } else { "Platform" }) {
+                        a.brand href=(home) {
                             img src="/assets/favicon.svg" alt="" width="28" height="28";
-                            span { "Tenantry" }
+                            span { (brand) }
                         }
+                        @if ctx.tenant.is_some() { p.console-kind { "Tenant console" } }
                         ul {
-                            @for item in &nav {
+                            @for (href, label) in &nav {
                                 li {
-                                    a href=(item.path) aria-current=[(active == Some(item.path)).then_some("page")] { (item.label) }
+                                    a href=(href) aria-current=[(active.as_deref() == Some(href.as_str())).then_some("page")] { (label) }
                                 }
                             }
                         }
                         div.who {
-                            a href="/platform/account" { (p.display_name) }
-                            span.role { (p.role.as_str().replace('_', " ")) }
-                            @if p.session.is_some() {
-                                form method="post" action="/signout" {
-                                    (ctx.csrf())
-                                    button.link type="submit" { "Sign out" }
+                            @if visiting.is_some() {
+                                a href="/platform/account" { (p.display_name) }
+                                span.role { "visiting operator" }
+                            } @else {
+                                a href=(account) { (p.display_name) }
+                                span.role { (p.label().replace('_', " ")) }
+                                @if p.session.is_some() {
+                                    form method="post" action=(signout) {
+                                        (ctx.csrf())
+                                        button.link type="submit" { "Sign out" }
+                                    }
                                 }
                             }
                         }
                     }
                     main #main tabindex="-1" {
+                        @if let Some((t, v)) = visiting {
+                            (visit_banner(ctx, t, v, &p.display_name))
+                        }
                         @if let Some(f) = &ctx.flash {
                             div class={"flash " (f.tone.class())} role="status" { (f.text) }
                         }
@@ -220,6 +312,30 @@ pub fn page(ctx: &Ctx, title: &str, body: Markup) -> Response {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
+}
+
+/// The banner of an operator's visit: who, until when, read-only or elevated, and the way to
+/// elevate or end it (the forms live on the visit page, `/tenant/{tenant_id}/visit`).
+fn visit_banner(ctx: &Ctx, t: &TenantShell, v: &crate::rbac::Visit, who: &str) -> Markup {
+    let elevated = v.is_elevated(ctx.now);
+    let until = if elevated {
+        v.elevated_until.unwrap_or(v.expires_at)
+    } else {
+        v.expires_at
+    };
+    html! {
+        div class={"visit-banner " (if elevated { "elevated" } else { "read-only" })} role="status" {
+            strong { (who) }
+            @if elevated {
+                " is visiting " (t.name) " with write access (elevated) until "
+            } @else {
+                " is visiting " (t.name) " read-only until "
+            }
+            time datetime=(crate::clock::rfc3339_micros(until)) { (until.format("%H:%M UTC")) }
+            " · "
+            a href=(t.at("/visit")) { @if elevated { "Visit details" } @else { "Elevate or end the visit" } }
+        }
+    }
 }
 
 /// The same page with another status (a form re-rendered with its errors is a 422).
@@ -263,6 +379,21 @@ pub fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -
                     p { a href="/platform" { "Back to the dashboard" } }
                 }
             }
+        }
+    }
+}
+
+/// A secret shown once (an API key, an invite link): a read-only field with a copy button
+/// (the button appears with the script).
+pub fn secret_once(id: &str, label: &str, value: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            div.secret-once {
+                input #(id) type="text" readonly value=(value) autocomplete="off" spellcheck="false";
+                button type="button" data-copy=(id) hidden { "Copy" }
+            }
+            p.help { "Shown once: copy it now. Tenantry keeps only a hash." }
         }
     }
 }

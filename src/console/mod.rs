@@ -117,7 +117,11 @@ pub fn refusal(err: ApiError, uri: &Uri) -> Response {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/platform");
-        let target = format!("/signin?next={}", urlencode(next));
+        let signin = match layout::tenant_of_path(uri.path()) {
+            Some(t) => format!("/tenant/{t}/signin"),
+            None => "/signin".to_string(),
+        };
+        let target = format!("{signin}?next={}", urlencode(next));
         return Redirect::to(&target).into_response();
     }
     match err {

@@ -40,7 +40,8 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn cookie_attrs(state: &AppState) -> &'static str {
+/// The `Secure` attribute when cookies must carry it, else nothing.
+pub fn cookie_attrs(state: &AppState) -> &'static str {
     if state.config().cookies_secure() {
         "; Secure"
     } else {

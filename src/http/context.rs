@@ -13,8 +13,9 @@ use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::{Config, Role as InstallRole};
-use crate::rbac::{Permission, Route, RouteTable};
-use crate::state::AppState;
+use crate::rbac::{Permission, Principal, Route, RouteTable, Scope};
+use crate::state::{AppState, ProvisionHook, ShredHook, TenantHooks};
+use crate::store::ReadCtx;
 
 /// What a context contributes to the binary.
 #[derive(Clone, Copy)]
@@ -36,7 +37,40 @@ pub struct Context {
     pub events: &'static [&'static str],
     /// Routes whose bodies may exceed `body_limit_bytes`, with the limit they have instead.
     pub uploads: &'static [Upload],
+    /// Its steps of the Tenant console's day-1 checklist.
+    pub checklist: &'static [ChecklistStep],
+    /// Its sections of the operator's tenant detail page, in order.
+    pub tenant_panels: &'static [TenantPanel],
+    /// What it does when a tenant is provisioned (in the same write).
+    pub on_provision: &'static [ProvisionHook],
+    /// What it deletes when a tenant is shredded (in the same write).
+    pub on_shred: &'static [ShredHook],
 }
+
+/// A step of the Tenant console's day-1 onboarding checklist (tenant admin guide §10),
+/// contributed by the context whose capability it is and ticked from the store.
+#[derive(Clone, Copy)]
+pub struct ChecklistStep {
+    /// Its place in the guide's order (1 Members, 2 API keys, 3 Webhooks, 4 Approvals...).
+    pub order: u8,
+    /// What to do.
+    pub title: &'static str,
+    /// Why, and how to tell it is done.
+    pub hint: &'static str,
+    /// The Tenant-console page it is done on (holds `{tenant_id}`).
+    pub path: &'static str,
+    /// Is it done for the tenant at this instant?
+    pub done: fn(&ReadCtx, &uuid::Uuid, Now) -> crate::error::Result<bool>,
+}
+
+/// A section of the operator's tenant detail page that another context contributes (members
+/// and business units, API keys without expiry, visits), rendered from one read snapshot for
+/// the principal looking at it (its CSRF token for the section's forms).
+pub type TenantPanel =
+    fn(&ReadCtx, &uuid::Uuid, &Principal, Now) -> crate::error::Result<maud::Markup>;
+
+/// The request's time, as the server's clock tells it.
+pub type Now = chrono::DateTime<chrono::Utc>;
 
 fn no_api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -58,21 +92,36 @@ impl Context {
         nav: &[],
         events: &[],
         uploads: &[],
+        checklist: &[],
+        tenant_panels: &[],
+        on_provision: &[],
+        on_shred: &[],
     };
 }
 
 /// A route whose body may be larger than `body_limit_bytes`: `(path, its limit from config)`.
 pub type Upload = (&'static str, fn(&Config) -> usize);
 
-/// A sidebar item of the console.
+/// Which console a sidebar item belongs to, and what a caller needs to see it (the server checks
+/// the page anyway).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// The platform console (`/platform`): operators with the permission.
+    Platform(Permission),
+    /// The Tenant console (`/tenant/{tenant_id}`): members holding the scope (every member when
+    /// none), and visiting operators.
+    Tenant(Option<Scope>),
+}
+
+/// A sidebar item of a console.
 #[derive(Clone, Copy, Debug)]
 pub struct NavItem {
-    /// The page it opens.
+    /// The page it opens; a Tenant-console path holds `{tenant_id}`.
     pub path: &'static str,
     /// Its label.
     pub label: &'static str,
-    /// The permission a caller needs to see it (the server checks the page anyway).
-    pub permission: Permission,
+    /// Its console, and who sees it.
+    pub console: Console,
     /// Whether the page exists in a process of this role (on-prem pages exist in one role).
     pub shown_for: fn(InstallRole) -> bool,
     /// Active only on exactly its path, not on the pages below it.
@@ -84,14 +133,54 @@ fn every_role(_: InstallRole) -> bool {
 }
 
 impl NavItem {
-    /// An item shown to callers with `permission`, in every role.
+    /// A platform-console item shown to operators with `permission`, in every role.
     pub const fn new(path: &'static str, label: &'static str, permission: Permission) -> NavItem {
         NavItem {
             path,
             label,
-            permission,
+            console: Console::Platform(permission),
             shown_for: every_role,
             exact: false,
+        }
+    }
+
+    /// A Tenant-console item (`path` holds `{tenant_id}`), shown to members holding `scope` and
+    /// to visiting operators.
+    pub const fn tenant(path: &'static str, label: &'static str, scope: Scope) -> NavItem {
+        NavItem {
+            path,
+            label,
+            console: Console::Tenant(Some(scope)),
+            shown_for: every_role,
+            exact: false,
+        }
+    }
+
+    /// A Tenant-console item every member sees.
+    pub const fn member(path: &'static str, label: &'static str) -> NavItem {
+        NavItem {
+            path,
+            label,
+            console: Console::Tenant(None),
+            shown_for: every_role,
+            exact: false,
+        }
+    }
+
+    /// Is the item shown to `principal`, in the Tenant console when `tenant_console`?
+    pub fn shown_to(&self, principal: &Principal, tenant_console: bool) -> bool {
+        match self.console {
+            Console::Platform(p) => !tenant_console && principal.can(p),
+            Console::Tenant(None) => tenant_console,
+            Console::Tenant(Some(s)) => tenant_console && principal.grants(s, Permission::Read),
+        }
+    }
+
+    /// The link of the item in `tenant`'s console (platform items are their path).
+    pub fn href(&self, tenant: Option<&uuid::Uuid>) -> String {
+        match tenant {
+            Some(t) => self.path.replace("{tenant_id}", &t.to_string()),
+            None => self.path.to_string(),
         }
     }
 
@@ -108,13 +197,13 @@ impl NavItem {
         }
     }
 
-    /// Does this item match the page at `current` (a path)? Among the matching items, the one
-    /// with the longest path is the active one.
-    pub fn matches(&self, current: &str) -> bool {
-        current == self.path
+    /// Does this item, linked as `href`, match the page at `current` (a path)? Among the
+    /// matching items, the one with the longest path is the active one.
+    pub fn matches(&self, href: &str, current: &str) -> bool {
+        current == href
             || (!self.exact
                 && current
-                    .strip_prefix(self.path)
+                    .strip_prefix(href)
                     .is_some_and(|rest| rest.starts_with('/')))
     }
 }
@@ -125,6 +214,8 @@ pub struct Registry {
     nav: Vec<NavItem>,
     events: Vec<&'static str>,
     uploads: BTreeMap<&'static str, fn(&Config) -> usize>,
+    checklist: Vec<ChecklistStep>,
+    tenant_panels: Vec<TenantPanel>,
 }
 
 impl Registry {
@@ -144,6 +235,18 @@ impl Registry {
                 .iter()
                 .flat_map(|c| c.uploads.iter().copied())
                 .collect(),
+            checklist: {
+                let mut steps: Vec<ChecklistStep> = contexts
+                    .iter()
+                    .flat_map(|c| c.checklist.iter().copied())
+                    .collect();
+                steps.sort_by_key(|s| s.order);
+                steps
+            },
+            tenant_panels: contexts
+                .iter()
+                .flat_map(|c| c.tenant_panels.iter().copied())
+                .collect(),
         }
     }
 
@@ -162,6 +265,30 @@ impl Registry {
         &self.events
     }
 
+    /// The contexts' tenant hooks, in context order.
+    pub fn tenant_hooks(contexts: &[&Context]) -> TenantHooks {
+        TenantHooks {
+            on_provision: contexts
+                .iter()
+                .flat_map(|c| c.on_provision.iter().copied())
+                .collect(),
+            on_shred: contexts
+                .iter()
+                .flat_map(|c| c.on_shred.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// The day-1 checklist's steps, in the guide's order.
+    pub fn checklist(&self) -> &[ChecklistStep] {
+        &self.checklist
+    }
+
+    /// The sections of the operator's tenant detail page, in context order.
+    pub fn tenant_panels(&self) -> &[TenantPanel] {
+        &self.tenant_panels
+    }
+
     /// The body limit of `path` under `config`: its upload limit, or `body_limit_bytes`.
     pub fn body_limit(&self, path: &str, config: &Config) -> usize {
         self.uploads
@@ -177,11 +304,15 @@ mod tests {
     #[test]
     fn a_nav_item_matches_its_page_and_the_pages_below_it() {
         let tenants = NavItem::new("/platform/tenants", "Tenants", Permission::Read);
-        assert!(tenants.matches("/platform/tenants"));
-        assert!(tenants.matches("/platform/tenants/new"));
-        assert!(!tenants.matches("/platform/tenantsx"));
+        let h = tenants.href(None);
+        assert!(tenants.matches(&h, "/platform/tenants"));
+        assert!(tenants.matches(&h, "/platform/tenants/new"));
+        assert!(!tenants.matches(&h, "/platform/tenantsx"));
         let home = NavItem::new("/platform", "Home", Permission::Read).exact();
-        assert!(home.matches("/platform"));
-        assert!(!home.matches("/platform/tenants"));
+        assert!(home.matches("/platform", "/platform"));
+        assert!(!home.matches("/platform", "/platform/tenants"));
+        let members = NavItem::tenant("/tenant/{tenant_id}/members", "Members", Scope::MembersRead);
+        let t = uuid::Uuid::nil();
+        assert_eq!(members.href(Some(&t)), format!("/tenant/{t}/members"));
     }
 }

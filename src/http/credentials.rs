@@ -9,6 +9,9 @@ use crate::error::Error;
 
 /// Name of the console session cookie.
 pub const SESSION_COOKIE: &str = "tenantry_session";
+/// Name of the Tenant-console session cookie. Each tenant's is scoped to `Path=/tenant/{id}`,
+/// so a browser never sends it to `/platform` or to another tenant's pages.
+pub const TENANT_SESSION_COOKIE: &str = "tenantry_tenant_session";
 /// Name of the form field carrying the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 /// The token a request presents, if any.

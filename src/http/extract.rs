@@ -131,3 +131,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             })
     }
 }
+
+/// Deserializes a member that may be absent (`None`: leave as is), `null` (`Some(None)`: clear)
+/// or a string (`Some(Some(..))`), for PATCH bodies: use with `#[serde(default, deserialize_with
+/// = "crate::http::extract::double_option")]`.
+pub fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Option<String>>, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
+}

@@ -11,7 +11,8 @@ use utoipa_axum::routes;
 
 use super::context::Context;
 use super::extract::Caller;
-use crate::rbac::{Access, Permission, Role, Route};
+use crate::actor::ActorKind;
+use crate::rbac::{Access, Role, Route};
 use crate::state::AppState;
 
 /// Health, readiness, who-am-I and the OpenAPI document.
@@ -28,7 +29,7 @@ const ROUTES: &[Route] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
     ("GET", "/api/openapi.json", Access::Public),
-    ("GET", "/api/whoami", Access::Requires(Permission::Read)),
+    ("GET", "/api/whoami", Access::Authenticated),
 ];
 
 crate::string_enum_schema!(
@@ -122,18 +123,34 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub struct WhoAmI {
     /// Actor id recorded in the ledger.
     pub actor_id: String,
-    /// Role.
-    pub role: Role,
+    /// Actor kind: `operator`, `persona` or `api_key`.
+    pub actor_kind: ActorKind,
+    /// An operator's role; null for a tenant principal.
+    pub role: Option<Role>,
     /// Display name.
     pub display_name: String,
+    /// A tenant principal's tenant; null for an operator.
+    pub tenant_id: Option<uuid::Uuid>,
+    /// A tenant principal's persona; null for an operator.
+    pub persona_id: Option<uuid::Uuid>,
+    /// A tenant principal's scopes (dotted names); empty for an operator.
+    pub scopes: Vec<String>,
 }
 
-/// Who am I: the authenticated principal and its role.
+/// Who am I: the authenticated principal, operator (with its role) or tenant (with its tenant
+/// and scopes).
 #[utoipa::path(get, path = "/api/whoami", tag = "health", responses((status = 200, body = WhoAmI), (status = 401, body = super::problem::Problem)))]
 async fn whoami(Caller(p): Caller) -> Json<WhoAmI> {
+    let tenant = p.tenant().cloned();
     Json(WhoAmI {
+        actor_kind: p.actor.kind,
+        role: p.role(),
         actor_id: p.actor.id,
-        role: p.role,
         display_name: p.display_name,
+        tenant_id: tenant.as_ref().map(|t| t.tenant_id),
+        persona_id: tenant.as_ref().map(|t| t.persona_id),
+        scopes: tenant
+            .map(|t| t.scopes.iter().map(|s| s.as_str().to_string()).collect())
+            .unwrap_or_default(),
     })
 }

@@ -77,6 +77,7 @@ pub fn status(err: &Error) -> StatusCode {
         Error::Unauthorized(_) | Error::BadSignature(_) => StatusCode::UNAUTHORIZED,
         Error::Forbidden(_) | Error::Denied { .. } => StatusCode::FORBIDDEN,
         Error::NotFound { .. } => StatusCode::NOT_FOUND,
+        Error::Gone { .. } => StatusCode::GONE,
         Error::InvalidTransition { .. } | Error::TenantReadOnly { .. } | Error::Conflict { .. } => {
             StatusCode::CONFLICT
         }
@@ -210,7 +211,12 @@ impl From<Transport> for ApiError {
 
 impl From<Refusal> for ApiError {
     fn from(r: Refusal) -> Self {
-        ApiError::Refused(r)
+        match r {
+            // Another tenant's id answers exactly like an unknown tenant (API.md): same status,
+            // code and wording.
+            Refusal::NotFound(id) => ApiError::Domain(Error::not_found("tenant", id)),
+            r => ApiError::Refused(r),
+        }
     }
 }
 
@@ -221,7 +227,10 @@ impl ApiError {
             ApiError::Domain(e) => status(e),
             ApiError::Transport(t) => t.status(),
             ApiError::Refused(Refusal::Unauthorized(_)) => StatusCode::UNAUTHORIZED,
-            ApiError::Refused(Refusal::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Refused(
+                Refusal::Forbidden(_) | Refusal::InsufficientScope(_) | Refusal::ReadOnlyVisit,
+            ) => StatusCode::FORBIDDEN,
+            ApiError::Refused(Refusal::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Refused(Refusal::MethodNotAllowed(_)) => StatusCode::METHOD_NOT_ALLOWED,
         }
     }

@@ -65,6 +65,7 @@ pub const CONTEXT: Context = Context {
         (api::BUNDLES_PATH, bundle_limit),
         (views::UPLOAD_PATH, bundle_limit),
     ],
+    ..Context::EMPTY
 };
 
 /// The permission entry of every route of this context.

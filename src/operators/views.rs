@@ -366,7 +366,7 @@ pub async fn view_operator_token_revoke_post(
 
 /// The account page.
 pub async fn view_account_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
-    let op = match ctx.principal.operator_id {
+    let op = match ctx.principal.operator_id() {
         Some(id) => Some(
             state
                 .read(move |r| super::queries::get(r, &id))
@@ -380,7 +380,7 @@ pub async fn view_account_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
         div.card {
             dl {
                 dt { "Name" } dd { (ctx.principal.display_name) }
-                dt { "Role" } dd { (ctx.principal.role.as_str()) }
+                dt { "Role" } dd { (ctx.principal.label()) }
                 @if let Some(o) = &op {
                     dt { "Username" } dd { (o.username) }
                     dt { "Last sign-in" } dd { @if let Some(t) = o.last_sign_in_at { (when(t)) } }
@@ -417,7 +417,7 @@ pub async fn view_account_password_post(
     ctx: Ctx,
     Form(f): Form<PasswordForm>,
 ) -> PageResult {
-    let Some(id) = ctx.principal.operator_id else {
+    let Some(id) = ctx.principal.operator_id() else {
         return Ok(redirect(
             "/platform/account",
             Tone::Critical,

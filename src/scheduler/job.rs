@@ -25,11 +25,13 @@ pub enum Job {
     SilentInstalls,
     /// Writes a backup into `backup.dir` and keeps the newest `backup.keep`.
     BackupDaily,
+    /// Ends operators' visits of tenants whose time ran out.
+    EndExpiredVisits,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 8] = [
+    pub const ALL: [Job; 9] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -38,6 +40,7 @@ impl Job {
         Job::VerifyLicense,
         Job::SilentInstalls,
         Job::BackupDaily,
+        Job::EndExpiredVisits,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -60,6 +63,7 @@ impl Job {
             Job::VerifyLicense => "verify_license",
             Job::SilentInstalls => "silent_installs",
             Job::BackupDaily => "backup_daily",
+            Job::EndExpiredVisits => "end_expired_visits",
         }
     }
 
@@ -75,7 +79,9 @@ impl Job {
             Job::CheckpointChains => {
                 "Verifies and signs the head of every audit chain that moved since its last checkpoint."
             }
-            Job::PruneSessions => "Deletes console sessions past their idle or absolute limit.",
+            Job::PruneSessions => {
+                "Deletes console sessions (operators' and tenant members') past their idle or absolute limit."
+            }
             Job::Heartbeat => {
                 "Writes a signed heartbeat into the outbox for the control plane ([control_plane] heartbeat_schedule)."
             }
@@ -87,6 +93,9 @@ impl Job {
             }
             Job::BackupDaily => {
                 "Writes an online backup into backup.dir (encrypted to backup.recipients) and keeps the newest backup.keep."
+            }
+            Job::EndExpiredVisits => {
+                "Ends operators' visits of tenants (Visit tenant) whose time ran out, on each tenant's chain."
             }
         }
     }
@@ -102,6 +111,7 @@ impl Job {
             Job::VerifyLicense => "0 30 * * * *",
             Job::SilentInstalls => "30 * * * * *",
             Job::BackupDaily => "0 30 2 * * *",
+            Job::EndExpiredVisits => "15 * * * * *",
         }
     }
 

@@ -21,7 +21,10 @@ const BATCH: usize = 256;
 pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<String> {
     match job {
         Job::ShredDueTenants => {
-            let n = for_each_due(state, job, now, DEADLINES, service::shred).await?;
+            let hooks = state.tenant_hooks().clone();
+            let shred =
+                move |ctx: &mut crate::store::WriteCtx<'_>, id| service::shred(ctx, id, &hooks);
+            let n = for_each_due(state, job, now, DEADLINES, shred).await?;
             Ok(format!(
                 "shredded {n} tenant{}",
                 if n == 1 { "" } else { "s" }
@@ -55,12 +58,24 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if s.signed == 1 { "" } else { "s" }
             ))
         }
+        Job::EndExpiredVisits => {
+            let n = state
+                .store()
+                .write(now, Actor::system("job:end_expired_visits"), |ctx| {
+                    crate::impersonations::service::end_expired(ctx)
+                })
+                .await?;
+            Ok(format!("ended {n} visit{}", if n == 1 { "" } else { "s" }))
+        }
         Job::PruneSessions => {
             let limits = state.session_limits();
             let n = state
                 .store()
                 .write(now, Actor::system("job:prune_sessions"), move |ctx| {
-                    crate::operators::service::prune_sessions(ctx, limits)
+                    Ok::<_, crate::error::Error>(
+                        crate::operators::service::prune_sessions(ctx, limits)?
+                            + crate::members::service::prune_sessions(ctx, limits)?,
+                    )
                 })
                 .await?;
             Ok(format!(
@@ -98,13 +113,20 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
 
 /// Applies `apply` to every tenant due in the time index `index` as of now. Returns how many
 /// were changed; fails (after doing all it can) if any failed.
-async fn for_each_due(
+async fn for_each_due<F>(
     state: &AppState,
     job: Job,
     now: DateTime<Utc>,
     index: u8,
-    apply: fn(&mut crate::store::WriteCtx<'_>, Uuid) -> Result<Option<Tenant>>,
-) -> Result<usize> {
+    apply: F,
+) -> Result<usize>
+where
+    F: Fn(&mut crate::store::WriteCtx<'_>, Uuid) -> Result<Option<Tenant>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+{
     let actor = Actor::system(format!("job:{}", job.name()));
     let mut changed = 0usize;
     let mut failures: Vec<String> = Vec::new();
@@ -129,6 +151,7 @@ async fn for_each_due(
         for id in ids {
             let store = state.store().clone();
             let actor = actor.clone();
+            let apply = apply.clone();
             set.spawn(
                 async move { (id, store.write(now, actor, move |ctx| apply(ctx, id)).await) },
             );

@@ -206,7 +206,8 @@ mod tests {
             | Job::Heartbeat
             | Job::VerifyLicense
             | Job::SilentInstalls
-            | Job::BackupDaily => j,
+            | Job::BackupDaily
+            | Job::EndExpiredVisits => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -217,6 +218,7 @@ mod tests {
             Job::VerifyLicense,
             Job::SilentInstalls,
             Job::BackupDaily,
+            Job::EndExpiredVisits,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

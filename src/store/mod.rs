@@ -36,7 +36,8 @@ use crate::actor::Actor;
 ///
 /// - 1: the appliance core.
 /// - 2: `job_runs` keyed by job name instead of the job's position in the enum.
-pub const SCHEMA_VERSION: u32 = 2;
+/// - 3: tenant identity: every tenant has system roles seeded from its app's role templates.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";

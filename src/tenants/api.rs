@@ -53,8 +53,11 @@ async fn tenants_provision(
 ) -> ApiResult<Response> {
     let config = s.config().clone();
     let input = TenantDraft::from(body).parse(&config)?;
+    let hooks = s.tenant_hooks().clone();
     let t = s
-        .write(p.actor, move |ctx| service::provision(ctx, &config, &input))
+        .write(p.actor, move |ctx| {
+            service::provision(ctx, &config, &input, &hooks)
+        })
         .await?;
     let location = format!("/api/tenants/{}", t.id);
     Ok((
@@ -235,31 +238,25 @@ pub struct TenantPatch {
     /// New display name.
     pub display_name: Option<String>,
     /// New contact email; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub contact_email: Option<Option<String>>,
     /// New brand domain; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub brand_domain: Option<Option<String>>,
     /// New country; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub country: Option<Option<String>>,
     /// New plan; `null` clears.
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "crate::http::extract::double_option")]
     #[schema(value_type = Option<String>)]
     pub plan: Option<Option<String>>,
     /// New trial length.
     pub trial_days: Option<i64>,
     /// New hierarchy depth.
     pub hierarchy_depth: Option<i64>,
-}
-
-fn double_option<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
 }
 
 impl From<TenantPatch> for TenantChanges {
@@ -386,7 +383,7 @@ async fn tenants_list(
         if !p.can(crate::rbac::Permission::TenantsExport) {
             return Err(crate::rbac::Refusal::Forbidden(format!(
                 "your role '{}' may not GET /api/tenants/export.csv",
-                p.role.as_str()
+                p.label()
             ))
             .into());
         }

@@ -273,6 +273,27 @@ pub struct Tenant {
     pub shredded_at: Option<DateTime<Utc>>,
 }
 
+impl Tenant {
+    /// Refuses writes to an offboarding or offboarded tenant, its own record as everything it
+    /// owns (PRODUCT.md A3: read-only while offboarding).
+    ///
+    /// Errors: 409 `tenant_read_only`.
+    pub fn ensure_writable(&self) -> crate::error::Result<()> {
+        if self.state.is_read_only() {
+            return Err(crate::error::Error::TenantReadOnly {
+                tenant_id: self.id.to_string(),
+                state: self.state.as_str().into(),
+                hint: if self.state == State::Offboarding {
+                    "cancel the offboarding (POST /api/tenant-lifecycle/{id}/cancel-offboarding) to change it"
+                } else {
+                    "it was shredded"
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
 /// The stored tenant: versioned. Add a version at the end; never reorder.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TenantRecord {

@@ -16,6 +16,7 @@ use crate::clock::rfc3339_micros;
 use crate::config::Config;
 use crate::error::{Error, Result, Validator};
 use crate::pools;
+use crate::state::TenantHooks;
 use crate::store::WriteCtx;
 
 /// Default offboarding grace period in days (operator guide §1.2: "a 30-day grace clock by
@@ -166,6 +167,7 @@ pub fn provision(
     ctx: &mut WriteCtx<'_>,
     config: &Config,
     input: &ProvisionInput,
+    hooks: &TenantHooks,
 ) -> Result<Tenant> {
     crate::license::gate::admit_new_tenant(ctx)?;
     if !apps::queries::exists(ctx, &input.app_id)? {
@@ -236,6 +238,10 @@ pub fn provision(
         &Subject::tenant(id),
         assignment_data(&tenant),
     )?;
+    // The other contexts' share of provisioning (members seed the roles), in this write.
+    for hook in &hooks.on_provision {
+        hook(ctx, &id, &tenant.app_id)?;
+    }
     Ok(tenant)
 }
 
@@ -252,22 +258,6 @@ fn assignment_data(t: &Tenant) -> Value {
             json!({"isolation_tier": t.isolation_tier, "admin_pool": t.pools.admin, "dedicated_app_pool": p})
         }
     }
-}
-
-/// Refuses writes to offboarding and offboarded tenants (PRODUCT.md A3).
-fn ensure_writable(t: &Tenant) -> Result<()> {
-    if t.state.is_read_only() {
-        return Err(Error::TenantReadOnly {
-            tenant_id: t.id.to_string(),
-            state: t.state.as_str().into(),
-            hint: if t.state == State::Offboarding {
-                "cancel the offboarding (POST /api/tenant-lifecycle/{id}/cancel-offboarding) to change it"
-            } else {
-                "it was shredded"
-            },
-        });
-    }
-    Ok(())
 }
 
 /// Changes to a tenant's editable fields, unchecked (`PATCH /api/tenants/{id}`, the console's edit
@@ -350,7 +340,7 @@ impl TenantChanges {
 /// Errors: 404; 409 `tenant_read_only`.
 pub fn update(ctx: &mut WriteCtx<'_>, id: Uuid, patch: &PatchInput) -> Result<Tenant> {
     let old = directory::load(ctx, &id)?;
-    ensure_writable(&old)?;
+    old.ensure_writable()?;
     let mut new = old.clone();
     let mut changes = Map::new();
     let mut diff = |field: &str, from: Value, to: Value| {
@@ -488,7 +478,7 @@ pub fn transition(
 ) -> Result<Tenant> {
     let old = directory::load(ctx, &id)?;
     if action != Action::CancelOffboarding {
-        ensure_writable(&old)?;
+        old.ensure_writable()?;
     }
     let to = action
         .target(old.state, old.offboarding_from)
@@ -560,7 +550,7 @@ pub fn expire_trial(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> 
 /// the personal fields of its record, releases its slug and pools, leaves it `offboarded`, and
 /// writes `tenant.shredded.v1`. The chain still verifies (its envelopes are kept). Returns
 /// `None` when the tenant is not due.
-pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
+pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid, hooks: &TenantHooks) -> Result<Option<Tenant>> {
     let old = directory::load(ctx, &id)?;
     let due = old.state == State::Offboarding && old.deadline_at.is_some_and(|d| d <= ctx.now);
     if !due {
@@ -568,6 +558,11 @@ pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
     }
     let shredded = ledger::shred_data(ctx, &ChainId::Tenant(id))?;
     let released = pools::service::release(ctx, id, &old.pools)?;
+    // The other contexts' records of the tenant (members, keys, sessions) go too.
+    let mut deleted = 0u64;
+    for hook in &hooks.on_shred {
+        deleted += hook(ctx, &id)?;
+    }
     let now = ctx.now;
     let new = Tenant {
         display_name: String::new(),
@@ -591,6 +586,7 @@ pub fn shred(ctx: &mut WriteCtx<'_>, id: Uuid) -> Result<Option<Tenant>> {
             "deadline_at": old.deadline_at.map(rfc3339_micros),
             "audit_data_shredded": shredded,
             "pools_released": released,
+            "records_deleted": deleted,
         }),
     )?;
     Ok(Some(new))

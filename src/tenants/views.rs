@@ -13,8 +13,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::audit::ChainId;
 use crate::audit::ledger::{self, AuditQuery};
-use crate::audit::{ChainId, EntryView};
 use crate::console::fmt::{self, when};
 use crate::console::layout::{
     Ctx, Tone, badge, empty, field, header, page, page_with_status, redirect,
@@ -391,9 +391,10 @@ pub async fn view_tenant_create_post(
     let result = match body.parse(&config) {
         Ok(input) if extra.is_empty() => {
             let cfg = config.clone();
+            let hooks = state.tenant_hooks().clone();
             state
                 .write(ctx.principal.actor.clone(), move |c| {
-                    service::provision(c, &cfg, &input)
+                    service::provision(c, &cfg, &input, &hooks)
                 })
                 .await
         }
@@ -488,27 +489,6 @@ fn action_form(ctx: &Ctx, t: &Tenant, action: Action) -> Markup {
     }
 }
 
-fn activity(entries: &[EntryView], now: chrono::DateTime<chrono::Utc>) -> Markup {
-    html! {
-        @if entries.is_empty() {
-            p.muted { "No activity." }
-        } @else {
-            ol.feed {
-                @for e in entries {
-                    li {
-                        span.seq { "#" (e.seq) }
-                        code { (e.action) }
-                        " by " strong { (e.actor.id) }
-                        " · " (fmt::relative(chrono::DateTime::parse_from_rfc3339(&e.ts).map(|t| t.to_utc()).unwrap_or(now), now))
-                        @let s = fmt::data_summary(e.data.as_ref());
-                        @if !s.is_empty() { div.small.muted { (s) } }
-                    }
-                }
-            }
-        }
-    }
-}
-
 /// A tenant's detail: config, pools, state and deadline, allowed actions, activity.
 pub async fn view_tenant_get(
     State(state): State<AppState>,
@@ -516,7 +496,10 @@ pub async fn view_tenant_get(
     Path(id): Path<String>,
 ) -> PageResult {
     let id = tenant_id(&id)?;
-    let (t, pools, entries, app) = state
+    let now = state.clock().now();
+    let registry = ctx.registry.clone();
+    let principal = ctx.principal.clone();
+    let (t, pools, entries, app, panels) = state
         .read(move |r| {
             let t = crate::tenants::queries::get(r, &id)?;
             let entries = ledger::browse(
@@ -528,11 +511,22 @@ pub async fn view_tenant_get(
                 },
             )?;
             let app = crate::apps::queries::get(r, &t.app_id).ok();
-            Ok((t, crate::pools::queries::list(r)?, entries.items, app))
+            // The sections other contexts add (members, API keys, visits).
+            let panels = registry
+                .tenant_panels()
+                .iter()
+                .map(|panel| panel(r, &id, &principal, now))
+                .collect::<crate::error::Result<Vec<Markup>>>()?;
+            Ok((
+                t,
+                crate::pools::queries::list(r)?,
+                entries.items,
+                app,
+                panels,
+            ))
         })
         .await
         .map_err(ConsoleError)?;
-    let now = state.clock().now();
     let allowed = crate::tenants::model::allowed_actions(t.state, t.offboarding_from);
     let name = if t.display_name.is_empty() {
         "(shredded tenant)".to_string()
@@ -603,9 +597,10 @@ pub async fn view_tenant_get(
                 }
             }
         }
+        @for panel in &panels { (panel) }
         section.card {
             h2 { "Recent activity" }
-            (activity(&entries, now))
+            (crate::audit::views::feed(&entries, now))
         }
     };
     Ok(page(&ctx, &name, body))

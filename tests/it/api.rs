@@ -72,6 +72,9 @@ fn concrete(path: &str, ids: &Ids, unknown: bool) -> String {
     let mut p = path
         .replace("{tenant_id}", tenant)
         .replace("{token_id}", token);
+    for other in ["{persona_id}", "{key_id}", "{bu_id}", "{impersonation_id}"] {
+        p = p.replace(other, &ghost);
+    }
     if p.starts_with("/api/operators/") {
         p = p.replace("{id}", operator);
     } else if p.starts_with("/api/apps/") {
@@ -106,7 +109,10 @@ async fn every_protected_route_needs_credentials() {
                 Access::Public => {
                     assert_ne!(s, StatusCode::UNAUTHORIZED, "{method} {path} is public")
                 }
-                Access::Requires(_) => {
+                Access::Requires(_)
+                | Access::Authenticated
+                | Access::Tenant(..)
+                | Access::Member(_) => {
                     assert_eq!(
                         s,
                         StatusCode::UNAUTHORIZED,
@@ -158,6 +164,10 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             || path.ends_with("/disable")
             || path.ends_with("/enable")
             || path.ends_with("/revoke")
+            || path.ends_with("/invite")
+            || path.ends_with("/rotate")
+            || path.ends_with("/end")
+            || path.ends_with("/impersonations")
         {
             // These take no body; they ignore one.
             continue;
@@ -252,6 +262,18 @@ async fn unknown_ids_routes_and_methods_are_problems() {
             "/api/tenant-lifecycle/{id}/suspend" => json!({"reason": "x"}),
             "/api/operators/{id}/role" => json!({"role": "support"}),
             "/api/operators/{id}/tokens" => json!({"name": "x"}),
+            "/api/tenants/{id}/personas" => {
+                json!({"kind": "service", "display_name": "x", "roles": ["member"]})
+            }
+            "/api/tenants/{id}/business-units" => json!({"name": "x", "kind": "team"}),
+            "/api/tenants/{id}/api-keys" => json!({
+                "persona_id": uuid::Uuid::now_v7().to_string(),
+                "name": "x",
+                "scopes": ["members.read"],
+            }),
+            "/api/tenants/{id}/impersonations/{impersonation_id}/elevate" => {
+                json!({"reason": "a reason long enough"})
+            }
             _ => json!({}),
         };
         let (s, v) = app

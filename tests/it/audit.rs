@@ -12,7 +12,7 @@ use tenantry::store::{Reader, Store, codec};
 
 use crate::helpers::{TestApp, t0};
 
-/// A tenant whose chain has 8 entries, with a signed checkpoint at seq 6.
+/// A tenant whose chain has 9 entries, with a signed checkpoint at seq 7.
 async fn history(app: &TestApp) -> (String, ChainId) {
     let app_id = app.app("Projex Work").await;
     let t = app.tenant(&app_id, "Audited Co").await;
@@ -33,7 +33,7 @@ async fn history(app: &TestApp) -> (String, ChainId) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{cp}");
-    assert_eq!(cp["seq"], 6);
+    assert_eq!(cp["seq"], 7);
     app.clock.advance(Duration::hours(1));
     app.action(&id, "reinstate", json!({})).await;
     app.patch(&format!("/api/tenants/{id}"), json!({"plan": "pro"}))
@@ -95,8 +95,8 @@ async fn a_clean_ledger_verifies_and_signs_checkpoints() {
     let (_, chain) = history(&app).await;
     let r = verify(&app, &chain, false).await;
     assert_eq!(r["ok"], true, "{r}");
-    assert_eq!(r["verified_from_seq"], 6, "walks from the last checkpoint");
-    assert_eq!(r["head_seq"], 8);
+    assert_eq!(r["verified_from_seq"], 7, "walks from the last checkpoint");
+    assert_eq!(r["head_seq"], 9);
     assert_eq!(r["first_bad_seq"], Value::Null);
     // Verify signed a new checkpoint at the head.
     let (_, cps) = app
@@ -108,7 +108,7 @@ async fn a_clean_ledger_verifies_and_signs_checkpoints() {
         .iter()
         .map(|c| c["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [6, 8]);
+    assert_eq!(seqs, [7, 9]);
     let r = verify(&app, &chain, true).await;
     assert_eq!(
         (r["ok"].as_bool(), r["verified_from_seq"].as_u64()),
@@ -121,7 +121,7 @@ async fn a_clean_ledger_verifies_and_signs_checkpoints() {
             json!({"chain": chain.to_string()}),
         )
         .await;
-    assert_eq!((s, cp["seq"].as_u64()), (StatusCode::CREATED, Some(8)));
+    assert_eq!((s, cp["seq"].as_u64()), (StatusCode::CREATED, Some(9)));
     let (s, v) = app
         .post(
             "/api/audit/checkpoints",
@@ -145,9 +145,9 @@ async fn a_clean_ledger_verifies_and_signs_checkpoints() {
 async fn an_edited_entry_is_detected_and_named() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
-    // Edit entry 7 (after the checkpoint) and entry 3 (before it), keeping their stored hashes.
+    // Edit entry 8 (after the checkpoint) and entry 4 (before it), keeping their stored hashes.
     let app = tampered(app, move |ctx| {
-        for seq in [3u64, 7] {
+        for seq in [4u64, 8] {
             let s = stored(ctx, &chain, seq);
             let text = String::from_utf8(s[32..].to_vec()).unwrap();
             let forged = text.replace("\"kind\":\"operator\"", "\"kind\":\"system\"");
@@ -160,10 +160,10 @@ async fn an_edited_entry_is_detected_and_named() {
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_broken_at(&r, 7, "entry 7 was altered");
+    assert_broken_at(&r, 8, "entry 8 was altered");
     let r = verify(&app, &chain, true).await;
     assert_eq!(
-        r["first_bad_seq"], 3,
+        r["first_bad_seq"], 4,
         "a full walk finds the earlier edit: {r}"
     );
     // A broken chain is never signed.
@@ -183,7 +183,7 @@ async fn an_edited_entry_is_detected_and_named() {
         .await
         .1;
     assert_eq!(run["outcome"], "failed", "{run}");
-    assert!(run["error"].as_str().unwrap().contains("at seq 7"), "{run}");
+    assert!(run["error"].as_str().unwrap().contains("at seq 8"), "{run}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +191,7 @@ async fn edited_data_is_detected() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
     let app = tampered(app, move |ctx| {
-        let key = ledger::entry_key(&chain, 4);
+        let key = ledger::entry_key(&chain, 5);
         let data = String::from_utf8(ctx.get(DATA, &key)?.unwrap()).unwrap();
         ctx.put(
             DATA,
@@ -202,7 +202,7 @@ async fn edited_data_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, true).await;
-    assert_broken_at(&r, 4, "data of entry 4 was altered");
+    assert_broken_at(&r, 5, "data of entry 5 was altered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,13 +210,13 @@ async fn a_deleted_entry_is_detected() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
     let app = tampered(app, move |ctx| {
-        ctx.delete(ENTRIES, &ledger::entry_key(&chain, 5))?;
-        ctx.delete(DATA, &ledger::entry_key(&chain, 5))?;
+        ctx.delete(ENTRIES, &ledger::entry_key(&chain, 6))?;
+        ctx.delete(DATA, &ledger::entry_key(&chain, 6))?;
         Ok(())
     })
     .await;
     let r = verify(&app, &chain, true).await;
-    assert_broken_at(&r, 5, "entry 5 is missing");
+    assert_broken_at(&r, 6, "entry 6 is missing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,14 +224,14 @@ async fn a_reordering_is_detected() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
     let app = tampered(app, move |ctx| {
-        let (a, b) = (stored(ctx, &chain, 7), stored(ctx, &chain, 8));
-        ctx.put(ENTRIES, &ledger::entry_key(&chain, 7), &b)?;
-        ctx.put(ENTRIES, &ledger::entry_key(&chain, 8), &a)?;
+        let (a, b) = (stored(ctx, &chain, 8), stored(ctx, &chain, 9));
+        ctx.put(ENTRIES, &ledger::entry_key(&chain, 8), &b)?;
+        ctx.put(ENTRIES, &ledger::entry_key(&chain, 9), &a)?;
         Ok(())
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_broken_at(&r, 7, "reordered");
+    assert_broken_at(&r, 8, "reordered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,29 +239,29 @@ async fn a_truncation_below_a_checkpoint_is_detected_even_with_a_consistent_head
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
     let app = tampered(app, move |ctx| {
-        for seq in 5..=8 {
+        for seq in 6..=9 {
             ctx.delete(ENTRIES, &ledger::entry_key(&chain, seq))?;
             ctx.delete(DATA, &ledger::entry_key(&chain, seq))?;
         }
-        // Rewrite the head to name entry 4, as a careful attacker would.
-        let four = stored(ctx, &chain, 4);
-        let hash: [u8; 32] = four[..32].try_into().unwrap();
+        // Rewrite the head to name entry 5, as a careful attacker would.
+        let five = stored(ctx, &chain, 5);
+        let hash: [u8; 32] = five[..32].try_into().unwrap();
         ctx.put(
             HEADS,
             &chain.key(),
             &codec::encode(&HeadRecord::V1 {
-                seq: 4,
+                seq: 5,
                 hash,
                 ts_micros: 0,
             })?,
         )?;
-        assert!(ctx.contains(CHECKPOINTS, &ledger::entry_key(&chain, 6))?);
+        assert!(ctx.contains(CHECKPOINTS, &ledger::entry_key(&chain, 7))?);
         Ok(())
     })
     .await;
     for full in [false, true] {
         let r = verify(&app, &chain, full).await;
-        assert_broken_at(&r, 5, "truncated");
+        assert_broken_at(&r, 6, "truncated");
     }
 }
 
@@ -270,7 +270,7 @@ async fn a_forged_checkpoint_is_detected() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;
     let app = tampered(app, move |ctx| {
-        let key = ledger::entry_key(&chain, 6);
+        let key = ledger::entry_key(&chain, 7);
         let mut cp: tenantry::audit::model::CheckpointRecord =
             ctx.get_record(CHECKPOINTS, &key)?.unwrap();
         let tenantry::audit::model::CheckpointRecord::V1 { sig, .. } = &mut cp;
@@ -280,7 +280,7 @@ async fn a_forged_checkpoint_is_detected() {
     })
     .await;
     let r = verify(&app, &chain, false).await;
-    assert_broken_at(&r, 6, "invalid signature");
+    assert_broken_at(&r, 7, "invalid signature");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -297,7 +297,7 @@ async fn the_export_verifies_with_an_outside_tool_and_an_altered_export_does_not
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.iter().filter(|l| l.get("entry").is_some()).count(), 8);
+    assert_eq!(lines.iter().filter(|l| l.get("entry").is_some()).count(), 9);
     let (_, cps) = app
         .get(&format!("/api/audit/checkpoints?chain={chain}"))
         .await;
@@ -305,7 +305,7 @@ async fn the_export_verifies_with_an_outside_tool_and_an_altered_export_does_not
     assert_eq!(
         exported.len(),
         2,
-        "cp 6 from history(), cp 8 from the verify"
+        "cp 7 from history(), cp 9 from the verify"
     );
     assert_eq!(
         exported.into_iter().cloned().collect::<Vec<_>>(),
@@ -320,7 +320,7 @@ async fn the_export_verifies_with_an_outside_tool_and_an_altered_export_does_not
     std::fs::write(&good, &body).unwrap();
     let (ok, out) = python_verify(&good, &public);
     assert!(ok, "the outside verifier refused a clean export: {out}");
-    assert!(out.contains("8 entries, 2 checkpoints verified"), "{out}");
+    assert!(out.contains("9 entries, 2 checkpoints verified"), "{out}");
 
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(
@@ -330,7 +330,7 @@ async fn the_export_verifies_with_an_outside_tool_and_an_altered_export_does_not
     .unwrap();
     let (ok, out) = python_verify(&bad, &public);
     assert!(!ok);
-    assert!(out.contains("BROKEN at seq 6"), "{out}");
+    assert!(out.contains("BROKEN at seq 7"), "{out}");
 
     let (s, v) = app.get("/api/audit/export").await;
     assert_eq!(
@@ -414,7 +414,7 @@ async fn the_browser_filters_by_chain_actor_action_and_time_newest_first() {
     // Paging newest first with no gap or repeat.
     let all = app.chain(&chain.to_string()).await;
     let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=8).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=9).collect::<Vec<_>>());
     let mut paged = Vec::new();
     let mut path = format!("/api/audit?chain={chain}&limit=3");
     loop {
@@ -431,7 +431,7 @@ async fn the_browser_filters_by_chain_actor_action_and_time_newest_first() {
             None => break,
         }
     }
-    assert_eq!(paged, [8, 7, 6, 5, 4, 3, 2, 1]);
+    assert_eq!(paged, [9, 8, 7, 6, 5, 4, 3, 2, 1]);
 
     for bad in [
         "chain=nope",

@@ -137,6 +137,7 @@ async fn suspend_needs_a_reason_and_reinstate_only_works_from_suspended() {
         [
             "tenant.created.v1",
             "tenant.pool.assigned.v1",
+            "tenant.roles.seeded.v1",
             "tenant.activated.v1",
             "tenant.suspended.v1",
             "tenant.reinstated.v1"
@@ -144,10 +145,10 @@ async fn suspend_needs_a_reason_and_reinstate_only_works_from_suspended() {
     );
     let chain = app.chain(&format!("tenant:{id}")).await;
     assert_eq!(
-        chain[3]["data"]["reason"],
+        chain[4]["data"]["reason"],
         "non-payment: invoice 1042 overdue"
     );
-    assert_eq!(chain[3]["data"]["from"], "active");
+    assert_eq!(chain[4]["data"]["from"], "active");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,7 +360,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "checkpoint_chains",
             "prune_sessions",
             "silent_installs",
-            "backup_daily"
+            "backup_daily",
+            "end_expired_visits"
         ]
     );
     let shred = &v["items"][0];

@@ -37,7 +37,10 @@ fn rendered() -> String {
         for (method, path, access) in c.routes {
             let access = match access {
                 Access::Public => "public".to_string(),
+                Access::Authenticated => "any principal".to_string(),
                 Access::Requires(p) => format!("{p:?}"),
+                Access::Tenant(s, p) => format!("scope {} | {p:?}", s.as_str()),
+                Access::Member(p) => format!("any member | {p:?}"),
             };
             out.push_str(&format!("{method:<6} {path:<55} {access}\n"));
         }

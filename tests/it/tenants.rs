@@ -35,8 +35,15 @@ async fn provisioning_lands_in_provisioned_and_writes_created_and_pool_assigned(
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["tenant.pool.assigned.v1", "tenant.created.v1"]);
-    let created = &v["items"][1];
+    assert_eq!(
+        actions,
+        [
+            "tenant.roles.seeded.v1",
+            "tenant.pool.assigned.v1",
+            "tenant.created.v1"
+        ]
+    );
+    let created = &v["items"][2];
     assert_eq!(
         created["actor"],
         json!({"kind": "operator", "id": "admin-ops-token"})

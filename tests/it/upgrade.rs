@@ -57,14 +57,14 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         .await
         .unwrap();
     assert_eq!(version, tenantry::store::SCHEMA_VERSION);
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     let history = app.state.read(tenantry::upgrade::history).await.unwrap();
     assert_eq!(history.len(), 1);
     let platform = app.chain("platform").await;
     let last = platform.last().unwrap();
     assert_eq!(last["action"], "schema.migrated.v1");
     assert_eq!(last["data"]["from"], 1);
-    assert_eq!(last["data"]["to"], 2);
+    assert_eq!(last["data"]["to"], 3);
     assert_eq!(last["actor"]["id"], "upgrade");
 
     // A backup of the v1 store was taken first, and it verifies on its own.
@@ -72,7 +72,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     assert_eq!(taken.len(), 1, "{taken:?}");
     let name = taken[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        name.starts_with("tenantry-premigrate-v1-to-v2-") && name.ends_with(".tbk"),
+        name.starts_with("tenantry-premigrate-v1-to-v3-") && name.ends_with(".tbk"),
         "{name}"
     );
     assert_eq!(last["data"]["backup_file"], name.as_str());
@@ -148,6 +148,34 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         steps[0].contains("rebuilt the tenant index of 4 tenant(s)"),
         "{steps:?}"
     );
+    // v2 → v3: every tenant got the default catalogue's roles, on its chain.
+    assert!(
+        steps[1].contains("seeded system roles for 4 of 4 tenant(s)"),
+        "{steps:?}"
+    );
+    for id in &tenants {
+        let (_, v) = app.get(&format!("/api/tenants/{id}/roles")).await;
+        let roles: Vec<&str> = v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                "auditor",
+                "billing_admin",
+                "integration",
+                "member",
+                "tenant_admin"
+            ],
+            "{v}"
+        );
+        let chain = app.chain(&format!("tenant:{id}")).await;
+        assert_eq!(chain.last().unwrap()["action"], "tenant.roles.seeded.v1");
+        assert_eq!(chain.last().unwrap()["actor"]["id"], "upgrade");
+    }
     let (_, verify) = app.post("/api/audit/verify", json!({"full": true})).await;
     let results = verify["results"].as_array().unwrap();
     assert_eq!(results.len(), 5, "platform and four tenants: {verify}");

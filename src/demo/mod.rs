@@ -3,6 +3,8 @@
 //! day by day over the last [`DEMO_DAYS`] days through the real services with a simulated clock.
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
+mod members;
+
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -28,7 +30,8 @@ pub const OPERATORS: [(&str, &str, &str); 5] = [
     ("emil", "Emil Lund", "support"),
 ];
 
-/// File (in the data dir, owner-only) listing the demo operators' generated passwords.
+/// File (in the data dir, owner-only) listing the demo operators' generated passwords, and the
+/// sign-in of one tenant's admin.
 pub const CREDENTIALS_FILE: &str = "demo-operators.txt";
 
 /// How a demo tenant's life goes after it is provisioned.
@@ -443,12 +446,16 @@ impl Replay {
         self.state.store().write(at, actor, f).await
     }
 
-    /// Creates the demo operators with generated passwords, saved owner-only in the data dir.
-    async fn operators(&self) -> Result<()> {
+    /// Creates the demo operators with generated passwords, saved owner-only in the data dir;
+    /// returns `(id, username, role)` of each and the file's lines.
+    async fn operators(
+        &self,
+    ) -> Result<(Vec<(Uuid, &'static str, crate::rbac::Role)>, Vec<String>)> {
         let mut lines = vec![
             "# Demo operator accounts of this Tenantry data dir (sign in at /signin).".to_string(),
             "# username  role  password".to_string(),
         ];
+        let mut made = Vec::new();
         for (i, (username, name, role)) in OPERATORS.iter().enumerate() {
             let password = format!("demo-{}", &crate::http::credentials::random_token()?[..16]);
             let input = crate::operators::service::NewOperator {
@@ -457,23 +464,34 @@ impl Replay {
                 role: crate::rbac::Role::parse(role).map_err(Error::Internal)?,
                 password_hash: crate::operators::hash(password.clone()).await?,
             };
-            self.write(self.at(0, 8, i as i64), Actor::system("demo"), move |ctx| {
-                crate::operators::service::create(ctx, &input)
-            })
-            .await?;
+            let op = self
+                .write(self.at(0, 8, i as i64), Actor::system("demo"), move |ctx| {
+                    crate::operators::service::create(ctx, &input)
+                })
+                .await?;
+            made.push((op.id, *username, op.role));
             tracing::info!("demo operator {username} ({role}) password: {password}");
             lines.push(format!("{username}  {role}  {password}"));
         }
+        self.save_credentials(&lines)?;
+        Ok((made, lines))
+    }
+
+    fn save_credentials(&self, lines: &[String]) -> Result<()> {
         let path = self.state.config().data_dir.join(CREDENTIALS_FILE);
         let _ = std::fs::remove_file(&path);
         crate::audit::signing::write_private(&path, format!("{}\n", lines.join("\n")).as_bytes())
-            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))?;
-        Ok(())
+            .map_err(|e| Error::Internal(format!("writing {}: {e}", path.display())))
     }
 
     async fn run(&self, end: DateTime<Utc>) -> Result<()> {
         let config = self.state.config().clone();
-        self.operators().await?;
+        let (ops, mut credentials) = self.operators().await?;
+        // The demo's tenant members share one password nobody knows (one Argon2id hash, not
+        // hundreds); the admin printed at the end gets a password of their own.
+        let phc = crate::operators::hash(crate::http::credentials::random_token()?).await?;
+        let mut admins: Vec<Option<String>> = Vec::new();
+        let mut keys: Vec<(Uuid, Uuid)> = Vec::new();
         // Day 0: the three apps.
         let app_specs = [
             ("Projex Work", "Projects, tasks and time tracking for teams"),
@@ -492,6 +510,7 @@ impl Replay {
                 name: (*name).to_string(),
                 slug: None,
                 description: Some((*desc).to_string()),
+                role_templates: None,
             }
             .parse()?;
             let app = self
@@ -524,6 +543,7 @@ impl Replay {
             created_at[*i] = *at;
         }
         tenant_ids.resize(seeds.len(), Uuid::nil());
+        admins.resize(seeds.len(), None);
 
         // Interleave provisioning, story steps, pool flips and the scheduler day by day.
         let mut day_events: Vec<(DateTime<Utc>, Event)> = Vec::new();
@@ -685,6 +705,11 @@ impl Replay {
                 day_events.push((self.at(day, 2, 0), Event::Job(Job::SilentInstalls)));
             }
         }
+        for day in 1..DEMO_DAYS {
+            day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
+        }
+        // Operators visited the first tenant three days ago (Visit tenant).
+        day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));
         // One nightly backup, so that the demo's data dir holds one (written for real).
         day_events.push((self.at(DEMO_DAYS - 2, 2, 30), Event::Job(Job::BackupDaily)));
         day_events.sort_by_key(|(t, _)| *t);
@@ -718,12 +743,45 @@ impl Replay {
                     };
                     let input = body.parse(&config)?;
                     let cfg = config.clone();
+                    let hooks = self.state.tenant_hooks().clone();
                     let tenant = self
                         .write(at, self.op(order[i]), move |ctx| {
-                            tenants::service::provision(ctx, &cfg, &input)
+                            tenants::service::provision(ctx, &cfg, &input, &hooks)
                         })
                         .await?;
                     tenant_ids[i] = tenant.id;
+                    // A just-provisioned tenant has nobody yet: its console shows the day-1
+                    // checklist untouched.
+                    if s.story != Story::Fresh {
+                        let seeded = members::seed(
+                            &self.state,
+                            at,
+                            self.op(1),
+                            tenant.id,
+                            s.domain,
+                            i,
+                            phc.clone(),
+                        )
+                        .await?;
+                        admins[i] = Some(seeded.admin_email);
+                        keys.extend(seeded.keys.into_iter().map(|k| (tenant.id, k)));
+                    }
+                }
+                Event::Visits(i) => {
+                    let by = |role: &str| {
+                        ops.iter()
+                            .find(|o| o.2.as_str() == role)
+                            .copied()
+                            .ok_or_else(|| Error::Internal(format!("no demo {role}")))
+                    };
+                    members::visits(
+                        &self.state,
+                        at,
+                        tenant_ids[i],
+                        by("business_admin")?,
+                        by("support")?,
+                    )
+                    .await?;
                 }
                 Event::Step(step) => {
                     let id = tenant_ids[step.tenant];
@@ -752,6 +810,27 @@ impl Replay {
                 }
             }
         }
+        members::key_usage(&self.state, end - Duration::hours(3), &keys).await?;
+        // One tenant admin can sign in to the Tenant console with a known password.
+        if let Some(email) = admins[0].clone() {
+            let password = format!("demo-{}", &crate::http::credentials::random_token()?[..16]);
+            let own = crate::operators::hash(password.clone()).await?;
+            let tenant = tenant_ids[0];
+            members::set_admin_password(&self.state, end - Duration::hours(3), tenant, &email, own)
+                .await?;
+            tracing::info!(
+                "demo tenant admin of {}: sign in at /tenant/{tenant}/signin as {email} with password {password}",
+                seeds[0].name
+            );
+            credentials.push(String::new());
+            credentials.push(format!(
+                "# Tenant console of {}: sign in at /tenant/{tenant}/signin",
+                seeds[0].name
+            ));
+            credentials.push("# tenant-admin  email  password".to_string());
+            credentials.push(format!("tenant-admin  {email}  {password}"));
+            self.save_credentials(&credentials)?;
+        }
         // An operator verified the whole ledger this morning (the dashboard's badge).
         let verify_at = end - Duration::hours(2);
         crate::audit::verify_and_checkpoint(
@@ -771,4 +850,5 @@ enum Event {
     Step(Step),
     Flip(&'static str, PoolStatus, &'static str),
     Job(Job),
+    Visits(usize),
 }
