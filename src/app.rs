@@ -158,6 +158,9 @@ impl Application {
                 addr: config.listen,
                 detail: e.to_string(),
             })?;
+        if let Ok(bound) = listener.local_addr() {
+            state.set_bound(bound);
+        }
         let admin = crate::admin::socket::Server::bind(&config.data_dir)
             .map_err(|e| StartError::Init(Error::Internal(format!("admin socket: {e}"))))?;
         Ok(Application {

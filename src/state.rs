@@ -65,6 +65,7 @@ struct Inner {
     tokens: TokenKeys,
     last_used: LastUsed,
     hooks: Arc<TenantHooks>,
+    bound: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 /// The parts [`AppState::new`] is built from; the composition root makes each of them.
@@ -123,6 +124,7 @@ impl AppState {
                 tokens,
                 last_used: LastUsed::default(),
                 hooks: Arc::new(hooks),
+                bound: std::sync::OnceLock::new(),
             }),
         };
         let weak = Arc::downgrade(&state.inner);
@@ -201,8 +203,12 @@ impl AppState {
     pub fn last_used(&self) -> &LastUsed {
         &self.inner.last_used
     }
+    /// Records the address the listener is bound to (the real port when `listen` asked for 0).
+    pub fn set_bound(&self, addr: std::net::SocketAddr) {
+        let _ = self.inner.bound.set(addr);
+    }
     /// The address people reach this server at, for links in emails: `public_url`, or the
-    /// listen address with the scheme this process serves.
+    /// bound address with the scheme this process serves.
     pub fn public_url(&self) -> String {
         let c = self.config();
         match &c.public_url {
@@ -213,7 +219,10 @@ impl AppState {
                 } else {
                     "https"
                 };
-                format!("{scheme}://{}", c.listen)
+                format!(
+                    "{scheme}://{}",
+                    self.inner.bound.get().copied().unwrap_or(c.listen)
+                )
             }
         }
     }

@@ -13,7 +13,7 @@ use crate::helpers::TestApp;
 
 /// A browser-like client that keeps no cookie jar (we pass cookies explicitly) and does not
 /// follow redirects, so tests see them.
-fn client() -> reqwest::Client {
+pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -26,7 +26,7 @@ pub struct Session {
     pub csrf: String,
 }
 
-fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
+pub fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers()
         .get_all("set-cookie")
         .iter()
@@ -41,13 +41,13 @@ fn set_cookie(res: &reqwest::Response, name: &str) -> Option<String> {
         })
 }
 
-fn hidden(html: &str, name: &str) -> Option<String> {
+pub fn hidden(html: &str, name: &str) -> Option<String> {
     let needle = format!("name=\"{name}\" value=\"");
     let i = html.find(&needle)? + needle.len();
     Some(html[i..].split('"').next()?.to_string())
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub fn form(pairs: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(pairs).unwrap()
 }
 

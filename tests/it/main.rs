@@ -11,6 +11,7 @@ mod backup;
 mod browser;
 mod console;
 mod helpers;
+mod identity;
 mod lifecycle;
 mod onprem;
 mod onprem_console;
