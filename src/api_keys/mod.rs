@@ -49,7 +49,8 @@ pub const CONTEXT: Context = Context {
         "/tenant/{tenant_id}/api-keys",
         "API keys",
         Scope::ApiKeysRead,
-    )],
+    )
+    .order(20)],
     events: &[
         "api_key.issued.v1",
         "api_key.rotated.v1",

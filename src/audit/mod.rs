@@ -47,7 +47,7 @@ pub const CONTEXT: Context = Context {
     routes: ROUTES,
     nav: &[
         NavItem::new("/platform/audit", "Audit", Permission::Read),
-        NavItem::tenant("/tenant/{tenant_id}/audit", "Audit", Scope::AuditRead),
+        NavItem::tenant("/tenant/{tenant_id}/audit", "Audit", Scope::AuditRead).order(90),
     ],
     events: &[],
     ..Context::EMPTY

@@ -126,6 +126,8 @@ pub struct NavItem {
     pub shown_for: fn(InstallRole) -> bool,
     /// Active only on exactly its path, not on the pages below it.
     pub exact: bool,
+    /// Its place in its console's sidebar (lower first; equal ones keep context order).
+    pub order: u8,
 }
 
 fn every_role(_: InstallRole) -> bool {
@@ -141,6 +143,7 @@ impl NavItem {
             console: Console::Platform(permission),
             shown_for: every_role,
             exact: false,
+            order: 50,
         }
     }
 
@@ -153,6 +156,7 @@ impl NavItem {
             console: Console::Tenant(Some(scope)),
             shown_for: every_role,
             exact: false,
+            order: 50,
         }
     }
 
@@ -164,6 +168,7 @@ impl NavItem {
             console: Console::Tenant(None),
             shown_for: every_role,
             exact: false,
+            order: 50,
         }
     }
 
@@ -187,6 +192,11 @@ impl NavItem {
     /// The same item, shown only in processes whose role passes `shown_for`.
     pub const fn in_role(self, shown_for: fn(InstallRole) -> bool) -> NavItem {
         NavItem { shown_for, ..self }
+    }
+
+    /// The same item, placed at `order` in its sidebar (lower first; 50 by default).
+    pub const fn order(self, order: u8) -> NavItem {
+        NavItem { order, ..self }
     }
 
     /// The same item, active only on exactly its path.
@@ -223,10 +233,14 @@ impl Registry {
     pub fn new(contexts: &[&Context]) -> Registry {
         Registry {
             routes: RouteTable::new(contexts.iter().flat_map(|c| c.routes.iter())),
-            nav: contexts
-                .iter()
-                .flat_map(|c| c.nav.iter().copied())
-                .collect(),
+            nav: {
+                let mut nav: Vec<NavItem> = contexts
+                    .iter()
+                    .flat_map(|c| c.nav.iter().copied())
+                    .collect();
+                nav.sort_by_key(|i| i.order);
+                nav
+            },
             events: contexts
                 .iter()
                 .flat_map(|c| c.events.iter().copied())

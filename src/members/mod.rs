@@ -44,7 +44,7 @@ pub const CONTEXT: Context = Context {
     routes: ROUTES,
     nav: &[
         NavItem::new("/platform/users", "Users", Permission::Read),
-        NavItem::tenant("/tenant/{tenant_id}/members", "Members", Scope::MembersRead),
+        NavItem::tenant("/tenant/{tenant_id}/members", "Members", Scope::MembersRead).order(10),
     ],
     events: &[
         "tenant.roles.seeded.v1",

@@ -844,7 +844,7 @@ pub fn tenant_panel(
                 dt { "Revoked" } dd { (counts.revoked) }
                 dt { "Business units" } dd { (counts.business_units) }
             }
-            p { a href={"/platform/users?q="} { "All users" } }
+            p { a href="/platform/users" { "Users of every tenant" } }
             @if !bus.is_empty() {
                 h3 { "Business units" }
                 (bu_tree(&bus, &item))

@@ -17,7 +17,9 @@ pub const CONTEXT: Context = Context {
     name: "tenant_console",
     views: views::router,
     routes: ROUTES,
-    nav: &[NavItem::member("/tenant/{tenant_id}", "Home").exact()],
+    nav: &[NavItem::member("/tenant/{tenant_id}", "Home")
+        .exact()
+        .order(0)],
     ..Context::EMPTY
 };
 

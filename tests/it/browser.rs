@@ -218,3 +218,199 @@ async fn an_operator_provisions_and_suspends_a_tenant_in_a_real_browser() {
     assert!(audit.contains("alice"));
     c.close().await.unwrap();
 }
+
+/// The value of the input `css`.
+async fn value_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_admin_is_invited_signs_in_and_issues_a_key_shown_once() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let config = test_config(&dir.path().join("data"));
+    let app = TestApp::spawn_with(
+        dir,
+        config,
+        Clock::manual(tenantry::clock::truncate_micros(chrono::Utc::now())),
+    )
+    .await;
+    let app_id = app.app("Projex Work").await;
+    let t = app.tenant(&app_id, "Kestrel Analytics").await;
+    let tenant = t["id"].as_str().unwrap().to_string();
+    crate::console::operator(&app, "alice", "super_admin").await;
+    let (_driver, c) = start_browser().await;
+    let base = format!("http://{}", app.addr);
+
+    // The operator invites the tenant's first admin from the tenant detail; the link is shown
+    // once, with a copy button.
+    c.goto(&format!("{base}/signin")).await.unwrap();
+    fill(&c, "#username", "alice").await;
+    fill(&c, "#password", "alice-password-123").await;
+    click_to(&c, "form button[type=submit]", "/platform").await;
+    let detail = format!("/platform/tenants/{tenant}");
+    c.goto(&format!("{base}{detail}")).await.unwrap();
+    fill(&c, "#members input[name=display_name]", "Rosa Lindgren").await;
+    fill(&c, "#members input[name=email]", "rosa@kestrel.example").await;
+    click_to(
+        &c,
+        "#members form button[type=submit]",
+        &format!("/platform/tenants/{tenant}/personas"),
+    )
+    .await;
+    let link = value_of(&c, "#invite-url").await;
+    assert!(
+        link.starts_with(&format!("{base}/tenant/{tenant}/invite/")),
+        "{link}"
+    );
+    assert!(
+        c.find(Locator::Css("button[data-copy=invite-url]"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the copy button appears with the script"
+    );
+
+    // Rosa opens the link, sets her password, and signs in to her tenant's console.
+    c.goto(&link).await.unwrap();
+    assert!(body_text(&c).await.contains("Welcome, Rosa Lindgren"));
+    fill(&c, "#password", "rosa-strong-password-1").await;
+    click_to(
+        &c,
+        "form button[type=submit]",
+        &format!("/tenant/{tenant}/signin"),
+    )
+    .await;
+    fill(&c, "#email", "rosa@kestrel.example").await;
+    fill(&c, "#password", "rosa-strong-password-1").await;
+    click_to(&c, "form button[type=submit]", &format!("/tenant/{tenant}")).await;
+    let home = body_text(&c).await;
+    assert!(
+        home.contains("Day-1 checklist") && home.contains("Kestrel Analytics"),
+        "{home}"
+    );
+
+    // A service persona for the CI, then its key: shown once.
+    c.goto(&format!("{base}/tenant/{tenant}/members"))
+        .await
+        .unwrap();
+    c.find(Locator::Css("#kind"))
+        .await
+        .unwrap()
+        .select_by_value("service")
+        .await
+        .unwrap();
+    fill(&c, "#display_name", "CI pipeline").await;
+    c.find(Locator::Css(
+        "form[action$='/members'] input[name=roles][value=integration]",
+    ))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    click_to(
+        &c,
+        "form[action$='/members'] button.primary",
+        &format!("/tenant/{tenant}/members"),
+    )
+    .await;
+    assert!(
+        body_text(&c)
+            .await
+            .contains("Added the service persona CI pipeline")
+    );
+    c.goto(&format!("{base}/tenant/{tenant}/api-keys"))
+        .await
+        .unwrap();
+    fill(&c, "#key-name", "ci-pipeline").await;
+    for scope in ["usage.write", "metrics.read"] {
+        c.find(Locator::Css(&format!(
+            "input[name=scopes][value='{scope}']"
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    }
+    click_to(
+        &c,
+        "form[action$='/api-keys'] button.primary",
+        &format!("/tenant/{tenant}/api-keys"),
+    )
+    .await;
+    let key = value_of(&c, "#new-key").await;
+    assert!(key.starts_with("tk_"), "{key}");
+    let page = body_text(&c).await;
+    assert!(
+        page.contains("Key issued: ci-pipeline") && page.contains("no expiry"),
+        "{page}"
+    );
+    save_screenshot(&c, "tenant-api-keys.png").await;
+    // The key works, and is never shown again.
+    let (s, _) = app
+        .send(
+            reqwest::Method::GET,
+            &format!("/api/tenants/{tenant}/usage-check-not-a-route"),
+            None,
+            Some(&key),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::NOT_FOUND);
+    let (s, who) = app
+        .send(reqwest::Method::GET, "/api/whoami", None, Some(&key))
+        .await;
+    assert_eq!(s, reqwest::StatusCode::OK);
+    assert_eq!(who["tenant_id"], tenant.as_str());
+    c.goto(&format!("{base}/tenant/{tenant}/api-keys"))
+        .await
+        .unwrap();
+    let source = c.source().await.unwrap();
+    assert!(!source.contains(&key), "the key is shown once");
+    assert!(source.contains("ci-pipeline"));
+    c.goto(&format!("{base}/tenant/{tenant}")).await.unwrap();
+    save_screenshot(&c, "tenant-home.png").await;
+    click_to(
+        &c,
+        "form[action$='/signout'] button",
+        &format!("/tenant/{tenant}/signin"),
+    )
+    .await;
+
+    // The operator's tenant detail shows the members, the business units and the key without
+    // expiry; Visit tenant opens the console read-only, with the banner.
+    c.goto(&format!("{base}{detail}")).await.unwrap();
+    let page = body_text(&c).await;
+    assert!(
+        page.contains("1 without expiry") && page.contains("ci-pipeline"),
+        "{page}"
+    );
+    c.execute(
+        "document.getElementById('members').scrollIntoView()",
+        vec![],
+    )
+    .await
+    .unwrap();
+    save_screenshot(&c, "tenant-panels.png").await;
+    click_to(
+        &c,
+        "#visits form button[type=submit]",
+        &format!("/tenant/{tenant}"),
+    )
+    .await;
+    let visit = body_text(&c).await;
+    assert!(
+        visit.contains("Alice is visiting Kestrel Analytics read-only until")
+            || visit.contains("alice is visiting Kestrel Analytics read-only until"),
+        "{visit}"
+    );
+    c.close().await.unwrap();
+}
