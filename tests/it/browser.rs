@@ -1,9 +1,12 @@
 //! End to end in a real headless browser: Debian's `chromium` driven through `chromedriver`
 //! (WebDriver) with fantoccini. `.ci/run` installs both when missing.
 //!
-//! The test signs in, provisions a tenant through the form, suspends it with a reason, and finds
-//! both events on the audit page. It saves screenshots of the dashboard and the tenant detail to
-//! `target/screenshots/`, and to `docs/screenshots/` when `UPDATE_SCREENSHOTS=1`.
+//! One test signs in, provisions a tenant through the form, suspends it with a reason, and finds
+//! both events on the audit page. Another invites a tenant's admin from the tenant detail, who
+//! sets a password, signs in to the Tenant console and issues an API key shown once; then the
+//! operator visits. They save screenshots (dashboard, tenant detail, the Tenant console's home
+//! and API keys, the tenant detail's panels) to `target/screenshots/`, and to
+//! `docs/screenshots/` when `UPDATE_SCREENSHOTS=1`.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
