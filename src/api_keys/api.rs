@@ -237,6 +237,7 @@ async fn api_keys_revoke(
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// Seconds the token lives: 60–900 (default 900).
+    #[schema(minimum = 60, maximum = 900)]
     pub expires_in: Option<i64>,
     /// Space-separated scopes, within the key's (default: all of the key's).
     pub scope: Option<String>,

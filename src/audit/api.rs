@@ -397,8 +397,9 @@ pub struct TenantVerifyRequest {
 async fn tenant_audit_verify(
     State(s): State<AppState>,
     Path(id): Path<String>,
-    OptionalJson(body): OptionalJson<TenantVerifyRequest>,
+    OptionalJson(body): OptionalJson<Option<TenantVerifyRequest>>,
 ) -> ApiResult<Json<ChainReport>> {
+    let body = body.unwrap_or_default();
     let tenant = crate::error::path_id("tenant", &id)?;
     s.read(move |r| crate::tenants::queries::get(r, &tenant))
         .await?;

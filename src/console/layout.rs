@@ -357,6 +357,34 @@ pub fn redirect(to: &str, tone: Tone, text: &str) -> Response {
     res
 }
 
+/// A page without the sidebar, for callers who have no session yet (sign-in, an invite): the
+/// shared head and a centred card holding `body`.
+pub fn bare_page(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href="/assets/console.css";
+                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
+            }
+            body.centered { main.signin { (body) } }
+        }
+    }
+}
+
+/// The brand block of a bare page: the logo and `name`.
+pub fn brand(name: &str) -> Markup {
+    html! {
+        div.brand-big {
+            img src="/assets/favicon.svg" alt="" width="40" height="40";
+            span { (name) }
+        }
+    }
+}
+
 /// A standalone error page (no sidebar: the caller may not be signed in).
 pub fn error_page(status: StatusCode, message: &str, request_id: Option<&str>) -> Markup {
     let title = format!(

@@ -12,10 +12,10 @@ use axum::Form;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::layout::{Ctx, Tone, field, redirect};
+use super::layout::{Ctx, Tone, bare_page, brand, field, redirect};
 use crate::actor::Actor;
 use crate::http::credentials::{SESSION_COOKIE, cookie, csrf_matches, random_token};
 use crate::operators::service;
@@ -50,42 +50,28 @@ pub fn cookie_attrs(state: &AppState) -> &'static str {
 }
 
 fn signin_page(token: &str, next: &str, username: &str, error: Option<&str>) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · Tenantry" }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
+    bare_page(
+        "Sign in · Tenantry",
+        html! {
+            (brand("Tenantry"))
+            h1 { "Sign in to the platform console" }
+            @if let Some(e) = error {
+                div.flash.critical role="alert" { (e) }
             }
-            body.centered {
-                main.signin {
-                    div.brand-big {
-                        img src="/assets/favicon.svg" alt="" width="40" height="40";
-                        span { "Tenantry" }
-                    }
-                    h1 { "Sign in to the platform console" }
-                    @if let Some(e) = error {
-                        div.flash.critical role="alert" { (e) }
-                    }
-                    form method="post" action="/signin" {
-                        input type="hidden" name="csrf" value=(token);
-                        input type="hidden" name="next" value=(next);
-                        (field("Username", "username", html! {
-                            input #username name="username" type="text" autocomplete="username" required autofocus value=(username);
-                        }, None, None))
-                        (field("Password", "password", html! {
-                            input #password name="password" type="password" autocomplete="current-password" required;
-                        }, None, None))
-                        button.primary type="submit" { "Sign in" }
-                    }
-                    p.muted.small { "Every action in this console is recorded in the platform's hash-chained audit ledger." }
-                }
+            form method="post" action="/signin" {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                (field("Username", "username", html! {
+                    input #username name="username" type="text" autocomplete="username" required autofocus value=(username);
+                }, None, None))
+                (field("Password", "password", html! {
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                }, None, None))
+                button.primary type="submit" { "Sign in" }
             }
-        }
-    }
+            p.muted.small { "Every action in this console is recorded in the platform's hash-chained audit ledger." }
+        },
+    )
 }
 
 fn with_pre_cookie(state: &AppState, status: StatusCode, markup: Markup, token: &str) -> Response {

@@ -33,7 +33,7 @@ const ROUTES: &[Route] = &[
 ];
 
 crate::string_enum_schema!(
-    crate::config::Role,
+    crate::config::Role as "InstallRole",
     "Which side of the on-prem contract this process plays (HEARTBEATS.md)."
 );
 

@@ -95,7 +95,86 @@ pub fn api_router(contexts: &[&Context]) -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route of `contexts`.
 pub fn openapi(contexts: &[&Context]) -> utoipa::openapi::OpenApi {
-    api_router(contexts).into_openapi()
+    conform(
+        api_router(contexts).into_openapi(),
+        &Registry::new(contexts),
+    )
+}
+
+/// The refusals every operation can answer, documented once here rather than in each
+/// `#[utoipa::path]`, so the document says what the server does (API.md "Errors"):
+/// problem documents are `application/problem+json`; a route that needs credentials answers 401
+/// and 403 (and names no security requirement when it is public); one with a body answers 400
+/// (malformed), 413 (too large), 415 (not JSON) and 422 (invalid); a route of one tenant
+/// answers 404 for another tenant; and any route 503 when the store is unavailable.
+fn conform(mut doc: utoipa::openapi::OpenApi, registry: &Registry) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+    const PROBLEM: &str = "application/problem+json";
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    PROBLEM,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            ("GET", item.get.as_mut()),
+            ("POST", item.post.as_mut()),
+            ("PUT", item.put.as_mut()),
+            ("PATCH", item.patch.as_mut()),
+            ("DELETE", item.delete.as_mut()),
+        ];
+        for (method, op) in ops {
+            let Some(op) = op else { continue };
+            for r in op.responses.responses.values_mut() {
+                if let RefOr::T(r) = r
+                    && let Some(c) = r.content.shift_remove("application/json")
+                {
+                    let is_problem = matches!(&c.schema, Some(RefOr::Ref(x)) if x.ref_location.ends_with("/Problem"));
+                    let key = if is_problem {
+                        PROBLEM
+                    } else {
+                        "application/json"
+                    };
+                    r.content.insert(key.to_string(), c);
+                }
+            }
+            let mut add = |code: &str, description: &str| {
+                op.responses
+                    .responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            let access = registry.routes().access_for(method, path);
+            if access == Some(crate::rbac::Access::Public) {
+                op.security = Some(vec![Default::default()]);
+            } else {
+                add("401", "No valid credentials");
+                add("403", "The credentials do not allow this route");
+            }
+            if matches!(
+                access,
+                Some(crate::rbac::Access::Tenant(..) | crate::rbac::Access::Member(_))
+            ) {
+                add("404", "No such tenant (or another tenant's)");
+            }
+            if op.request_body.is_some() {
+                add("400", "Malformed request");
+                add("413", "The body is over its limit");
+                add("415", "The body is not JSON");
+                add("422", "Invalid input");
+            }
+            add("503", "The store is unavailable or overloaded; retry");
+        }
+    }
+    doc
 }
 
 /// The whole HTTP application for `state`: the API and console routes of `contexts`, the
@@ -104,6 +183,7 @@ pub fn openapi(contexts: &[&Context]) -> utoipa::openapi::OpenApi {
 pub fn app(state: AppState, contexts: &[&Context]) -> Router {
     let registry = Arc::new(Registry::new(contexts));
     let (router, doc) = api_router(contexts).split_for_parts();
+    let doc = conform(doc, &registry);
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let pages = contexts
         .iter()

@@ -22,7 +22,9 @@ pub fn string_enum<'a>(
 }
 
 /// Implements `utoipa::ToSchema` for a domain enum with `ALL` and `as_str()`:
-/// `string_enum_schema!(State, "Lifecycle state");` in the context's api.rs.
+/// `string_enum_schema!(State, "Lifecycle state");` in the context's api.rs, or
+/// `string_enum_schema!(config::Role as "InstallRole", "...")` when another schema has the
+/// type's name (schema names are global to the document).
 #[macro_export]
 macro_rules! string_enum_schema {
     ($t:ty, $doc:literal) => {
@@ -32,5 +34,17 @@ macro_rules! string_enum_schema {
             }
         }
         impl utoipa::ToSchema for $t {}
+    };
+    ($t:ty as $name:literal, $doc:literal) => {
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::http::schema::string_enum(<$t>::ALL.iter().map(|v| v.as_str()), $doc)
+            }
+        }
+        impl utoipa::ToSchema for $t {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed($name)
+            }
+        }
     };
 }

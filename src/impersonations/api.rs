@@ -138,6 +138,7 @@ pub struct ElevateRequest {
     /// 10–500 characters: what will be changed and why (the tenant's admins read it).
     pub reason: String,
     /// 1–60 minutes; 15 by default.
+    #[schema(minimum = 1, maximum = 60)]
     pub minutes: Option<i64>,
 }
 

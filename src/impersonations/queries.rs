@@ -88,6 +88,7 @@ pub struct ImpersonationFilter {
     /// `active` (read-only or elevated now), `elevated` or `ended`.
     pub state: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

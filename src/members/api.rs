@@ -291,6 +291,7 @@ async fn personas_invite(
 
 /// A tenant role with its scopes.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = TenantRole)]
 pub struct Role {
     /// Its name, e.g. `tenant_admin`.
     pub name: String,

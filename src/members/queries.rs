@@ -68,6 +68,7 @@ pub struct PersonaFilter {
     /// Case-insensitive substring of the display name or email.
     pub q: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<usize>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,

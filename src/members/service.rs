@@ -302,12 +302,15 @@ fn check_roles(
     Ok(())
 }
 
-fn check_bu(ctx: &WriteCtx<'_>, tenant: &Uuid, bu: Option<&Uuid>) -> Result<()> {
+/// Checks that business unit `bu` (named by `field`) exists in `tenant`.
+///
+/// Errors: 422 on `field`.
+fn check_bu(ctx: &WriteCtx<'_>, tenant: &Uuid, field: &str, bu: Option<&Uuid>) -> Result<()> {
     if let Some(b) = bu
         && !ctx.contains(BUSINESS_UNITS, &tenant_key(tenant, b))?
     {
         return Err(Error::invalid(
-            "bu_id",
+            field,
             format!("business unit {b} does not exist in this tenant"),
         ));
     }
@@ -330,7 +333,7 @@ pub fn add_persona(
 ) -> Result<Persona> {
     writable_tenant(ctx, tenant)?;
     check_roles(ctx, tenant, &input.roles, grantor)?;
-    check_bu(ctx, tenant, input.bu_id.as_ref())?;
+    check_bu(ctx, tenant, "bu_id", input.bu_id.as_ref())?;
     if let Some(e) = &input.email
         && let Some(owner) = ctx.get(PERSONA_EMAILS, &tenant_name_key(tenant, e))?
     {
@@ -419,7 +422,7 @@ pub fn update_persona(
         check_roles(ctx, tenant, r, grantor)?;
     }
     if let Some(b) = &patch.bu_id {
-        check_bu(ctx, tenant, b.as_ref())?;
+        check_bu(ctx, tenant, "bu_id", b.as_ref())?;
     }
     let mut new = old.clone();
     let mut changes = Map::new();
@@ -858,18 +861,6 @@ fn load_bu(r: &impl Reader, tenant: &Uuid, id: &Uuid) -> Result<BusinessUnitReco
         .ok_or_else(|| Error::not_found("business unit", id.to_string()))
 }
 
-fn check_parent(ctx: &WriteCtx<'_>, tenant: &Uuid, parent: Option<&Uuid>) -> Result<()> {
-    if let Some(p) = parent
-        && !ctx.contains(BUSINESS_UNITS, &tenant_key(tenant, p))?
-    {
-        return Err(Error::invalid(
-            "parent_id",
-            format!("business unit {p} does not exist in this tenant"),
-        ));
-    }
-    Ok(())
-}
-
 /// Creates a business unit (`business_unit.created.v1`).
 ///
 /// Errors: 404 unknown tenant; 409 `tenant_read_only`; 422 unknown parent.
@@ -879,7 +870,7 @@ pub fn create_bu(
     input: &BusinessUnitInput,
 ) -> Result<BusinessUnit> {
     writable_tenant(ctx, tenant)?;
-    check_parent(ctx, tenant, input.parent_id.as_ref())?;
+    check_bu(ctx, tenant, "parent_id", input.parent_id.as_ref())?;
     let have = queries::counter(ctx, tenant, counter::BUSINESS_UNITS)?;
     if have >= MAX_BUSINESS_UNITS {
         return Err(Error::conflict(
@@ -947,7 +938,7 @@ pub fn update_bu(
     });
     v.finish()?;
     if let Some(p) = new_parent.flatten() {
-        check_parent(ctx, tenant, Some(&p))?;
+        check_bu(ctx, tenant, "parent_id", Some(&p))?;
         // Walk up from the new parent: meeting `id` would make a cycle.
         let mut at = Some(p);
         let mut steps = 0;

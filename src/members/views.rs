@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use chrono::{DateTime, Utc};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -18,7 +18,8 @@ use super::queries::PersonaFilter;
 use super::service::{BusinessUnitChanges, BusinessUnitDraft, PersonaChanges, PersonaDraft};
 use crate::console::fmt::when;
 use crate::console::layout::{
-    Ctx, TenantShell, Tone, badge, csrf_field, empty, field, header, page, redirect, secret_once,
+    Ctx, TenantShell, Tone, badge, bare_page, brand, csrf_field, empty, field, header, page,
+    redirect, secret_once,
 };
 use crate::console::{ConsoleError, PageResult, without_cursor};
 use crate::error::{Error, Result, path_id};
@@ -651,19 +652,7 @@ pub async fn view_bu_delete_post(
 }
 
 fn invite_shell(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · Tenantry" }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
-            }
-            body.centered { main.signin { (body) } }
-        }
-    }
+    bare_page(&format!("{title} · Tenantry"), body)
 }
 
 fn invite_gone() -> Response {
@@ -687,10 +676,7 @@ fn invite_form(
     invite_shell(
         "Set your password",
         html! {
-            div.brand-big {
-                img src="/assets/favicon.svg" alt="" width="40" height="40";
-                span { (tenant_name) }
-            }
+            (brand(tenant_name))
             h1 { "Welcome, " (p.display_name) }
             p { "You were invited to the " (tenant_name) " tenant console as " strong { (p.email.as_deref().unwrap_or_default()) } ". Choose a password to finish." }
             @if let Some(e) = error { div.flash.critical role="alert" { (e) } }

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -23,8 +23,8 @@ use crate::actor::Actor;
 use crate::audit::ChainId;
 use crate::audit::ledger::{self, AuditQuery};
 use crate::console::fmt::when;
-use crate::console::layout::field;
 use crate::console::layout::{Ctx, TenantShell, Tone, badge, header, page, redirect};
+use crate::console::layout::{bare_page, brand, field};
 use crate::console::signin::{NextQuery, cookie_attrs};
 use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
@@ -267,42 +267,28 @@ fn signin_page(
     email: &str,
     error: Option<&str>,
 ) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · " (name) }
-                link rel="stylesheet" href="/assets/console.css";
-                link rel="icon" href="/assets/favicon.svg" type="image/svg+xml";
+    bare_page(
+        &format!("Sign in · {name}"),
+        html! {
+            (brand(name))
+            h1 { "Sign in to your tenant console" }
+            @if let Some(e) = error {
+                div.flash.critical role="alert" { (e) }
             }
-            body.centered {
-                main.signin {
-                    div.brand-big {
-                        img src="/assets/favicon.svg" alt="" width="40" height="40";
-                        span { (name) }
-                    }
-                    h1 { "Sign in to your tenant console" }
-                    @if let Some(e) = error {
-                        div.flash.critical role="alert" { (e) }
-                    }
-                    form method="post" action={"/tenant/" (tenant) "/signin"} {
-                        input type="hidden" name="csrf" value=(token);
-                        input type="hidden" name="next" value=(next);
-                        (field("Email", "email", html! {
-                            input #email name="email" type="email" autocomplete="username" required autofocus value=(email);
-                        }, None, None))
-                        (field("Password", "password", html! {
-                            input #password name="password" type="password" autocomplete="current-password" required;
-                        }, None, None))
-                        button.primary type="submit" { "Sign in" }
-                    }
-                    p.muted.small { "This console is scoped to your tenant only. Everything you do here is recorded on your tenant's audit chain." }
-                }
+            form method="post" action={"/tenant/" (tenant) "/signin"} {
+                input type="hidden" name="csrf" value=(token);
+                input type="hidden" name="next" value=(next);
+                (field("Email", "email", html! {
+                    input #email name="email" type="email" autocomplete="username" required autofocus value=(email);
+                }, None, None))
+                (field("Password", "password", html! {
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                }, None, None))
+                button.primary type="submit" { "Sign in" }
             }
-        }
-    }
+            p.muted.small { "This console is scoped to your tenant only. Everything you do here is recorded on your tenant's audit chain." }
+        },
+    )
 }
 
 fn with_pre_cookie(

@@ -446,3 +446,51 @@ async fn concurrent_writes_are_group_committed_and_each_gets_its_own_answer() {
             .all(|r| r["ok"] == true)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_says_which_refusals_every_operation_answers() {
+    let app = TestApp::spawn().await;
+    let (_, doc) = app.get("/api/openapi.json").await;
+    let mut checked = 0;
+    for (method, path, access) in api_routes() {
+        if *path == "/api/openapi.json" {
+            continue;
+        }
+        let op = &doc["paths"][*path][method.to_lowercase()];
+        let responses = op["responses"].as_object().unwrap();
+        // Problems are documented as what they are.
+        for (code, r) in responses {
+            if let Some(c) = r["content"].as_object() {
+                let problem = c
+                    .values()
+                    .any(|v| v["schema"]["$ref"] == "#/components/schemas/Problem");
+                if problem {
+                    assert!(
+                        c.contains_key("application/problem+json"),
+                        "{method} {path} {code}"
+                    );
+                }
+            }
+        }
+        if *access == Access::Public {
+            assert_eq!(op["security"], json!([{}]), "{method} {path} is public");
+        } else {
+            for code in ["401", "403"] {
+                assert!(
+                    responses.contains_key(code),
+                    "{method} {path} documents {code}"
+                );
+            }
+        }
+        if !op["requestBody"].is_null() {
+            for code in ["400", "413", "415", "422"] {
+                assert!(
+                    responses.contains_key(code),
+                    "{method} {path} documents {code}"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 60, "{checked}");
+}
