@@ -354,6 +354,71 @@ async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
     let results = verify["results"].as_array().unwrap();
     assert!(results.len() >= 31);
     assert!(results.iter().all(|r| r["ok"] == true), "{verify}");
+    // The tenant side lives: members, business units, keys (some without expiry), visits, and
+    // one tenant admin's sign-in printed on start.
+    let users = get("/api/personas?limit=500").await;
+    assert!(users["items"].as_array().unwrap().len() >= 100, "{users}");
+    let visits = get("/api/impersonations").await;
+    assert_eq!(visits["items"].as_array().unwrap().len(), 2, "{visits}");
+    let i = log
+        .find("demo tenant admin of ")
+        .expect("a tenant admin's sign-in is printed");
+    let line = log[i..].lines().next().unwrap().to_string();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "at").unwrap();
+    let signin = words[at + 1];
+    let email = words[at + 3];
+    let password = words.last().unwrap().to_string();
+    let tenant = signin.split('/').nth(2).unwrap().to_string();
+    let keys = get(&format!("/api/tenants/{tenant}/api-keys")).await;
+    assert!(
+        keys["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["no_expiry"] == true),
+        "{keys}"
+    );
+    let bus = get(&format!("/api/tenants/{tenant}/business-units")).await;
+    assert_eq!(bus["items"].as_array().unwrap().len(), 5, "{bus}");
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = c.get(format!("{base}{signin}")).send().await.unwrap();
+    let pre = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("tenantry_tenant_signin="))
+        .unwrap();
+    let pre = pre.split(';').next().unwrap().to_string();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let res = c
+        .post(format!("{base}{signin}"))
+        .header("cookie", pre)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("email", email),
+                ("password", password.as_str()),
+                ("csrf", csrf.as_str()),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::SEE_OTHER, "{line}");
     let (status, log) = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
