@@ -47,6 +47,10 @@ pub const BUSINESS_UNIT_IN_USE: &str = "business_unit_in_use";
 pub const PERSONA_REVOKED: &str = "persona_revoked";
 /// 409: only an invited persona gets a new invite link.
 pub const PERSONA_NOT_INVITED: &str = "persona_not_invited";
+/// 409: the tenant has [`MAX_PERSONAS`] personas.
+pub const PERSONA_LIMIT: &str = "persona_limit";
+/// Most personas a tenant holds, revoked ones included.
+pub const MAX_PERSONAS: u64 = 100_000;
 /// 409: the tenant has [`MAX_BUSINESS_UNITS`] business units.
 pub const BUSINESS_UNIT_LIMIT: &str = "business_unit_limit";
 /// Most business units a tenant has (the tree is read whole).

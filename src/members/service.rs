@@ -321,9 +321,9 @@ fn check_bu(ctx: &WriteCtx<'_>, tenant: &Uuid, field: &str, bu: Option<&Uuid>) -
 /// whose token hashes to `invite` (SHA-256), good for [`INVITE_DAYS`]; a service starts
 /// `active`.
 ///
-/// Errors: 404 unknown tenant; 409 `tenant_read_only`, `email_taken`; 422 for unknown roles,
-/// roles beyond the `grantor`'s scopes (a tenant principal adding the persona), or an unknown
-/// business unit.
+/// Errors: 404 unknown tenant; 409 `tenant_read_only`, `email_taken`, `persona_limit`; 422 for
+/// unknown roles, roles beyond the `grantor`'s scopes (a tenant principal adding the persona),
+/// or an unknown business unit.
 pub fn add_persona(
     ctx: &mut WriteCtx<'_>,
     tenant: &Uuid,
@@ -332,6 +332,14 @@ pub fn add_persona(
     grantor: Option<Scopes>,
 ) -> Result<Persona> {
     writable_tenant(ctx, tenant)?;
+    let have = queries::counter(ctx, tenant, counter::MEMBERS)?
+        + queries::counter(ctx, tenant, counter::REVOKED)?;
+    if have >= MAX_PERSONAS {
+        return Err(Error::conflict(
+            PERSONA_LIMIT,
+            format!("this tenant holds {have} personas, the most a tenant can have"),
+        ));
+    }
     check_roles(ctx, tenant, &input.roles, grantor)?;
     check_bu(ctx, tenant, "bu_id", input.bu_id.as_ref())?;
     if let Some(e) = &input.email
@@ -863,7 +871,8 @@ fn load_bu(r: &impl Reader, tenant: &Uuid, id: &Uuid) -> Result<BusinessUnitReco
 
 /// Creates a business unit (`business_unit.created.v1`).
 ///
-/// Errors: 404 unknown tenant; 409 `tenant_read_only`; 422 unknown parent.
+/// Errors: 404 unknown tenant; 409 `tenant_read_only`, `business_unit_limit`; 422 unknown
+/// parent.
 pub fn create_bu(
     ctx: &mut WriteCtx<'_>,
     tenant: &Uuid,
