@@ -208,17 +208,8 @@ impl Application {
         let flusher = tokio::spawn(crate::api_keys::flush_loop(state.clone(), stop_rx.clone()));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
-        let served = match tls {
-            None => {
-                axum::serve(
-                    listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
-                )
-                .with_graceful_shutdown(shutdown)
-                .await
-            }
-            Some(tls) => serve_tls(listener, &tls, router, shutdown).await,
-        };
+        let http = state.config().http.clone();
+        let served = crate::http::server::serve(listener, tls, router, &http, shutdown).await;
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
         let _ = stop_tx.send(true);
         let _ = scheduler.await;
@@ -231,27 +222,6 @@ impl Application {
         tracing::info!("stopped: the writer drained and the store is closed");
         served
     }
-}
-
-/// Serves `router` over TLS (axum-server's rustls acceptor, whose configuration a SIGHUP swaps)
-/// until `shutdown`, then drains like `axum::serve`: stop accepting, finish in-flight requests
-/// (bounded at 30 s), close idle keep-alive connections.
-async fn serve_tls(
-    listener: tokio::net::TcpListener,
-    tls: &crate::tls::Tls,
-    router: axum::Router,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-    });
-    axum_server::from_tcp_rustls(listener.into_std()?, tls.rustls())?
-        .handle(handle)
-        .serve(router.into_make_service_with_connect_info::<SocketAddr>())
-        .await
 }
 
 /// Opens the store and key, runs first-start initialisation, and builds the shared state,

@@ -128,6 +128,70 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// `[smtp] host, port, tls, from, username, password`: send invites by email.
     pub smtp: Option<SmtpConfig>,
+    /// `[http]`: the HTTP edge's connection cap, timeouts, trusted proxies and export limits.
+    pub http: Option<HttpConfig>,
+}
+
+/// `[http]`: the limits of the HTTP edge. Every one is bounded so that an anonymous client
+/// cannot pin memory, connections or threads (issue 12, finding 1).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Most connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers (and that an idle keep-alive
+    /// connection stays open), and to finish the TLS handshake.
+    pub header_read_timeout_secs: u64,
+    /// Seconds from a request's headers to its response's headers (body read included); past
+    /// it the answer is 408 `request_timeout`.
+    pub request_timeout_secs: u64,
+    /// The same for the routes that take uploads (bundles), which are larger.
+    pub upload_timeout_secs: u64,
+    /// Peers whose `X-Forwarded-For`/`Forwarded` header names the client (a TLS proxy on
+    /// this host: `["127.0.0.1/32", "::1/128"]`). Empty: the peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Most CSV and NDJSON exports streamed at once; more answer 503 `busy`.
+    pub max_exports: usize,
+    /// Seconds an export waits for the client to take its next chunk before it is cut off.
+    pub export_send_timeout_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            max_connections: 512,
+            header_read_timeout_secs: 10,
+            request_timeout_secs: 30,
+            upload_timeout_secs: 300,
+            trusted_proxies: Vec::new(),
+            max_exports: 4,
+            export_send_timeout_secs: 30,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("max_connections", self.max_connections as u64),
+            ("header_read_timeout_secs", self.header_read_timeout_secs),
+            ("request_timeout_secs", self.request_timeout_secs),
+            ("upload_timeout_secs", self.upload_timeout_secs),
+            ("max_exports", self.max_exports as u64),
+            ("export_send_timeout_secs", self.export_send_timeout_secs),
+        ];
+        match positive.iter().find(|(_, v)| *v == 0) {
+            Some((name, _)) => Err(ConfigError::Invalid(format!(
+                "[http] {name} must be at least 1"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The connection's header-read (and keep-alive idle, and TLS handshake) timeout.
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
 }
 
 /// How the connection to the SMTP server is secured.
@@ -254,6 +318,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `[smtp]`: send invites by email.
     pub smtp: Option<SmtpConfig>,
+    /// `[http]`: the HTTP edge's limits.
+    pub http: HttpConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -338,6 +404,7 @@ impl Default for Config {
             backup: crate::backup::config::BackupConfig::default(),
             public_url: None,
             smtp: None,
+            http: HttpConfig::default(),
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -455,6 +522,7 @@ impl Config {
                 .public_url
                 .map(|u| u.trim().trim_end_matches('/').to_string()),
             smtp: f.smtp,
+            http: f.http.unwrap_or_default(),
             source: None,
             role: f.role.unwrap_or_default(),
             control_plane,
@@ -505,6 +573,7 @@ impl Config {
         if let Some(smtp) = &self.smtp {
             smtp.validate()?;
         }
+        self.http.validate()?;
         if self.backup.keep == 0 {
             return Err(ConfigError::Invalid(
                 "[backup] keep must be at least 1 (the number of daily backups kept)".into(),

@@ -58,6 +58,7 @@ struct Inner {
     routes: RouteCache,
     scheduler: Scheduler,
     throttle: Throttle,
+    exports: crate::export::Exports,
     install_id: Uuid,
     started_at: DateTime<Utc>,
     onprem: OnPrem,
@@ -108,6 +109,10 @@ impl AppState {
             tokens,
             hooks,
         } = parts;
+        let exports = crate::export::Exports::new(
+            config.http.max_exports,
+            std::time::Duration::from_secs(config.http.export_send_timeout_secs),
+        );
         let state = AppState {
             inner: Arc::new(Inner {
                 routes: RouteCache::new(config.route_cache_ttl),
@@ -118,6 +123,7 @@ impl AppState {
                 key: Arc::new(key),
                 scheduler,
                 throttle: Throttle::default(),
+                exports,
                 install_id,
                 onprem,
                 mailer,
@@ -163,6 +169,10 @@ impl AppState {
     /// The sign-in throttle.
     pub fn throttle(&self) -> &Throttle {
         &self.inner.throttle
+    }
+    /// The export slots (`[http] max_exports`, `export_send_timeout_secs`).
+    pub fn exports(&self) -> &crate::export::Exports {
+        &self.inner.exports
     }
     /// Console session limits from config.
     pub fn session_limits(&self) -> SessionLimits {

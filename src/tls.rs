@@ -86,7 +86,7 @@ pub fn check_listen(
 /// reload) and where it came from.
 #[derive(Clone)]
 pub struct Tls {
-    config: axum_server::tls_rustls::RustlsConfig,
+    config: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
     cert: PathBuf,
     key: PathBuf,
     fingerprint: Arc<std::sync::Mutex<String>>,
@@ -122,7 +122,7 @@ impl Tls {
         };
         let (server, fp) = server_config(&cert, &key)?;
         Ok(Some(Tls {
-            config: axum_server::tls_rustls::RustlsConfig::from_config(server),
+            config: Arc::new(std::sync::RwLock::new(server)),
             cert,
             key,
             fingerprint: Arc::new(std::sync::Mutex::new(fp)),
@@ -135,7 +135,10 @@ impl Tls {
     /// Errors: the files are unreadable or unusable.
     pub fn reload(&self) -> Result<String, TlsError> {
         let (server, fp) = server_config(&self.cert, &self.key)?;
-        self.config.reload_from_config(server);
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = server;
         if let Ok(mut f) = self.fingerprint.lock() {
             f.clone_from(&fp);
         }
@@ -161,9 +164,12 @@ impl Tls {
         self.self_signed
     }
 
-    /// The acceptor's configuration.
-    pub fn rustls(&self) -> axum_server::tls_rustls::RustlsConfig {
-        self.config.clone()
+    /// The configuration new connections are accepted with.
+    pub fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 

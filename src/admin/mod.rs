@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::audit::{self, ChainId, Mode};
 use crate::error::{Error, Result};
-use crate::scheduler::{self, Job, Trigger};
+use crate::scheduler::{self, Job};
 use crate::state::AppState;
 
 /// What an operation returns: a JSON value, or a byte stream (export).
@@ -61,7 +61,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
         AdminRequest::AuditExport { chain } => {
             let chain = ChainId::parse(&chain).map_err(|m| Error::invalid("chain", m))?;
             Ok(AdminOutput::Stream(
-                audit::export(state.store(), chain).await?,
+                audit::export(state.store(), state.exports(), chain).await?,
             ))
         }
         AdminRequest::JobsList => {
@@ -124,7 +124,7 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
                 .scheduler()
                 .job(&name)
                 .ok_or_else(|| Error::not_found("job", &name))?;
-            let run = scheduler::run_job(state, job, Trigger::Manual).await?;
+            let run = scheduler::run_job(state, job, Some(cli_actor())).await?;
             Ok(AdminOutput::Json(
                 serde_json::to_value(run).map_err(|e| Error::Internal(e.to_string()))?,
             ))

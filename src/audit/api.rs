@@ -294,7 +294,7 @@ async fn audit_export(
     ApiQuery(q): ApiQuery<ChainParam>,
 ) -> ApiResult<Response> {
     let chain = parse_chain(&q.chain)?;
-    let rx = super::export(s.store(), chain).await?;
+    let rx = super::export(s.store(), s.exports(), chain).await?;
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let stream = tokio_stream::StreamExt::map(stream, |r| {
         r.map_err(|e| std::io::Error::other(e.to_string()))

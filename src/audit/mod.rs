@@ -345,8 +345,10 @@ pub async fn list_checkpoints(store: &Store, chain: ChainId) -> Result<Vec<Check
 /// seq order, then one `{"checkpoint": {...}}` line per checkpoint. Chunks of about 64 KiB.
 ///
 /// Errors: 404 when the chain has no entries (checked before streaming starts).
+/// Errors: 503 `busy` when `exports` has no free slot ([`crate::export`]).
 pub async fn export(
     store: &Store,
+    exports: &crate::export::Exports,
     chain: ChainId,
 ) -> Result<tokio::sync::mpsc::Receiver<Result<Bytes>>> {
     let exists = store
@@ -355,12 +357,12 @@ pub async fn export(
     if !exists {
         return Err(Error::not_found("chain", chain.to_string()));
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(8);
+    let (tx, rx) = exports.channel::<Result<Bytes>>()?;
     let store = store.clone();
     tokio::task::spawn_blocking(move || {
         let result = store.read_blocking(|r| write_export(r, &chain, &tx));
         if let Err(e) = result {
-            let _ = tx.blocking_send(Err(e));
+            let _ = tx.send_blocking(Err(e));
         }
     });
     Ok(rx)
@@ -370,7 +372,7 @@ pub async fn export(
 fn write_export(
     r: &impl Reader,
     chain: &ChainId,
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes>>,
+    tx: &crate::export::ExportSink<Result<Bytes>>,
 ) -> Result<()> {
     const CHUNK: usize = 64 * 1024;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
@@ -378,7 +380,7 @@ fn write_export(
     let mut flush = |buf: &mut Vec<u8>, force: bool| {
         if !gone && (force || buf.len() >= CHUNK) && !buf.is_empty() {
             let chunk = Bytes::from(std::mem::take(buf));
-            gone = tx.blocking_send(Ok(chunk)).is_err();
+            gone = !tx.send_blocking(Ok(chunk));
             buf.reserve(CHUNK + 4096);
         }
         gone

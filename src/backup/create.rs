@@ -309,7 +309,7 @@ pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result
     record(
         state.store(),
         now,
-        Actor::system("job:backup_daily"),
+        Actor::job("backup_daily"),
         &summary,
         Trigger::Daily,
         Some(name.clone()),

@@ -17,9 +17,8 @@ pub mod layout;
 pub mod signin;
 
 use axum::Router;
-use axum::extract::{Path, Request};
-use axum::http::{HeaderValue, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::extract::Path;
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
@@ -68,23 +67,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/signout", post(signin::view_signout_post))
         .route("/assets/{*path}", get(asset))
-}
-
-/// Adds the CSP to HTML responses (layered over every context's pages by `http::app`).
-pub async fn page_headers(req: Request, next: Next) -> Response {
-    let mut res = next.run(req).await;
-    let is_html = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"));
-    if is_html {
-        res.headers_mut().insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
-    }
-    res
 }
 
 async fn asset(Path(path): Path<String>) -> Response {

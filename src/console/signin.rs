@@ -6,10 +6,9 @@
 //! `operator.signed_in.v1`. Failures are throttled per username and per client address
 //! ([`crate::operators::throttle`]) and counted per day in the store.
 
-use std::net::SocketAddr;
-
+use crate::http::extract::ClientAddr;
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -123,13 +122,13 @@ pub struct SigninForm {
 /// Checks the password and starts a session.
 pub async fn view_signin_post(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
 ) -> Response {
     let next = safe_next(form.next.as_deref());
     let username = form.username.trim().to_ascii_lowercase();
-    let client = addr.ip().to_string();
+    let client = addr.to_string();
     let again = |status: StatusCode, msg: &str| -> Response {
         match random_token() {
             Ok(t) => with_pre_cookie(
@@ -151,8 +150,15 @@ pub async fn view_signin_post(
             "The sign-in form expired. Please try again.",
         );
     }
+    if username.len() > crate::operators::throttle::MAX_NAME_BYTES {
+        // No such account can exist: refused before anything is counted, read or hashed.
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "The username or password is wrong, or the account is disabled.",
+        );
+    }
     let now = state.clock().now();
-    if let Err(wait) = state.throttle().check(&username, &client, now) {
+    if let Err(wait) = state.throttle().begin(&username, &client, now) {
         tracing::warn!(username, client, "sign-in throttled");
         let msg = format!(
             "Too many failed sign-ins. Try again in {}.",
@@ -173,16 +179,23 @@ pub async fn view_signin_post(
         .as_ref()
         .filter(|(_, rec)| !rec.disabled)
         .map(|(_, rec)| rec.password_hash.clone());
-    let ok =
-        tokio::task::spawn_blocking(move || service::verify_password(&password, phc.as_deref()))
-            .await
-            .unwrap_or(false);
+    let ok = match crate::passwords::verify(password, phc).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!(username, client, error = %e, "sign-in not checked");
+            return again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking other sign-ins. Try again in a few seconds.",
+            );
+        }
+    };
+    let known = found.is_some();
     let Some((id, _)) = found.filter(|_| ok) else {
-        state.throttle().failed(&username, &client, now);
+        state.throttle().failed();
         let name = username.clone();
         if let Err(e) = state
             .write(Actor::system("signin"), move |ctx| {
-                service::record_failure(ctx, &name)
+                service::record_failure(ctx, &name, known)
             })
             .await
         {
@@ -194,7 +207,7 @@ pub async fn view_signin_post(
             "The username or password is wrong, or the account is disabled.",
         );
     };
-    state.throttle().succeeded(&username);
+    state.throttle().succeeded(&username, &client, now);
     let (Ok(cookie_value), Ok(csrf)) = (random_token(), service::random32()) else {
         return super::error_page(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -154,7 +154,7 @@ pub async fn generate(state: &AppState) -> Result<String> {
         .as_ref()
         .map_or(crate::config::DEFAULT_BACKLOG_MAX, |c| c.backlog_max);
     let written = state
-        .write(Actor::system("job:heartbeat"), move |ctx| {
+        .write(Actor::job("heartbeat"), move |ctx| {
             outbox::enqueue(ctx, &key, &snapshot, started_at, backlog_max)
         })
         .await?;

@@ -30,10 +30,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::context::Registry;
-use super::credentials::{
-    CSRF_FIELD, SESSION_COOKIE, TENANT_SESSION_COOKIE, cookie, csrf_matches, form_value,
-    presented_token,
-};
+use super::credentials::{SESSION_COOKIE, TENANT_SESSION_COOKIE, cookie, presented_token};
 use super::problem::ApiError;
 use crate::actor::Actor;
 use crate::error::Error;
@@ -278,8 +275,9 @@ pub fn tenant_param<'a>(template: &str, path: &'a str) -> Option<&'a str> {
 }
 
 /// Middleware: authenticates, calls [`rbac::RouteTable::authorize`] with the matched route
-/// template and its tenant parameter, enforces visits on Tenant-console pages, and checks the
-/// CSRF token of console forms. Requests that matched no route pass through to the 404
+/// template and its tenant parameter, and enforces visits on Tenant-console pages (the CSRF
+/// check of console forms follows, in [`super::body::check_csrf`], once the body is bounded).
+/// Requests that matched no route pass through to the 404
 /// fallback.
 pub async fn authorize_request(
     State(state): State<AppState>,
@@ -342,30 +340,6 @@ pub async fn authorize_request(
     ) {
         return refuse(r.into(), &req);
     }
-    if console
-        && !safe
-        && !public
-        && let Some(session) = principal.as_ref().and_then(|p| p.session.as_ref())
-    {
-        let (parts, body) = req.into_parts();
-        // The body was already read and bounded by the body-limit middleware.
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .unwrap_or_default();
-        let sent = match multipart_boundary(&parts.headers) {
-            Some(boundary) => multipart_value(bytes.clone(), boundary, CSRF_FIELD).await,
-            None => form_value(&bytes, CSRF_FIELD),
-        };
-        if !csrf_matches(&session.csrf, sent.as_deref()) {
-            tracing::warn!(
-                template,
-                "refused a console form without a valid CSRF token"
-            );
-            let e = Refusal::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
-            return crate::console::refusal(e.into(), &parts.uri);
-        }
-        req = Request::from_parts(parts, axum::body::Body::from(bytes));
-    }
     if let Some(p) = principal {
         tracing::debug!(actor = %p.actor.id, kind = p.label(), "authorized");
         req.extensions_mut().insert(p);
@@ -399,26 +373,4 @@ fn check_visit(
         return Err(Refusal::ReadOnlyVisit);
     }
     Ok(())
-}
-
-/// The boundary of a `multipart/form-data` body (file uploads), if that is what was sent.
-fn multipart_boundary(headers: &HeaderMap) -> Option<String> {
-    let ct = headers
-        .get(axum::http::header::CONTENT_TYPE)?
-        .to_str()
-        .ok()?;
-    multer::parse_boundary(ct).ok()
-}
-
-/// The text of the first part named `field` of a multipart body. Forms put their CSRF field
-/// first, so only the head of an upload is parsed here.
-async fn multipart_value(body: bytes::Bytes, boundary: String, field: &str) -> Option<String> {
-    let stream = tokio_stream::once(Ok::<_, std::io::Error>(body));
-    let mut parts = multer::Multipart::new(stream, boundary);
-    while let Ok(Some(part)) = parts.next_field().await {
-        if part.name() == Some(field) {
-            return part.text().await.ok();
-        }
-    }
-    None
 }

@@ -303,6 +303,11 @@ impl Registry {
         &self.tenant_panels
     }
 
+    /// Does `path` take uploads (its own, larger body limit)?
+    pub fn is_upload(&self, path: &str) -> bool {
+        self.uploads.contains_key(path)
+    }
+
     /// The body limit of `path` under `config`: its upload limit, or `body_limit_bytes`.
     pub fn body_limit(&self, path: &str, config: &Config) -> usize {
         self.uploads

@@ -140,3 +140,24 @@ pub fn double_option<'de, D: serde::Deserializer<'de>>(
 ) -> std::result::Result<Option<Option<String>>, D::Error> {
     <Option<String> as serde::Deserialize>::deserialize(d).map(Some)
 }
+
+/// The address of the client that sent the request: the TCP peer, or what a trusted proxy
+/// reports for it ([`super::server::client_addr`], `[http] trusted_proxies`). Sign-in
+/// throttles and session records key on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        if let Some(c) = parts.extensions.get::<ClientAddr>() {
+            return Ok(*c);
+        }
+        parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| ClientAddr(c.0.ip().to_canonical()))
+            .ok_or_else(|| Error::Internal("the client address is unknown".into()).into())
+    }
+}

@@ -63,7 +63,9 @@ async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness details.
+/// Readiness. Anyone (a load balancer, systemd) sees the status and its checks; the details
+/// that describe the install (its id, size, role, license) are for operators only and absent
+/// otherwise (issue 12, finding 8).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// `ready` or `not_ready`.
@@ -72,6 +74,15 @@ pub struct Readiness {
     pub store: bool,
     /// The scheduler loop is running.
     pub scheduler: bool,
+    /// Operators only: the install's details.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(inline)]
+    pub details: Option<ReadinessDetails>,
+}
+
+/// What `/readyz` tells an operator beyond the checks.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ReadinessDetails {
     /// Size of the data file, bytes.
     pub data_file_bytes: u64,
     /// This install.
@@ -85,9 +96,14 @@ pub struct Readiness {
     pub license: Option<crate::license::api::LicenseSummary>,
 }
 
-/// Readiness: 200 when the store is readable and the scheduler runs, else 503.
+/// Readiness: 200 when the store is readable and the scheduler runs, else 503. With an
+/// operator's credentials, also the install's details.
 #[utoipa::path(get, path = "/readyz", tag = "health", security(()), responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+async fn readyz(
+    State(state): State<AppState>,
+    caller: Option<axum::Extension<crate::rbac::Principal>>,
+) -> impl IntoResponse {
+    let operator = caller.is_some_and(|p| p.role().is_some());
     let store_ok = state.read(|_| Ok(())).await.is_ok();
     let scheduler_ok = state.scheduler().is_running();
     let ready = store_ok && scheduler_ok;
@@ -95,17 +111,23 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         status: if ready { "ready" } else { "not_ready" },
         store: store_ok,
         scheduler: scheduler_ok,
-        data_file_bytes: state.store().file_size(),
-        install_id: state.install_id().to_string(),
-        uptime_s: (state.clock().now() - state.started_at())
-            .num_seconds()
-            .max(0),
-        role: state.onprem().role(),
-        license: if state.onprem().role().is_appliance() {
-            crate::license::queries::report(&state)
-                .await
-                .ok()
-                .map(Into::into)
+        details: if operator {
+            Some(ReadinessDetails {
+                data_file_bytes: state.store().file_size(),
+                install_id: state.install_id().to_string(),
+                uptime_s: (state.clock().now() - state.started_at())
+                    .num_seconds()
+                    .max(0),
+                role: state.onprem().role(),
+                license: if state.onprem().role().is_appliance() {
+                    crate::license::queries::report(&state)
+                        .await
+                        .ok()
+                        .map(Into::into)
+                } else {
+                    None
+                },
+            })
         } else {
             None
         },

@@ -13,12 +13,14 @@
 //! route is [`crate::rbac::RouteTable::authorize`], called from [`auth`].
 
 pub mod auth;
+pub mod body;
 pub mod context;
 pub mod credentials;
 pub mod extract;
 pub mod health;
 pub mod problem;
 pub mod schema;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -187,11 +189,11 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
     let doc = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".into()));
     let pages = contexts
         .iter()
-        .fold(Router::new(), |r, c| r.merge((c.views)()))
-        .layer(middleware::from_fn(crate::console::page_headers));
-    let limits = BodyLimits {
+        .fold(Router::new(), |r, c| r.merge((c.views)()));
+    let limits = body::BodyLimits::new(registry.clone(), state.config().clone());
+    let timeouts = Timeouts {
         registry: registry.clone(),
-        config: state.config().clone(),
+        http: state.config().http.clone(),
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     router
@@ -205,9 +207,13 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inner to outer: the CSRF check reads a body that is bounded, after the caller is
+        // known; nothing of a body is read before authentication.
+        .layer(middleware::from_fn(body::check_csrf))
+        .layer(middleware::from_fn_with_state(limits, body::limit_body))
+        .layer(DefaultBodyLimit::disable())
         .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
-        .layer(DefaultBodyLimit::max(state.config().body_limit_bytes))
-        .layer(middleware::from_fn_with_state(limits, limit_body))
+        .layer(middleware::from_fn_with_state(timeouts, request_timeout))
         .layer(Extension(registry))
         .layer(
             ServiceBuilder::new()
@@ -223,7 +229,10 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(middleware::from_fn(scope_request_id))
                 .layer(CatchPanicLayer::custom(panic_response))
-                .layer(middleware::from_fn(security_headers)),
+                .layer(middleware::from_fn_with_state(
+                    EdgeHeaders::of(state.config()),
+                    security_headers,
+                )),
         )
         .with_state(state)
 }
@@ -239,69 +248,54 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
     REQUEST_ID.scope(id, next.run(req)).await
 }
 
-/// Most bytes read (and discarded) from a body over the limit so the client can finish sending
-/// and read the 413; past this the connection is simply closed.
-const DRAIN_MAX: u64 = 16 * 1024 * 1024;
-
-/// Body limits: `body_limit_bytes` for every route but the contexts' uploads, which have their
-/// own ([`Registry::body_limit`]).
+/// The request timeouts: `[http] request_timeout_secs`, and `upload_timeout_secs` on upload
+/// routes.
 #[derive(Clone)]
-struct BodyLimits {
+struct Timeouts {
     registry: Arc<Registry>,
-    config: Arc<crate::config::Config>,
+    http: crate::config::HttpConfig,
 }
 
-/// Enforces the body limit for every route: reads the body (at most `limit` bytes are kept), and
-/// answers 413 `payload_too_large` when it is longer, after draining up to [`DRAIN_MAX`] so the
-/// client sees the problem instead of a reset connection.
-async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
-    let limit = limits.registry.body_limit(req.uri().path(), &limits.config);
-    let drain_max = DRAIN_MAX.max(limit as u64);
-    use tokio_stream::StreamExt;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
-    if declared.unwrap_or(0) == 0 && !chunked {
-        return next.run(req).await;
+/// Answers 408 `request_timeout` when a request (its body read included) has no response
+/// within its timeout; the handler's future is dropped, so a write queued for the store is
+/// either committed in full or not at all.
+async fn request_timeout(State(t): State<Timeouts>, req: Request, next: Next) -> Response {
+    let secs = if t.registry.is_upload(req.uri().path()) {
+        t.http.upload_timeout_secs
+    } else {
+        t.http.request_timeout_secs
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => ApiError::from(Transport::RequestTimeout(secs)).into_response(),
     }
-    if declared.is_some_and(|n| n > drain_max) {
-        return ApiError::from(Transport::PayloadTooLarge).into_response();
-    }
-    let (parts, body) = req.into_parts();
-    let mut stream = body.into_data_stream();
-    let mut kept = bytes::BytesMut::new();
-    let mut total: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let Ok(chunk) = chunk else {
-            return ApiError::Domain(Error::bad_request(
-                crate::error::BAD_REQUEST,
-                "the request body could not be read",
-            ))
-            .into_response();
-        };
-        total += chunk.len() as u64;
-        if total > drain_max {
-            break;
-        }
-        if total <= limit as u64 {
-            kept.extend_from_slice(&chunk);
-        }
-    }
-    if total > limit as u64 {
-        return ApiError::from(Transport::PayloadTooLarge).into_response();
-    }
-    next.run(Request::from_parts(
-        parts,
-        axum::body::Body::from(kept.freeze()),
-    ))
-    .await
 }
 
-/// Conservative headers on every response; the console adds its own Content-Security-Policy.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// What the edge's headers depend on: whether this process serves TLS, and whether cookies
+/// must be `Secure` (TLS here or at a proxy, `secure_cookies`).
+#[derive(Clone, Copy)]
+struct EdgeHeaders {
+    tls: bool,
+    secure_cookies: bool,
+}
+
+impl EdgeHeaders {
+    fn of(config: &crate::config::Config) -> Self {
+        EdgeHeaders {
+            tls: config.tls != crate::tls::TlsMode::Off,
+            secure_cookies: config.cookies_secure(),
+        }
+    }
+}
+
+/// HSTS max-age: one year (RFC 6797; what the HSTS preload list asks for at least).
+const HSTS: &str = "max-age=31536000";
+
+/// Conservative headers on every response, refusals and fallbacks included: `nosniff`, no
+/// referrer, no framing, `no-store` unless a handler chose caching; the console's
+/// Content-Security-Policy on every HTML response (error pages too); HSTS when this process
+/// serves TLS; and `Secure` on every cookie when cookies must be (issue 12, finding 8).
+async fn security_headers(State(t): State<EdgeHeaders>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     h.insert(
@@ -312,7 +306,46 @@ async fn security_headers(req: Request, next: Next) -> Response {
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::console::CSP),
+        );
+    }
+    if t.tls {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+    if t.secure_cookies {
+        let cookies: Vec<HeaderValue> = h.get_all(header::SET_COOKIE).iter().cloned().collect();
+        if cookies.iter().any(|c| !is_secure(c)) {
+            h.remove(header::SET_COOKIE);
+            for c in cookies {
+                let c = if is_secure(&c) {
+                    c
+                } else {
+                    let mut v = c.as_bytes().to_vec();
+                    v.extend_from_slice(b"; Secure");
+                    HeaderValue::from_bytes(&v).unwrap_or(c)
+                };
+                h.append(header::SET_COOKIE, c);
+            }
+        }
+    }
     res
+}
+
+fn is_secure(cookie: &HeaderValue) -> bool {
+    cookie.to_str().is_ok_and(|c| {
+        c.split(';')
+            .any(|a| a.trim().eq_ignore_ascii_case("secure"))
+    })
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -101,6 +101,12 @@ pub enum Transport {
     /// 405 `method_not_allowed`.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 408 `request_timeout`: no answer within `[http] request_timeout_secs` (the body's
+    /// upload included). A write may still have committed: read before retrying.
+    #[error(
+        "the request did not complete within {0} s ([http] request_timeout_secs); if it was a change, read the resource before retrying"
+    )]
+    RequestTimeout(u64),
 }
 
 impl Transport {
@@ -109,6 +115,7 @@ impl Transport {
             Transport::PayloadTooLarge => "payload_too_large",
             Transport::UnsupportedMediaType => "unsupported_media_type",
             Transport::MethodNotAllowed(_) => "method_not_allowed",
+            Transport::RequestTimeout(_) => "request_timeout",
         }
     }
     fn status(&self) -> StatusCode {
@@ -116,6 +123,7 @@ impl Transport {
             Transport::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Transport::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Transport::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Transport::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }

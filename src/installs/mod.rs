@@ -322,7 +322,7 @@ pub async fn silent_installs(
         let after = cfg.silent_after_missed;
         if state
             .store()
-            .write(at, Actor::system("job:silent_installs"), move |ctx| {
+            .write(at, Actor::job("silent_installs"), move |ctx| {
                 service::mark_silent(ctx, &id, interval, after)
             })
             .await?

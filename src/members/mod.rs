@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::actor::Actor;
 use crate::error::{Error, Result};
 use crate::http::context::{ChecklistStep, Context, NavItem};
-use crate::operators::service::{hash_password, random32, secret_key};
+use crate::operators::service::{random32, secret_key};
 use crate::rbac::{Access, Permission, Principal, Route, Scope, Scopes};
 use crate::state::AppState;
 use model::Persona;
@@ -347,9 +347,7 @@ pub async fn accept(state: &AppState, token: &str, password: String) -> Result<P
         persona.email.as_deref().unwrap_or_default(),
     )
     .map_err(|m| Error::invalid("password", m))?;
-    let phc = tokio::task::spawn_blocking(move || hash_password(&password))
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task: {e}")))??;
+    let phc = crate::passwords::hash(password).await?;
     let hash = secret_key(token);
     state
         .write(Actor::persona(persona.id.to_string()), move |ctx| {
@@ -374,19 +372,13 @@ pub async fn change_password(
         .read(move |r| queries::load_persona(r, &tenant, &id))
         .await?;
     let phc = rec.password_hash.clone();
-    let ok = tokio::task::spawn_blocking(move || {
-        crate::operators::service::verify_password(&current, phc.as_deref())
-    })
-    .await
-    .unwrap_or(false);
+    let ok = crate::passwords::verify(current, phc).await?;
     if !ok {
         return Err(Error::invalid("current", "the current password is wrong"));
     }
     crate::operators::model::check_password(&new, rec.email.as_deref().unwrap_or_default())
         .map_err(|m| Error::invalid("password", m))?;
-    let phc = tokio::task::spawn_blocking(move || hash_password(&new))
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task: {e}")))??;
+    let phc = crate::passwords::hash(new).await?;
     state
         .write(Actor::persona(id.to_string()), move |ctx| {
             service::set_password(ctx, &tenant, &id, &phc, &keep_session)

@@ -50,6 +50,7 @@ pub const CONTEXT: Context = Context {
         "operator.token.revoked.v1",
         "operator.signed_in.v1",
         "operator.signed_out.v1",
+        "operator.signin_failures.v1",
     ],
     ..Context::EMPTY
 };
@@ -137,11 +138,11 @@ pub struct OperatorDraft {
     pub password: String,
 }
 
-/// Hashes a password on the blocking pool.
+/// Hashes a password on the password pool ([`crate::passwords`]).
+///
+/// Errors: 503 `busy`.
 pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || service::hash_password(&password))
-        .await
-        .map_err(|e| Error::Internal(format!("hashing task: {e}")))?
+    crate::passwords::hash(password).await
 }
 
 /// Validates, hashes the password, and creates the operator.

@@ -31,6 +31,11 @@ pub const SESSIONS: Table = Table::new("operator_sessions");
 pub const SESSIONS_BY_OPERATOR: Table = Table::new("operator_sessions_by_operator");
 /// Failed sign-ins: `(day, username) -> u64`.
 pub const SIGNIN_FAILURES: Table = Table::new("operator_signin_failures");
+/// The row of [`SIGNIN_FAILURES`] that failures for usernames no operator has are counted
+/// under (no username can hold parentheses).
+pub const UNKNOWN_USERNAME: &str = "(unknown)";
+/// Days of [`SIGNIN_FAILURES`] kept; older rows are pruned (after their day's ledger entry).
+pub const SIGNIN_FAILURE_DAYS: i64 = 30;
 
 /// Prefix of operator tokens, so they can be recognised (and found by secret scanners).
 pub const TOKEN_PREFIX: &str = "tnt_";

@@ -1,12 +1,12 @@
 //! Operator rules and storage: accounts, roles, disabling, tokens, sessions, sign-in failures.
 //!
 //! Password hashing (Argon2id, deliberately slow) happens before a write is queued, never on the
-//! writer thread: callers hash with [`hash_password`] and pass the PHC string in.
+//! writer thread: callers hash with [`crate::passwords::hash`] and pass the PHC string in.
 //!
 //! Audit events (platform chain): `operator.created.v1`, `operator.role_changed.v1`,
 //! `operator.disabled.v1`, `operator.enabled.v1`, `operator.password_changed.v1`,
 //! `operator.token.created.v1`, `operator.token.revoked.v1`, `operator.signed_in.v1`,
-//! `operator.signed_out.v1`. Changing a role or disabling an operator ends their sessions in the
+//! `operator.signed_out.v1`, and once a day `operator.signin_failures.v1`. Changing a role or disabling an operator ends their sessions in the
 //! same transaction.
 
 use std::ops::ControlFlow;
@@ -27,31 +27,7 @@ use crate::rbac::Role;
 use crate::store::keys::Key;
 use crate::store::{Dir, Range, Reader, WriteCtx, codec};
 
-/// Hashes a password with Argon2id (the argon2 crate's defaults: m = 19 MiB, t = 2, p = 1, the
-/// OWASP recommendation). Slow by design: call it off the async runtime.
-pub fn hash_password(password: &str) -> Result<String> {
-    use argon2::PasswordHasher;
-    argon2::Argon2::default()
-        .hash_password(password.as_bytes())
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(format!("hashing a password: {e}")))
-}
-
-/// A real hash, made once, that unknown usernames are verified against, so that a wrong username
-/// takes as long as a wrong password (no account enumeration by timing).
-fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("tenantry-dummy-password").unwrap_or_default())
-}
-
-/// Checks `password` against a PHC hash (constant-time inside argon2). `None` checks against a
-/// dummy hash, taking the same time, and returns false.
-pub fn verify_password(password: &str, phc: Option<&str>) -> bool {
-    use argon2::PasswordVerifier;
-    let ok =
-        argon2::Argon2::default().verify_password(password.as_bytes(), phc.unwrap_or(dummy_hash()));
-    phc.is_some() && ok.is_ok()
-}
+pub use crate::passwords::{hash_password, verify_password};
 
 /// 32 random bytes.
 pub fn random32() -> Result<[u8; 32]> {
@@ -413,11 +389,13 @@ pub fn prune_sessions(ctx: &mut WriteCtx<'_>, limits: SessionLimits) -> Result<u
     Ok(dead.len() as u64)
 }
 
-/// Counts a failed sign-in for `username` on the day of `ctx.now`.
-pub fn record_failure(ctx: &mut WriteCtx<'_>, username: &str) -> Result<()> {
+/// Counts a failed sign-in for `username` on the day of `ctx.now`: under the username when
+/// an operator has it (`known`), else under [`UNKNOWN_USERNAME`], so a spray of made-up names
+/// adds one row per day, not one per name.
+pub fn record_failure(ctx: &mut WriteCtx<'_>, username: &str, known: bool) -> Result<()> {
     let key = Key::new()
         .str(&ctx.now.format("%Y-%m-%d").to_string())
-        .str(username)
+        .str(if known { username } else { UNKNOWN_USERNAME })
         .into_bytes();
     let n = ctx
         .get(SIGNIN_FAILURES, &key)?
@@ -425,6 +403,61 @@ pub fn record_failure(ctx: &mut WriteCtx<'_>, username: &str) -> Result<()> {
         .map_or(0, u64::from_be_bytes);
     ctx.put(SIGNIN_FAILURES, &key, &(n + 1).to_be_bytes())?;
     Ok(())
+}
+
+/// The meta key holding the last day (`YYYY-MM-DD`) whose failed sign-ins are in the ledger.
+const FAILURES_SUMMARIZED: &str = "signin_failures_summarized_through";
+
+/// Puts failed sign-ins on the ledger, one entry per whole day: for each day before
+/// `ctx.now`'s with failures and no entry yet, `operator.signin_failures.v1` with
+/// `{day, total, by_username: {name: count}}` (unknown names under `(unknown)`). Then deletes
+/// the rows of days older than [`SIGNIN_FAILURE_DAYS`]. Returns the entries written.
+pub fn summarize_failures(ctx: &mut WriteCtx<'_>) -> Result<u64> {
+    let today = ctx.now.format("%Y-%m-%d").to_string();
+    let done = crate::store::meta_get(ctx, FAILURES_SUMMARIZED)?
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let mut days: std::collections::BTreeMap<String, Vec<(String, u64)>> = Default::default();
+    let mut old = Vec::new();
+    let oldest = (ctx.now - chrono::Duration::days(SIGNIN_FAILURE_DAYS))
+        .format("%Y-%m-%d")
+        .to_string();
+    ctx.scan(SIGNIN_FAILURES, &Range::all(), Dir::Asc, &mut |k, v| {
+        let mut r = crate::store::keys::KeyReader::new(k);
+        let (Some(day), Some(name)) = (r.str(), r.str()) else {
+            return Ok(ControlFlow::Continue(()));
+        };
+        if day >= today {
+            return Ok(ControlFlow::Break(()));
+        }
+        if day < oldest {
+            old.push(k.to_vec());
+        }
+        if day > done {
+            let n = <[u8; 8]>::try_from(v).map_or(0, u64::from_be_bytes);
+            days.entry(day).or_default().push((name, n));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut written = 0;
+    for (day, names) in &days {
+        let total: u64 = names.iter().map(|(_, n)| n).sum();
+        let by_username: serde_json::Map<String, serde_json::Value> =
+            names.iter().map(|(k, n)| (k.clone(), json!(n))).collect();
+        ctx.audit(
+            "operator.signin_failures.v1",
+            &Subject::platform("signin", day),
+            json!({"day": day, "total": total, "by_username": by_username}),
+        )?;
+        written += 1;
+    }
+    if let Some(last) = days.keys().next_back() {
+        crate::store::meta_put(ctx, FAILURES_SUMMARIZED, last.as_bytes())?;
+    }
+    for k in &old {
+        ctx.delete(SIGNIN_FAILURES, k)?;
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

@@ -430,10 +430,9 @@ pub async fn view_account_password_post(
         .map_err(ConsoleError)?;
     let phc = rec.map(|(_, r)| r.password_hash);
     let current = f.current.clone();
-    let ok =
-        tokio::task::spawn_blocking(move || service::verify_password(&current, phc.as_deref()))
-            .await
-            .unwrap_or(false);
+    let ok = crate::passwords::verify(current, phc)
+        .await
+        .map_err(ConsoleError)?;
     if !ok {
         return Ok(redirect(
             "/platform/account",

@@ -1,5 +1,6 @@
 //! `/api/jobs` routes: the jobs monitor (HQ PRD §6, PRODUCT.md F28).
 
+use crate::http::extract::Caller;
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
@@ -159,8 +160,9 @@ async fn jobs_runs(
     responses((status = 200, body = JobRun), (status = 404, body = Problem)))]
 async fn jobs_run_now(
     State(s): State<AppState>,
+    Caller(p): Caller,
     Path(name): Path<String>,
 ) -> ApiResult<Json<JobRun>> {
     let job = job(&s, &name)?;
-    Ok(Json(super::run_job(&s, job, Trigger::Manual).await?.into()))
+    Ok(Json(super::run_job(&s, job, Some(p.actor)).await?.into()))
 }

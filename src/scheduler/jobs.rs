@@ -61,7 +61,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         Job::EndExpiredVisits => {
             let n = state
                 .store()
-                .write(now, Actor::system("job:end_expired_visits"), |ctx| {
+                .write(now, Actor::job("end_expired_visits"), |ctx| {
                     crate::impersonations::service::end_expired(ctx)
                 })
                 .await?;
@@ -69,18 +69,20 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         }
         Job::PruneSessions => {
             let limits = state.session_limits();
-            let n = state
+            let (n, days) = state
                 .store()
-                .write(now, Actor::system("job:prune_sessions"), move |ctx| {
-                    Ok::<_, crate::error::Error>(
+                .write(now, Actor::job("prune_sessions"), move |ctx| {
+                    Ok::<_, crate::error::Error>((
                         crate::operators::service::prune_sessions(ctx, limits)?
                             + crate::members::service::prune_sessions(ctx, limits)?,
-                    )
+                        crate::operators::service::summarize_failures(ctx)?,
+                    ))
                 })
                 .await?;
             Ok(format!(
-                "pruned {n} expired session{}",
-                if n == 1 { "" } else { "s" }
+                "pruned {n} expired session{}; {days} day{} of failed sign-ins put on the ledger",
+                if n == 1 { "" } else { "s" },
+                if days == 1 { "" } else { "s" }
             ))
         }
         Job::Heartbeat => crate::heartbeat::generate(state).await,
@@ -127,7 +129,7 @@ where
         + Sync
         + 'static,
 {
-    let actor = Actor::system(format!("job:{}", job.name()));
+    let actor = Actor::job(job.name());
     let mut changed = 0usize;
     let mut failures: Vec<String> = Vec::new();
     let mut handled: std::collections::HashSet<Uuid> = std::collections::HashSet::new();

@@ -65,11 +65,18 @@ const ROUTES: &[Route] = {
 };
 
 /// Runs `job` now and records the run. Runs never overlap: a run waits for one in progress.
-pub async fn run_job(state: &AppState, job: Job, trigger: Trigger) -> Result<JobRun> {
+///
+/// A manual run (`by` is `Some`) is recorded, and its changes audited, as `by`'s.
+pub async fn run_job(state: &AppState, job: Job, by: Option<Actor>) -> Result<JobRun> {
     let sched = state.scheduler();
     let _guard = sched.run_lock.lock().await;
     let started = state.clock().now();
-    record_run(state, job, trigger, started).await
+    match by {
+        Some(actor) => {
+            Actor::run_as_job(actor, record_run(state, job, Trigger::Manual, started)).await
+        }
+        None => record_run(state, job, Trigger::Schedule, started).await,
+    }
 }
 
 /// Runs `job` as of `started` and records the run; its end is `started` plus the time it took.
@@ -98,7 +105,7 @@ pub async fn record_run(
         summary,
         trigger,
     };
-    let actor = Actor::system(format!("job:{}", job.name()));
+    let actor = Actor::job(job.name());
     {
         let key = key.clone();
         let rec = record(None, Outcome::Running, None, None);
@@ -174,7 +181,7 @@ pub async fn run_loop(state: AppState, mut stop: tokio::sync::watch::Receiver<bo
                 .collect()
         };
         for job in due {
-            if let Err(e) = run_job(&state, job, Trigger::Schedule).await {
+            if let Err(e) = run_job(&state, job, None).await {
                 tracing::error!(job = job.name(), error = %e, "could not record the job run");
             }
             let after = clock.now().max(now);

@@ -87,11 +87,11 @@ pub async fn view_jobs_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
 /// Runs a job now.
 pub async fn view_job_run_post(
     State(state): State<AppState>,
-    _ctx: Ctx,
+    ctx: Ctx,
     Path(name): Path<String>,
 ) -> PageResult {
     let job = Job::parse(&name).ok_or_else(|| ConsoleError(Error::not_found("job", &name)))?;
-    let run = scheduler::run_job(&state, job, Trigger::Manual)
+    let run = scheduler::run_job(&state, job, Some(ctx.principal.actor.clone()))
         .await
         .map_err(ConsoleError)?;
     Ok(match run.outcome {

@@ -8,9 +8,8 @@
 //! idle and absolute limits. The cookie is scoped to `Path=/tenant/{tenant_id}`: the browser
 //! sends it to that tenant's pages only, never to `/platform` or another tenant's console.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Path, Query, State};
+use crate::http::extract::ClientAddr;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -30,7 +29,7 @@ use crate::console::{ConsoleError, PageResult};
 use crate::error::Error;
 use crate::http::credentials::{TENANT_SESSION_COOKIE, cookie, csrf_matches, random_token};
 use crate::members::model::PersonaState;
-use crate::operators::service::{random32, secret_key, verify_password};
+use crate::operators::service::{random32, secret_key};
 use crate::rbac::Scope;
 use crate::state::AppState;
 
@@ -366,7 +365,7 @@ pub struct SigninForm {
 /// Checks the password and starts a session scoped to this tenant.
 pub async fn view_tenant_signin_post(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    ClientAddr(addr): ClientAddr,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(form): Form<SigninForm>,
@@ -381,7 +380,7 @@ pub async fn view_tenant_signin_post(
     };
     let next = safe_next(&tenant, form.next.as_deref());
     let email = form.email.trim().to_lowercase();
-    let client = addr.ip().to_string();
+    let client = addr.to_string();
     let again = |status: StatusCode, msg: &str| -> Response {
         match random_token() {
             Ok(t) => with_pre_cookie(
@@ -400,10 +399,17 @@ pub async fn view_tenant_signin_post(
             "The sign-in form expired. Please try again.",
         );
     }
+    if email.len() > crate::operators::throttle::MAX_NAME_BYTES {
+        // No such member can exist: refused before anything is counted, read or hashed.
+        return again(
+            StatusCode::UNAUTHORIZED,
+            "The email or password is wrong, or the account is not active.",
+        );
+    }
     // Throttled per tenant and email, and per client address, like operators.
     let who = format!("{tenant}/{email}");
     let now = state.clock().now();
-    if let Err(wait) = state.throttle().check(&who, &client, now) {
+    if let Err(wait) = state.throttle().begin(&who, &client, now) {
         tracing::warn!(%tenant, client, "tenant sign-in throttled");
         let msg = format!(
             "Too many failed sign-ins. Try again in {}.",
@@ -424,18 +430,25 @@ pub async fn view_tenant_signin_post(
         .as_ref()
         .filter(|(_, p)| p.state == PersonaState::Active)
         .and_then(|(_, p)| p.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, phc.as_deref()))
-        .await
-        .unwrap_or(false);
+    let ok = match crate::passwords::verify(password, phc).await {
+        Ok(ok) => ok,
+        Err(e) => {
+            tracing::warn!(%tenant, client, error = %e, "tenant sign-in not checked");
+            return again(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking other sign-ins. Try again in a few seconds.",
+            );
+        }
+    };
     let Some((persona, _)) = found.filter(|_| ok) else {
-        state.throttle().failed(&who, &client, now);
+        state.throttle().failed();
         tracing::info!(%tenant, client, "tenant sign-in failed");
         return again(
             StatusCode::UNAUTHORIZED,
             "The email or password is wrong, or the account is not active.",
         );
     };
-    state.throttle().succeeded(&who);
+    state.throttle().succeeded(&who, &client, now);
     let (Ok(cookie_value), Ok(csrf)) = (random_token(), random32()) else {
         return no_randomness();
     };

@@ -486,7 +486,13 @@ fn csv_row(row: &directory::DirectoryRow) -> Vec<String> {
 }
 
 fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(4);
+    let (tx, rx) = match s
+        .exports()
+        .channel::<std::result::Result<Bytes, std::io::Error>>()
+    {
+        Ok(c) => c,
+        Err(e) => return crate::http::problem::ApiError::Domain(e).into_response(),
+    };
     let store = s.store().clone();
     tokio::task::spawn_blocking(move || {
         let result = store.read_blocking(|r| -> Result<()> {
@@ -501,7 +507,7 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
                         .map_err(|e| Error::Internal(e.to_string()))?;
                 }
                 let chunk = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
-                if tx.blocking_send(Ok(Bytes::from(chunk))).is_err() {
+                if !tx.send_blocking(Ok(Bytes::from(chunk))) {
                     return Ok(());
                 }
                 w = csv::WriterBuilder::new()
@@ -515,7 +521,7 @@ fn csv_response(s: &AppState, q: DirectoryQuery) -> Response {
         });
         if let Err(e) = result {
             tracing::error!(error = %e, "CSV export failed midway");
-            let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            let _ = tx.send_blocking(Err(std::io::Error::other(e.to_string())));
         }
     });
     let body = Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));

@@ -392,6 +392,21 @@ async fn health_and_readiness_are_public() {
         if s == StatusCode::OK {
             assert_eq!(v["status"], "ready");
             assert_eq!(v["store"], true);
+            // The install's details are for operators, not for anyone who asks.
+            for detail in [
+                "install_id",
+                "data_file_bytes",
+                "uptime_s",
+                "role",
+                "license",
+            ] {
+                assert!(v.get(detail).is_none(), "{detail} is public: {v}");
+            }
+            let (_, v) = app
+                .send(Method::GET, "/readyz", None, Some(crate::helpers::TOKEN))
+                .await;
+            assert_eq!(v["install_id"], app.state.install_id().to_string());
+            assert!(v["data_file_bytes"].as_u64().unwrap() > 0);
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;

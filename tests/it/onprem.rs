@@ -204,7 +204,9 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     assert_eq!(lic["state"], "valid", "{lic}");
     assert_eq!(lic["max_tenants"], 10);
     assert_eq!(lic["provisioning"], "allowed");
-    let (_, ready) = app.send(Method::GET, "/readyz", None, None).await;
+    let (_, ready) = app
+        .send(Method::GET, "/readyz", None, Some(crate::helpers::TOKEN))
+        .await;
     assert_eq!(ready["role"], "appliance");
     assert_eq!(ready["license"]["state"], "valid", "{ready}");
     assert_eq!(ready["license"]["max_tenants"], 10);
@@ -805,7 +807,9 @@ async fn an_expired_license_degrades_provisioning_and_the_tenant_limit_is_enforc
     let (_, lic) = app.get("/api/license").await;
     assert_eq!(lic["state"], "expired", "{lic}");
     assert!(lic["days_left"].as_i64().unwrap() < 0);
-    let (_, ready) = app.send(Method::GET, "/readyz", None, None).await;
+    let (_, ready) = app
+        .send(Method::GET, "/readyz", None, Some(crate::helpers::TOKEN))
+        .await;
     assert_eq!(
         (ready["status"].as_str(), ready["license"]["state"].as_str()),
         (Some("ready"), Some("expired"))
