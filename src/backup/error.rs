@@ -116,13 +116,16 @@ pub enum Error {
         /// The data dir.
         path: String,
     },
-    /// A server runs on the restore target.
+    /// A server runs on the data dir (it answers on the admin socket, or holds redb's lock on
+    /// the data file), so an offline command (restore, compact) is refused.
     #[error(
-        "a tenantry server is running on {path}: stop it first (systemctl stop tenantry), then restore"
+        "a tenantry server is running on {path} (it holds the data file): stop it first (systemctl stop tenantry), then {action}"
     )]
     ServerRunning {
         /// The data dir.
         path: String,
+        /// What was refused: `restore`, `compact`.
+        action: &'static str,
     },
     /// The output exists.
     #[error("{path} exists: choose another name or remove it")]

@@ -3,7 +3,8 @@
 //! - [`format`]: the file format (magic, zstd body of tables and rows, BLAKE3 checksum).
 //! - [`crypt`]: age encryption, recipients and identity files.
 //! - `create`: writing a backup (file, admin-socket stream, the `backup_daily` job).
-//! - `restore`: loading one into a staging dir, `verify`, offline `restore`.
+//! - `restore`: loading one into a staging dir, `verify`, offline `restore`, and `compact`
+//!   (offline compaction of the data file, which a backup's long read can make grow).
 //! - [`cli`]: `tenantry backup create | verify | restore | list`.
 //! - here: configuration, errors, the backup records and their audit entry.
 //!
@@ -44,7 +45,7 @@ pub use crypt::{Identities, Recipient};
 pub use error::Error;
 pub use format::{Counts, Manifest};
 pub use restore::{
-    Loaded, RestoreReport, Scratch, VerifyReport, broken, load, restore, verify_file,
+    Loaded, RestoreReport, Scratch, VerifyReport, broken, compact, load, restore, verify_file,
 };
 
 /// Backups' share of the composition: the events they write (a backup copies the signing key,

@@ -220,6 +220,43 @@ pub async fn verify_file(file: &Path, ids: &Identities) -> Result<VerifyReport, 
     Ok(report)
 }
 
+/// Does a server answer on `data_dir`'s admin socket?
+pub(super) async fn server_answers(data_dir: &Path) -> bool {
+    matches!(
+        crate::admin::client::request(data_dir, &crate::admin::request::AdminRequest::Ping).await,
+        Ok(Some(_))
+    )
+}
+
+/// `tenantry compact`: compacts the data file of a stopped store in place (redb
+/// `Database::compact`), giving back the space a long read (a backup) made the file grow by.
+///
+/// Errors: [`Error::ServerRunning`] while a server answers on the admin socket or holds redb's
+/// lock; [`Error::Io`] when there is no data file; storage failures.
+pub async fn compact(data_dir: &Path) -> Result<store::Compacted, Error> {
+    let running = || Error::ServerRunning {
+        path: data_dir.display().to_string(),
+        action: "compact",
+    };
+    if server_answers(data_dir).await {
+        return Err(running());
+    }
+    let data_file = data_dir.join(store::DATA_FILE);
+    if !data_file.is_file() {
+        return Err(Error::io(&data_file, "no data file here: check --data-dir"));
+    }
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || store::compact(&dir)).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(store::Error::Locked { .. })) => Err(running()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(Error::io(
+            &data_file,
+            format!("compaction task failed: {e}"),
+        )),
+    }
+}
+
 /// What `backup restore` did.
 #[derive(Debug, Serialize)]
 pub struct RestoreReport {
@@ -247,11 +284,12 @@ pub async fn restore(
     now: DateTime<Utc>,
 ) -> Result<RestoreReport, Error> {
     let shown = data_dir.display().to_string();
-    if matches!(
-        crate::admin::client::request(data_dir, &crate::admin::request::AdminRequest::Ping).await,
-        Ok(Some(_))
-    ) {
-        return Err(Error::ServerRunning { path: shown });
+    let running = || Error::ServerRunning {
+        path: shown.clone(),
+        action: "restore",
+    };
+    if server_answers(data_dir).await {
+        return Err(running());
     }
     let occupied = match std::fs::read_dir(data_dir) {
         Ok(mut entries) => entries.next().is_some(),
@@ -259,8 +297,23 @@ pub async fn restore(
         Err(e) => return Err(Error::io(data_dir, e)),
     };
     if occupied && !force {
-        return Err(Error::DataDirNotEmpty { path: shown });
+        return Err(Error::DataDirNotEmpty {
+            path: shown.clone(),
+        });
     }
+    // Past the refusals that leave the data file untouched (opening it may rewrite its header).
+    // The ping is a courtesy; redb's lock is the test (a server whose admin socket is gone still
+    // holds it). It is held until the restored file is in place, so no server can start on the
+    // old file meanwhile. A data file redb cannot open at all (damaged: a reason to restore) is
+    // not held by anyone, so the restore goes on without the lock.
+    let _lock = match store::lock_offline(data_dir) {
+        Ok(lock) => lock,
+        Err(store::Error::Locked { .. }) => return Err(running()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the current data file cannot be opened; restoring over it");
+            None
+        }
+    };
     store::ensure_private_dir(data_dir)?;
     let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
     let staging = data_dir.join(format!(".restore-{stamp}"));

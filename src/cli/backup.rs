@@ -1,5 +1,6 @@
 //! `tenantry backup ...`: create (through the admin socket when a server runs, else directly),
-//! verify and restore (offline, on files), list (the recorded history).
+//! verify and restore (offline, on files), list (the recorded history); and `tenantry compact`
+//! (offline, on a stopped server's data file).
 //!
 //! Exit codes: 0 success; 1 the backup is bad (corrupt, truncated, a broken chain); 2 an error
 //! (a missing file, a wrong or missing key, a refused restore).
@@ -75,6 +76,33 @@ pub struct RestoreArgs {
     /// `replaced-<time>/`, not deleted.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `tenantry compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, env = "TENANTRY_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// `tenantry compact`: compacts the data file offline and prints its size before and after.
+/// Refused (exit 2) while a server holds the store.
+pub async fn compact(args: CompactArgs) -> ExitCode {
+    match backup::compact(&args.data_dir).await {
+        Ok(c) => {
+            println!(
+                "compacted {}: {} ({} bytes) before, {} ({} bytes) after",
+                args.data_dir.join(crate::store::DATA_FILE).display(),
+                backup::human_bytes(c.before),
+                c.before,
+                backup::human_bytes(c.after),
+                c.after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => refuse(&e),
+    }
 }
 
 /// Runs a `backup` subcommand.

@@ -523,3 +523,70 @@ async fn the_daily_job_rotates_encrypted_backups_and_each_is_audited() {
     assert_eq!(report.chains.len(), 2, "platform and the tenant");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_compact_refuse_a_server_that_holds_the_store_even_without_its_socket() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, _, _, source) = backups_of_a_stopped_store(dir.path()).await;
+    let data_file = source.join("tenantry.redb");
+    let server = Server::start(&source, &[]);
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("server is running") && err.contains("then compact"),
+        "{err}"
+    );
+
+    // The admin socket is gone (a cleanup removed it), so nothing answers the ping; the server
+    // still holds redb's lock on the data file, and that is what restore and compact check.
+    std::fs::remove_file(tenantry::admin::client::socket_path(&source)).unwrap();
+    let inode = std::fs::metadata(&data_file).unwrap().ino();
+    let (code, out, err) = cli(&[
+        "backup",
+        "restore",
+        s(&plain),
+        "--data-dir",
+        s(&source),
+        "--force",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("server is running") && err.contains("then restore"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&data_file).unwrap().ino(),
+        inode,
+        "the served data file stays in place"
+    );
+    assert!(
+        !std::fs::read_dir(&source).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("replaced-")),
+        "nothing was moved aside"
+    );
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("server is running"), "{err}");
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    // Stopped: compact runs, reports the sizes, and the store still verifies.
+    let (code, out, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let size = std::fs::metadata(&data_file).unwrap().len();
+    assert!(
+        out.contains("before") && out.contains(&format!("({size} bytes) after")),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["audit", "verify", "--data-dir", s(&source)]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&dir.path().join("nowhere"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no data file"), "{err}");
+}
