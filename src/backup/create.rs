@@ -194,14 +194,22 @@ pub fn recipients(state: &AppState, extra: &[String]) -> crate::error::Result<Ve
 
 /// Streams a backup of the running store (admin socket `backup_create`), then records it. The
 /// stream ends with an error item when anything fails, and the record is written only once
-/// every byte was handed to the receiver.
+/// every byte was handed to the receiver. Without any recipient (configured or extra) it is
+/// written only when `plaintext` is set.
 ///
-/// Errors: 422 for a bad recipient (before anything is streamed).
+/// Errors (before anything is streamed): 422 for a bad recipient; 403 `backup_unencrypted`
+/// when there is no recipient and `plaintext` is not set.
 pub async fn stream(
     state: &AppState,
     extra_recipients: &[String],
+    plaintext: bool,
 ) -> crate::error::Result<tokio::sync::mpsc::Receiver<crate::error::Result<Bytes>>> {
     let recipients = recipients(state, extra_recipients)?;
+    if recipients.is_empty() && !plaintext {
+        return Err(super::unencrypted_refused(
+            "pass --recipient age1... or set [backup] recipients, or pass --plaintext to write it unencrypted anyway",
+        ));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<crate::error::Result<Bytes>>(8);
     let state = state.clone();
     tokio::spawn(async move {
@@ -279,20 +287,22 @@ impl Write for ChannelWriter {
     }
 }
 
-/// The `backup_daily` job: writes `tenantry-daily-<time>.tbk[.age]` into the backup dir, keeps
+/// The `backup_daily` job: writes `tenantry-daily-<time>.tbk.age` into the backup dir, keeps
 /// the newest `backup.keep` daily files, and records the backup. Returns the run's summary.
 ///
-/// Errors: I/O in the backup dir, storage.
+/// Errors: 403 `backup_unencrypted` (nothing written) while `[backup] recipients` is empty: the
+/// job never writes an unencrypted backup (the dashboard's Backups tile is red meanwhile); I/O
+/// in the backup dir, storage.
 pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result<String> {
     let cfg = state.config().backup.clone();
     let data_dir = state.config().data_dir.clone();
     let dir = cfg.dir(&data_dir);
-    let encrypted = !cfg.recipients.is_empty();
-    let name = format!(
-        "{DAILY_PREFIX}{}.tbk{}",
-        now.format("%Y%m%dT%H%M%S%.3fZ"),
-        if encrypted { ".age" } else { "" }
-    );
+    if cfg.recipients.is_empty() {
+        return Err(super::unencrypted_refused(
+            "set [backup] recipients (age public keys) in the config file for backup_daily to run",
+        ));
+    }
+    let name = format!("{DAILY_PREFIX}{}.tbk.age", now.format("%Y%m%dT%H%M%S%.3fZ"));
     let store = state.store().clone();
     let (summary, removed) = {
         let dir = dir.clone();
@@ -315,29 +325,17 @@ pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result
         Some(name.clone()),
     )
     .await?;
-    let mut line = format!(
-        "wrote {} ({}, {} rows, {} ms), {}; removed {} old backup{}",
+    Ok(format!(
+        "wrote {} ({}, {} rows, {} ms), encrypted to {} recipient{}; removed {} old backup{}",
         dir.join(&name).display(),
         human_bytes(summary.bytes),
         summary.counts.rows,
         summary.millis,
-        if encrypted {
-            format!(
-                "encrypted to {} recipient{}",
-                summary.recipients,
-                if summary.recipients == 1 { "" } else { "s" }
-            )
-        } else {
-            "NOT encrypted (set backup.recipients: it holds the install's signing key)".into()
-        },
+        summary.recipients,
+        if summary.recipients == 1 { "" } else { "s" },
         removed.len(),
         if removed.len() == 1 { "" } else { "s" }
-    );
-    if !encrypted {
-        tracing::warn!(file = %name, "daily backup written unencrypted; configure backup.recipients");
-        line.push_str(" [unencrypted]");
-    }
-    Ok(line)
+    ))
 }
 
 /// Deletes all but the newest `keep` daily backups of `dir`; returns the names removed.

@@ -12,8 +12,9 @@
 //! plus every file under `DATA_DIR/keys/`. The install key belongs in it: the store records the
 //! key's id and refuses to start with another key, and checkpoints are signed with it, so a
 //! restore without it could neither start nor extend its chains. That makes an unencrypted
-//! backup as sensitive as the data dir itself, so backups are age-encrypted whenever recipients
-//! are configured, and an unencrypted one is written with a warning.
+//! backup as sensitive as the data dir itself, so backups are age-encrypted to the configured
+//! recipients, and an unencrypted one is refused ([`UNENCRYPTED`]) unless asked for by name
+//! (`backup create --plaintext`); the daily job has no such switch and needs recipients.
 //!
 //! Taking a backup is recorded: a row in `backups` (the history `backup list` shows) and the
 //! platform-chain entry `backup.created.v1`, in one write after the file is complete. The backup
@@ -55,6 +56,20 @@ pub const CONTEXT: crate::http::context::Context = crate::http::context::Context
     events: &["backup.created.v1", "backup.restored.v1"],
     ..crate::http::context::Context::EMPTY
 };
+
+/// Stable code (403) of a backup refused because it would be written unencrypted: no recipient
+/// is configured or given, and `--plaintext` was not (issue 12, finding 7).
+pub const UNENCRYPTED: &str = "backup_unencrypted";
+
+/// The refusal of an unencrypted backup; `what` names the way out.
+pub(crate) fn unencrypted_refused(what: &str) -> crate::error::Error {
+    crate::error::Error::denied(
+        UNENCRYPTED,
+        format!(
+            "refusing to write an unencrypted backup: it holds the install's private signing key; {what}"
+        ),
+    )
+}
 
 /// History of backups taken: `(created micros, nonce) -> BackupRecord`.
 pub const BACKUPS: Table = Table::new("backups");

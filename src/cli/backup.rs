@@ -19,8 +19,8 @@ use crate::backup::{self, Error, Identities};
 /// `tenantry backup ...`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Write an online, consistent backup of the store and its keys (encrypted with age when
-    /// recipients are given or configured).
+    /// Write an online, consistent backup of the store and its keys, encrypted with age to the
+    /// given or configured recipients (unencrypted only with --plaintext).
     Create(CreateArgs),
     /// Check a backup: checksum, decryption, and every audit chain from seq 1.
     Verify(VerifyArgs),
@@ -43,6 +43,11 @@ pub struct CreateArgs {
     /// Encrypt to this age public key (age1...); repeatable. Added to `backup.recipients`.
     #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
     pub recipients: Vec<String>,
+    /// Write the backup unencrypted when no recipient is given or configured. Without it, such
+    /// a backup is refused: it holds the install's private signing key (unless
+    /// `backup.include_keys = false`).
+    #[arg(long)]
+    pub plaintext: bool,
     /// Store location.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -120,7 +125,7 @@ fn refuse(e: &Error) -> ExitCode {
     ExitCode::from(if e.is_check_failure() { 1 } else { 2 })
 }
 
-const UNENCRYPTED: &str = "warning: this backup is NOT encrypted and holds the install's private signing key (keys/install.ed25519): keep it like a secret, or pass --recipient / set backup.recipients";
+const UNENCRYPTED: &str = "warning: this backup is NOT encrypted (--plaintext) and may hold the install's private signing key (keys/install.ed25519): keep it like a secret, or pass --recipient / set backup.recipients";
 
 /// A `Write` into a shared file handle, counting and hashing what passes.
 struct Tee {
@@ -177,6 +182,7 @@ async fn create(args: CreateArgs) -> ExitCode {
     let sink = Arc::new(Mutex::new(tee));
     let req = AdminRequest::BackupCreate {
         recipients: args.recipients.clone(),
+        plaintext: args.plaintext,
     };
     let outcome = call_streaming(&args.store, req, sink.clone()).await;
     let flushed = match sink.lock() {

@@ -167,7 +167,15 @@ async fn a_backup_taken_while_writing_restores_every_acknowledged_write_and_veri
     // `--out -` streams to standard output.
     let piped = dir.path().join("piped.tbk");
     let status = std::process::Command::new(process::BIN)
-        .args(["backup", "create", "--data-dir", s(&data), "--out", "-"])
+        .args([
+            "backup",
+            "create",
+            "--data-dir",
+            s(&data),
+            "--out",
+            "-",
+            "--plaintext",
+        ])
         .env_remove("TENANTRY_CONFIG")
         .stdout(std::fs::File::create(&piped).unwrap())
         .stderr(std::process::Stdio::null())
@@ -276,6 +284,7 @@ async fn backups_of_a_stopped_store(dir: &Path) -> (PathBuf, PathBuf, PathBuf, P
         s(&data),
         "--out",
         s(&plain),
+        "--plaintext",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -589,4 +598,88 @@ async fn restore_and_compact_refuse_a_server_that_holds_the_store_even_without_i
     let (code, _, err) = cli(&["compact", "--data-dir", s(&dir.path().join("nowhere"))]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no data file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unencrypted_backup_is_refused_unless_asked_for_and_the_daily_job_needs_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn().await;
+    let app_id = app.app("Projex").await;
+    app.tenant(&app_id, "Acme").await;
+    crate::console::operator(&app, "alice", "super_admin").await;
+
+    // The daily job refuses without recipients: a failed run, no file, no audit entry.
+    let (st, run) = app.post("/api/jobs/backup_daily/run", json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{run}");
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unencrypted") && error.contains("[backup] recipients"),
+        "{run}"
+    );
+    assert!(
+        std::fs::read_dir(app.data_dir().join("backups"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "no backup file is written"
+    );
+    assert!(
+        !app.actions("platform")
+            .await
+            .iter()
+            .any(|a| a == "backup.created.v1")
+    );
+    // And the dashboard says so in red.
+    let session = crate::console::signin(&app, "alice", "alice-password-123").await;
+    let html = session.get(&app, "/platform").await.text().await.unwrap();
+    let tile = html
+        .split("tile-label\">Backups")
+        .nth(1)
+        .expect("a Backups tile")
+        .split("</a>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        tile.contains("critical") && tile.contains("no recipients"),
+        "{tile}"
+    );
+
+    // `backup create` without a recipient is refused, leaving nothing behind, unless
+    // --plaintext says so.
+    let data = app.data_dir();
+    let keep = app.stop().await;
+    let out = dir.path().join("plain.tbk");
+    let (code, _, err) = cli(&["backup", "create", "--data-dir", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("backup_unencrypted") && err.contains("--plaintext"),
+        "{err}"
+    );
+    assert!(!out.exists() && !dir.path().join("plain.tbk.partial").exists());
+    let (code, list, _) = cli(&["backup", "list", "--data-dir", s(&data)]);
+    assert_eq!(code, 0);
+    assert!(list.contains("0 backup(s) recorded"), "{list}");
+    let (code, _, err) = cli(&[
+        "backup",
+        "create",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&out),
+        "--plaintext",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("NOT encrypted"), "{err}");
+
+    // With recipients configured, the tile is green.
+    let mut config = test_config(&data);
+    let (_, recipient) = age_identity(dir.path(), "key.txt");
+    config.backup.recipients = vec![Recipient::parse(&recipient).unwrap()];
+    let app = TestApp::spawn_with(keep, config, Clock::manual(t0())).await;
+    let session = crate::console::signin(&app, "alice", "alice-password-123").await;
+    let html = session.get(&app, "/platform").await.text().await.unwrap();
+    let tile = html.split("tile-label\">Backups").nth(1).unwrap();
+    assert!(tile.contains("encrypted") && !tile.split("</a>").next().unwrap().contains("critical"));
+    app.stop().await;
 }
