@@ -64,14 +64,16 @@ fn data_files(data_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     Ok(out)
 }
 
-/// Writes a backup of `store` (and `data_dir`'s keys) into `out`, from one read snapshot,
-/// encrypted to `recipients` when there are any. Blocking: run it off the async runtime.
+/// Writes a backup of `store` (and, when `include_keys`, `data_dir`'s keys; otherwise only the
+/// install key's public key, in the manifest) into `out`, from one read snapshot, encrypted to
+/// `recipients` when there are any. Blocking: run it off the async runtime.
 ///
 /// Errors: storage failures, and I/O on `out` (a closed admin client, a full disk).
 pub fn write_blocking<W: Write>(
     store: &Store,
     data_dir: &Path,
     recipients: &[Recipient],
+    include_keys: bool,
     now: DateTime<Utc>,
     out: W,
 ) -> Result<Summary, Error> {
@@ -82,10 +84,10 @@ pub fn write_blocking<W: Write>(
         bytes: 0,
     };
     let (out, manifest, counts, body) = if recipients.is_empty() {
-        write_plain(store, data_dir, now, out)?
+        write_plain(store, data_dir, include_keys, now, out)?
     } else {
         let enc = crypt::encrypt(out, recipients)?;
-        let (enc, manifest, counts, body) = write_plain(store, data_dir, now, enc)?;
+        let (enc, manifest, counts, body) = write_plain(store, data_dir, include_keys, now, enc)?;
         let out = enc
             .finish()
             .map_err(|e| Error::io(Path::new("(output)"), e))?;
@@ -101,6 +103,7 @@ pub fn write_blocking<W: Write>(
         file_blake3: out.hasher.finalize().to_hex().to_string(),
         body_blake3: hex::encode(body),
         recipients: recipients.len(),
+        keys_included: include_keys,
         millis: started.elapsed().as_millis() as u64,
     })
 }
@@ -108,10 +111,26 @@ pub fn write_blocking<W: Write>(
 fn write_plain<W: Write>(
     store: &Store,
     data_dir: &Path,
+    include_keys: bool,
     now: DateTime<Utc>,
     out: W,
 ) -> Result<(W, Manifest, Counts, [u8; 32]), Error> {
     let out_err = |e: std::io::Error| Error::io(Path::new("(output)"), e);
+    // Without the keys, the public half of the install key goes into the manifest, so that
+    // `backup verify` can still check the checkpoints' signatures.
+    let install_public_key = if include_keys {
+        None
+    } else {
+        match crate::audit::signing::InstallKey::load_or_create(data_dir, false) {
+            Ok(key) => Some(key.public_b64()),
+            Err(e) => {
+                return Err(Error::io(
+                    &crate::audit::signing::InstallKey::path(data_dir),
+                    e,
+                ));
+            }
+        }
+    };
     store.read_blocking(|r| {
         let manifest = Manifest {
             format: format::FORMAT,
@@ -127,9 +146,14 @@ fn write_plain<W: Write>(
             platform_head_seq: ledger::head(r, &ChainId::Platform)
                 .map_err(Error::Domain)?
                 .map_or(0, |audit::model::HeadRecord::V1 { seq, .. }| seq),
+            install_public_key,
         };
         // Read inside the snapshot's lifetime, so keys and rows are taken together.
-        let files = data_files(data_dir)?;
+        let files = if include_keys {
+            data_files(data_dir)?
+        } else {
+            Vec::new()
+        };
         let mut w = format::Writer::start(out, &manifest).map_err(out_err)?;
         for (path, bytes) in &files {
             w.file(path, bytes).map_err(out_err)?;
@@ -151,6 +175,7 @@ pub fn write_file(
     store: &Store,
     data_dir: &Path,
     recipients: &[Recipient],
+    include_keys: bool,
     now: DateTime<Utc>,
     path: &Path,
 ) -> Result<Summary, Error> {
@@ -166,6 +191,7 @@ pub fn write_file(
         store,
         data_dir,
         recipients,
+        include_keys,
         now,
         std::io::BufWriter::new(&file),
     )
@@ -205,6 +231,7 @@ pub async fn stream(
     plaintext: bool,
 ) -> crate::error::Result<tokio::sync::mpsc::Receiver<crate::error::Result<Bytes>>> {
     let recipients = recipients(state, extra_recipients)?;
+    let include_keys = state.config().backup.include_keys;
     if recipients.is_empty() && !plaintext {
         return Err(super::unencrypted_refused(
             "pass --recipient age1... or set [backup] recipients, or pass --plaintext to write it unencrypted anyway",
@@ -221,7 +248,7 @@ pub async fn stream(
             buf: Vec::with_capacity(CHUNK),
         };
         let written = tokio::task::spawn_blocking(move || {
-            write_blocking(&store, &data_dir, &recipients, now, sink)
+            write_blocking(&store, &data_dir, &recipients, include_keys, now, sink)
         })
         .await;
         let result = match written {
@@ -309,7 +336,14 @@ pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result
         let name = name.clone();
         tokio::task::spawn_blocking(move || -> Result<(Summary, Vec<String>), Error> {
             store::ensure_private_dir(&dir)?;
-            let summary = write_file(&store, &data_dir, &cfg.recipients, now, &dir.join(&name))?;
+            let summary = write_file(
+                &store,
+                &data_dir,
+                &cfg.recipients,
+                cfg.include_keys,
+                now,
+                &dir.join(&name),
+            )?;
             let removed = rotate(&dir, cfg.keep)?;
             Ok((summary, removed))
         })

@@ -11,7 +11,9 @@
 //! A backup is one read snapshot of the store (every table, every row: [`store::snapshot`])
 //! plus every file under `DATA_DIR/keys/`. The install key belongs in it: the store records the
 //! key's id and refuses to start with another key, and checkpoints are signed with it, so a
-//! restore without it could neither start nor extend its chains. That makes an unencrypted
+//! restore without it could neither start nor extend its chains. `[backup] include_keys = false`
+//! leaves the keys out (the manifest then carries the install key's public key, so `verify`
+//! still checks every signature), and `restore` then needs `--keys-from` the original `keys/`. That makes an unencrypted
 //! backup as sensitive as the data dir itself, so backups are age-encrypted to the configured
 //! recipients, and an unencrypted one is refused ([`UNENCRYPTED`]) unless asked for by name
 //! (`backup create --plaintext`); the daily job has no such switch and needs recipients.
@@ -121,6 +123,8 @@ pub struct Summary {
     pub body_blake3: String,
     /// Encrypted to how many recipients (0: plain).
     pub recipients: usize,
+    /// Did it copy the private keys of `keys/` (`backup.include_keys`)?
+    pub keys_included: bool,
     /// Time taken, milliseconds.
     pub millis: u64,
 }
@@ -210,6 +214,7 @@ pub async fn record(
         "file_blake3": summary.file_blake3,
         "encrypted": summary.recipients > 0,
         "recipients": summary.recipients,
+        "keys_included": summary.keys_included,
         "trigger": trigger.as_str(),
         "snapshot_at": crate::clock::rfc3339_micros(summary.manifest.created_at),
         "platform_head_seq": summary.manifest.platform_head_seq,

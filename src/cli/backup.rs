@@ -81,6 +81,11 @@ pub struct RestoreArgs {
     /// `replaced-<time>/`, not deleted.
     #[arg(long)]
     pub force: bool,
+    /// For a backup taken with `backup.include_keys = false`: a copy of the original data dir's
+    /// `keys/` directory (install.ed25519 and the other key files); every file in it is
+    /// restored. Refused for a backup that carries its own keys.
+    #[arg(long, value_name = "DIR")]
+    pub keys_from: Option<PathBuf>,
 }
 
 /// `tenantry compact`.
@@ -283,6 +288,11 @@ async fn verify(args: VerifyArgs) -> ExitCode {
                     "        {} chain(s) verified from seq 1 ({entries} entries), 0 broken",
                     report.chains.len()
                 );
+                if !report.keys_included {
+                    println!(
+                        "        no private keys (backup.include_keys = false): checked with the public key it carries; a restore needs --keys-from DIR"
+                    );
+                }
             }
             ExitCode::SUCCESS
         }
@@ -296,7 +306,16 @@ async fn restore(args: RestoreArgs) -> ExitCode {
         Err(e) => return refuse(&e),
     };
     let now = chrono::Utc::now();
-    match backup::restore(&args.file, &ids, &args.data_dir, args.force, now).await {
+    match backup::restore(
+        &args.file,
+        &ids,
+        args.keys_from.as_deref(),
+        &args.data_dir,
+        args.force,
+        now,
+    )
+    .await
+    {
         Ok(r) => {
             println!(
                 "restored {} into {}: {} rows, {} chain(s) verified from seq 1; snapshot taken {} (platform head seq {})",

@@ -468,6 +468,7 @@ async fn the_daily_job_rotates_encrypted_backups_and_each_is_audited() {
         dir: Some(dir.path().join("backups")),
         keep: 2,
         recipients: vec![Recipient::parse(&recipient).unwrap()],
+        include_keys: true,
     };
     let app = TestApp::spawn_with(dir.clone(), config, Clock::manual(t0())).await;
     let app_id = app.app("Projex").await;
@@ -682,4 +683,109 @@ async fn an_unencrypted_backup_is_refused_unless_asked_for_and_the_daily_job_nee
     let tile = html.split("tile-label\">Backups").nth(1).unwrap();
     assert!(tile.contains("encrypted") && !tile.split("</a>").next().unwrap().contains("critical"));
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_keys_verifies_but_restores_only_with_the_original_keys() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (identity, recipient) = age_identity(dir.path(), "key.txt");
+    let data = dir.path().join("data");
+    let mut config = test_config(&data);
+    config.backup.dir = Some(dir.path().join("backups"));
+    config.backup.recipients = vec![Recipient::parse(&recipient).unwrap()];
+    config.backup.include_keys = false;
+    let app = TestApp::spawn_with(dir.clone(), config, Clock::manual(t0())).await;
+    let app_id = app.app("Projex").await;
+    app.tenant(&app_id, "Acme").await;
+    // Signed checkpoints, so that verifying the backup needs the install's public key.
+    let (_, run) = app.post("/api/jobs/checkpoint_chains/run", json!({})).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let (_, run) = app.post("/api/jobs/backup_daily/run", json!({})).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let created: Vec<Value> = app
+        .chain("platform")
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "backup.created.v1")
+        .collect();
+    assert_eq!(created[0]["data"]["keys_included"], false, "{created:?}");
+    app.stop().await;
+    let file = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    // It holds no key file (the reader counts none), and still verifies every chain and signed
+    // checkpoint, with the public key its manifest carries.
+    let (code, report, err) = cli(&[
+        "backup",
+        "verify",
+        s(&file),
+        "--identity",
+        s(&identity),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{report}{err}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["counts"]["files"], 0, "{report}");
+    assert_eq!(report["keys_included"], false, "{report}");
+    // Restore without the keys is refused, naming the way out, and leaves nothing behind.
+    let target = dir.path().join("restored");
+    let (code, _, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("include_keys = false") && err.contains("--keys-from"),
+        "{err}"
+    );
+    assert!(!target.join("tenantry.redb").exists());
+    // Another install's key is refused.
+    let other = dir.path().join("other-keys");
+    tenantry::audit::signing::InstallKey::load_or_create_at(&other.join("install.ed25519"), true)
+        .unwrap();
+    let (code, _, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+        "--keys-from",
+        s(&other),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("but its store was created with key"), "{err}");
+    assert!(!target.join("tenantry.redb").exists());
+    // With the original keys/ it restores, and the restored store opens and verifies.
+    let (code, out, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+        "--keys-from",
+        s(&data.join("keys")),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for e in std::fs::read_dir(data.join("keys")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            std::fs::read(target.join("keys").join(e.file_name())).unwrap(),
+            std::fs::read(e.path()).unwrap()
+        );
+    }
+    let (code, out, err) = cli(&["audit", "verify", "--data-dir", s(&target)]);
+    assert_eq!(code, 0, "{out}{err}");
 }
