@@ -187,6 +187,7 @@ fn backup_figures(f: &Fixture) {
         f.state.store(),
         &f.state.config().data_dir,
         &[],
+        true,
         chrono::Utc::now(),
         &out,
     )

@@ -63,6 +63,7 @@ check etc/tenantry/tenantry.toml 640
 check usr/share/man/man1/tenantry.1.gz 644
 check usr/share/man/man1/tenantry-serve.1.gz 644
 check usr/share/man/man1/tenantry-backup-restore.1.gz 644
+check usr/share/man/man1/tenantry-compact.1.gz 644
 check usr/share/bash-completion/completions/tenantry 644
 check usr/share/zsh/vendor-completions/_tenantry 644
 check usr/share/fish/vendor_completions.d/tenantry.fish 644

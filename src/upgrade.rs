@@ -145,9 +145,10 @@ pub async fn run_pending(
             cfg.recipients.clone(),
             path.clone(),
         );
+        let include_keys = cfg.include_keys;
         tokio::task::spawn_blocking(move || {
             store::ensure_private_dir(path.parent().unwrap_or(&data_dir))?;
-            backup::write_file(&store, &data_dir, &recipients, now, &path)
+            backup::write_file(&store, &data_dir, &recipients, include_keys, now, &path)
         })
         .await
         .map_err(|e| Error::Internal(format!("backup task failed: {e}")))?

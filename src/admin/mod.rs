@@ -155,8 +155,11 @@ pub async fn execute(state: &AppState, req: AdminRequest) -> Result<AdminOutput>
                 serde_json::to_value(r).map_err(|e| Error::Internal(e.to_string()))?,
             ))
         }
-        AdminRequest::BackupCreate { recipients } => Ok(AdminOutput::Stream(
-            crate::backup::stream(state, &recipients).await?,
+        AdminRequest::BackupCreate {
+            recipients,
+            plaintext,
+        } => Ok(AdminOutput::Stream(
+            crate::backup::stream(state, &recipients, plaintext).await?,
         )),
         AdminRequest::BackupList => {
             let items = state.read(|r| crate::backup::history(r, 1000)).await?;

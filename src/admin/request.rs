@@ -88,6 +88,10 @@ pub enum AdminRequest {
     BackupCreate {
         /// Extra age recipients (`age1...`).
         recipients: Vec<String>,
+        /// Allow an unencrypted backup when there is no recipient at all (`--plaintext`);
+        /// without it, such a request is refused (`backup_unencrypted`).
+        #[serde(default)]
+        plaintext: bool,
     },
     /// The recorded backups, newest first.
     BackupList,

@@ -4,6 +4,9 @@
 //! in a 0700 directory): the standard base64 of the 32-byte seed and a newline. The meta table
 //! records its `key_id`, so a swapped or missing key file is refused at start instead of silently
 //! signing with another key.
+//!
+//! A new key file is made durable before its `key_id` is committed (see
+//! [`InstallKey::load_or_create_at`]), so no crash leaves a store whose recorded key is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -70,7 +73,25 @@ impl InstallKey {
 
     /// Loads the key kept at `path` (the base64 seed and a newline), or makes one there, owner
     /// only in an owner-only directory, when `create` and no file exists. The control plane's
-    /// license key uses this too.
+    /// license key and the tenant-token key use this too.
+    ///
+    /// A new key is written with [`write_private_durably`]: into `path.tmp`, fsynced, renamed
+    /// onto `path`, then the directory (and its parent, which may just have gained `keys/`) is
+    /// fsynced. So `path` never holds a partial key, and once this returns the file survives a
+    /// crash or power loss. The caller must hold the store (redb's lock), so no other process
+    /// makes the same key meanwhile.
+    ///
+    /// Ordering with the store (`app::open_state`): the key file is made durable first, and
+    /// only then is its `key_id` committed to the meta table, in the first start's write. A
+    /// crash between the two leaves a key file whose id is not recorded yet; nothing has been
+    /// signed with it, and the next start (which finds no recorded id, so `create` is true)
+    /// loads that same file and commits its id. The other order could leave a committed id
+    /// whose key file never reached the disk, and the store would refuse every start. A crash
+    /// while the key is being written leaves at most `path.tmp`, which the next attempt
+    /// replaces.
+    ///
+    /// Errors: [`KeyError::Io`] (unreadable file, no randomness, a failed write or sync),
+    /// [`KeyError::Malformed`].
     pub fn load_or_create_at(path: &Path, create: bool) -> Result<InstallKey, KeyError> {
         let io = |detail: String| KeyError::Io {
             path: path.display().to_string(),
@@ -93,7 +114,7 @@ impl InstallKey {
                 if let Some(dir) = path.parent() {
                     crate::store::ensure_private_dir(dir).map_err(|e| io(e.to_string()))?;
                 }
-                write_private(path, format!("{}\n", B64.encode(seed)).as_bytes())
+                write_private_durably(path, format!("{}\n", B64.encode(seed)).as_bytes())
                     .map_err(|e| io(e.to_string()))?;
                 Ok(InstallKey::from_seed(&seed))
             }
@@ -171,6 +192,36 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Writes `bytes` to `path` (owner-only) so that a crash never leaves a partial file there and
+/// a completed write survives power loss: into `path.tmp` (replacing a leftover of an earlier
+/// crash), fsync, rename onto `path` (replacing it), fsync of `path`'s directory and of that
+/// directory's parent (which holds its entry when it was just created).
+///
+/// Errors: any I/O failure; `path.tmp` is removed then, and `path` is untouched.
+pub fn write_private_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let written = write_private(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()?;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The canonical bytes a checkpoint signs: `{"chain","hash","seq","ts"}`.
@@ -256,6 +307,46 @@ mod tests {
         };
         assert!(!ring.verifies(&chain, &moved));
         assert!(!KeyRing::new([InstallKey::from_seed(&[8; 32]).public()]).verifies(&chain, &cp));
+    }
+
+    /// Set in the child process of the crash test: where it makes its key.
+    const CRASH_CHILD: &str = "TENANTRY_TEST_KEY_CRASH_AT";
+
+    /// A real crash while the key file is written: the test binary re-runs this test in a child
+    /// process under `prlimit --fsize=16`, so the kernel kills it (SIGXFSZ) after 16 of the key
+    /// file's 45 bytes. The next start must find no partial key under the final name, and make
+    /// a good one.
+    #[test]
+    fn a_crash_while_the_key_is_written_leaves_no_partial_key_file() {
+        if let Some(at) = std::env::var_os(CRASH_CHILD) {
+            let _ = InstallKey::load_or_create_at(Path::new(&at), true);
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join(INSTALL_KEY_FILE);
+        let status = std::process::Command::new("prlimit")
+            .args(["--fsize=16", "--core=0", "--"])
+            .arg(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "audit::signing::tests::a_crash_while_the_key_is_written_leaves_no_partial_key_file",
+                "--test-threads=1",
+            ])
+            .env(CRASH_CHILD, &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("prlimit (util-linux) runs the child");
+        assert!(!status.success(), "the child must be killed mid-write");
+        let key = InstallKey::load_or_create_at(&path, true)
+            .expect("a crash mid-write must not leave a partial key under the final name");
+        let again = InstallKey::load_or_create_at(&path, false).unwrap();
+        assert_eq!(key.key_id(), again.key_id());
+        let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, [INSTALL_KEY_FILE], "no temp file is left behind");
     }
 
     #[test]

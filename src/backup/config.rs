@@ -16,8 +16,16 @@ pub struct BackupConfig {
     /// Daily backups kept (7 by default, at least 1); older `tenantry-daily-*` files are
     /// deleted.
     pub keep: usize,
-    /// age recipients (`age1...`) every backup is encrypted to.
+    /// age recipients (`age1...`) every backup is encrypted to. `backup_daily` refuses to run
+    /// without any, and `backup create` without any needs `--plaintext`.
     pub recipients: Vec<Recipient>,
+    /// Copy the private keys of `DATA_DIR/keys/` (install, tenant-token, license keys) into
+    /// backups; `true` by default. With `false`, a backup carries only the install key's public
+    /// key (so `backup verify` still checks every checkpoint signature), and `backup restore`
+    /// needs `--keys-from DIR` holding the original `keys/` files: the store records the install
+    /// key's id and a server refuses to start with any other key, so the ledger can only be
+    /// extended and re-checkpointed with the original one.
+    pub include_keys: bool,
 }
 
 impl Default for BackupConfig {
@@ -26,6 +34,7 @@ impl Default for BackupConfig {
             dir: None,
             keep: 7,
             recipients: Vec::new(),
+            include_keys: true,
         }
     }
 }

@@ -64,14 +64,16 @@ fn data_files(data_dir: &Path) -> Result<Vec<(String, Vec<u8>)>, Error> {
     Ok(out)
 }
 
-/// Writes a backup of `store` (and `data_dir`'s keys) into `out`, from one read snapshot,
-/// encrypted to `recipients` when there are any. Blocking: run it off the async runtime.
+/// Writes a backup of `store` (and, when `include_keys`, `data_dir`'s keys; otherwise only the
+/// install key's public key, in the manifest) into `out`, from one read snapshot, encrypted to
+/// `recipients` when there are any. Blocking: run it off the async runtime.
 ///
 /// Errors: storage failures, and I/O on `out` (a closed admin client, a full disk).
 pub fn write_blocking<W: Write>(
     store: &Store,
     data_dir: &Path,
     recipients: &[Recipient],
+    include_keys: bool,
     now: DateTime<Utc>,
     out: W,
 ) -> Result<Summary, Error> {
@@ -82,10 +84,10 @@ pub fn write_blocking<W: Write>(
         bytes: 0,
     };
     let (out, manifest, counts, body) = if recipients.is_empty() {
-        write_plain(store, data_dir, now, out)?
+        write_plain(store, data_dir, include_keys, now, out)?
     } else {
         let enc = crypt::encrypt(out, recipients)?;
-        let (enc, manifest, counts, body) = write_plain(store, data_dir, now, enc)?;
+        let (enc, manifest, counts, body) = write_plain(store, data_dir, include_keys, now, enc)?;
         let out = enc
             .finish()
             .map_err(|e| Error::io(Path::new("(output)"), e))?;
@@ -101,6 +103,7 @@ pub fn write_blocking<W: Write>(
         file_blake3: out.hasher.finalize().to_hex().to_string(),
         body_blake3: hex::encode(body),
         recipients: recipients.len(),
+        keys_included: include_keys,
         millis: started.elapsed().as_millis() as u64,
     })
 }
@@ -108,10 +111,26 @@ pub fn write_blocking<W: Write>(
 fn write_plain<W: Write>(
     store: &Store,
     data_dir: &Path,
+    include_keys: bool,
     now: DateTime<Utc>,
     out: W,
 ) -> Result<(W, Manifest, Counts, [u8; 32]), Error> {
     let out_err = |e: std::io::Error| Error::io(Path::new("(output)"), e);
+    // Without the keys, the public half of the install key goes into the manifest, so that
+    // `backup verify` can still check the checkpoints' signatures.
+    let install_public_key = if include_keys {
+        None
+    } else {
+        match crate::audit::signing::InstallKey::load_or_create(data_dir, false) {
+            Ok(key) => Some(key.public_b64()),
+            Err(e) => {
+                return Err(Error::io(
+                    &crate::audit::signing::InstallKey::path(data_dir),
+                    e,
+                ));
+            }
+        }
+    };
     store.read_blocking(|r| {
         let manifest = Manifest {
             format: format::FORMAT,
@@ -127,9 +146,14 @@ fn write_plain<W: Write>(
             platform_head_seq: ledger::head(r, &ChainId::Platform)
                 .map_err(Error::Domain)?
                 .map_or(0, |audit::model::HeadRecord::V1 { seq, .. }| seq),
+            install_public_key,
         };
         // Read inside the snapshot's lifetime, so keys and rows are taken together.
-        let files = data_files(data_dir)?;
+        let files = if include_keys {
+            data_files(data_dir)?
+        } else {
+            Vec::new()
+        };
         let mut w = format::Writer::start(out, &manifest).map_err(out_err)?;
         for (path, bytes) in &files {
             w.file(path, bytes).map_err(out_err)?;
@@ -151,6 +175,7 @@ pub fn write_file(
     store: &Store,
     data_dir: &Path,
     recipients: &[Recipient],
+    include_keys: bool,
     now: DateTime<Utc>,
     path: &Path,
 ) -> Result<Summary, Error> {
@@ -166,6 +191,7 @@ pub fn write_file(
         store,
         data_dir,
         recipients,
+        include_keys,
         now,
         std::io::BufWriter::new(&file),
     )
@@ -194,14 +220,23 @@ pub fn recipients(state: &AppState, extra: &[String]) -> crate::error::Result<Ve
 
 /// Streams a backup of the running store (admin socket `backup_create`), then records it. The
 /// stream ends with an error item when anything fails, and the record is written only once
-/// every byte was handed to the receiver.
+/// every byte was handed to the receiver. Without any recipient (configured or extra) it is
+/// written only when `plaintext` is set.
 ///
-/// Errors: 422 for a bad recipient (before anything is streamed).
+/// Errors (before anything is streamed): 422 for a bad recipient; 403 `backup_unencrypted`
+/// when there is no recipient and `plaintext` is not set.
 pub async fn stream(
     state: &AppState,
     extra_recipients: &[String],
+    plaintext: bool,
 ) -> crate::error::Result<tokio::sync::mpsc::Receiver<crate::error::Result<Bytes>>> {
     let recipients = recipients(state, extra_recipients)?;
+    let include_keys = state.config().backup.include_keys;
+    if recipients.is_empty() && !plaintext {
+        return Err(super::unencrypted_refused(
+            "pass --recipient age1... or set [backup] recipients, or pass --plaintext to write it unencrypted anyway",
+        ));
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<crate::error::Result<Bytes>>(8);
     let state = state.clone();
     tokio::spawn(async move {
@@ -213,7 +248,7 @@ pub async fn stream(
             buf: Vec::with_capacity(CHUNK),
         };
         let written = tokio::task::spawn_blocking(move || {
-            write_blocking(&store, &data_dir, &recipients, now, sink)
+            write_blocking(&store, &data_dir, &recipients, include_keys, now, sink)
         })
         .await;
         let result = match written {
@@ -279,27 +314,36 @@ impl Write for ChannelWriter {
     }
 }
 
-/// The `backup_daily` job: writes `tenantry-daily-<time>.tbk[.age]` into the backup dir, keeps
+/// The `backup_daily` job: writes `tenantry-daily-<time>.tbk.age` into the backup dir, keeps
 /// the newest `backup.keep` daily files, and records the backup. Returns the run's summary.
 ///
-/// Errors: I/O in the backup dir, storage.
+/// Errors: 403 `backup_unencrypted` (nothing written) while `[backup] recipients` is empty: the
+/// job never writes an unencrypted backup (the dashboard's Backups tile is red meanwhile); I/O
+/// in the backup dir, storage.
 pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result<String> {
     let cfg = state.config().backup.clone();
     let data_dir = state.config().data_dir.clone();
     let dir = cfg.dir(&data_dir);
-    let encrypted = !cfg.recipients.is_empty();
-    let name = format!(
-        "{DAILY_PREFIX}{}.tbk{}",
-        now.format("%Y%m%dT%H%M%S%.3fZ"),
-        if encrypted { ".age" } else { "" }
-    );
+    if cfg.recipients.is_empty() {
+        return Err(super::unencrypted_refused(
+            "set [backup] recipients (age public keys) in the config file for backup_daily to run",
+        ));
+    }
+    let name = format!("{DAILY_PREFIX}{}.tbk.age", now.format("%Y%m%dT%H%M%S%.3fZ"));
     let store = state.store().clone();
     let (summary, removed) = {
         let dir = dir.clone();
         let name = name.clone();
         tokio::task::spawn_blocking(move || -> Result<(Summary, Vec<String>), Error> {
             store::ensure_private_dir(&dir)?;
-            let summary = write_file(&store, &data_dir, &cfg.recipients, now, &dir.join(&name))?;
+            let summary = write_file(
+                &store,
+                &data_dir,
+                &cfg.recipients,
+                cfg.include_keys,
+                now,
+                &dir.join(&name),
+            )?;
             let removed = rotate(&dir, cfg.keep)?;
             Ok((summary, removed))
         })
@@ -315,29 +359,17 @@ pub async fn daily(state: &AppState, now: DateTime<Utc>) -> crate::error::Result
         Some(name.clone()),
     )
     .await?;
-    let mut line = format!(
-        "wrote {} ({}, {} rows, {} ms), {}; removed {} old backup{}",
+    Ok(format!(
+        "wrote {} ({}, {} rows, {} ms), encrypted to {} recipient{}; removed {} old backup{}",
         dir.join(&name).display(),
         human_bytes(summary.bytes),
         summary.counts.rows,
         summary.millis,
-        if encrypted {
-            format!(
-                "encrypted to {} recipient{}",
-                summary.recipients,
-                if summary.recipients == 1 { "" } else { "s" }
-            )
-        } else {
-            "NOT encrypted (set backup.recipients: it holds the install's signing key)".into()
-        },
+        summary.recipients,
+        if summary.recipients == 1 { "" } else { "s" },
         removed.len(),
         if removed.len() == 1 { "" } else { "s" }
-    );
-    if !encrypted {
-        tracing::warn!(file = %name, "daily backup written unencrypted; configure backup.recipients");
-        line.push_str(" [unencrypted]");
-    }
-    Ok(line)
+    ))
 }
 
 /// Deletes all but the newest `keep` daily backups of `dir`; returns the names removed.

@@ -92,6 +92,22 @@ pub enum Error {
         /// Key id its store records.
         expected: String,
     },
+    /// A backup taken without its private keys, restored without `--keys-from`.
+    #[error(
+        "backup {path} holds no private keys (it was taken with backup.include_keys = false): pass --keys-from DIR, a copy of the original keys/ directory (install.ed25519 with key_id {key_id}, and the tenant-token and license keys if there were any). A new key cannot stand in: the store records this key id, a server refuses to start with any other, and only this key extends and re-signs the ledger's checkpoints"
+    )]
+    KeysMissing {
+        /// The file.
+        path: String,
+        /// The install key id the store records.
+        key_id: String,
+    },
+    /// `--keys-from` for a backup that carries its own keys.
+    #[error("backup {path} carries its own keys/ directory: drop --keys-from")]
+    KeysIncluded {
+        /// The file.
+        path: String,
+    },
     /// Chains of the backup do not verify.
     #[error(
         "the ledger in backup {path} does not verify: {broken} chain(s) broken, first {chain} at seq {seq}: {problem}"
@@ -116,13 +132,16 @@ pub enum Error {
         /// The data dir.
         path: String,
     },
-    /// A server runs on the restore target.
+    /// A server runs on the data dir (it answers on the admin socket, or holds redb's lock on
+    /// the data file), so an offline command (restore, compact) is refused.
     #[error(
-        "a tenantry server is running on {path}: stop it first (systemctl stop tenantry), then restore"
+        "a tenantry server is running on {path} (it holds the data file): stop it first (systemctl stop tenantry), then {action}"
     )]
     ServerRunning {
         /// The data dir.
         path: String,
+        /// What was refused: `restore`, `compact`.
+        action: &'static str,
     },
     /// The output exists.
     #[error("{path} exists: choose another name or remove it")]

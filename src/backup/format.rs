@@ -49,6 +49,11 @@ pub struct Manifest {
     pub chains: u64,
     /// The platform chain's head seq in the snapshot (0 when empty).
     pub platform_head_seq: u64,
+    /// Standard base64 of the install key's public key, written when the private keys were left
+    /// out (`backup.include_keys = false`), so the checkpoints still verify. Absent in backups
+    /// that carry `keys/` (and in those written before this field existed).
+    #[serde(default)]
+    pub install_public_key: Option<String>,
 }
 
 /// How much a backup holds, checked against its end record.
@@ -338,6 +343,7 @@ mod tests {
             install_key_id: Some("ab".into()),
             chains: 1,
             platform_head_seq: 3,
+            install_public_key: None,
         }
     }
 

@@ -3,16 +3,20 @@
 //! - [`format`]: the file format (magic, zstd body of tables and rows, BLAKE3 checksum).
 //! - [`crypt`]: age encryption, recipients and identity files.
 //! - `create`: writing a backup (file, admin-socket stream, the `backup_daily` job).
-//! - `restore`: loading one into a staging dir, `verify`, offline `restore`.
+//! - `restore`: loading one into a staging dir, `verify`, offline `restore`, and `compact`
+//!   (offline compaction of the data file, which a backup's long read can make grow).
 //! - [`cli`]: `tenantry backup create | verify | restore | list`.
 //! - here: configuration, errors, the backup records and their audit entry.
 //!
 //! A backup is one read snapshot of the store (every table, every row: [`store::snapshot`])
 //! plus every file under `DATA_DIR/keys/`. The install key belongs in it: the store records the
 //! key's id and refuses to start with another key, and checkpoints are signed with it, so a
-//! restore without it could neither start nor extend its chains. That makes an unencrypted
-//! backup as sensitive as the data dir itself, so backups are age-encrypted whenever recipients
-//! are configured, and an unencrypted one is written with a warning.
+//! restore without it could neither start nor extend its chains. `[backup] include_keys = false`
+//! leaves the keys out (the manifest then carries the install key's public key, so `verify`
+//! still checks every signature), and `restore` then needs `--keys-from` the original `keys/`. That makes an unencrypted
+//! backup as sensitive as the data dir itself, so backups are age-encrypted to the configured
+//! recipients, and an unencrypted one is refused ([`UNENCRYPTED`]) unless asked for by name
+//! (`backup create --plaintext`); the daily job has no such switch and needs recipients.
 //!
 //! Taking a backup is recorded: a row in `backups` (the history `backup list` shows) and the
 //! platform-chain entry `backup.created.v1`, in one write after the file is complete. The backup
@@ -44,7 +48,7 @@ pub use crypt::{Identities, Recipient};
 pub use error::Error;
 pub use format::{Counts, Manifest};
 pub use restore::{
-    Loaded, RestoreReport, Scratch, VerifyReport, broken, load, restore, verify_file,
+    Loaded, RestoreReport, Scratch, VerifyReport, broken, compact, load, restore, verify_file,
 };
 
 /// Backups' share of the composition: the events they write (a backup copies the signing key,
@@ -54,6 +58,20 @@ pub const CONTEXT: crate::http::context::Context = crate::http::context::Context
     events: &["backup.created.v1", "backup.restored.v1"],
     ..crate::http::context::Context::EMPTY
 };
+
+/// Stable code (403) of a backup refused because it would be written unencrypted: no recipient
+/// is configured or given, and `--plaintext` was not (issue 12, finding 7).
+pub const UNENCRYPTED: &str = "backup_unencrypted";
+
+/// The refusal of an unencrypted backup; `what` names the way out.
+pub(crate) fn unencrypted_refused(what: &str) -> crate::error::Error {
+    crate::error::Error::denied(
+        UNENCRYPTED,
+        format!(
+            "refusing to write an unencrypted backup: it holds the install's private signing key; {what}"
+        ),
+    )
+}
 
 /// History of backups taken: `(created micros, nonce) -> BackupRecord`.
 pub const BACKUPS: Table = Table::new("backups");
@@ -105,6 +123,8 @@ pub struct Summary {
     pub body_blake3: String,
     /// Encrypted to how many recipients (0: plain).
     pub recipients: usize,
+    /// Did it copy the private keys of `keys/` (`backup.include_keys`)?
+    pub keys_included: bool,
     /// Time taken, milliseconds.
     pub millis: u64,
 }
@@ -194,6 +214,7 @@ pub async fn record(
         "file_blake3": summary.file_blake3,
         "encrypted": summary.recipients > 0,
         "recipients": summary.recipients,
+        "keys_included": summary.keys_included,
         "trigger": trigger.as_str(),
         "snapshot_at": crate::clock::rfc3339_micros(summary.manifest.created_at),
         "platform_head_seq": summary.manifest.platform_head_seq,

@@ -31,18 +31,30 @@ pub struct Loaded {
     pub dir: PathBuf,
     /// The store, open on `dir`.
     pub store: Store,
-    /// The install key from the backup.
-    pub key: std::sync::Arc<audit::signing::InstallKey>,
+    /// `key_id` of the install key the chains were verified with.
+    pub key_id: String,
+    /// Does `dir/keys/` hold the private install key (from the backup, or from `keys_from`)?
+    /// `false` for a backup taken with `backup.include_keys = false` and loaded without
+    /// `keys_from`: it verifies with the public key in its manifest, but cannot be restored.
+    pub has_private_key: bool,
     /// Every chain's report, walked from seq 1.
     pub reports: Vec<ChainReport>,
 }
 
 /// Reads `file` into the new directory `dir` (data file and keys), checks the checksum and the
-/// key, opens the store and verifies every chain from seq 1.
+/// key, opens the store and verifies every chain from seq 1. A backup without keys (taken with
+/// `backup.include_keys = false`) takes them from `keys_from` (every file of that directory is
+/// copied into `dir/keys/`), or else is verified with the public key its manifest carries.
 ///
 /// Errors: every refusal of a bad backup (corrupt, truncated, wrong key, newer format or
-/// schema, a key that is not the store's, broken chains); I/O; storage.
-pub async fn load(file: &Path, ids: &Identities, dir: &Path) -> Result<Loaded, Error> {
+/// schema, a key that is not the store's, broken chains); [`Error::KeysIncluded`] when
+/// `keys_from` is given for a backup that carries keys; I/O; storage.
+pub async fn load(
+    file: &Path,
+    ids: &Identities,
+    dir: &Path,
+    keys_from: Option<&Path>,
+) -> Result<Loaded, Error> {
     let (file_s, dir_buf) = (file.to_path_buf(), dir.to_path_buf());
     let opened = crypt::open(file, ids)?;
     let encrypted = opened.encrypted;
@@ -59,38 +71,116 @@ pub async fn load(file: &Path, ids: &Identities, dir: &Path) -> Result<Loaded, E
             supported: store::SCHEMA_VERSION,
         });
     }
+    let carried = audit::signing::InstallKey::path(dir).exists();
+    if let Some(from) = keys_from {
+        if carried {
+            return Err(Error::KeysIncluded { path });
+        }
+        copy_keys(from, &dir.join(KEYS_DIR))?;
+    }
+    let (public, has_private_key) = if carried || keys_from.is_some() {
+        let key =
+            audit::signing::InstallKey::load_or_create(dir, false).map_err(|e| Error::Corrupt {
+                path: path.clone(),
+                detail: format!("it holds no usable install key: {e}"),
+            })?;
+        (key.public(), true)
+    } else {
+        let public = manifest
+            .install_public_key
+            .as_deref()
+            .and_then(|b64| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.decode(b64).ok()
+            })
+            .and_then(|raw| <[u8; 32]>::try_from(raw.as_slice()).ok())
+            .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok())
+            .ok_or_else(|| Error::Corrupt {
+                path: path.clone(),
+                detail: "it holds no usable install key (no keys/ and no public key)".into(),
+            })?;
+        (public, false)
+    };
+    let key_id = audit::signing::key_id_of(&public);
     let store = Store::open(dir)?;
-    let key =
-        audit::signing::InstallKey::load_or_create(dir, false).map_err(|e| Error::Corrupt {
-            path: path.clone(),
-            detail: format!("it holds no usable install key: {e}"),
-        })?;
+    match verify_loaded(&store, public, &key_id, &path).await {
+        Ok(reports) => Ok(Loaded {
+            manifest,
+            counts,
+            body_blake3: hex::encode(body),
+            encrypted,
+            dir: dir.to_path_buf(),
+            store,
+            key_id,
+            has_private_key,
+            reports,
+        }),
+        Err(e) => {
+            store.close().await;
+            Err(e)
+        }
+    }
+}
+
+/// Checks that `public` is the key the loaded store records, then verifies every chain with it.
+async fn verify_loaded(
+    store: &Store,
+    public: ed25519_dalek::VerifyingKey,
+    key_id: &str,
+    path: &str,
+) -> Result<Vec<ChainReport>, Error> {
     let expected = store
         .read(|r| store::meta_get(r, "install_key_id"))
         .await?
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     if let Some(expected) = expected
-        && expected != key.key_id()
+        && expected != key_id
     {
-        store.close().await;
         return Err(Error::KeyMismatch {
-            path,
-            found: key.key_id().to_string(),
+            path: path.to_string(),
+            found: key_id.to_string(),
             expected,
         });
     }
-    let key = std::sync::Arc::new(key);
-    let reports = audit::verify(&store, &key, None, Mode::Full).await?;
-    Ok(Loaded {
-        manifest,
-        counts,
-        body_blake3: hex::encode(body),
-        encrypted,
-        dir: dir.to_path_buf(),
-        store,
-        key,
-        reports,
-    })
+    let ring = audit::signing::KeyRing::new([public]);
+    let reports = store
+        .read(move |r| {
+            audit::ledger::all_heads(r)?
+                .into_iter()
+                .map(|(chain, _)| audit::verify::verify_chain(r, &chain, &ring, Mode::Full))
+                .collect::<crate::error::Result<Vec<ChainReport>>>()
+        })
+        .await?;
+    Ok(reports)
+}
+
+/// Copies every regular file of `from` (the original `keys/` directory) into `to` (0600).
+///
+/// Errors: [`Error::Io`] when `from` is unreadable or holds no install key.
+fn copy_keys(from: &Path, to: &Path) -> Result<(), Error> {
+    if !from.join(audit::signing::INSTALL_KEY_FILE).is_file() {
+        return Err(Error::io(
+            from,
+            format!(
+                "no {} here: --keys-from takes a copy of the original data dir's keys/ directory",
+                audit::signing::INSTALL_KEY_FILE
+            ),
+        ));
+    }
+    store::ensure_private_dir(to)?;
+    for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
+        let entry = entry.map_err(|e| Error::io(from, e))?;
+        let src = entry.path();
+        if !entry.file_type().map_err(|e| Error::io(&src, e))?.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&src).map_err(|e| Error::io(&src, e))?;
+        let dst = to.join(entry.file_name());
+        let mut f = create_private(&dst)?;
+        f.write_all(&bytes).map_err(|e| Error::io(&dst, e))?;
+        f.sync_all().map_err(|e| Error::io(&dst, e))?;
+    }
+    Ok(())
 }
 
 fn load_blocking(
@@ -195,6 +285,9 @@ pub struct VerifyReport {
     pub body_blake3: String,
     /// Was it encrypted?
     pub encrypted: bool,
+    /// Does it carry the private keys? (`false`: taken with `backup.include_keys = false`;
+    /// verified with the public key in its manifest; a restore needs `--keys-from`.)
+    pub keys_included: bool,
     /// Every chain, walked from seq 1.
     pub chains: Vec<ChainReport>,
 }
@@ -204,13 +297,14 @@ pub struct VerifyReport {
 /// Errors: as [`load`], plus [`Error::ChainsBroken`].
 pub async fn verify_file(file: &Path, ids: &Identities) -> Result<VerifyReport, Error> {
     let scratch = Scratch::new("verify")?;
-    let loaded = load(file, ids, &scratch.path().join("data")).await?;
+    let loaded = load(file, ids, &scratch.path().join("data"), None).await?;
     loaded.store.close().await;
     let report = VerifyReport {
         manifest: loaded.manifest,
         counts: loaded.counts,
         body_blake3: loaded.body_blake3,
         encrypted: loaded.encrypted,
+        keys_included: loaded.has_private_key,
         chains: loaded.reports,
     };
     drop(loaded.store);
@@ -218,6 +312,43 @@ pub async fn verify_file(file: &Path, ids: &Identities) -> Result<VerifyReport, 
         return Err(e);
     }
     Ok(report)
+}
+
+/// Does a server answer on `data_dir`'s admin socket?
+pub(super) async fn server_answers(data_dir: &Path) -> bool {
+    matches!(
+        crate::admin::client::request(data_dir, &crate::admin::request::AdminRequest::Ping).await,
+        Ok(Some(_))
+    )
+}
+
+/// `tenantry compact`: compacts the data file of a stopped store in place (redb
+/// `Database::compact`), giving back the space a long read (a backup) made the file grow by.
+///
+/// Errors: [`Error::ServerRunning`] while a server answers on the admin socket or holds redb's
+/// lock; [`Error::Io`] when there is no data file; storage failures.
+pub async fn compact(data_dir: &Path) -> Result<store::Compacted, Error> {
+    let running = || Error::ServerRunning {
+        path: data_dir.display().to_string(),
+        action: "compact",
+    };
+    if server_answers(data_dir).await {
+        return Err(running());
+    }
+    let data_file = data_dir.join(store::DATA_FILE);
+    if !data_file.is_file() {
+        return Err(Error::io(&data_file, "no data file here: check --data-dir"));
+    }
+    let dir = data_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || store::compact(&dir)).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(store::Error::Locked { .. })) => Err(running()),
+        Ok(Err(e)) => Err(e.into()),
+        Err(e) => Err(Error::io(
+            &data_file,
+            format!("compaction task failed: {e}"),
+        )),
+    }
 }
 
 /// What `backup restore` did.
@@ -234,24 +365,28 @@ pub struct RestoreReport {
 }
 
 /// `tenantry backup restore`: refuses a running server and (without `force`) a non-empty data
-/// dir; loads and verifies the backup in a staging directory inside `data_dir`; records the
-/// restore on the platform chain; then moves the data file and keys into place (with `force`,
-/// the old ones are moved into `replaced-<time>/`, never deleted).
+/// dir; loads and verifies the backup in a staging directory inside `data_dir` (a backup
+/// without keys takes them from `keys_from`); records the restore on the platform chain; then
+/// moves the data file and keys into place (with `force`, the old ones are moved into
+/// `replaced-<time>/`, never deleted).
 ///
-/// Errors: as [`load`]; [`Error::ServerRunning`], [`Error::DataDirNotEmpty`].
+/// Errors: as [`load`]; [`Error::ServerRunning`], [`Error::DataDirNotEmpty`],
+/// [`Error::KeysMissing`] (a backup without keys, and no `keys_from`).
 pub async fn restore(
     file: &Path,
     ids: &Identities,
+    keys_from: Option<&Path>,
     data_dir: &Path,
     force: bool,
     now: DateTime<Utc>,
 ) -> Result<RestoreReport, Error> {
     let shown = data_dir.display().to_string();
-    if matches!(
-        crate::admin::client::request(data_dir, &crate::admin::request::AdminRequest::Ping).await,
-        Ok(Some(_))
-    ) {
-        return Err(Error::ServerRunning { path: shown });
+    let running = || Error::ServerRunning {
+        path: shown.clone(),
+        action: "restore",
+    };
+    if server_answers(data_dir).await {
+        return Err(running());
     }
     let occupied = match std::fs::read_dir(data_dir) {
         Ok(mut entries) => entries.next().is_some(),
@@ -259,27 +394,53 @@ pub async fn restore(
         Err(e) => return Err(Error::io(data_dir, e)),
     };
     if occupied && !force {
-        return Err(Error::DataDirNotEmpty { path: shown });
+        return Err(Error::DataDirNotEmpty {
+            path: shown.clone(),
+        });
     }
+    // Past the refusals that leave the data file untouched (opening it may rewrite its header).
+    // The ping is a courtesy; redb's lock is the test (a server whose admin socket is gone still
+    // holds it). It is held until the restored file is in place, so no server can start on the
+    // old file meanwhile. A data file redb cannot open at all (damaged: a reason to restore) is
+    // not held by anyone, so the restore goes on without the lock.
+    let _lock = match store::lock_offline(data_dir) {
+        Ok(lock) => lock,
+        Err(store::Error::Locked { .. }) => return Err(running()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the current data file cannot be opened; restoring over it");
+            None
+        }
+    };
     store::ensure_private_dir(data_dir)?;
-    let stamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let staging = data_dir.join(format!(".restore-{stamp}"));
+    let staging = data_dir.join(format!(".restore-{}", stamp(now)));
     let _ = std::fs::remove_dir_all(&staging);
-    let result = restore_staged(file, ids, data_dir, &staging, occupied, &stamp, now).await;
+    let result = restore_staged(file, ids, keys_from, data_dir, &staging, occupied, now).await;
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+fn stamp(now: DateTime<Utc>) -> String {
+    now.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
 async fn restore_staged(
     file: &Path,
     ids: &Identities,
+    keys_from: Option<&Path>,
     data_dir: &Path,
     staging: &Path,
     occupied: bool,
-    stamp: &str,
     now: DateTime<Utc>,
 ) -> Result<RestoreReport, Error> {
-    let loaded = load(file, ids, staging).await?;
+    let stamp = stamp(now);
+    let loaded = load(file, ids, staging, keys_from).await?;
+    if !loaded.has_private_key {
+        loaded.store.close().await;
+        return Err(Error::KeysMissing {
+            path: file.display().to_string(),
+            key_id: loaded.key_id,
+        });
+    }
     if let Some(e) = broken(file, &loaded.reports) {
         loaded.store.close().await;
         return Err(e);

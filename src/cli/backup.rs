@@ -1,5 +1,6 @@
 //! `tenantry backup ...`: create (through the admin socket when a server runs, else directly),
-//! verify and restore (offline, on files), list (the recorded history).
+//! verify and restore (offline, on files), list (the recorded history); and `tenantry compact`
+//! (offline, on a stopped server's data file).
 //!
 //! Exit codes: 0 success; 1 the backup is bad (corrupt, truncated, a broken chain); 2 an error
 //! (a missing file, a wrong or missing key, a refused restore).
@@ -18,8 +19,8 @@ use crate::backup::{self, Error, Identities};
 /// `tenantry backup ...`.
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
-    /// Write an online, consistent backup of the store and its keys (encrypted with age when
-    /// recipients are given or configured).
+    /// Write an online, consistent backup of the store and its keys, encrypted with age to the
+    /// given or configured recipients (unencrypted only with --plaintext).
     Create(CreateArgs),
     /// Check a backup: checksum, decryption, and every audit chain from seq 1.
     Verify(VerifyArgs),
@@ -42,6 +43,11 @@ pub struct CreateArgs {
     /// Encrypt to this age public key (age1...); repeatable. Added to `backup.recipients`.
     #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
     pub recipients: Vec<String>,
+    /// Write the backup unencrypted when no recipient is given or configured. Without it, such
+    /// a backup is refused: it holds the install's private signing key (unless
+    /// `backup.include_keys = false`).
+    #[arg(long)]
+    pub plaintext: bool,
     /// Store location.
     #[command(flatten)]
     pub store: StoreArgs,
@@ -75,6 +81,38 @@ pub struct RestoreArgs {
     /// `replaced-<time>/`, not deleted.
     #[arg(long)]
     pub force: bool,
+    /// For a backup taken with `backup.include_keys = false`: a copy of the original data dir's
+    /// `keys/` directory (install.ed25519 and the other key files); every file in it is
+    /// restored. Refused for a backup that carries its own keys.
+    #[arg(long, value_name = "DIR")]
+    pub keys_from: Option<PathBuf>,
+}
+
+/// `tenantry compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Data directory of a stopped server.
+    #[arg(long, env = "TENANTRY_DATA_DIR", default_value = crate::config::DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+}
+
+/// `tenantry compact`: compacts the data file offline and prints its size before and after.
+/// Refused (exit 2) while a server holds the store.
+pub async fn compact(args: CompactArgs) -> ExitCode {
+    match backup::compact(&args.data_dir).await {
+        Ok(c) => {
+            println!(
+                "compacted {}: {} ({} bytes) before, {} ({} bytes) after",
+                args.data_dir.join(crate::store::DATA_FILE).display(),
+                backup::human_bytes(c.before),
+                c.before,
+                backup::human_bytes(c.after),
+                c.after
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => refuse(&e),
+    }
 }
 
 /// Runs a `backup` subcommand.
@@ -92,7 +130,7 @@ fn refuse(e: &Error) -> ExitCode {
     ExitCode::from(if e.is_check_failure() { 1 } else { 2 })
 }
 
-const UNENCRYPTED: &str = "warning: this backup is NOT encrypted and holds the install's private signing key (keys/install.ed25519): keep it like a secret, or pass --recipient / set backup.recipients";
+const UNENCRYPTED: &str = "warning: this backup is NOT encrypted (--plaintext) and may hold the install's private signing key (keys/install.ed25519): keep it like a secret, or pass --recipient / set backup.recipients";
 
 /// A `Write` into a shared file handle, counting and hashing what passes.
 struct Tee {
@@ -149,6 +187,7 @@ async fn create(args: CreateArgs) -> ExitCode {
     let sink = Arc::new(Mutex::new(tee));
     let req = AdminRequest::BackupCreate {
         recipients: args.recipients.clone(),
+        plaintext: args.plaintext,
     };
     let outcome = call_streaming(&args.store, req, sink.clone()).await;
     let flushed = match sink.lock() {
@@ -249,6 +288,11 @@ async fn verify(args: VerifyArgs) -> ExitCode {
                     "        {} chain(s) verified from seq 1 ({entries} entries), 0 broken",
                     report.chains.len()
                 );
+                if !report.keys_included {
+                    println!(
+                        "        no private keys (backup.include_keys = false): checked with the public key it carries; a restore needs --keys-from DIR"
+                    );
+                }
             }
             ExitCode::SUCCESS
         }
@@ -262,7 +306,16 @@ async fn restore(args: RestoreArgs) -> ExitCode {
         Err(e) => return refuse(&e),
     };
     let now = chrono::Utc::now();
-    match backup::restore(&args.file, &ids, &args.data_dir, args.force, now).await {
+    match backup::restore(
+        &args.file,
+        &ids,
+        args.keys_from.as_deref(),
+        &args.data_dir,
+        args.force,
+        now,
+    )
+    .await
+    {
         Ok(r) => {
             println!(
                 "restored {} into {}: {} rows, {} chain(s) verified from seq 1; snapshot taken {} (platform head seq {})",

@@ -44,6 +44,7 @@ mod tests {
             "tenantry.1",
             "tenantry-serve.1",
             "tenantry-backup-restore.1",
+            "tenantry-compact.1",
         ] {
             assert!(
                 names.iter().any(|n| n == want),

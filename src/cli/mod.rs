@@ -62,6 +62,8 @@ pub enum Command {
     /// Backups: create (online), verify, restore (offline), list.
     #[command(subcommand)]
     Backup(backup::BackupCommand),
+    /// Compact the data file of a stopped server (offline), giving back free pages.
+    Compact(backup::CompactArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -107,6 +109,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Operator(cmd) => operator::run(cmd).await,
         Command::Heartbeat(cmd) => heartbeat::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
+        Command::Compact(args) => backup::compact(args).await,
         Command::Completions { shell } => {
             manual::completions(shell, &mut std::io::stdout());
             ExitCode::SUCCESS

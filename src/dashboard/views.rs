@@ -94,6 +94,8 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
         .filter(|p| p.status == PoolStatus::Drain)
         .count();
     let failed_signins: u64 = failures.iter().map(|(_, n)| n).sum();
+    // Red while backups cannot be encrypted: backup_daily refuses to run (issue 12, finding 7).
+    let backup_recipients = state.config().backup.recipients.len();
 
     let body = html! {
         (header("Platform dashboard", Some("Health of the platform at a glance. Every tile links to its page."), html! {}))
@@ -139,6 +141,16 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                     @if failing_jobs == 0 { (badge(Tone::Ok, "healthy")) } @else { (badge(Tone::Critical, &format!("{failing_jobs} failing"))) }
                 }
                 span.tile-note { (jobs.len()) " scheduled jobs" }
+            }
+            a.tile href="/platform/jobs" {
+                span.tile-label { "Backups" }
+                span.tile-value {
+                    @if backup_recipients == 0 { (badge(Tone::Critical, "no recipients")) } @else { (badge(Tone::Ok, "encrypted")) }
+                }
+                span.tile-note {
+                    @if backup_recipients == 0 { "backup_daily is refused: set [backup] recipients" }
+                    @else { "to " (backup_recipients) " age recipient" @if backup_recipients > 1 { "s" } }
+                }
             }
             a.tile href="/platform/pools" {
                 span.tile-label { "Pools" }

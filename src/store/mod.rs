@@ -12,6 +12,7 @@
 pub mod codec;
 mod error;
 pub mod keys;
+mod offline;
 pub mod page;
 pub mod snapshot;
 mod writer;
@@ -27,6 +28,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 pub use error::{Error, Result};
+pub use offline::{Compacted, OfflineLock, compact, lock_offline};
 pub use writer::WriterStats;
 
 use crate::actor::Actor;

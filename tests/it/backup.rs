@@ -167,7 +167,15 @@ async fn a_backup_taken_while_writing_restores_every_acknowledged_write_and_veri
     // `--out -` streams to standard output.
     let piped = dir.path().join("piped.tbk");
     let status = std::process::Command::new(process::BIN)
-        .args(["backup", "create", "--data-dir", s(&data), "--out", "-"])
+        .args([
+            "backup",
+            "create",
+            "--data-dir",
+            s(&data),
+            "--out",
+            "-",
+            "--plaintext",
+        ])
         .env_remove("TENANTRY_CONFIG")
         .stdout(std::fs::File::create(&piped).unwrap())
         .stderr(std::process::Stdio::null())
@@ -276,6 +284,7 @@ async fn backups_of_a_stopped_store(dir: &Path) -> (PathBuf, PathBuf, PathBuf, P
         s(&data),
         "--out",
         s(&plain),
+        "--plaintext",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -459,6 +468,7 @@ async fn the_daily_job_rotates_encrypted_backups_and_each_is_audited() {
         dir: Some(dir.path().join("backups")),
         keep: 2,
         recipients: vec![Recipient::parse(&recipient).unwrap()],
+        include_keys: true,
     };
     let app = TestApp::spawn_with(dir.clone(), config, Clock::manual(t0())).await;
     let app_id = app.app("Projex").await;
@@ -522,4 +532,260 @@ async fn the_daily_job_rotates_encrypted_backups_and_each_is_audited() {
     assert!(report.chains.iter().all(|c| c.ok));
     assert_eq!(report.chains.len(), 2, "platform and the tenant");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_compact_refuse_a_server_that_holds_the_store_even_without_its_socket() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (plain, _, _, source) = backups_of_a_stopped_store(dir.path()).await;
+    let data_file = source.join("tenantry.redb");
+    let server = Server::start(&source, &[]);
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("server is running") && err.contains("then compact"),
+        "{err}"
+    );
+
+    // The admin socket is gone (a cleanup removed it), so nothing answers the ping; the server
+    // still holds redb's lock on the data file, and that is what restore and compact check.
+    std::fs::remove_file(tenantry::admin::client::socket_path(&source)).unwrap();
+    let inode = std::fs::metadata(&data_file).unwrap().ino();
+    let (code, out, err) = cli(&[
+        "backup",
+        "restore",
+        s(&plain),
+        "--data-dir",
+        s(&source),
+        "--force",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("server is running") && err.contains("then restore"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::metadata(&data_file).unwrap().ino(),
+        inode,
+        "the served data file stays in place"
+    );
+    assert!(
+        !std::fs::read_dir(&source).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with("replaced-")),
+        "nothing was moved aside"
+    );
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("server is running"), "{err}");
+    let (status, _) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success());
+
+    // Stopped: compact runs, reports the sizes, and the store still verifies.
+    let (code, out, err) = cli(&["compact", "--data-dir", s(&source)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let size = std::fs::metadata(&data_file).unwrap().len();
+    assert!(
+        out.contains("before") && out.contains(&format!("({size} bytes) after")),
+        "{out}"
+    );
+    let (code, out, _) = cli(&["audit", "verify", "--data-dir", s(&source)]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = cli(&["compact", "--data-dir", s(&dir.path().join("nowhere"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no data file"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unencrypted_backup_is_refused_unless_asked_for_and_the_daily_job_needs_recipients() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn().await;
+    let app_id = app.app("Projex").await;
+    app.tenant(&app_id, "Acme").await;
+    crate::console::operator(&app, "alice", "super_admin").await;
+
+    // The daily job refuses without recipients: a failed run, no file, no audit entry.
+    let (st, run) = app.post("/api/jobs/backup_daily/run", json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{run}");
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("unencrypted") && error.contains("[backup] recipients"),
+        "{run}"
+    );
+    assert!(
+        std::fs::read_dir(app.data_dir().join("backups"))
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(true),
+        "no backup file is written"
+    );
+    assert!(
+        !app.actions("platform")
+            .await
+            .iter()
+            .any(|a| a == "backup.created.v1")
+    );
+    // And the dashboard says so in red.
+    let session = crate::console::signin(&app, "alice", "alice-password-123").await;
+    let html = session.get(&app, "/platform").await.text().await.unwrap();
+    let tile = html
+        .split("tile-label\">Backups")
+        .nth(1)
+        .expect("a Backups tile")
+        .split("</a>")
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        tile.contains("critical") && tile.contains("no recipients"),
+        "{tile}"
+    );
+
+    // `backup create` without a recipient is refused, leaving nothing behind, unless
+    // --plaintext says so.
+    let data = app.data_dir();
+    let keep = app.stop().await;
+    let out = dir.path().join("plain.tbk");
+    let (code, _, err) = cli(&["backup", "create", "--data-dir", s(&data), "--out", s(&out)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("backup_unencrypted") && err.contains("--plaintext"),
+        "{err}"
+    );
+    assert!(!out.exists() && !dir.path().join("plain.tbk.partial").exists());
+    let (code, list, _) = cli(&["backup", "list", "--data-dir", s(&data)]);
+    assert_eq!(code, 0);
+    assert!(list.contains("0 backup(s) recorded"), "{list}");
+    let (code, _, err) = cli(&[
+        "backup",
+        "create",
+        "--data-dir",
+        s(&data),
+        "--out",
+        s(&out),
+        "--plaintext",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("NOT encrypted"), "{err}");
+
+    // With recipients configured, the tile is green.
+    let mut config = test_config(&data);
+    let (_, recipient) = age_identity(dir.path(), "key.txt");
+    config.backup.recipients = vec![Recipient::parse(&recipient).unwrap()];
+    let app = TestApp::spawn_with(keep, config, Clock::manual(t0())).await;
+    let session = crate::console::signin(&app, "alice", "alice-password-123").await;
+    let html = session.get(&app, "/platform").await.text().await.unwrap();
+    let tile = html.split("tile-label\">Backups").nth(1).unwrap();
+    assert!(tile.contains("encrypted") && !tile.split("</a>").next().unwrap().contains("critical"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_without_keys_verifies_but_restores_only_with_the_original_keys() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let (identity, recipient) = age_identity(dir.path(), "key.txt");
+    let data = dir.path().join("data");
+    let mut config = test_config(&data);
+    config.backup.dir = Some(dir.path().join("backups"));
+    config.backup.recipients = vec![Recipient::parse(&recipient).unwrap()];
+    config.backup.include_keys = false;
+    let app = TestApp::spawn_with(dir.clone(), config, Clock::manual(t0())).await;
+    let app_id = app.app("Projex").await;
+    app.tenant(&app_id, "Acme").await;
+    // Signed checkpoints, so that verifying the backup needs the install's public key.
+    let (_, run) = app.post("/api/jobs/checkpoint_chains/run", json!({})).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let (_, run) = app.post("/api/jobs/backup_daily/run", json!({})).await;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    let created: Vec<Value> = app
+        .chain("platform")
+        .await
+        .into_iter()
+        .filter(|e| e["action"] == "backup.created.v1")
+        .collect();
+    assert_eq!(created[0]["data"]["keys_included"], false, "{created:?}");
+    app.stop().await;
+    let file = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+
+    // It holds no key file (the reader counts none), and still verifies every chain and signed
+    // checkpoint, with the public key its manifest carries.
+    let (code, report, err) = cli(&[
+        "backup",
+        "verify",
+        s(&file),
+        "--identity",
+        s(&identity),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{report}{err}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["counts"]["files"], 0, "{report}");
+    assert_eq!(report["keys_included"], false, "{report}");
+    // Restore without the keys is refused, naming the way out, and leaves nothing behind.
+    let target = dir.path().join("restored");
+    let (code, _, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("include_keys = false") && err.contains("--keys-from"),
+        "{err}"
+    );
+    assert!(!target.join("tenantry.redb").exists());
+    // Another install's key is refused.
+    let other = dir.path().join("other-keys");
+    tenantry::audit::signing::InstallKey::load_or_create_at(&other.join("install.ed25519"), true)
+        .unwrap();
+    let (code, _, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+        "--keys-from",
+        s(&other),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("but its store was created with key"), "{err}");
+    assert!(!target.join("tenantry.redb").exists());
+    // With the original keys/ it restores, and the restored store opens and verifies.
+    let (code, out, err) = cli(&[
+        "backup",
+        "restore",
+        s(&file),
+        "--data-dir",
+        s(&target),
+        "--identity",
+        s(&identity),
+        "--keys-from",
+        s(&data.join("keys")),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    for e in std::fs::read_dir(data.join("keys")).unwrap() {
+        let e = e.unwrap();
+        assert_eq!(
+            std::fs::read(target.join("keys").join(e.file_name())).unwrap(),
+            std::fs::read(e.path()).unwrap()
+        );
+    }
+    let (code, out, err) = cli(&["audit", "verify", "--data-dir", s(&target)]);
+    assert_eq!(code, 0, "{out}{err}");
 }
