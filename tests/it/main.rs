@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod browser;
 mod console;
+mod enrollment;
 mod helpers;
 mod identity;
 mod lifecycle;
