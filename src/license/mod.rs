@@ -47,7 +47,6 @@ pub const CONTEXT: Context = Context {
         "license.verified.v1",
         "license.expired.v1",
         "license.refused.v1",
-        "license.released.v1",
     ],
     ..Context::EMPTY
 };

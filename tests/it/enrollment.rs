@@ -1,12 +1,14 @@
 //! Enrollment and the receiver's limits (issue 12, findings 4 and 8): an install registered
 //! without its key binds one only with its one-time enrollment secret; the secret is used up on
 //! bind and can be re-issued before; over-cap heartbeats and delivery floods are refused; a
-//! license binds to a key or to an enrollment, never to any appliance.
+//! license binds to a key or to an enrollment, never to any appliance; and switching an
+//! appliance's role to `control_plane` does not lift its license gate.
 
 use chrono::Duration as Span;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tenantry::audit::signing::InstallKey;
+use tenantry::config::Role;
 use tenantry::onprem::enroll::EnrollmentSecret;
 use tenantry::onprem::signed;
 use uuid::Uuid;
@@ -356,4 +358,37 @@ async fn a_license_without_an_install_key_binds_only_to_the_holder_of_its_enroll
         enrollment
     );
     assert!(renewed["enrollment_secret"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_an_appliance_to_role_control_plane_keeps_its_license_gate() {
+    let cp = TestApp::spawn().await;
+    let (_, license) = register(
+        &cp,
+        json!({"customer": "Role Swap Ltd", "limits": {"max_tenants": 1}}),
+    )
+    .await;
+    let app = appliance(&cp, &license, None, |_| {}).await;
+    let app_id = app.app("Projex Work").await;
+    app.tenant(&app_id, "The One").await;
+    let body = json!({"app_id": app_id, "display_name": "One Too Many", "region": "us-east-1"});
+    let (s, v) = app.post("/api/tenants", body.clone()).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, Some("license_limit_reached")),
+        "{v}"
+    );
+
+    let mut config = app.state.config().as_ref().clone();
+    config.role = Role::ControlPlane;
+    config.control_plane = None;
+    let clock = app.clock.clone();
+    let dir = app.stop().await;
+    let swapped = TestApp::spawn_with(dir, config, clock).await;
+    let (s, v) = swapped.post("/api/tenants", body).await;
+    assert_eq!(
+        (s, code(&v)),
+        (StatusCode::FORBIDDEN, Some("license_limit_reached")),
+        "the role does not lift the gate: {v}"
+    );
 }
