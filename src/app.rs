@@ -308,8 +308,9 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
 
 /// Starts the roles on a freshly opened state: a control plane records (or checks) its license
 /// key's id; an appliance verifies its license (a refusal is logged and runs degraded, it does
-/// not stop the process); a process that no longer plays the appliance releases a license it
-/// held. `recorded` is the license key id the store already knew.
+/// not stop the process); a process that no longer plays the appliance keeps the license gate
+/// its data dir held (`license::gate`: the role never lifts it). `recorded` is the license key
+/// id the store already knew.
 ///
 /// Errors: a license key that is not the one recorded; storage errors.
 async fn start_onprem(
@@ -342,10 +343,11 @@ async fn start_onprem(
     }
     if onprem.role().is_appliance() {
         crate::license::refresh(state).await?;
-    } else {
-        state
-            .write(Actor::system("license"), crate::license::gate::release)
-            .await?;
+    } else if state.read(crate::license::gate::load).await?.is_some() {
+        // The gate follows the data, not the role (license::gate): it stays.
+        tracing::warn!(
+            "this data dir was licensed as an appliance: provisioning stays within its last verified license under role control_plane; start it as role = \"appliance\" to renew the license"
+        );
     }
     Ok(())
 }

@@ -699,6 +699,9 @@ pub struct ControlPlaneFile {
     pub heartbeat_schedule: Option<String>,
     /// `backlog_max = 2016`: most undelivered heartbeats kept (see `heartbeat::outbox`).
     pub backlog_max: Option<u32>,
+    /// `enrollment_secret = "tenroll_..."`: the one-time secret the control plane showed when it
+    /// registered this install without its public key (see `onprem::enroll`).
+    pub enrollment_secret: Option<String>,
 }
 
 /// The appliance's link to its control plane, checked.
@@ -714,6 +717,10 @@ pub struct ControlPlaneLink {
     pub license_public_key: [u8; 32],
     /// Most undelivered heartbeats kept in the outbox, 10–20000.
     pub backlog_max: u32,
+    /// The enrollment secret, when the install was registered without its public key: the
+    /// first delivery or bundle proves with it that the install key is this appliance's
+    /// (`onprem::enroll`), and a license naming `enrollment_key_id` needs it.
+    pub enrollment_secret: Option<crate::onprem::enroll::EnrollmentSecret>,
 }
 
 impl ControlPlaneLink {
@@ -744,12 +751,21 @@ impl ControlPlaneLink {
                 "[control_plane] backlog_max = {backlog_max} is out of range: use 10 to 20000"
             )));
         }
+        let enrollment_secret = match f.enrollment_secret.as_deref() {
+            None => None,
+            Some(s) => Some(crate::onprem::enroll::EnrollmentSecret::parse(s).ok_or_else(|| {
+                ConfigError::Invalid(
+                    "[control_plane] enrollment_secret must be the tenroll_... secret the control plane showed when it registered this install".into(),
+                )
+            })?),
+        };
         Ok(ControlPlaneLink {
             url,
             ca_file: f.ca_file,
             license_file: f.license_file,
             license_public_key,
             backlog_max,
+            enrollment_secret,
         })
     }
 }

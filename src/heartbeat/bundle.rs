@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! {"bundle": {"format": "tenantry.heartbeat-bundle", "v": 1,
-//!             "install_id", "license_id", "install_public_key", "created_at",
+//!             "install_id", "license_id", "install_public_key", "enrollment_proof"?, "created_at",
 //!             "count", "first_seq", "last_seq",
 //!             "heartbeats": [{"heartbeat": {...}, "key_id", "sig"}, ...]},
 //!  "key_id": "...", "sig": "..."}
@@ -13,7 +13,8 @@
 //! Each heartbeat keeps its own signature; the bundle's signature covers their order and
 //! number, so removing, reordering or altering anything refuses the bundle as a whole. The
 //! install's public key travels in the bundle: for an install registered without one, the
-//! control plane binds it to the license on first use.
+//! control plane binds it when the bundle also carries `enrollment_proof`, made with the
+//! appliance's `[control_plane] enrollment_secret` (`onprem::enroll`).
 
 use ed25519_dalek::VerifyingKey;
 use serde_json::{Value, json};
@@ -72,6 +73,12 @@ pub async fn export(state: &AppState) -> Result<Vec<u8>> {
         }
     }
     let key = state.install_key();
+    let enrollment_proof = state
+        .config()
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.enrollment_secret.as_ref())
+        .map(|s| s.prove(&install_id, &key.public()));
     let doc = json!({
         "format": FORMAT,
         "v": 1,
@@ -84,6 +91,10 @@ pub async fn export(state: &AppState) -> Result<Vec<u8>> {
         "last_seq": seqs.last(),
         "heartbeats": heartbeats,
     });
+    let mut doc = doc;
+    if let (Some(p), Some(d)) = (enrollment_proof, doc.as_object_mut()) {
+        d.insert("enrollment_proof".into(), Value::from(p));
+    }
     let bundle =
         signed::sign(MEMBER, doc, key).map_err(|e| Error::Internal(format!("bundle: {e}")))?;
     let mut bytes =
@@ -101,6 +112,8 @@ pub struct ParsedBundle {
     pub license_id: Uuid,
     /// The key it claims to be signed with.
     pub public_key: VerifyingKey,
+    /// Its `enrollment_proof`, if any (checked by the control plane only to bind a key).
+    pub enrollment_proof: Option<String>,
     /// The signed bundle (its signature is checked by [`ParsedBundle::verify`]).
     pub signed: Signed,
     /// The signed heartbeats, in bundle order.
@@ -147,6 +160,15 @@ pub fn parse_value(value: Value) -> Result<ParsedBundle> {
         .ok_or_else(|| {
             invalid("member \"install_public_key\" is missing or not a base64 Ed25519 key".into())
         })?;
+    let enrollment_proof = match d.get("enrollment_proof") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if p.len() <= 128 => Some(p.clone()),
+        Some(_) => {
+            return Err(invalid(
+                "member \"enrollment_proof\" is not the base64 of a signature".into(),
+            ));
+        }
+    };
     let heartbeats = d
         .get("heartbeats")
         .and_then(Value::as_array)
@@ -167,6 +189,7 @@ pub fn parse_value(value: Value) -> Result<ParsedBundle> {
         install_id,
         license_id,
         public_key,
+        enrollment_proof,
         signed,
         heartbeats,
     })

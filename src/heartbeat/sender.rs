@@ -52,6 +52,12 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
     sync.update(|m| m.running = true);
     let clock = state.clock().clone();
     let public = crate::onprem::signed::public_key_b64(&state.install_key().public());
+    let own_key = state.install_key().public();
+    let enrollment = state
+        .config()
+        .control_plane
+        .as_ref()
+        .and_then(|c| c.enrollment_secret.clone());
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
@@ -83,7 +89,7 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
         let now = clock.now();
         sync.update(|m| m.last_attempt_at = Some(now));
         let attempt = tokio::select! {
-            r = deliver(&client, &base, &public, &batch) => r,
+            r = deliver(&client, &base, &public, enrollment.as_ref().map(|s| (s, &own_key)), &batch) => r,
             _ = stop.changed() => break,
         };
         let seqs: Vec<u64> = batch.iter().map(|p| p.seq).collect();
@@ -155,14 +161,24 @@ fn same_install(mut batch: Vec<Pending>) -> Vec<Pending> {
 
 /// Sends one batch; `Ok` when the control plane answered 200 (each heartbeat accepted or a
 /// duplicate). The body is assembled from the stored canonical bytes without re-encoding them.
+/// With an enrollment secret, the body carries `enrollment_proof` for the batch's install id
+/// and this install's key (the control plane needs it only to bind the key, and ignores it after).
 async fn deliver(
     client: &reqwest::Client,
     base: &reqwest::Url,
     public_b64: &str,
+    enrollment: Option<(
+        &crate::onprem::enroll::EnrollmentSecret,
+        &ed25519_dalek::VerifyingKey,
+    )>,
     batch: &[Pending],
 ) -> Result<(), String> {
     let install_id = install_of(batch.first().ok_or("nothing to send")?)
         .ok_or("a stored heartbeat has no install_id")?;
+    let proof = match (enrollment, crate::ids::parse_uuid(&install_id)) {
+        (Some((secret, key)), Some(id)) => Some(secret.prove(&id, key)),
+        _ => None,
+    };
     let mut body =
         Vec::with_capacity(batch.iter().map(|p| p.signed.len() + 1).sum::<usize>() + 128);
     body.extend_from_slice(b"{\"heartbeats\":[");
@@ -174,6 +190,11 @@ async fn deliver(
     }
     body.extend_from_slice(b"],\"install_public_key\":\"");
     body.extend_from_slice(public_b64.as_bytes());
+    if let Some(p) = proof {
+        // Standard base64: nothing in it needs escaping.
+        body.extend_from_slice(b"\",\"enrollment_proof\":\"");
+        body.extend_from_slice(p.as_bytes());
+    }
     body.extend_from_slice(b"\"}");
     let url = endpoint(base, &install_id);
     let res = client

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(installs_register, installs_list))
         .routes(routes!(installs_get))
         .routes(routes!(licenses_renew))
+        .routes(routes!(enrollment_reissue))
         .routes(routes!(heartbeats_list, heartbeats_deliver))
         .routes(routes!(audit_heads_list))
         .merge(bundles)
@@ -62,8 +63,8 @@ pub struct NewInstall {
     pub features: Option<Vec<String>>,
     /// The install's public key (standard base64, from the appliance's
     /// `GET /api/audit/public-key`), when known: the license is then bound to it, and heartbeats
-    /// must be signed with it. Otherwise the key of the first accepted delivery or bundle is
-    /// bound (trust on first use).
+    /// must be signed with it. Otherwise the answer carries a one-time `enrollment_secret`, and
+    /// the key is bound by the first delivery or bundle that proves it with that secret.
     pub install_public_key: Option<String>,
 }
 
@@ -120,6 +121,10 @@ pub struct RegisteredInstall {
     /// `license_file`.
     #[schema(value_type = Object)]
     pub license: Value,
+    /// `tenroll_...`, when the install's key is not bound: shown this once (only its verifier is
+    /// stored). Give it to the appliance as `[control_plane] enrollment_secret`; its first
+    /// delivery or bundle proves its key with it, which uses it up. Null otherwise.
+    pub enrollment_secret: Option<String>,
 }
 
 impl From<service::Registered> for RegisteredInstall {
@@ -127,6 +132,7 @@ impl From<service::Registered> for RegisteredInstall {
         RegisteredInstall {
             install_id: r.install_id,
             license: r.license,
+            enrollment_secret: r.enrollment_secret,
         }
     }
 }
@@ -226,6 +232,28 @@ async fn licenses_renew(
         .into_response())
 }
 
+/// Issues a new enrollment secret to an install whose key is not bound yet (the previous one
+/// stops working), with a new license naming it (same terms). The secret is in this answer
+/// only. Writes `install.enrollment.issued.v1` and `license.issued.v1` (control-plane role).
+#[utoipa::path(post, path = "/api/installs/{id}/enrollment", tag = "on-prem",
+    params(("id" = String, Path, description = "Install id")),
+    responses((status = 201, body = RegisteredInstall), (status = 404, body = Problem),
+        (status = 409, body = Problem)))]
+async fn enrollment_reissue(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = install_id(&id)?;
+    let r = RegisteredInstall::from(super::reissue_enrollment(&s, p.actor, id).await?);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/installs/{id}"))],
+        Json(r),
+    )
+        .into_response())
+}
+
 /// The install registry, newest first: status (red for silent or expired), last seen, version,
 /// LLM-probe status (control-plane role).
 #[utoipa::path(get, path = "/api/installs", tag = "on-prem", params(InstallsFilter),
@@ -263,29 +291,63 @@ async fn heartbeats_list(
 }
 
 /// Heartbeat delivery: `{"heartbeats": [{"heartbeat": {...}, "key_id", "sig"}, ...],
-/// "install_public_key": "<base64>"}`.
+/// "install_public_key": "<base64>", "enrollment_proof": "<base64>"}`.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct DeliveryBody {
-    /// 1–500 signed heartbeats.
+    /// 1–500 signed heartbeats, each within the receiver's caps (at most 200 audit heads, 64 KiB).
     #[schema(value_type = Vec<Object>)]
     pub heartbeats: Vec<Value>,
-    /// The install's public key (bound on first use when registration gave none).
+    /// The install's public key (bound with `enrollment_proof` when registration gave none).
     pub install_public_key: Option<String>,
+    /// The enrollment secret's signature over the install id and `install_public_key`
+    /// (`onprem::enroll`): required to bind the key of an install that has none yet.
+    pub enrollment_proof: Option<String>,
+}
+
+/// Code of the 429 answer to an install over its delivery rate.
+pub const HEARTBEAT_RATE_LIMITED: &str = "heartbeat_rate_limited";
+
+/// 429 `heartbeat_rate_limited` with `Retry-After: {secs}`, as problem+json.
+fn rate_limited(id: &str, secs: u64) -> Response {
+    let p = Problem {
+        type_: format!("urn:tenantry:problem:{HEARTBEAT_RATE_LIMITED}"),
+        title: "Heartbeat rate limited".into(),
+        status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+        detail: format!(
+            "install {id} sent more than {} deliveries in a burst (one more is allowed every {} s): retry after {secs} s",
+            crate::onprem::rate::BURST,
+            crate::onprem::rate::REFILL.as_secs()
+        ),
+        code: HEARTBEAT_RATE_LIMITED.into(),
+        request_id: crate::http::problem::current_request_id(),
+        errors: None,
+        allowed: None,
+    };
+    let mut res = (StatusCode::TOO_MANY_REQUESTS, Json(p)).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from(secs));
+    res
 }
 
 /// Delivers signed heartbeats (the appliance's sender). Authenticated by the install's
-/// signature, not a token. Idempotent per seq: a repeat answers 200 marked `duplicate`; a forged
-/// or altered heartbeat is 401 and nothing of the request is stored (control-plane role).
+/// signature, not a token; the first delivery of an install without a key binds it with
+/// `enrollment_proof`. Idempotent per seq: a repeat answers 200 marked `duplicate`; a forged
+/// or altered heartbeat is 401 and nothing of the request is stored. At most 60 deliveries per
+/// install in a burst, then one per 5 s: 429 with `Retry-After` (control-plane role).
 #[utoipa::path(post, path = "/api/installs/{id}/heartbeats", tag = "on-prem", security(()),
     params(("id" = String, Path, description = "Install id")), request_body = DeliveryBody,
     responses((status = 200, body = IntakeResult), (status = 400, body = Problem), (status = 401, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
-        (status = 413, body = Problem), (status = 422, body = Problem)))]
+        (status = 413, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 async fn heartbeats_deliver(
     State(s): State<AppState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Json<IntakeResult>> {
+) -> ApiResult<Response> {
     s.onprem()
         .require_control_plane("POST /api/installs/{id}/heartbeats")?;
     if !body.is_object() {
@@ -296,7 +358,11 @@ async fn heartbeats_deliver(
         .into());
     }
     let id = install_id(&id)?;
-    Ok(Json(super::deliver(&s, id, body).await?.into()))
+    // Before the install is looked up or any signature checked: the route is public.
+    if let Err(secs) = s.onprem().deliveries().take(id, s.clock().now()) {
+        return Ok(rate_limited(&id.to_string(), secs));
+    }
+    Ok(Json(IntakeResult::from(super::deliver(&s, id, body).await?)).into_response())
 }
 
 /// Imports an air-gap heartbeat bundle (the file `tenantry heartbeat export` writes). Every

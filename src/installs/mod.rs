@@ -11,9 +11,17 @@
 //! with one write ([`service::intake`]), which re-checks the install's key.
 //!
 //! **Trust.** An install's key is bound at registration when the operator gives
-//! `install_public_key`, and otherwise on first use: by the first accepted delivery or imported
-//! bundle whose heartbeats carry the install's id and license id (HEARTBEATS.md). After that,
-//! only that key is accepted, and the binding is audited (`install.key.bound.v1`).
+//! `install_public_key`. Otherwise registration issues a one-time enrollment secret
+//! (`onprem::enroll`, shown once; only its verifier is stored), and the key is bound by the first
+//! accepted delivery or imported bundle that carries `enrollment_proof`, made with that secret
+//! over the install id and the key. The enrollment is consumed in the same transaction, audited
+//! as `install.key.bound.v1`; knowing the install id and license id (every Read role does) binds
+//! nothing. After that, only that key is accepted. An operator re-issues a secret for an install
+//! not bound yet (`install.enrollment.issued.v1`, with a new license naming it).
+//!
+//! Deliveries are public, so they are limited per install (`onprem::rate`, 429 with
+//! `Retry-After`) before any signature is checked, and each heartbeat is held to the sender's
+//! caps ([`service::caps`]).
 
 pub mod api;
 pub mod model;
@@ -29,6 +37,7 @@ use uuid::Uuid;
 use crate::actor::{Actor, ActorKind};
 use crate::error::{Error, Result};
 use crate::heartbeat::bundle;
+use crate::onprem::enroll::EnrollmentSecret;
 use crate::onprem::signed;
 use crate::state::AppState;
 use model::Via;
@@ -56,6 +65,7 @@ pub const CONTEXT: Context = Context {
         "install.registered.v1",
         "license.issued.v1",
         "install.key.bound.v1",
+        "install.enrollment.issued.v1",
         "install.witness.contradicted.v1",
         "install.recovered.v1",
         "install.bundle.imported.v1",
@@ -79,6 +89,11 @@ const ROUTES: &[Route] = {
         (
             "POST",
             "/api/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
+        (
+            "POST",
+            "/api/installs/{id}/enrollment",
             Requires(InstallsManage),
         ),
         ("GET", "/api/installs/{id}/heartbeats", Requires(Read)),
@@ -106,6 +121,11 @@ const ROUTES: &[Route] = {
         (
             "POST",
             "/platform/installs/{id}/licenses",
+            Requires(InstallsManage),
+        ),
+        (
+            "POST",
+            "/platform/installs/{id}/enrollment",
             Requires(InstallsManage),
         ),
     ]
@@ -139,15 +159,18 @@ fn trusted_key(
             .map_err(|_| Error::Internal(format!("install {install_id}: stored key is invalid"))),
         (None, Some(o)) => Ok(o),
         (None, None) => Err(Error::BadSignature(format!(
-            "install {install_id} has no key yet: the first delivery must carry install_public_key (or give it at registration); nothing was stored"
+            "install {install_id} has no key yet: the first delivery must carry install_public_key and enrollment_proof (or give the key at registration); nothing was stored"
         ))),
     }
 }
 
-/// Takes in an online delivery `{"heartbeats": [...], "install_public_key"?}` for `install_id`.
+/// Takes in an online delivery `{"heartbeats": [...], "install_public_key"?,
+/// "enrollment_proof"?}` for `install_id`.
 ///
-/// Errors: 404 unknown install; 403 `install_air_gapped`; 422 for a malformed body or heartbeat;
-/// 401 `signature_invalid` for any heartbeat not signed by the install's key (nothing stored);
+/// Errors: 404 unknown install; 403 `install_air_gapped`; 422 for a malformed body or heartbeat,
+/// or one over the caps ([`service::caps`]); 401 `signature_invalid` for any heartbeat not
+/// signed by the install's key (nothing stored); 403 `install_enrollment_required` /
+/// `install_enrollment_invalid` when the install has no key and the proof is missing or wrong;
 /// 409 `heartbeat_seq_conflict`.
 pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<IntakeResult> {
     let Value::Object(mut body) = body else {
@@ -165,15 +188,27 @@ pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<
             ),
         ));
     }
-    if let Some(extra) = body
-        .keys()
-        .find(|k| !matches!(k.as_str(), "heartbeats" | "install_public_key"))
-    {
+    if let Some(extra) = body.keys().find(|k| {
+        !matches!(
+            k.as_str(),
+            "heartbeats" | "install_public_key" | "enrollment_proof"
+        )
+    }) {
         return Err(Error::invalid(
             extra,
-            "unknown member: a delivery has \"heartbeats\" and \"install_public_key\"",
+            "unknown member: a delivery has \"heartbeats\", \"install_public_key\" and \"enrollment_proof\"",
         ));
     }
+    let enrollment_proof = match body.remove("enrollment_proof") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if s.len() <= 128 => Some(s),
+        Some(_) => {
+            return Err(Error::invalid(
+                "enrollment_proof",
+                "must be the standard base64 of a 64-byte signature",
+            ));
+        }
+    };
     let offered = match body.remove("install_public_key") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(signed::public_key_from_b64(&s).ok_or_else(|| {
@@ -210,6 +245,7 @@ pub async fn deliver(state: &AppState, install_id: Uuid, body: Value) -> Result<
         key,
         heartbeats: verified,
         bundle_sha256: None,
+        enrollment_proof,
     };
     let actor = Actor {
         kind: ActorKind::Install,
@@ -268,6 +304,7 @@ pub async fn import_parsed(
     }
     let key = trusted_key(&install_id, inst.key, Some(parsed.public_key))?;
     let licenses = licenses_of(&inst);
+    let enrollment_proof = parsed.enrollment_proof.clone();
     let verified = tokio::task::spawn_blocking(move || {
         parsed.verify(&key)?;
         let hbs = service::verify_heartbeats(parsed.heartbeats, &key, &install_id, &licenses)
@@ -287,6 +324,7 @@ pub async fn import_parsed(
         key,
         heartbeats,
         bundle_sha256: Some(sha),
+        enrollment_proof,
     };
     state
         .write(actor, move |ctx| {
@@ -337,7 +375,8 @@ pub async fn silent_installs(
     ))
 }
 
-/// Registers an install and issues its license (the API route and the console form).
+/// Registers an install and issues its license (the API route and the console form). Without
+/// `install_public_key`, it also issues the install's enrollment secret, returned once.
 ///
 /// Errors: 404 off the control-plane role; 422 for bad input.
 pub async fn register(
@@ -347,10 +386,32 @@ pub async fn register(
 ) -> Result<service::Registered> {
     s.onprem().require_control_plane("POST /api/installs")?;
     let input = draft.parse()?;
+    let secret = EnrollmentSecret::generate().map_err(Error::Internal)?;
     let state = s.clone();
     s.write(actor, move |ctx| {
         let key = state.onprem().license_key()?;
-        service::register(ctx, &input, key)
+        service::register(ctx, &input, key, &secret)
+    })
+    .await
+}
+
+/// Issues a new enrollment secret (returned once) and a license naming it, to an install whose
+/// key is not bound yet (the API route and the console form).
+///
+/// Errors: 404 off the control-plane role or for an unknown install; 409
+/// `install_already_enrolled`.
+pub async fn reissue_enrollment(
+    s: &AppState,
+    actor: crate::actor::Actor,
+    id: Uuid,
+) -> Result<service::Registered> {
+    s.onprem()
+        .require_control_plane("POST /api/installs/{id}/enrollment")?;
+    let secret = EnrollmentSecret::generate().map_err(Error::Internal)?;
+    let state = s.clone();
+    s.write(actor, move |ctx| {
+        let key = state.onprem().license_key()?;
+        service::reissue_enrollment(ctx, &id, &secret, key)
     })
     .await
 }

@@ -9,7 +9,10 @@
 //! - `install_witness[(install, chain, chain seq)]` = [`WitnessRecord`]: every head ever
 //!   witnessed, as first witnessed;
 //! - `install_heads[(install, chain)]` = [`HeadWitness`]: the highest witnessed head per chain;
-//! - `install_contradictions[(install, n)]` = [`ContradictionRecord`].
+//! - `install_contradictions[(install, n)]` = [`ContradictionRecord`];
+//! - `install_enrollments[install]` = [`EnrollmentRecord`]: the pending enrollment of an install
+//!   registered without its key (only the secret's verifier, `onprem::enroll`), deleted when a
+//!   key is bound with it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -24,6 +27,15 @@ pub const HEARTBEAT_SEQ_CONFLICT: &str = "heartbeat_seq_conflict";
 /// 403: an air-gapped install may only deliver heartbeats as bundles.
 pub const INSTALL_AIR_GAPPED: &str = "install_air_gapped";
 
+/// 403: an install without a bound key needs a valid `enrollment_proof` to bind one.
+pub const INSTALL_ENROLLMENT_REQUIRED: &str = "install_enrollment_required";
+
+/// 403: the `enrollment_proof` offered does not verify with the install's pending enrollment.
+pub const INSTALL_ENROLLMENT_INVALID: &str = "install_enrollment_invalid";
+
+/// 409: the install's key is already bound; there is nothing to enroll.
+pub const INSTALL_ALREADY_ENROLLED: &str = "install_already_enrolled";
+
 /// The registry.
 pub const INSTALLS: Table = Table::new("installs");
 /// Received heartbeats.
@@ -36,6 +48,8 @@ pub const WITNESS: Table = Table::new("install_witness");
 pub const HEADS: Table = Table::new("install_heads");
 /// Witness contradictions.
 pub const CONTRADICTIONS: Table = Table::new("install_contradictions");
+/// Pending enrollments.
+pub const ENROLLMENTS: Table = Table::new("install_enrollments");
 
 /// Heartbeat documents kept per install (35 days at one every 5 minutes); their digests and
 /// witnessed heads are kept for good.
@@ -55,14 +69,20 @@ pub enum KeyBinding {
     FirstDelivery = 1,
     /// Taken from the first imported bundle (trust on first use, HEARTBEATS.md).
     FirstBundle = 2,
+    /// Proven by the first accepted online delivery with the enrollment secret.
+    EnrolledDelivery = 3,
+    /// Proven by the first imported bundle with the enrollment secret.
+    EnrolledBundle = 4,
 }
 
 impl KeyBinding {
     /// Every binding.
-    pub const ALL: [KeyBinding; 3] = [
+    pub const ALL: [KeyBinding; 5] = [
         KeyBinding::Registration,
         KeyBinding::FirstDelivery,
         KeyBinding::FirstBundle,
+        KeyBinding::EnrolledDelivery,
+        KeyBinding::EnrolledBundle,
     ];
     /// The snake_case name.
     pub fn as_str(self) -> &'static str {
@@ -70,6 +90,8 @@ impl KeyBinding {
             KeyBinding::Registration => "registration",
             KeyBinding::FirstDelivery => "first_delivery",
             KeyBinding::FirstBundle => "first_bundle",
+            KeyBinding::EnrolledDelivery => "enrolled_delivery",
+            KeyBinding::EnrolledBundle => "enrolled_bundle",
         }
     }
 }
@@ -160,6 +182,18 @@ pub struct InstallV1 {
     pub silent_since: Option<i64>,
     /// Witness contradictions found.
     pub contradictions: u64,
+}
+
+/// A pending enrollment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EnrollmentRecord {
+    /// Version 1.
+    V1 {
+        /// The secret's verifier (its Ed25519 public key): checks proofs, cannot make one.
+        verifier: [u8; 32],
+        /// When the secret was issued, microseconds.
+        issued_at: i64,
+    },
 }
 
 /// A received heartbeat.
@@ -361,6 +395,8 @@ mod tests {
             (KeyBinding::Registration, 0),
             (KeyBinding::FirstDelivery, 1),
             (KeyBinding::FirstBundle, 2),
+            (KeyBinding::EnrolledDelivery, 3),
+            (KeyBinding::EnrolledBundle, 4),
         ]);
         check(&[(Via::Online, 0), (Via::Bundle, 1)]);
         check(&[
@@ -369,7 +405,7 @@ mod tests {
         ]);
         assert_eq!(
             KeyBinding::ALL.len() + Via::ALL.len() + ContradictionKind::ALL.len(),
-            7
+            9
         );
     }
 }

@@ -282,6 +282,18 @@ pub struct InstallDetail {
     pub contradictions: Vec<ContradictionView>,
     /// Chains with witnessed heads (`GET /api/installs/{id}/audit-heads` lists them).
     pub witnessed_chains: u64,
+    /// The pending enrollment (its verifier's key id, never the secret); null once a key is
+    /// bound, which uses it up, or when none was issued.
+    pub enrollment: Option<PendingEnrollment>,
+}
+
+/// A pending enrollment, as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PendingEnrollment {
+    /// Key id of the secret's verifier: the license's `enrollment_key_id`.
+    pub enrollment_key_id: String,
+    /// When the secret was issued.
+    pub issued_at: DateTime<Utc>,
 }
 
 /// One install's detail (the API route and the console page).
@@ -330,6 +342,16 @@ pub async fn detail(s: &AppState, id: Uuid) -> Result<InstallDetail> {
                     })
                 },
             )?;
+            let enrollment = service::pending_enrollment(r, &id)?.map(
+                |super::model::EnrollmentRecord::V1 {
+                     verifier,
+                     issued_at,
+                 }| PendingEnrollment {
+                    enrollment_key_id: crate::onprem::enroll::verifier_id_of(&verifier)
+                        .unwrap_or_default(),
+                    issued_at: from_micros(issued_at),
+                },
+            );
             let mut chains = 0u64;
             r.scan(
                 HEADS,
@@ -343,6 +365,7 @@ pub async fn detail(s: &AppState, id: Uuid) -> Result<InstallDetail> {
             Ok::<_, Error>(InstallDetail {
                 install: view(id, &i, now),
                 license,
+                enrollment,
                 contradictions,
                 witnessed_chains: chains,
             })

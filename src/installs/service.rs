@@ -17,6 +17,7 @@ use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result, Validator};
 use crate::heartbeat::{self, HeartbeatDoc};
 use crate::license::{self, License, Limits};
+use crate::onprem::enroll::{self, EnrollmentSecret};
 use crate::onprem::signed::{self, SignedError};
 use crate::store::{Reader, WriteCtx};
 
@@ -24,6 +25,20 @@ use crate::store::{Reader, WriteCtx};
 pub const DEFAULT_TERM_DAYS: i64 = 365;
 /// Most heartbeats in one online delivery.
 pub const MAX_DELIVERY: usize = 500;
+
+/// Receiver caps on one heartbeat (issue 12 finding 4): what the appliance's own code never
+/// exceeds, so a heartbeat over them was not written by it. The heads per heartbeat are the
+/// sender's [`heartbeat::document::MAX_HEADS`].
+pub mod caps {
+    /// Canonical bytes of one signed heartbeat (200 heads are about 26 KB).
+    pub const MAX_SIGNED_BYTES: usize = 64 * 1024;
+    /// Characters of `version`.
+    pub const MAX_VERSION: usize = 64;
+    /// Characters of `llm_probe.status`, of a `tenants` state and of `usage.period`.
+    pub const MAX_NAME: usize = 32;
+    /// Entries of `tenants` (there are 6 lifecycle states).
+    pub const MAX_TENANT_STATES: usize = 16;
+}
 
 /// An install to register, unchecked: what `POST /api/installs` and the console's form give
 /// (HEARTBEATS.md "Control-plane routes").
@@ -134,16 +149,22 @@ pub struct Registered {
     pub install_id: Uuid,
     /// Its signed license `{"license", "key_id", "sig"}`.
     pub license: Value,
+    /// The enrollment secret (`tenroll_...`), when one was issued by this request: shown once,
+    /// only its verifier is stored.
+    pub enrollment_secret: Option<String>,
 }
 
 /// Registers an install and issues its license, signed with `key` (the control plane's license
-/// key). Writes `install.registered.v1`.
+/// key). Without `install_public_key`, `enrollment` becomes the install's pending enrollment
+/// and the license names its verifier (`enrollment_key_id`) instead of an install key. Writes
+/// `install.registered.v1`.
 ///
 /// Errors: 422 `validation_failed` when `expires_at` is not in the future.
 pub fn register(
     ctx: &mut WriteCtx<'_>,
     input: &RegisterInput,
     key: &InstallKey,
+    enrollment: &EnrollmentSecret,
 ) -> Result<Registered> {
     let now = ctx.now;
     let expires_at = input
@@ -160,6 +181,8 @@ pub fn register(
     }
     let install_id = crate::ids::new_id(now);
     let install_key_id = input.key.as_ref().map(key_id_of);
+    let enrollment = input.key.is_none().then_some(enrollment);
+    let enrollment_key_id = enrollment.map(EnrollmentSecret::verifier_id);
     let lic = License {
         license_id: crate::ids::new_id(now),
         install_id,
@@ -172,6 +195,7 @@ pub fn register(
         features: input.features.clone(),
         air_gapped: input.air_gapped,
         install_key_id: install_key_id.clone(),
+        enrollment_key_id: enrollment_key_id.clone(),
     };
     let signed_license = license::issue(&lic, key)?;
     let bytes = crate::audit::canonical::to_vec(&signed_license)
@@ -208,6 +232,16 @@ pub fn register(
         &install_key(&install_id),
         &InstallRecord::V1(record),
     )?;
+    if let Some(e) = enrollment {
+        ctx.put_record(
+            ENROLLMENTS,
+            &install_key(&install_id),
+            &EnrollmentRecord::V1 {
+                verifier: e.verifier(),
+                issued_at: to_micros(now),
+            },
+        )?;
+    }
     ctx.audit(
         "install.registered.v1",
         &Subject::platform("install", install_id),
@@ -220,12 +254,70 @@ pub fn register(
             "max_tenants": lic.limits.max_tenants,
             "features": lic.features,
             "install_key_id": install_key_id,
+            "enrollment_key_id": enrollment_key_id,
         }),
     )?;
     Ok(Registered {
         install_id,
         license: signed_license,
+        enrollment_secret: enrollment.map(EnrollmentSecret::encode),
     })
+}
+
+/// The pending enrollment of install `id`, if any.
+pub fn pending_enrollment(r: &impl Reader, id: &Uuid) -> Result<Option<EnrollmentRecord>> {
+    Ok(r.get_record(ENROLLMENTS, &install_key(id))?)
+}
+
+/// Issues a new enrollment secret to install `id`, whose key is not bound yet (the previous
+/// secret, if any, stops working), and a new license naming it, signed with `key`: the license
+/// an appliance holds names the enrollment it must hold the secret of. Writes
+/// `install.enrollment.issued.v1` and `license.issued.v1`.
+///
+/// Errors: 404 unknown install; 409 `install_already_enrolled` once a key is bound (renew the
+/// license instead: it names the key).
+pub fn reissue_enrollment(
+    ctx: &mut WriteCtx<'_>,
+    id: &Uuid,
+    secret: &EnrollmentSecret,
+    key: &InstallKey,
+) -> Result<Registered> {
+    let inst = load(ctx, id)?;
+    if inst.key.is_some() {
+        return Err(Error::conflict(
+            INSTALL_ALREADY_ENROLLED,
+            format!(
+                "install {id} already has its key bound ({}): there is nothing to enroll. Renew its license instead (POST /api/installs/{id}/licenses)",
+                inst.key_binding.map_or("", KeyBinding::as_str)
+            ),
+        ));
+    }
+    let previous = pending_enrollment(ctx, id)?
+        .and_then(|EnrollmentRecord::V1 { verifier, .. }| enroll::verifier_id_of(&verifier));
+    ctx.put_record(
+        ENROLLMENTS,
+        &install_key(id),
+        &EnrollmentRecord::V1 {
+            verifier: secret.verifier(),
+            issued_at: to_micros(ctx.now),
+        },
+    )?;
+    ctx.audit(
+        "install.enrollment.issued.v1",
+        &Subject::platform("install", id),
+        json!({
+            "enrollment_key_id": secret.verifier_id(),
+            "replaces": previous,
+        }),
+    )?;
+    let keep = RenewInput {
+        expires_at: Some(from_micros(inst.expires_at)).filter(|t| *t > ctx.now),
+        max_tenants: None,
+        features: None,
+    };
+    let mut out = renew(ctx, id, &keep, key)?;
+    out.enrollment_secret = Some(secret.encode());
+    Ok(out)
 }
 
 /// Loads an install.
@@ -309,11 +401,30 @@ pub fn renew(
             ),
         ));
     }
-    // Once the install's key is known, however it was bound, the new license names it.
+    // Once the install's key is known, however it was bound, the new license names it; before,
+    // the license names the pending enrollment, and without one it is not issued (it would bind
+    // to any appliance).
     let install_key_id = inst
         .key
         .and_then(|k| VerifyingKey::from_bytes(&k).ok())
         .map(|k| key_id_of(&k));
+    let enrollment_key_id = match install_key_id {
+        Some(_) => None,
+        None => {
+            let pending = pending_enrollment(ctx, id)?.and_then(
+                |EnrollmentRecord::V1 { verifier, .. }| enroll::verifier_id_of(&verifier),
+            );
+            if pending.is_none() {
+                return Err(Error::denied(
+                    INSTALL_ENROLLMENT_REQUIRED,
+                    format!(
+                        "install {id} has no bound key and no pending enrollment, so its license would bind to any appliance: issue an enrollment secret (POST /api/installs/{id}/enrollment), which also issues the license"
+                    ),
+                ));
+            }
+            pending
+        }
+    };
     let lic = License {
         license_id: crate::ids::new_id(now),
         install_id: *id,
@@ -329,6 +440,7 @@ pub fn renew(
             .unwrap_or_else(|| inst.features.clone()),
         air_gapped: inst.air_gapped,
         install_key_id,
+        enrollment_key_id,
     };
     let signed_license = license::issue(&lic, key)?;
     let previous = inst.license_id;
@@ -356,6 +468,7 @@ pub fn renew(
     Ok(Registered {
         install_id: *id,
         license: signed_license,
+        enrollment_secret: None,
     })
 }
 
@@ -401,9 +514,21 @@ pub fn verify_heartbeats(
         let bytes = s
             .canonical()
             .map_err(|e| Error::invalid(&field, e.to_string()))?;
+        if bytes.len() > caps::MAX_SIGNED_BYTES {
+            return Err(Error::invalid(
+                &field,
+                format!(
+                    "the heartbeat is {} bytes, over the {} a heartbeat may hold",
+                    bytes.len(),
+                    caps::MAX_SIGNED_BYTES
+                ),
+            ));
+        }
         let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let doc: HeartbeatDoc = serde_json::from_value(Value::Object(s.doc.clone()))
             .map_err(|e| Error::invalid(&field, format!("not a heartbeat: {e}")))?;
+        check_caps(&doc)
+            .map_err(|m| Error::invalid(&field, format!("heartbeat seq {}: {m}", doc.seq)))?;
         if doc.install_id != *install_id {
             return Err(Error::invalid(
                 &field,
@@ -459,6 +584,42 @@ pub fn verify_heartbeats(
     Ok(out)
 }
 
+/// Checks a heartbeat's members against [`caps`]; the message names the member and its cap.
+fn check_caps(doc: &HeartbeatDoc) -> std::result::Result<(), String> {
+    let long = |s: &str, max: usize| s.chars().count() > max;
+    if doc.audit_heads.len() > heartbeat::document::MAX_HEADS {
+        return Err(format!(
+            "{} audit heads, over the {} a heartbeat carries",
+            doc.audit_heads.len(),
+            heartbeat::document::MAX_HEADS
+        ));
+    }
+    if long(&doc.version, caps::MAX_VERSION) {
+        return Err(format!("version is over {} characters", caps::MAX_VERSION));
+    }
+    if doc.tenants.len() > caps::MAX_TENANT_STATES
+        || doc.tenants.keys().any(|k| long(k, caps::MAX_NAME))
+    {
+        return Err(format!(
+            "tenants has over {} states, or a state over {} characters",
+            caps::MAX_TENANT_STATES,
+            caps::MAX_NAME
+        ));
+    }
+    if long(&doc.usage.period, caps::MAX_NAME)
+        || doc
+            .llm_probe
+            .as_ref()
+            .is_some_and(|p| long(&p.status, caps::MAX_NAME))
+    {
+        return Err(format!(
+            "usage.period or llm_probe.status is over {} characters",
+            caps::MAX_NAME
+        ));
+    }
+    Ok(())
+}
+
 /// A verified delivery, ready to take in.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -470,6 +631,9 @@ pub struct Delivery {
     pub heartbeats: Vec<VerifiedHeartbeat>,
     /// SHA-256 of the bundle file, for a bundle.
     pub bundle_sha256: Option<String>,
+    /// `enrollment_proof` as offered (`onprem::enroll`): needed to bind the key of an install
+    /// that has none yet.
+    pub enrollment_proof: Option<String>,
 }
 
 /// What happened to one heartbeat.
@@ -538,14 +702,17 @@ pub fn judge(
     None
 }
 
-/// Takes in a verified delivery for install `id`: binds the key on first use, stores each new
-/// seq, answers a repeated seq as a duplicate, runs the witness check on the heads, updates the
-/// registry, and ends a silence. Audited: `install.key.bound.v1` (first use),
+/// Takes in a verified delivery for install `id`: binds the key when the delivery proves it with
+/// the pending enrollment (consuming it), stores each new seq, answers a repeated seq as a
+/// duplicate, runs the witness check on the heads, updates the registry, and ends a silence.
+/// Audited: `install.key.bound.v1` (enrollment),
 /// `install.recovered.v1`, `install.witness.contradicted.v1`, and `install.bundle.imported.v1`
 /// for a bundle that brought anything new. A delivery of duplicates only writes nothing.
 ///
 /// Errors: 404 unknown install; 401 `signature_invalid` when the install's key is no longer the
-/// one the signatures were checked with; 409 `heartbeat_seq_conflict` when a seq was already
+/// one the signatures were checked with; 403 `install_enrollment_required` when the install has
+/// no key and the delivery no proof (or the install no pending enrollment), 403
+/// `install_enrollment_invalid` when the proof does not verify; 409 `heartbeat_seq_conflict` when a seq was already
 /// received with other content (the appliance was restored from a backup, or equivocates):
 /// the whole delivery is refused.
 pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeResult> {
@@ -559,10 +726,7 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
                 key_id_of(&d.key)
             )));
         }
-        None => Some(match d.via {
-            Via::Online => KeyBinding::FirstDelivery,
-            Via::Bundle => KeyBinding::FirstBundle,
-        }),
+        None => Some(enrolled(ctx, id, d)?),
     };
     // Every check before the first write: duplicates and conflicts.
     let mut results = Vec::with_capacity(d.heartbeats.len());
@@ -604,21 +768,20 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
     }
     let now = ctx.now;
     let subject = Subject::platform("install", id);
-    if let Some(how) = bind {
+    if let Some((how, enrollment_key_id)) = bind {
         inst.key = Some(d.key.to_bytes());
         inst.key_bound_at = Some(to_micros(now));
         inst.key_binding = Some(how);
+        // Consumed: the secret binds once.
+        ctx.delete(ENROLLMENTS, &install_key(id))?;
         ctx.audit(
             "install.key.bound.v1",
             &subject,
             json!({
                 "install_key_id": key_id_of(&d.key),
                 "license_id": inst.license_id.to_string(),
-                "binding": match how {
-                    KeyBinding::FirstBundle => "first_bundle",
-                    KeyBinding::FirstDelivery => "first_delivery",
-                    KeyBinding::Registration => "registration",
-                },
+                "binding": how.as_str(),
+                "enrollment_key_id": enrollment_key_id,
             }),
         )?;
     }
@@ -767,6 +930,44 @@ pub fn intake(ctx: &mut WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<IntakeR
         last_seq: inst.last_seq,
         contradictions: found.len() as u64,
     })
+}
+
+/// Checks that delivery `d` may bind its key to install `id`, which has none: the install has a
+/// pending enrollment and `d` carries its proof for this key. Returns how the key is bound and
+/// the enrollment's key id. Writes nothing.
+///
+/// Errors: 403 `install_enrollment_required`, 403 `install_enrollment_invalid`.
+fn enrolled(ctx: &WriteCtx<'_>, id: &Uuid, d: &Delivery) -> Result<(KeyBinding, String)> {
+    let Some(EnrollmentRecord::V1 { verifier, .. }) = pending_enrollment(ctx, id)? else {
+        return Err(Error::denied(
+            INSTALL_ENROLLMENT_REQUIRED,
+            format!(
+                "install {id} has no bound key and no pending enrollment (registered before enrollment secrets, or its secret was used): the operator issues a new secret (POST /api/installs/{id}/enrollment) and gives it to the appliance as [control_plane] enrollment_secret; nothing was stored"
+            ),
+        ));
+    };
+    let Some(proof) = d.enrollment_proof.as_deref() else {
+        return Err(Error::denied(
+            INSTALL_ENROLLMENT_REQUIRED,
+            format!(
+                "install {id} has no bound key yet: the first delivery must carry enrollment_proof, made with the enrollment secret the control plane issued at registration ([control_plane] enrollment_secret on the appliance); nothing was stored"
+            ),
+        ));
+    };
+    if !enroll::verify(&verifier, id, &d.key, proof) {
+        return Err(Error::denied(
+            INSTALL_ENROLLMENT_INVALID,
+            format!(
+                "the enrollment_proof for install {id} and key {} does not verify with its pending enrollment: the appliance's enrollment_secret is wrong or was replaced; nothing was stored",
+                key_id_of(&d.key)
+            ),
+        ));
+    }
+    let how = match d.via {
+        Via::Online => KeyBinding::EnrolledDelivery,
+        Via::Bundle => KeyBinding::EnrolledBundle,
+    };
+    Ok((how, enroll::verifier_id_of(&verifier).unwrap_or_default()))
 }
 
 /// A contradiction as JSON (audit data and the API).

@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
             "/platform/installs/{id}/licenses",
             post(view_install_renew_post),
         )
+        .route(
+            "/platform/installs/{id}/enrollment",
+            post(view_install_enrollment_post),
+        )
 }
 
 /// Path of the bundle upload form's target (its body limit is the bundle limit).
@@ -86,7 +90,7 @@ fn forms(ctx: &Ctx, f: &RegisterForm, error: Option<&str>) -> Markup {
                     (field("Customer", "customer", html! { input #customer name="customer" required maxlength="200" value=(f.customer); }, None, None))
                     (field("License expires", "expires_at", html! { input #expires_at name="expires_at" type="date" value=(f.expires_at); }, None, Some("One year from today when empty.")))
                     (field("Most tenants", "max_tenants", html! { input #max_tenants name="max_tenants" type="number" min="1" value=(f.max_tenants); }, None, Some("Empty: no limit.")))
-                    (field("Install public key", "install_public_key", html! { input #install_public_key name="install_public_key" value=(f.install_public_key) placeholder="base64, from the appliance's /api/audit/public-key"; }, None, Some("Binds the license to that key. Empty: the first heartbeat binds it.")))
+                    (field("Install public key", "install_public_key", html! { input #install_public_key name="install_public_key" value=(f.install_public_key) placeholder="base64, from the appliance's /api/audit/public-key"; }, None, Some("Binds the license to that key. Empty: an enrollment secret is shown once; the appliance's first heartbeat proves its key with it.")))
                     label.check { input type="checkbox" name="air_gapped" value="yes" checked[f.air_gapped == "yes"]; " Air-gapped: heartbeats only as bundle files" }
                     div.form-actions { button.primary type="submit" { "Register and issue license" } }
                 }
@@ -225,6 +229,7 @@ fn license_page(
     title: &str,
     id: uuid::Uuid,
     license: &serde_json::Value,
+    enrollment_secret: Option<&str>,
     intro: &str,
 ) -> Response {
     let text = serde_json::to_string_pretty(license).unwrap_or_default();
@@ -235,6 +240,12 @@ fn license_page(
         }))
         div.verdict.ok role="status" {
             p { "Give this file to the customer. On the appliance, set " code { "[control_plane] license_file" } " to its path and " code { "license_public_key" } " to this control plane's key (" code { "GET /api/license/public-key" } ")." }
+        }
+        @if let Some(secret) = enrollment_secret {
+            div.verdict.critical role="status" {
+                p { strong { "Enrollment secret, shown only now: " } code #enrollment-secret { (secret) } }
+                p { "Give it to the customer apart from the license, for the appliance's " code { "[control_plane] enrollment_secret" } ". Its first heartbeat proves the install's key with it, which uses it up. Only a verifier is stored: if it is lost, issue a new one from the install's page." }
+            }
         }
         pre { code { (text) } }
     };
@@ -268,6 +279,7 @@ pub async fn view_install_register_post(
             &format!("{} registered", f.customer.trim()),
             r.install_id,
             &r.license,
+            r.enrollment_secret.as_deref(),
             "Its signed license is below.",
         )),
         Err(e @ Error::Validation(_)) => {
@@ -355,6 +367,9 @@ pub async fn view_install_get(
                     dt { "Limits" } dd { (i.limits.max_tenants.map_or("no tenant limit".to_string(), |m| format!("up to {m} tenants"))) }
                     dt { "Air-gapped" } dd { (if i.air_gapped { "yes: bundles only" } else { "no" }) }
                     dt { "Install key" } dd { @if let Some(k) = &i.install_key_id { code.small { (k.get(..16).unwrap_or(k)) "…" } } @else { "not bound yet" } }
+                    @if let Some(e) = &d.enrollment {
+                        dt { "Enrollment" } dd { "secret issued " (when(e.issued_at)) ", not used yet" }
+                    }
                 }
                 @if ctx.can(Permission::InstallsManage) {
                     form.form method="post" action={"/platform/installs/" (i.install_id) "/licenses"} {
@@ -362,6 +377,13 @@ pub async fn view_install_get(
                         (field("New expiry", "renew_expires", html! { input #renew_expires name="expires_at" type="date"; }, None, Some("One year from today when empty.")))
                         (field("Most tenants", "renew_max", html! { input #renew_max name="max_tenants" type="number" min="1" placeholder=(i.limits.max_tenants.map(|m| m.to_string()).unwrap_or_default()); }, None, Some("Empty: keep the current limit.")))
                         button type="submit" { "Issue a new license" }
+                    }
+                    @if i.install_key_id.is_none() {
+                        form.form method="post" action={"/platform/installs/" (i.install_id) "/enrollment"} {
+                            (ctx.csrf())
+                            p.small.muted { "The key is bound by the first heartbeat that proves it with the enrollment secret. A new secret (with a new license naming it) replaces the one given before." }
+                            button type="submit" { "Issue a new enrollment secret" }
+                        }
                     }
                 }
             }
@@ -491,10 +513,36 @@ pub async fn view_install_renew_post(
             "New license issued",
             r.install_id,
             &r.license,
+            None,
             "Heartbeats sent under the previous license stay acceptable.",
         )),
         Err(e @ Error::Validation(_)) => Ok(redirect(
             &back,
+            Tone::Critical,
+            &format!("{e}. Nothing was changed."),
+        )),
+        Err(e) => Err(ConsoleError(e)),
+    }
+}
+
+/// Issues a new enrollment secret and a license naming it, and shows both once.
+pub async fn view_install_enrollment_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id = install_id(&id)?;
+    match crate::installs::reissue_enrollment(&state, ctx.principal.actor.clone(), id).await {
+        Ok(r) => Ok(license_page(
+            &ctx,
+            "New enrollment secret issued",
+            r.install_id,
+            &r.license,
+            r.enrollment_secret.as_deref(),
+            "The previous secret no longer binds a key; the new license names the new secret.",
+        )),
+        Err(e @ Error::Conflict { .. }) => Ok(redirect(
+            &format!("/platform/installs/{id}"),
             Tone::Critical,
             &format!("{e}. Nothing was changed."),
         )),

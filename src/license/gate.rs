@@ -3,10 +3,16 @@
 //! transaction, so the tenant count and the limit are checked atomically with the new tenant, by
 //! every path that provisions (API, demo, console).
 //!
-//! No record means no license regime: a control plane provisions freely. Each change of state
-//! or of license appends one entry to the platform chain: `license.verified.v1`,
-//! `license.expired.v1`, `license.refused.v1`, or `license.released.v1` when the process stops
-//! being an appliance.
+//! No record means no license regime: a data dir that never played the appliance (the vendor's
+//! control plane) provisions freely. Each change of state or of license appends one entry to the
+//! platform chain: `license.verified.v1`, `license.expired.v1`, `license.refused.v1`.
+//!
+//! **The gate follows the data, not the role** (issue 12 finding 8). Once a data dir has held a
+//! license regime, its tenants are an appliance's data plane, and the record stays whatever role
+//! the process is started with: a process switched to `role = "control_plane"` serves the
+//! control plane's routes, but provisions only within the last verified license (expiry against
+//! the request's time, `max_tenants`), and a missing or refused license still refuses. The role
+//! decides which routes are served; it never lifts the gate.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -149,24 +155,6 @@ pub fn record(ctx: &mut WriteCtx<'_>, status: &LicenseStatus) -> Result<bool> {
     };
     ctx.put_record(LICENSE, GATE_KEY, &new)?;
     ctx.audit(action, &subject, data)?;
-    Ok(true)
-}
-
-/// Forgets the license regime when the process no longer plays the appliance (role changed to
-/// `control_plane`), auditing it. Returns whether there was one.
-pub fn release(ctx: &mut WriteCtx<'_>) -> Result<bool> {
-    let Some(GateRecord::V1 { license_id, .. }) = ctx.get_record(LICENSE, GATE_KEY)? else {
-        return Ok(false);
-    };
-    ctx.delete(LICENSE, GATE_KEY)?;
-    ctx.audit(
-        "license.released.v1",
-        &Subject::platform(
-            "license",
-            license_id.map_or_else(|| "file".to_string(), |id| id.to_string()),
-        ),
-        json!({"reason": "the role is control_plane: provisioning is no longer licensed"}),
-    )?;
     Ok(true)
 }
 

@@ -47,7 +47,6 @@ pub const CONTEXT: Context = Context {
         "license.verified.v1",
         "license.expired.v1",
         "license.refused.v1",
-        "license.released.v1",
     ],
     ..Context::EMPTY
 };
@@ -77,7 +76,15 @@ pub async fn refresh(state: &AppState) -> Result<LicenseStatus> {
     let file = link.license_file.display().to_string();
     let text = tokio::fs::read_to_string(&link.license_file).await;
     let now = state.clock().now();
-    let status = LicenseStatus::check(text, &public, state.install_key().key_id(), now, &file);
+    let enrollment = link.enrollment_secret.as_ref().map(|s| s.verifier_id());
+    let status = LicenseStatus::check(
+        text,
+        &public,
+        state.install_key().key_id(),
+        enrollment.as_deref(),
+        now,
+        &file,
+    );
     state.onprem().set_license(status.clone());
     let record = status.clone();
     let changed = state

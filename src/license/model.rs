@@ -66,9 +66,16 @@ pub struct License {
     pub features: Vec<String>,
     /// The install may never reach the control plane: heartbeats travel only as bundles.
     pub air_gapped: bool,
-    /// `key_id` of the install key the license is bound to, when the install's public key was
-    /// given at registration; null otherwise. An appliance with another key refuses it.
+    /// `key_id` of the install key the license is bound to: given at registration, or bound
+    /// since (a renewal names it). An appliance with another key refuses it.
     pub install_key_id: Option<String>,
+    /// When `install_key_id` is null: the key id of the enrollment verifier
+    /// (`onprem::enroll`) of the install's pending enrollment. An appliance accepts such a
+    /// license only while its `[control_plane] enrollment_secret` matches, so the license binds
+    /// to the secret's holder, never to any appliance. Left out when null, so licenses bound to
+    /// a key keep the shape older appliances know.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_key_id: Option<String>,
 }
 
 impl License {
@@ -144,6 +151,28 @@ pub enum LicenseProblem {
         /// This install's key id.
         own: String,
     },
+    /// Names neither an install key nor an enrollment: it would bind to any appliance.
+    #[error(
+        "the license file {file} names no install key and no enrollment, so any appliance could use it: ask the vendor to renew it for this install's key ({own}, GET /api/audit/public-key)"
+    )]
+    Unbound {
+        /// The file.
+        file: String,
+        /// This install's key id.
+        own: String,
+    },
+    /// Bound to an enrollment whose secret this appliance does not hold.
+    #[error(
+        "the license file {file} is bound to enrollment {enrollment}, and {held}: set [control_plane] enrollment_secret to the tenroll_... secret the vendor gave with this license"
+    )]
+    WrongEnrollment {
+        /// The file.
+        file: String,
+        /// `enrollment_key_id` in the license.
+        enrollment: String,
+        /// What this appliance holds, in words.
+        held: String,
+    },
     /// `issued_at` is more than [`SKEW`] in the future.
     #[error(
         "the license file {file} is issued at {issued_at}, in the future: check this machine's clock"
@@ -170,11 +199,15 @@ impl LicenseProblem {
 /// the canonical bytes, the fields, the install binding and `issued_at`. Expiry is a state of a
 /// valid license, not a refusal: see [`LicenseStatus`].
 ///
-/// `own_key_id` is this install's key id; `file` names the file in messages.
+/// `own_key_id` is this install's key id; `enrollment_id` the key id of the verifier of its
+/// `enrollment_secret`, if configured; `file` names the file in messages. A license names the
+/// install key it binds to, or else the enrollment whose secret the appliance must hold
+/// (issue 12 finding 8): one that names neither is refused.
 pub fn verify(
     text: &str,
     public: &VerifyingKey,
     own_key_id: &str,
+    enrollment_id: Option<&str>,
     now: DateTime<Utc>,
     file: &str,
 ) -> std::result::Result<License, LicenseProblem> {
@@ -207,6 +240,27 @@ pub fn verify(
             bound: bound.clone(),
             own: own_key_id.to_string(),
         });
+    }
+    if license.install_key_id.is_none() {
+        match (&license.enrollment_key_id, enrollment_id) {
+            (None, _) => {
+                return Err(LicenseProblem::Unbound {
+                    file: file.to_string(),
+                    own: own_key_id.to_string(),
+                });
+            }
+            (Some(e), Some(held)) if e == held => {}
+            (Some(e), held) => {
+                return Err(LicenseProblem::WrongEnrollment {
+                    file: file.to_string(),
+                    enrollment: e.clone(),
+                    held: match held {
+                        None => "no enrollment_secret is configured".to_string(),
+                        Some(h) => format!("the configured enrollment_secret is for {h}"),
+                    },
+                });
+            }
+        }
     }
     if license.issued_at > now + SKEW {
         return Err(LicenseProblem::NotYetValid {
@@ -278,11 +332,12 @@ impl LicenseStatus {
         text: std::result::Result<String, std::io::Error>,
         public: &VerifyingKey,
         own_key_id: &str,
+        enrollment_id: Option<&str>,
         now: DateTime<Utc>,
         file: &str,
     ) -> LicenseStatus {
         let result = match text {
-            Ok(t) => verify(&t, public, own_key_id, now, file),
+            Ok(t) => verify(&t, public, own_key_id, enrollment_id, now, file),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(LicenseProblem::Missing(file.to_string()))
             }
@@ -342,7 +397,8 @@ mod tests {
             },
             features: vec!["sovereign".into()],
             air_gapped: false,
-            install_key_id: None,
+            install_key_id: Some("own".into()),
+            enrollment_key_id: None,
         }
     }
 
@@ -355,7 +411,10 @@ mod tests {
         let cp = InstallKey::from_seed(&[1; 32]);
         let lic = sample(now());
         let text = issue(&lic, &cp).unwrap().to_string();
-        assert_eq!(verify(&text, &cp.public(), "own", now(), "f").unwrap(), lic);
+        assert_eq!(
+            verify(&text, &cp.public(), "own", None, now(), "f").unwrap(),
+            lic
+        );
     }
 
     #[test]
@@ -363,7 +422,8 @@ mod tests {
         let cp = InstallKey::from_seed(&[1; 32]);
         let lic = sample(now());
         let good = issue(&lic, &cp).unwrap();
-        let check = |v: &serde_json::Value| verify(&v.to_string(), &cp.public(), "own", now(), "f");
+        let check =
+            |v: &serde_json::Value| verify(&v.to_string(), &cp.public(), "own", None, now(), "f");
 
         let mut altered = good.clone();
         altered["license"]["limits"]["max_tenants"] = serde_json::json!(5000);
@@ -382,7 +442,7 @@ mod tests {
             LicenseProblem::BadSignature { .. }
         ));
 
-        let err = verify("{not json", &cp.public(), "own", now(), "f").unwrap_err();
+        let err = verify("{not json", &cp.public(), "own", None, now(), "f").unwrap_err();
         assert!(matches!(err, LicenseProblem::Malformed { .. }), "{err}");
 
         let mut bound = lic.clone();
@@ -394,6 +454,36 @@ mod tests {
         future.issued_at = now() + chrono::Duration::days(3);
         let err = check(&issue(&future, &cp).unwrap()).unwrap_err();
         assert!(err.to_string().contains("clock"), "{err}");
+    }
+
+    #[test]
+    fn a_license_naming_no_install_key_binds_only_to_the_holder_of_its_enrollment_secret() {
+        let cp = InstallKey::from_seed(&[1; 32]);
+        let mut lic = sample(now());
+        lic.install_key_id = None;
+        let text = issue(&lic, &cp).unwrap().to_string();
+        // Neither a key nor an enrollment: any appliance could use it, so none does.
+        let err = verify(&text, &cp.public(), "own", Some("e1"), now(), "f").unwrap_err();
+        assert!(matches!(err, LicenseProblem::Unbound { .. }), "{err}");
+        assert!(err.to_string().contains("any appliance"), "{err}");
+
+        lic.enrollment_key_id = Some("e1".into());
+        let text = issue(&lic, &cp).unwrap().to_string();
+        assert_eq!(
+            verify(&text, &cp.public(), "own", Some("e1"), now(), "f").unwrap(),
+            lic
+        );
+        for held in [None, Some("e2")] {
+            let err = verify(&text, &cp.public(), "own", held, now(), "f").unwrap_err();
+            assert!(
+                matches!(err, LicenseProblem::WrongEnrollment { .. }),
+                "{err}"
+            );
+            assert!(err.to_string().contains("enrollment_secret"), "{err}");
+        }
+        // A license bound to a key leaves the member out: older appliances know its shape.
+        let bound = issue(&sample(now()), &cp).unwrap();
+        assert!(bound["license"].get("enrollment_key_id").is_none());
     }
 
     #[test]
@@ -416,13 +506,14 @@ mod tests {
         let lic = sample(now());
         let text = issue(&lic, &cp).unwrap().to_string();
         let later = lic.expires_at + chrono::Duration::seconds(1);
-        let s = LicenseStatus::check(Ok(text), &cp.public(), "own", later, "f");
+        let s = LicenseStatus::check(Ok(text), &cp.public(), "own", None, later, "f");
         assert_eq!(s.state, LicenseState::Expired);
         assert!(s.problem.unwrap().contains("expired"));
         let missing = LicenseStatus::check(
             Err(std::io::ErrorKind::NotFound.into()),
             &cp.public(),
             "own",
+            None,
             now(),
             "/etc/tenantry/license.json",
         );

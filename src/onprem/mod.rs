@@ -2,6 +2,8 @@
 //! appliance's license status and heartbeat sender state, and the control plane's license key.
 //!
 //! - [`signed`]: the signed-document shape licenses, heartbeats and bundles share.
+//! - [`enroll`]: enrollment secrets and their proofs (binding an install key once).
+//! - [`rate`]: the control plane's per-install limit on heartbeat deliveries.
 //!
 //! The contexts that use this are [`crate::license`] (appliance: verify the license, gate
 //! provisioning), [`crate::heartbeat`] (appliance: document, outbox, sender, bundles) and
@@ -11,6 +13,8 @@
 //! [`OnPrem::require_appliance`] or [`OnPrem::require_control_plane`], after authentication and
 //! body parsing, so a caller without credentials still gets 401 and bad JSON still gets 400.
 
+pub mod enroll;
+pub mod rate;
 pub mod signed;
 
 use std::path::{Path, PathBuf};
@@ -34,6 +38,7 @@ pub struct OnPrem {
     license: RwLock<Option<LicenseStatus>>,
     license_key: Option<InstallKey>,
     sync: SyncState,
+    deliveries: rate::DeliveryLimiter,
 }
 
 impl std::fmt::Debug for OnPrem {
@@ -82,6 +87,7 @@ impl OnPrem {
             license: RwLock::new(None),
             license_key,
             sync,
+            deliveries: rate::DeliveryLimiter::default(),
         })
     }
 
@@ -129,6 +135,11 @@ impl OnPrem {
         self.license_key
             .as_ref()
             .ok_or_else(|| Error::not_found("control-plane route", "license key"))
+    }
+
+    /// The per-install limit on heartbeat deliveries (control plane).
+    pub fn deliveries(&self) -> &rate::DeliveryLimiter {
+        &self.deliveries
     }
 
     /// The heartbeat sender's state (appliance).

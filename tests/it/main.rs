@@ -11,6 +11,7 @@ mod backup;
 mod browser;
 mod console;
 mod edge;
+mod enrollment;
 mod helpers;
 mod identity;
 mod lifecycle;

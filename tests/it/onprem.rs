@@ -27,10 +27,42 @@ use crate::helpers::{TestApp, t0, test_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tenantry");
 
-/// Registers an install on `cp`; returns its id and signed license.
+/// Enrollment secrets handed over "out of band", by license id: [`appliance`] configures the
+/// one that came with its license.
+static SECRETS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Keeps the enrollment secret of a registration (or re-issue) answer `{license,
+/// enrollment_secret}` for the appliance that gets its license.
+pub(crate) fn remember(answer: &Value) {
+    if let Some(secret) = answer["enrollment_secret"].as_str() {
+        remember_secret(&answer["license"], secret);
+    }
+}
+
+/// Keeps `secret` for the appliance that gets `license`.
+pub(crate) fn remember_secret(license: &Value, secret: &str) {
+    SECRETS.lock().unwrap().insert(
+        license["license"]["license_id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        secret.to_string(),
+    );
+}
+
+/// The secret kept for `license`.
+pub(crate) fn secret_for(license: &Value) -> Option<String> {
+    let id = license["license"]["license_id"].as_str()?;
+    SECRETS.lock().unwrap().get(id).cloned()
+}
+
+/// Registers an install on `cp`; returns its id and signed license (its enrollment secret is
+/// kept for [`appliance`]).
 pub(crate) async fn register(cp: &TestApp, body: Value) -> (String, Value) {
     let (s, v) = cp.post("/api/installs", body).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    remember(&v);
     (
         v["install_id"].as_str().unwrap().to_string(),
         v["license"].clone(),
@@ -48,8 +80,9 @@ pub(crate) async fn license_key(cp: &TestApp) -> [u8; 32] {
         .to_bytes()
 }
 
-/// An appliance licensed by `cp`, delivering to `url` (none: bundles only). Heartbeats are
-/// written by running the `heartbeat` job unless `tweak` gives it a schedule.
+/// An appliance licensed by `cp`, delivering to `url` (none: bundles only), configured with the
+/// enrollment secret that came with `license`, if any. Heartbeats are written by running the
+/// `heartbeat` job unless `tweak` gives it a schedule.
 pub(crate) async fn appliance(
     cp: &TestApp,
     license: &Value,
@@ -67,6 +100,8 @@ pub(crate) async fn appliance(
         license_file,
         license_public_key: license_key(cp).await,
         backlog_max: tenantry::config::DEFAULT_BACKLOG_MAX,
+        enrollment_secret: secret_for(license)
+            .map(|s| tenantry::onprem::enroll::EnrollmentSecret::parse(&s).unwrap()),
     });
     config
         .schedules
@@ -242,7 +277,7 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     let row = wait_for(&cp, &format!("/api/installs/{id}"), |v| v["last_seq"] == 1).await;
     assert_eq!(row["status"], "healthy");
     assert_eq!(row["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(row["key_binding"], "first_delivery");
+    assert_eq!(row["key_binding"], "enrolled_delivery");
     let (_, own) = app.get("/api/audit/public-key").await;
     assert_eq!(row["install_public_key"], own["public_key"]);
     assert_eq!(
@@ -600,7 +635,7 @@ async fn an_air_gapped_install_exports_a_bundle_that_imports_once_and_an_altered
     assert!(err.contains("tenantry heartbeat ack --through 3"), "{err}");
     let (_, row) = cp.get(&format!("/api/installs/{id}")).await;
     assert_eq!(row["heartbeats_received"], 3);
-    assert_eq!(row["key_binding"], "first_bundle");
+    assert_eq!(row["key_binding"], "enrolled_bundle");
     assert_eq!(row["status"], "healthy");
     let imported: Vec<String> = cp.actions("platform").await;
     assert_eq!(
@@ -1231,6 +1266,8 @@ async fn one_process_can_play_both_roles_and_witness_itself() {
         license_file,
         license_public_key: key,
         backlog_max: tenantry::config::DEFAULT_BACKLOG_MAX,
+        enrollment_secret: secret_for(&license)
+            .map(|s| tenantry::onprem::enroll::EnrollmentSecret::parse(&s).unwrap()),
     });
     config
         .schedules

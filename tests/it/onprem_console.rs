@@ -80,6 +80,14 @@ async fn the_control_plane_console_registers_an_install_and_shows_it_red_when_si
     );
     let (_, list) = cp.get("/api/installs").await;
     let id = list["items"][0]["install_id"].as_str().unwrap().to_string();
+    // The enrollment secret is on the page once; the download never carries it.
+    let secret = page
+        .split("id=\"enrollment-secret\">")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .expect("the registration page shows the enrollment secret")
+        .to_string();
+    assert!(secret.starts_with("tenroll_"), "{secret}");
     let file = s
         .get(&cp, &format!("/platform/installs/{id}/license.json"))
         .await;
@@ -90,6 +98,8 @@ async fn the_control_plane_console_registers_an_install_and_shows_it_red_when_si
             .contains("attachment")
     );
     let license: Value = file.json().await.unwrap();
+    assert!(!license.to_string().contains(&secret));
+    crate::onprem::remember_secret(&license, &secret);
     assert_eq!(license["license"]["customer"], "Nordic Rail");
     assert_eq!(license["license"]["limits"]["max_tenants"], 25);
     let bad = s
@@ -172,6 +182,7 @@ async fn an_air_gap_bundle_goes_from_the_appliance_console_to_the_control_plane_
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["install_id"].as_str().unwrap().to_string();
+    crate::onprem::remember(&v);
     let app = appliance(&cp, &v["license"], None, |_| {}).await;
     beat(&app).await;
     app.clock.advance(Span::minutes(5));
