@@ -142,9 +142,14 @@ impl Application {
     /// Opens the store (creating the install key and default pools on first start), seeds the
     /// demo platform when asked on an empty store, and binds the listener and admin socket.
     pub async fn build(
-        config: Config,
+        mut config: Config,
         clock: Clock,
     ) -> std::result::Result<Application, StartError> {
+        crate::demo::prepare_config(&mut config).map_err(|e| {
+            StartError::Config(crate::config::ConfigError::Invalid(format!(
+                "cannot prepare the demo's backup key: {e}"
+            )))
+        })?;
         crate::tls::check_listen(config.listen, &config.tls, config.insecure_http)?;
         let tls = crate::tls::Tls::prepare(&config.tls, &config.data_dir, config.listen)?;
         let state = open_state(config, clock).await?;

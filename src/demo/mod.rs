@@ -34,6 +34,58 @@ pub const OPERATORS: [(&str, &str, &str); 5] = [
 /// sign-in of one tenant's admin.
 pub const CREDENTIALS_FILE: &str = "demo-operators.txt";
 
+/// File holding the age identity the demo's backups are encrypted to, when `[backup]` names no
+/// recipients (backups are never written in plaintext by the job).
+pub const DEMO_BACKUP_IDENTITY_FILE: &str = "demo-backup-identity.txt";
+
+/// The demo's backup recipient: the public half of the identity in
+/// [`DEMO_BACKUP_IDENTITY_FILE`], made on first use (mode 0600).
+fn backup_recipient(
+    data_dir: &std::path::Path,
+) -> std::io::Result<crate::backup::crypt::Recipient> {
+    use age::secrecy::ExposeSecret;
+    let path = data_dir.join(DEMO_BACKUP_IDENTITY_FILE);
+    let identity = match std::fs::read_to_string(&path) {
+        Ok(t) => t
+            .lines()
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .and_then(|l| l.parse::<age::x25519::Identity>().ok())
+            .ok_or_else(|| {
+                std::io::Error::other(format!("{} is not an age identity", path.display()))
+            })?,
+        Err(_) => {
+            crate::store::ensure_private_dir(data_dir).map_err(std::io::Error::other)?;
+            let id = age::x25519::Identity::generate();
+            let text = format!(
+                "# the demo's backup key: `age -d -i {} <backup>` or `tenantry backup restore --identity`\n{}\n",
+                path.display(),
+                id.to_string().expose_secret()
+            );
+            crate::audit::signing::write_private(&path, text.as_bytes())?;
+            id
+        }
+    };
+    crate::backup::crypt::Recipient::parse(&identity.to_public().to_string())
+        .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+/// Prepares a demo's configuration: when `[backup]` names no recipients, the demo's backups
+/// (its replayed `backup_daily` included) are encrypted to a key of its own, kept in
+/// [`DEMO_BACKUP_IDENTITY_FILE`].
+///
+/// Errors: the identity file cannot be read or written.
+pub fn prepare_config(config: &mut crate::config::Config) -> std::io::Result<()> {
+    if config.demo && config.backup.recipients.is_empty() {
+        let r = backup_recipient(&config.data_dir)?;
+        tracing::info!(
+            "demo backups are encrypted to {r}; the identity is in {}",
+            config.data_dir.join(DEMO_BACKUP_IDENTITY_FILE).display()
+        );
+        config.backup.recipients = vec![r];
+    }
+    Ok(())
+}
+
 /// How a demo tenant's life goes after it is provisioned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Story {

@@ -319,6 +319,13 @@ async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
     assert!(summary["by_region"].as_object().unwrap().len() >= 6);
     let flips = get("/api/audit?action=pool.status.flipped.v1").await;
     assert!(flips["items"].as_array().unwrap().len() >= 4);
+    // The demo's daily backup ran, encrypted to the demo's own key (never in plaintext).
+    let backups = get("/api/audit?action=backup.created.v1").await;
+    assert!(
+        !backups["items"].as_array().unwrap().is_empty(),
+        "{backups}"
+    );
+    assert!(data.join(tenantry::demo::DEMO_BACKUP_IDENTITY_FILE).exists());
     let oldest = get("/api/audit?chain=platform&limit=500").await;
     let first_ts = oldest["items"].as_array().unwrap().last().unwrap()["ts"]
         .as_str()
