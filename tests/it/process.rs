@@ -325,7 +325,10 @@ async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
         !backups["items"].as_array().unwrap().is_empty(),
         "{backups}"
     );
-    assert!(data.join(tenantry::demo::DEMO_BACKUP_IDENTITY_FILE).exists());
+    assert!(
+        data.join(tenantry::demo::DEMO_BACKUP_IDENTITY_FILE)
+            .exists()
+    );
     let oldest = get("/api/audit?chain=platform&limit=500").await;
     let first_ts = oldest["items"].as_array().unwrap().last().unwrap()["ts"]
         .as_str()
@@ -617,4 +620,34 @@ async fn operators_are_managed_from_the_cli_with_or_without_a_running_server() {
         assert!(actions.contains(&a), "{a} missing from {actions:?}");
     }
     drop(server);
+}
+
+/// R1 (issue 12), the short form: five kill -9 runs of `scripts/crash_campaign.py` on the real
+/// binary under a mixed write load; no acknowledged write is lost and every chain verifies.
+/// The script runs 100 by default.
+#[test]
+fn kill_9_under_load_loses_no_acknowledged_write() {
+    let out = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/crash_campaign.py"
+        ))
+        .args([
+            "--runs",
+            "5",
+            "--writers",
+            "6",
+            "--binary",
+            env!("CARGO_BIN_EXE_tenantry"),
+        ])
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("crash campaign: 5 kill -9 runs"), "{text}");
+    assert!(text.contains(", 0 lost, 0 runs"), "{text}");
 }
