@@ -651,3 +651,22 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
     assert!(text.contains("crash campaign: 5 kill -9 runs"), "{text}");
     assert!(text.contains(", 0 lost, 0 runs"), "{text}");
 }
+
+/// R3 (issue 12), the short form: schemathesis against the real binary's OpenAPI document, two
+/// examples per operation and phase; no 5xx and no response that differs from the document.
+/// `scripts/api_fuzz.sh` alone runs about 10,000 cases.
+#[test]
+fn fuzzing_the_api_finds_no_server_error_and_no_undocumented_response() {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/api_fuzz.sh"))
+        .args([env!("CARGO_BIN_EXE_tenantry"), "2"])
+        .output()
+        .expect("bash runs");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(" passed"), "{text}");
+}
