@@ -190,6 +190,40 @@ async fn a_table_never_written_reads_as_empty() {
     assert_eq!((v, n), (None, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_leaves_no_table_behind_even_beside_a_committing_neighbour() {
+    // A refusal reads before it refuses; the read must not create the tables it looked at,
+    // neither alone in its batch nor in a batch that commits a neighbour's write.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let before = store.table_names().await.unwrap();
+    let refuse = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    let t = Table::new(name);
+                    let _ = ctx.get(t, b"k")?;
+                    let _ = ctx.len(t)?;
+                    ctx.scan(t, &Range::all(), Dir::Asc, &mut |_, _| {
+                        Ok(ControlFlow::Continue(()))
+                    })?;
+                    Err::<(), E>(E::Refused)
+                })
+                .await
+        }
+    };
+    assert_eq!(refuse("looked_at_alone").await, Err(E::Refused));
+    assert_eq!(store.table_names().await.unwrap(), before);
+    let (refused, committed) = tokio::join!(refuse("looked_at_in_a_batch"), put(&store, "k", "v"));
+    assert_eq!(refused, Err(E::Refused));
+    committed.unwrap();
+    let mut expected = before.clone();
+    expected.push(T.name().to_string());
+    expected.sort();
+    assert_eq!(store.table_names().await.unwrap(), expected);
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_dir_and_file_are_owner_only() {

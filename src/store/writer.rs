@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CommitNotice, CommitObserver, Error, WriteCtx};
+use super::{CommitNotice, CommitObserver, Error, TableSet, WriteCtx};
 use crate::actor::Actor;
 
 /// Most requests committed in one transaction.
@@ -238,13 +238,14 @@ fn run_batch(
                 return;
             }
         };
+        let tables = TableSet::default();
         let mut notice = CommitNotice::default();
         let mut poisoned = false;
         for (i, job) in batch.iter_mut().enumerate() {
             if excluded[i] {
                 continue;
             }
-            let mut ctx = WriteCtx::new(&txn, job.now(), job.actor().clone());
+            let mut ctx = WriteCtx::new(&txn, &tables, job.now(), job.actor().clone());
             let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx)));
             let wrote = ctx.has_written();
             match outcome {
