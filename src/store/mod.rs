@@ -542,7 +542,9 @@ impl Store {
         &self.inner.path
     }
 
-    /// Registers a callback run after every commit, before callers are answered.
+    /// Registers a callback run on the writer thread after every commit, before callers are
+    /// answered. Its answers are already settled: a panicking observer is logged, and the
+    /// batch's callers still get their results.
     pub fn on_commit(&self, observer: CommitObserver) {
         let mut obs = self
             .inner
