@@ -207,7 +207,8 @@ mod tests {
             | Job::VerifyLicense
             | Job::SilentInstalls
             | Job::BackupDaily
-            | Job::EndExpiredVisits => j,
+            | Job::EndExpiredVisits
+            | Job::VerifyLedger => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -219,6 +220,7 @@ mod tests {
             Job::SilentInstalls,
             Job::BackupDaily,
             Job::EndExpiredVisits,
+            Job::VerifyLedger,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

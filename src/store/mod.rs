@@ -37,7 +37,10 @@ use crate::actor::Actor;
 /// - 1: the appliance core.
 /// - 2: `job_runs` keyed by job name instead of the job's position in the enum.
 /// - 3: tenant identity: every tenant has system roles seeded from its app's role templates.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: audit shreds and each chain's newest checkpoint are recorded (`audit_shreds`,
+///   `audit_latest_checkpoint`), so verify tells a shred from a deletion and notices deleted
+///   checkpoints.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";
