@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "system roles seeded for every tenant from its app's role templates",
         run: v2_to_v3,
     },
+    Migration {
+        from: 3,
+        name: "audit shreds and each chain's newest checkpoint recorded for verify",
+        run: v3_to_v4,
+    },
 ];
 
 /// A stored migration.
@@ -254,6 +259,72 @@ fn v2_to_v3(ctx: &mut WriteCtx<'_>) -> Result<String> {
     Ok(format!(
         "seeded system roles for {seeded} of {} tenant(s)",
         tenants.len()
+    ))
+}
+
+/// v3 → v4: verify now tells a shredded data row from a deleted one by the recorded shreds
+/// (`audit_shreds`), and notices deleted checkpoints by each chain's recorded newest checkpoint
+/// (`audit_latest_checkpoint`). Both are recorded from here on; this step records what earlier
+/// versions did:
+/// - each shredded tenant's shred, over seqs 1 to the one before its `tenant.shredded.v1` entry
+///   (the data rows the shred deleted; the entries the shred itself wrote keep their data);
+/// - each chain's newest stored checkpoint.
+///
+/// The audit tables' format is unchanged: these are ledger metadata, like checkpoints.
+fn v3_to_v4(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    use crate::audit::ledger;
+    use crate::audit::model::{ChainId, CheckpointRecord};
+    let mut shreds = Vec::new();
+    for t in all_tenants(ctx)? {
+        let Some(at) = t.shredded_at else { continue };
+        let chain = ChainId::Tenant(t.id);
+        let mut shredded_entry = None;
+        let mut bad = None;
+        ctx.scan(
+            ledger::ENTRIES,
+            &Range::prefix(&chain.key()),
+            Dir::Desc,
+            &mut |_, stored| match ledger::view(stored, None) {
+                Ok(e) if e.action == "tenant.shredded.v1" => {
+                    shredded_entry = Some(e.seq);
+                    Ok(ControlFlow::Break(()))
+                }
+                Ok(_) => Ok(ControlFlow::Continue(())),
+                Err(e) => {
+                    bad = Some(e);
+                    Ok(ControlFlow::Break(()))
+                }
+            },
+        )?;
+        if let Some(e) = bad {
+            return Err(e);
+        }
+        // Without its entry (not expected), the whole chain as it stands was shredded.
+        let through = match shredded_entry {
+            Some(seq) => seq.saturating_sub(1),
+            None => ledger::head(ctx, &chain)?
+                .map_or(0, |crate::audit::model::HeadRecord::V1 { seq, .. }| seq),
+        };
+        if through > 0 {
+            shreds.push((chain, through, to_micros(at)));
+        }
+    }
+    let mut newest = Vec::new();
+    for (chain, _) in ledger::all_heads(ctx)? {
+        if let Some(CheckpointRecord::V1 { seq, .. }) = ledger::last_checkpoint(ctx, &chain)? {
+            newest.push((chain, seq));
+        }
+    }
+    for (chain, through, at) in &shreds {
+        ledger::record_shred(ctx, chain, 1, *through, *at)?;
+    }
+    for (chain, seq) in &newest {
+        ledger::record_latest_checkpoint(ctx, chain, *seq)?;
+    }
+    Ok(format!(
+        "recorded {} shred(s) and the newest checkpoint of {} chain(s)",
+        shreds.len(),
+        newest.len()
     ))
 }
 

@@ -9,7 +9,11 @@
 //! - `audit_checkpoints[(chain, seq)]` = [`CheckpointRecord`];
 //! - `audit_index[...]` = browse indexes by time, actor and action;
 //! - `audit_dirty[chain]` = chains whose head moved since their last checkpoint, so the
-//!   checkpoint job never scans every chain.
+//!   checkpoint job never scans every chain;
+//! - `audit_shreds[(chain, through_seq)]` = [`ShredRecord`]: data deleted on purpose, so verify
+//!   tells a shredded data row from a deleted one;
+//! - `audit_latest_checkpoint[chain]` = [`LatestCheckpointRecord`]: the newest checkpoint's seq,
+//!   so verify notices when the newest checkpoints are deleted.
 //!
 //! **Architecture Invariant:** a service records a change with [`Audit::audit`]
 //! (`ctx.audit(action, &subject, data)`) inside the same write request as the change, once per
@@ -22,7 +26,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::canonical;
-use super::model::{CHAIN_KEY_LEN, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord};
+use super::model::{
+    CHAIN_KEY_LEN, CheckpointRecord, EntryView, EnvelopeRef, HeadRecord, LatestCheckpointRecord,
+    ShredRecord,
+};
 pub use super::model::{ChainId, Subject, Target};
 use crate::clock::{from_micros, rfc3339_micros, to_micros};
 use crate::error::{Error, Result};
@@ -42,6 +49,10 @@ pub const CHECKPOINTS: Table = Table::new("audit_checkpoints");
 pub const INDEX: Table = Table::new("audit_index");
 /// Chains to checkpoint.
 pub const DIRTY: Table = Table::new("audit_dirty");
+/// Shreds: `(chain, through_seq) -> ShredRecord`.
+pub const SHREDS: Table = Table::new("audit_shreds");
+/// The newest checkpoint of each chain: `chain -> LatestCheckpointRecord`.
+pub const LATEST_CHECKPOINT: Table = Table::new("audit_latest_checkpoint");
 
 /// The `prev` of a chain's first entry: 64 zeros.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -78,7 +89,8 @@ pub fn head(r: &impl Reader, chain: &ChainId) -> Result<Option<HeadRecord>> {
 
 /// Appends one entry to `chain` in the caller's write request: `action` by `ctx.actor` at
 /// `ctx.now` (clamped so `ts` never goes backwards within a chain), about `target`, with `data`
-/// (a JSON object of integers, strings, booleans, nulls, arrays and objects).
+/// (a JSON object of integers, strings, booleans, nulls, arrays and objects). An integer beyond
+/// ±(2^53 - 1) is recorded as its decimal string ([`canonical::safe_integers`]).
 ///
 /// Errors: `Internal` if `data` holds a float (a programming error: the ledger is integer-only).
 pub fn append(
@@ -86,10 +98,13 @@ pub fn append(
     chain: &ChainId,
     action: &str,
     target: &Target,
-    data: Value,
+    mut data: Value,
 ) -> Result<Appended> {
+    // Integers a double cannot hold exactly are recorded as their decimal strings, so every
+    // RFC 8785 verifier reads `data` as hashed (see `canonical`).
+    canonical::safe_integers(&mut data);
     let data_bytes =
-        canonical::to_vec(&data).map_err(|e| Error::Internal(format!("{action}: {e}")))?;
+        canonical::to_vec_safe(&data).map_err(|e| Error::Internal(format!("{action}: {e}")))?;
     let data_sha = hex::encode(Sha256::digest(&data_bytes));
     let (seq, prev, last_ts) = match head(ctx, chain)? {
         Some(HeadRecord::V1 {
@@ -112,7 +127,8 @@ pub fn append(
         "data_sha256": data_sha,
         "prev": hex::encode(prev),
     });
-    let env_bytes = canonical::to_vec(&envelope).map_err(|e| Error::Internal(e.to_string()))?;
+    let env_bytes =
+        canonical::to_vec_safe(&envelope).map_err(|e| Error::Internal(e.to_string()))?;
     let hash: [u8; 32] = Sha256::digest(&env_bytes).into();
 
     let key = entry_key(chain, seq);
@@ -188,10 +204,78 @@ pub fn is_event_name(s: &str) -> bool {
             .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
 }
 
-/// Deletes the `data` of every entry of `chain` (shredding); the envelopes stay, so the chain
-/// still verifies and exports with `"data": null`. Returns how many were deleted.
+/// Deletes the `data` of every entry of `chain` (shredding) and records the shred
+/// ([`ShredRecord`], seqs 1 to the head), so verify can tell these absent rows from deleted
+/// ones; the envelopes stay, so the chain still verifies and exports with `"data": null`.
+/// Returns how many rows were deleted.
 pub fn shred_data(ctx: &mut WriteCtx<'_>, chain: &ChainId) -> Result<u64> {
-    Ok(ctx.delete_range(DATA, &Range::prefix(&chain.key()))?)
+    let deleted = ctx.delete_range(DATA, &Range::prefix(&chain.key()))?;
+    if let Some(HeadRecord::V1 { seq, .. }) = head(ctx, chain)? {
+        let at_micros = crate::clock::to_micros(ctx.now);
+        record_shred(ctx, chain, 1, seq, at_micros)?;
+    }
+    Ok(deleted)
+}
+
+/// Records that the data of `from_seq..=through_seq` of `chain` was shredded (also used by the
+/// schema migration that backfills shreds made before shreds were recorded).
+pub fn record_shred(
+    ctx: &mut WriteCtx<'_>,
+    chain: &ChainId,
+    from_seq: u64,
+    through_seq: u64,
+    at_micros: i64,
+) -> Result<()> {
+    ctx.put_record(
+        SHREDS,
+        &entry_key(chain, through_seq),
+        &ShredRecord::V1 {
+            from_seq,
+            through_seq,
+            at_micros,
+        },
+    )?;
+    Ok(())
+}
+
+/// The shredded seq ranges `(from, through)` of `chain`, oldest first.
+pub fn shreds(r: &impl Reader, chain: &ChainId) -> Result<Vec<(u64, u64)>> {
+    let mut out = Vec::new();
+    r.scan(
+        SHREDS,
+        &Range::prefix(&chain.key()),
+        Dir::Asc,
+        &mut |_, v| {
+            let ShredRecord::V1 {
+                from_seq,
+                through_seq,
+                ..
+            } = codec::decode(SHREDS.name(), v)?;
+            out.push((from_seq, through_seq));
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    Ok(out)
+}
+
+/// The seq of the newest checkpoint signed for `chain`, as recorded apart from the checkpoints.
+pub fn latest_checkpoint_seq(r: &impl Reader, chain: &ChainId) -> Result<Option<u64>> {
+    Ok(
+        r.get_record::<LatestCheckpointRecord>(LATEST_CHECKPOINT, &chain.key())?
+            .map(|LatestCheckpointRecord::V1 { seq }| seq),
+    )
+}
+
+/// Records `seq` as the newest checkpoint of `chain` unless a newer one is recorded.
+pub fn record_latest_checkpoint(ctx: &mut WriteCtx<'_>, chain: &ChainId, seq: u64) -> Result<()> {
+    if latest_checkpoint_seq(ctx, chain)?.is_none_or(|s| s < seq) {
+        ctx.put_record(
+            LATEST_CHECKPOINT,
+            &chain.key(),
+            &LatestCheckpointRecord::V1 { seq },
+        )?;
+    }
+    Ok(())
 }
 
 /// Splits a stored entry into its hash and envelope bytes.
@@ -262,8 +346,8 @@ pub fn last_checkpoint(r: &impl Reader, chain: &ChainId) -> Result<Option<Checkp
     }
 }
 
-/// Stores a signed checkpoint and, when it signs the current head, clears the chain's dirty
-/// mark.
+/// Stores a signed checkpoint, records it as the chain's newest, and, when it signs the current
+/// head, clears the chain's dirty mark.
 pub fn put_checkpoint(
     ctx: &mut WriteCtx<'_>,
     chain: &ChainId,
@@ -271,6 +355,7 @@ pub fn put_checkpoint(
 ) -> Result<()> {
     let CheckpointRecord::V1 { seq, .. } = record;
     ctx.put_record(CHECKPOINTS, &entry_key(chain, *seq), record)?;
+    record_latest_checkpoint(ctx, chain, *seq)?;
     if let Some(HeadRecord::V1 { seq: head_seq, .. }) = head(ctx, chain)?
         && head_seq == *seq
     {
@@ -422,4 +507,51 @@ pub fn browse(r: &impl Reader, q: &AuditQuery) -> Result<AuditPage> {
         items: page.items,
         next_cursor: page.next,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::actor::Actor;
+    use crate::audit::signing::{InstallKey, KeyRing};
+    use crate::audit::verify::{Mode, verify_chain};
+    use crate::store::Store;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn integers_beyond_2_pow_53_in_data_are_recorded_as_strings_and_the_chain_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let chain = ChainId::Platform;
+        store
+            .write(now(), Actor::system("t"), move |ctx| {
+                append(
+                    ctx,
+                    &chain,
+                    "quota.changed.v1",
+                    &Target::new("quota", "q"),
+                    json!({"limit": u64::MAX, "used": 9007199254740991u64, "delta": -9007199254740992i64}),
+                )
+            })
+            .await
+            .unwrap();
+        let ring = KeyRing::new([InstallKey::from_seed(&[1; 32]).public()]);
+        let (data, report) = store
+            .read(move |r| {
+                let data = r.get(DATA, &entry_key(&chain, 1))?.unwrap_or_default();
+                Ok::<_, Error>((data, verify_chain(r, &chain, &ring, Mode::Full)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(data).unwrap(),
+            r#"{"delta":"-9007199254740992","limit":"18446744073709551615","used":9007199254740991}"#
+        );
+        assert!(report.ok, "{report:?}");
+    }
 }

@@ -166,6 +166,34 @@ pub enum CheckpointRecord {
     },
 }
 
+/// A shred as stored (`audit_shreds[(chain, through_seq)]`): the `data` rows of seqs
+/// `from_seq..=through_seq` were deleted on purpose, so verify may find them absent. Any other
+/// absent data row is a deletion, and verify names it. Ledger metadata, like checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShredRecord {
+    /// Version 1.
+    V1 {
+        /// First seq whose data was deleted.
+        from_seq: u64,
+        /// Last seq whose data was deleted (the head when the shred ran).
+        through_seq: u64,
+        /// When, microseconds since the epoch.
+        at_micros: i64,
+    },
+}
+
+/// The seq of a chain's newest checkpoint, kept apart from the checkpoints
+/// (`audit_latest_checkpoint[chain]`), so that deleting the newest checkpoints cannot silently
+/// move the anchor verify starts from: verify compares it with the newest checkpoint stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatestCheckpointRecord {
+    /// Version 1.
+    V1 {
+        /// Seq of the newest checkpoint signed for the chain.
+        seq: u64,
+    },
+}
+
 /// A checkpoint as published: `{"chain", "seq", "hash", "ts", "key_id", "sig"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {

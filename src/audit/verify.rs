@@ -4,10 +4,15 @@
 //! stored entry at its seq hashes to the signed hash) or, in [`Mode::Full`], from seq 1. For
 //! every entry it checks, in order: the entry exists at the expected seq (no gap), its stored
 //! bytes hash to the stored hash, the envelope names this chain and this seq, `prev` links to
-//! the previous hash, `data_sha256` matches the data when the data is present (it may have been
-//! shredded), and every checkpoint signed at that seq names this hash. After the walk, the head
-//! must name the last entry, and no checkpoint may lie beyond it (a truncation below a
-//! checkpoint). The first failure gives `first_bad_seq` and a sentence saying what is wrong.
+//! the previous hash, `data_sha256` matches the data when the data is present, and data is
+//! absent only where a recorded shred covers it, and every checkpoint signed at that seq names
+//! this hash. After the walk, the head must name the last entry, no checkpoint may lie beyond it
+//! (a truncation below a checkpoint), and the newest stored checkpoint must be the one recorded
+//! as the newest (deleting the newest checkpoints would otherwise move the anchor silently). The
+//! first failure gives `first_bad_seq` and a sentence saying what is wrong.
+//!
+//! [`Mode::FromCheckpoint`] re-checks nothing below its anchor (neither hashes nor `data`); a
+//! [`Mode::Full`] walk does, and the daily `verify_ledger` job runs one.
 //!
 //! Never "repair" a chain by re-hashing: verify only reports.
 
@@ -53,6 +58,10 @@ pub struct ChainReport {
     pub bytes_checked: u64,
 }
 
+/// The schema version from which shreds and each chain's newest checkpoint are recorded
+/// (`store::SCHEMA_VERSION` 4; older files are migrated at start).
+const RECORDED_SINCE_SCHEMA: u32 = 4;
+
 struct Failure {
     seq: u64,
     problem: String,
@@ -70,6 +79,13 @@ pub fn verify_chain(
         None => (0, GENESIS),
     };
     let cps = ledger::checkpoints(r, chain)?;
+    // Before schema 4 shreds and the newest checkpoint were not recorded (a backup taken then
+    // is verified as it is, before any migration): absent data is taken as shredded, and the
+    // checkpoints as they are.
+    let recorded =
+        crate::store::meta_u32(r, "schema_version")?.is_none_or(|v| v >= RECORDED_SINCE_SCHEMA);
+    let shreds = ledger::shreds(r, chain)?;
+    let recorded_newest = ledger::latest_checkpoint_seq(r, chain)?;
     let mut report = ChainReport {
         chain: chain.to_string(),
         ok: true,
@@ -87,6 +103,31 @@ pub fn verify_chain(
             failure = Some(f);
         }
     };
+
+    // The newest checkpoint stored must be the one recorded as the newest: the anchor must not
+    // move back because the newest checkpoints were deleted.
+    let stored_newest = cps.last().map(|CheckpointRecord::V1 { seq, .. }| *seq);
+    match (recorded_newest, stored_newest) {
+        _ if !recorded => {}
+        (Some(rec), Some(st)) if st == rec => {}
+        (Some(rec), st) if st.is_none_or(|st| st < rec) => note(Failure {
+            seq: rec,
+            problem: format!(
+                "the checkpoint signed at seq {rec} is missing ({}): checkpoints were deleted",
+                st.map_or("no checkpoint is stored".to_string(), |st| format!(
+                    "the newest stored is at seq {st}"
+                ))
+            ),
+        }),
+        (rec, Some(st)) => note(Failure {
+            seq: st,
+            problem: format!(
+                "the checkpoint at seq {st} is not the newest recorded ({}): the checkpoint records were altered",
+                rec.map_or("none is recorded".to_string(), |rec| format!("seq {rec}"))
+            ),
+        }),
+        (_, None) => {}
+    }
 
     // Signatures of every checkpoint, and the anchor: the newest checkpoint that verifies.
     let mut anchor: Option<(u64, [u8; 32])> = None;
@@ -184,10 +225,25 @@ pub fn verify_chain(
                     format!("entry {seq} does not link to the hash of entry {}", seq - 1),
                 ));
             }
-            // Shredded data is absent and skipped; present data must match its digest.
+            // Present data must match its digest; absent data must have been shredded.
             let data = r
                 .get(DATA, key)
                 .map_err(|err| fail(seq, format!("reading the data of entry {seq}: {err}")))?;
+            match data {
+                None if !recorded
+                    || shreds
+                        .iter()
+                        .any(|(from, through)| (*from..=*through).contains(&seq)) => {}
+                None => {
+                    return Err(fail(
+                        seq,
+                        format!(
+                            "the data of entry {seq} is missing and no recorded shred covers it: it was deleted"
+                        ),
+                    ));
+                }
+                Some(_) => {}
+            }
             if let Some(data) = data {
                 report.bytes_checked += data.len() as u64;
                 if hex::encode(Sha256::digest(&data)) != e.data_sha256 {

@@ -13,7 +13,8 @@ use crate::admin::AdminRequest;
 /// `tenantry audit ...`.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Verify chains; exits 1 and names the first bad seq when one does not verify.
+    /// Verify chains from seq 1 (data included); exits 1 and names the first bad seq when one
+    /// does not verify.
     Verify {
         /// Store location.
         #[command(flatten)]
@@ -21,7 +22,12 @@ pub enum AuditCommand {
         /// One chain (`platform` or `tenant:<uuid>`); every chain by default.
         #[arg(long)]
         chain: Option<String>,
-        /// Start from the last good checkpoint instead of seq 1.
+        /// Walk every chain from seq 1, re-checking every entry and its data against
+        /// `data_sha256` (the default; kept so scripts can say so).
+        #[arg(long, conflicts_with = "from_checkpoint")]
+        full: bool,
+        /// Start from the last good checkpoint instead of seq 1: faster, but nothing below
+        /// the checkpoint is re-checked.
         #[arg(long)]
         from_checkpoint: bool,
         /// Print the JSON report instead of text.
@@ -48,12 +54,13 @@ pub(super) async fn run(cmd: AuditCommand) -> ExitCode {
         AuditCommand::Verify {
             store,
             chain,
+            full,
             from_checkpoint,
             json,
         } => {
             let req = AdminRequest::AuditVerify {
                 chain,
-                full: !from_checkpoint,
+                full: full || !from_checkpoint,
             };
             match call(&store, req).await {
                 Ok(Outcome::Json(v)) => print_verify(&v, json),

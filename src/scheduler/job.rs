@@ -27,11 +27,14 @@ pub enum Job {
     BackupDaily,
     /// Ends operators' visits of tenants whose time ran out.
     EndExpiredVisits,
+    /// Verifies every audit chain from seq 1, data included (the checkpoint job only walks
+    /// what moved since the last checkpoint).
+    VerifyLedger,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 9] = [
+    pub const ALL: [Job; 10] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -41,6 +44,7 @@ impl Job {
         Job::SilentInstalls,
         Job::BackupDaily,
         Job::EndExpiredVisits,
+        Job::VerifyLedger,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -64,6 +68,7 @@ impl Job {
             Job::SilentInstalls => "silent_installs",
             Job::BackupDaily => "backup_daily",
             Job::EndExpiredVisits => "end_expired_visits",
+            Job::VerifyLedger => "verify_ledger",
         }
     }
 
@@ -97,6 +102,9 @@ impl Job {
             Job::EndExpiredVisits => {
                 "Ends operators' visits of tenants (Visit tenant) whose time ran out, on each tenant's chain."
             }
+            Job::VerifyLedger => {
+                "Verifies every audit chain from seq 1, data and shreds included, and records the result the dashboard shows."
+            }
         }
     }
 
@@ -112,6 +120,7 @@ impl Job {
             Job::SilentInstalls => "30 * * * * *",
             Job::BackupDaily => "0 30 2 * * *",
             Job::EndExpiredVisits => "15 * * * * *",
+            Job::VerifyLedger => "0 45 3 * * *",
         }
     }
 

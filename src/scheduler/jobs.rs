@@ -58,6 +58,9 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if s.signed == 1 { "" } else { "s" }
             ))
         }
+        Job::VerifyLedger => {
+            crate::audit::verify_ledger(state.store(), now, state.install_key()).await
+        }
         Job::EndExpiredVisits => {
             let n = state
                 .store()

@@ -214,7 +214,8 @@ mod tests {
             | Job::VerifyLicense
             | Job::SilentInstalls
             | Job::BackupDaily
-            | Job::EndExpiredVisits => j,
+            | Job::EndExpiredVisits
+            | Job::VerifyLedger => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -226,6 +227,7 @@ mod tests {
             Job::SilentInstalls,
             Job::BackupDaily,
             Job::EndExpiredVisits,
+            Job::VerifyLedger,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

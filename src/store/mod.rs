@@ -39,7 +39,10 @@ use crate::actor::Actor;
 /// - 1: the appliance core.
 /// - 2: `job_runs` keyed by job name instead of the job's position in the enum.
 /// - 3: tenant identity: every tenant has system roles seeded from its app's role templates.
-pub const SCHEMA_VERSION: u32 = 3;
+/// - 4: audit shreds and each chain's newest checkpoint are recorded (`audit_shreds`,
+///   `audit_latest_checkpoint`), so verify tells a shred from a deletion and notices deleted
+///   checkpoints.
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";
@@ -321,6 +324,7 @@ impl Reader for ReadCtx {
 /// transaction, the request's `now` and actor, and what it changed.
 pub struct WriteCtx<'t> {
     txn: &'t redb::WriteTransaction,
+    tables: &'t TableSet,
     /// The instant the request was made (from the [`crate::clock::Clock`]).
     pub now: DateTime<Utc>,
     /// Who made the request; the actor of its audit entries.
@@ -330,9 +334,15 @@ pub struct WriteCtx<'t> {
 }
 
 impl<'t> WriteCtx<'t> {
-    fn new(txn: &'t redb::WriteTransaction, now: DateTime<Utc>, actor: Actor) -> Self {
+    fn new(
+        txn: &'t redb::WriteTransaction,
+        tables: &'t TableSet,
+        now: DateTime<Utc>,
+        actor: Actor,
+    ) -> Self {
         WriteCtx {
             txn,
+            tables,
             now,
             actor,
             writes: 0,
@@ -344,6 +354,7 @@ impl<'t> WriteCtx<'t> {
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.writes += 1;
         let mut t = self.txn.open_table(table.def())?;
+        self.tables.created(table);
         t.insert(key, value)?;
         Ok(())
     }
@@ -357,6 +368,9 @@ impl<'t> WriteCtx<'t> {
     /// Removes `key`; returns whether it existed.
     pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         self.writes += 1;
+        if !self.tables.exists(self.txn, table)? {
+            return Ok(false);
+        }
         let mut t = self.txn.open_table(table.def())?;
         let existed = t.remove(key)?.is_some();
         Ok(existed)
@@ -365,6 +379,9 @@ impl<'t> WriteCtx<'t> {
     /// Removes every key in `range`; returns how many were removed.
     pub fn delete_range(&mut self, table: Table, range: &Range) -> Result<u64> {
         self.writes += 1;
+        if !self.tables.exists(self.txn, table)? {
+            return Ok(0);
+        }
         let mut t = self.txn.open_table(table.def())?;
         let mut n = 0u64;
         t.retain_in::<&[u8], _>(range.bounds(), |_, _| {
@@ -386,19 +403,73 @@ impl<'t> WriteCtx<'t> {
     }
 }
 
+// redb's `WriteTransaction::open_table` creates a missing table, and a created table is part of
+// the commit even when empty. Reads therefore check [`TableSet`] first and read a missing table
+// as empty, so a request that only read and then refused leaves no trace in the file.
 impl Reader for WriteCtx<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if !self.tables.exists(self.txn, table)? {
+            return Ok(None);
+        }
         let t = self.txn.open_table(table.def())?;
         let v = t.get(key)?.map(|v| v.value().to_vec());
         Ok(v)
     }
     fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
+        if !self.tables.exists(self.txn, table)? {
+            return Ok(());
+        }
         let t = self.txn.open_table(table.def())?;
         scan_table(&t, range, dir, f)
     }
     fn len(&self, table: Table) -> Result<u64> {
+        if !self.tables.exists(self.txn, table)? {
+            return Ok(0);
+        }
         let t = self.txn.open_table(table.def())?;
         Ok(t.len()?)
+    }
+}
+
+/// The tables that exist in one write transaction: listed from the file once, on the first read
+/// of a table not yet known, then kept up to date by [`WriteCtx::put`]. One per transaction,
+/// shared by the requests of its batch (a re-run gets a fresh one with its fresh transaction).
+#[derive(Default)]
+pub(crate) struct TableSet {
+    names: std::cell::RefCell<Option<std::collections::HashSet<&'static str>>>,
+    listed: std::cell::RefCell<Option<std::collections::HashSet<String>>>,
+}
+
+impl TableSet {
+    fn exists(&self, txn: &redb::WriteTransaction, table: Table) -> Result<bool> {
+        if self
+            .names
+            .borrow()
+            .as_ref()
+            .is_some_and(|n| n.contains(table.name))
+        {
+            return Ok(true);
+        }
+        let mut listed = self.listed.borrow_mut();
+        if listed.is_none() {
+            *listed = Some(
+                txn.list_tables()?
+                    .map(|t| redb::TableHandle::name(&t).to_string())
+                    .collect(),
+            );
+        }
+        let found = listed.as_ref().is_some_and(|l| l.contains(table.name));
+        if found {
+            self.created(table);
+        }
+        Ok(found)
+    }
+
+    fn created(&self, table: Table) {
+        self.names
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .insert(table.name);
     }
 }
 
@@ -476,7 +547,9 @@ impl Store {
         &self.inner.path
     }
 
-    /// Registers a callback run after every commit, before callers are answered.
+    /// Registers a callback run on the writer thread after every commit, before callers are
+    /// answered. Its answers are already settled: a panicking observer is logged, and the
+    /// batch's callers still get their results.
     pub fn on_commit(&self, observer: CommitObserver) {
         let mut obs = self
             .inner
@@ -559,6 +632,23 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+    }
+
+    /// Names of the tables in the data file, sorted (diagnostics, and the check that a refused
+    /// request leaves no empty table behind).
+    ///
+    /// Errors: [`Error::Closed`] after [`Store::close`], [`Error::Storage`] for I/O.
+    pub async fn table_names(&self) -> Result<Vec<String>> {
+        self.read(|r| {
+            let mut names: Vec<String> = r
+                .txn
+                .list_tables()?
+                .map(|t| redb::TableHandle::name(&t).to_string())
+                .collect();
+            names.sort();
+            Ok(names)
+        })
+        .await
     }
 
     /// Size of the data file in bytes.

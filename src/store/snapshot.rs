@@ -199,7 +199,9 @@ mod tests {
                     ctx.put(Table::new("one"), &i.to_be_bytes(), &[7u8; 100])?;
                 }
                 ctx.put(Table::new("two"), b"k", b"v")?;
-                ctx.delete(Table::new("three"), b"nothing")?;
+                // An empty table: written, then emptied (a delete alone creates nothing).
+                ctx.put(Table::new("three"), b"gone", b"v")?;
+                ctx.delete(Table::new("three"), b"gone")?;
                 Ok::<_, Error>(())
             })
             .await

@@ -125,6 +125,122 @@ async fn a_panicking_request_is_answered_and_the_writer_survives() {
 }
 
 #[tokio::test]
+async fn a_panicking_commit_observer_does_not_turn_committed_writes_into_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let calls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = calls.clone();
+    store.on_commit(Arc::new(move |_| {
+        if seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            #[allow(clippy::panic)]
+            {
+                panic!("observer bug")
+            }
+        }
+    }));
+    // The write committed durably before the observer ran: its caller is told so.
+    assert_eq!(put(&store, "first", "v").await, Ok(()));
+    assert_eq!(put(&store, "second", "v").await, Ok(()));
+    assert_eq!(get(&store, "first").await, Some(b"v".to_vec()));
+    assert_eq!(get(&store, "second").await, Some(b"v".to_vec()));
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+/// A backend whose next write panics once armed, as a bug below the writer (in redb or the
+/// file layer) would: the panic unwinds through `commit`, outside any request.
+#[derive(Debug)]
+struct PanickingBackend {
+    inner: redb::backends::FileBackend,
+    armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl redb::StorageBackend for PanickingBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            #[allow(clippy::panic)]
+            {
+                panic!("injected panic below the writer")
+            }
+        }
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.inner.close()
+    }
+}
+
+const WRITER_DEATH_CHILD: &str = "TENANTRY_TEST_WRITER_DEATH_CHILD";
+
+#[test]
+fn a_writer_that_dies_ends_the_process_instead_of_answering_closed_forever() {
+    if std::env::var_os(WRITER_DEATH_CHILD).is_some() {
+        // The child: a panic below the writer must stop this process before any caller is
+        // answered (it cannot know whether the commit happened).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join(DATA_FILE);
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .unwrap();
+            let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let backend = PanickingBackend {
+                inner: redb::backends::FileBackend::new(file).unwrap(),
+                armed: armed.clone(),
+            };
+            let store = Store::open_with_backend(path, backend).unwrap();
+            armed.store(true, std::sync::atomic::Ordering::SeqCst);
+            let first = put(&store, "k", "v").await;
+            let second = put(&store, "k2", "v").await;
+            println!("ANSWERED {first:?} {second:?}");
+        });
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::tests::a_writer_that_dies_ends_the_process_instead_of_answering_closed_forever",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WRITER_DEATH_CHILD, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stdout.contains("ANSWERED"),
+        "callers were answered after the writer died:\n{stdout}"
+    );
+    assert!(!out.status.success(), "{stdout}\n{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(out.status.signal(), Some(6), "aborted: {stderr}");
+    }
+    assert!(stderr.contains("the writer thread died"), "{stderr}");
+}
+
+#[tokio::test]
 async fn writes_survive_a_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
@@ -188,6 +304,40 @@ async fn a_table_never_written_reads_as_empty() {
         .await
         .unwrap();
     assert_eq!((v, n), (None, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_leaves_no_table_behind_even_beside_a_committing_neighbour() {
+    // A refusal reads before it refuses; the read must not create the tables it looked at,
+    // neither alone in its batch nor in a batch that commits a neighbour's write.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let before = store.table_names().await.unwrap();
+    let refuse = |name: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    let t = Table::new(name);
+                    let _ = ctx.get(t, b"k")?;
+                    let _ = ctx.len(t)?;
+                    ctx.scan(t, &Range::all(), Dir::Asc, &mut |_, _| {
+                        Ok(ControlFlow::Continue(()))
+                    })?;
+                    Err::<(), E>(E::Refused)
+                })
+                .await
+        }
+    };
+    assert_eq!(refuse("looked_at_alone").await, Err(E::Refused));
+    assert_eq!(store.table_names().await.unwrap(), before);
+    let (refused, committed) = tokio::join!(refuse("looked_at_in_a_batch"), put(&store, "k", "v"));
+    assert_eq!(refused, Err(E::Refused));
+    committed.unwrap();
+    let mut expected = before.clone();
+    expected.push(T.name().to_string());
+    expected.sort();
+    assert_eq!(store.table_names().await.unwrap(), expected);
 }
 
 #[cfg(unix)]

@@ -9,6 +9,11 @@
 //! - a request that refuses before writing simply gets its error; the batch goes on;
 //! - a request that fails (or panics) after writing poisons the transaction, so the writer
 //!   aborts it and re-runs the batch without that request.
+//!
+//! After a commit the observers run (a panicking one is logged and changes no answer), then
+//! every caller is answered. A panic outside a request and outside an observer comes from below
+//! (redb, the file) and ends the process ([`writer_died`]): the writer cannot tell whether the
+//! batch committed, and without a writer every later write would be answered "closed".
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CommitNotice, CommitObserver, Error, WriteCtx};
+use super::{CommitNotice, CommitObserver, Error, TableSet, WriteCtx};
 use crate::actor::Actor;
 
 /// Most requests committed in one transaction.
@@ -205,7 +210,16 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(db, &mut batch, observers, counters);
+        // A request's panic is caught around the request (see `run_batch`) and an observer's
+        // around the observer. A panic anywhere else comes from below the writer (redb, the
+        // file): whether the batch committed is unknown, so no answer would be true, and a
+        // writer that is gone would answer every later write "closed". Fail fast instead, and
+        // let the supervisor (systemd) restart the process, which recovers the file.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
+            run_batch(db, &mut batch, observers, counters);
+        })) {
+            writer_died(&panic_message(&*panic));
+        }
         counters
             .requests
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -238,13 +252,14 @@ fn run_batch(
                 return;
             }
         };
+        let tables = TableSet::default();
         let mut notice = CommitNotice::default();
         let mut poisoned = false;
         for (i, job) in batch.iter_mut().enumerate() {
             if excluded[i] {
                 continue;
             }
-            let mut ctx = WriteCtx::new(&txn, job.now(), job.actor().clone());
+            let mut ctx = WriteCtx::new(&txn, &tables, job.now(), job.actor().clone());
             let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx)));
             let wrote = ctx.has_written();
             match outcome {
@@ -280,9 +295,19 @@ fn run_batch(
         counters.batches.fetch_add(1, Ordering::Relaxed);
         match committed {
             Ok(()) => {
+                // Every answer is settled before the observers run, so an observer cannot
+                // change one: a committed write is answered as committed even if an observer
+                // panics. They still run before the answers are sent, so a cache is invalid
+                // before the response that changed it leaves (ARCHITECTURE.md "Commit
+                // observers").
                 let obs = observers.read().unwrap_or_else(PoisonError::into_inner);
                 for o in obs.iter() {
-                    o(&notice);
+                    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| o(&notice))) {
+                        tracing::error!(
+                            panic = %panic_message(&*panic),
+                            "a commit observer panicked; the commit stands and its callers are answered"
+                        );
+                    }
                 }
             }
             Err(e) => {
@@ -295,4 +320,25 @@ fn run_batch(
         }
         return;
     }
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Ends the process after the writer thread panicked outside a request: logged, printed to
+/// stderr (the log may not be flushed), then `abort`, so that no caller is answered and the
+/// supervisor restarts the process. redb recovers the file at the next open.
+fn writer_died(message: &str) -> ! {
+    let line = format!(
+        "the writer thread died ({message}); stopping the process so that no write is answered wrongly: restart it to recover the data file"
+    );
+    tracing::error!("{line}");
+    eprintln!("tenantry: {line}");
+    std::process::abort()
 }

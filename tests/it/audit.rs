@@ -266,6 +266,83 @@ async fn a_truncation_below_a_checkpoint_is_detected_even_with_a_consistent_head
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_newest_checkpoints_is_detected_rather_than_moving_the_anchor() {
+    let app = TestApp::spawn().await;
+    let (_, chain) = history(&app).await;
+    // Sign the head too: checkpoints at 7 and 9.
+    assert_eq!(verify(&app, &chain, false).await["ok"], true);
+    let app = tampered(app, move |ctx| {
+        assert!(ctx.delete(CHECKPOINTS, &ledger::entry_key(&chain, 9))?);
+        Ok(())
+    })
+    .await;
+    for full in [false, true] {
+        let r = verify(&app, &chain, full).await;
+        assert_broken_at(&r, 9, "checkpoints were deleted");
+    }
+    // Every checkpoint gone is no better.
+    let app = tampered(app, move |ctx| {
+        assert!(ctx.delete(CHECKPOINTS, &ledger::entry_key(&chain, 7))?);
+        Ok(())
+    })
+    .await;
+    let r = verify(&app, &chain, false).await;
+    assert_broken_at(&r, 9, "no checkpoint is stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_data_row_is_not_taken_for_a_shred() {
+    let app = TestApp::spawn().await;
+    let (_, chain) = history(&app).await;
+    let app = tampered(app, move |ctx| {
+        assert!(ctx.delete(DATA, &ledger::entry_key(&chain, 8))?);
+        Ok(())
+    })
+    .await;
+    for full in [false, true] {
+        let r = verify(&app, &chain, full).await;
+        assert_broken_at(&r, 8, "no recorded shred covers it");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_full_verify_finds_an_edit_below_the_checkpoint_and_records_it() {
+    let app = TestApp::spawn().await;
+    let (_, chain) = history(&app).await;
+    let run = app.post("/api/jobs/verify_ledger/run", json!({})).await.1;
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert!(
+        run["summary"].as_str().unwrap().contains("all verify"),
+        "{run}"
+    );
+    // Edit data below the checkpoint at seq 7: a walk from the checkpoint cannot see it.
+    let app = tampered(app, move |ctx| {
+        let key = ledger::entry_key(&chain, 5);
+        let data = String::from_utf8(ctx.get(DATA, &key)?.unwrap()).unwrap();
+        ctx.put(DATA, &key, data.replace("non-payment", "paid").as_bytes())?;
+        Ok(())
+    })
+    .await;
+    assert_eq!(verify(&app, &chain, false).await["ok"], true);
+    let run = app.post("/api/jobs/verify_ledger/run", json!({})).await.1;
+    assert_eq!(run["outcome"], "failed", "{run}");
+    let error = run["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("{chain} at seq 5")) && error.contains("data of entry 5"),
+        "{run}"
+    );
+    // The dashboard's audit tile reads this summary.
+    let summary = app
+        .state
+        .read(tenantry::audit::last_verify)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.broken, 1);
+    assert_eq!(summary.first_broken, Some((chain.to_string(), 5)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_checkpoint_is_detected() {
     let app = TestApp::spawn().await;
     let (_, chain) = history(&app).await;

@@ -361,7 +361,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "prune_sessions",
             "silent_installs",
             "backup_daily",
-            "end_expired_visits"
+            "end_expired_visits",
+            "verify_ledger"
         ]
     );
     let shred = &v["items"][0];
