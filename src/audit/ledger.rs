@@ -533,7 +533,7 @@ mod tests {
                 append(
                     ctx,
                     &chain,
-                    "quota.changed.v1",
+                    "tenant.suspended.v1",
                     &Target::new("quota", "q"),
                     json!({"limit": u64::MAX, "used": 9007199254740991u64, "delta": -9007199254740992i64}),
                 )

@@ -764,6 +764,7 @@ impl Replay {
         day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));
         // One nightly backup, so that the demo's data dir holds one (written for real).
         day_events.push((self.at(DEMO_DAYS - 2, 2, 30), Event::Job(Job::BackupDaily)));
+        day_events.push((self.at(DEMO_DAYS - 2, 3, 45), Event::Job(Job::VerifyLedger)));
         day_events.sort_by_key(|(t, _)| *t);
 
         for (at, event) in day_events {

@@ -113,31 +113,12 @@ pub async fn serve(
             .map(|t| tokio_rustls::TlsAcceptor::from(t.server_config()));
         tokio::spawn(async move {
             let _slot = slot;
-            let idle = activity.clone();
             let served = match acceptor {
-                None => {
-                    let io = ActiveIo::new(tcp, activity);
-                    let conn = builder.serve_connection_with_upgrades(io, service);
-                    tokio::select! {
-                        r = watcher.watch(conn.into_owned()) => r,
-                        () = idle.until_idle(handshake) => {
-                            tracing::debug!(%peer, "closed an idle connection");
-                            return;
-                        }
-                    }
-                }
+                None => serve_io(&builder, tcp, service, watcher, activity, handshake).await,
                 Some(acceptor) => match tokio::time::timeout(handshake, acceptor.accept(tcp)).await
                 {
                     Ok(Ok(stream)) => {
-                        let io = ActiveIo::new(stream, activity);
-                        let conn = builder.serve_connection_with_upgrades(io, service);
-                        tokio::select! {
-                            r = watcher.watch(conn.into_owned()) => r,
-                            () = idle.until_idle(handshake) => {
-                                tracing::debug!(%peer, "closed an idle connection");
-                                return;
-                            }
-                        }
+                        serve_io(&builder, stream, service, watcher, activity, handshake).await
                     }
                     Ok(Err(e)) => {
                         tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -149,8 +130,12 @@ pub async fn serve(
                     }
                 },
             };
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match served {
+                None => tracing::debug!(%peer, "closed an idle connection"),
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error")
+                }
+                Some(Ok(())) => {}
             }
         });
     }
@@ -162,6 +147,35 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// Serves one connection until it ends, shutdown drains it, or it sits idle for `idle`
+/// ([`Activity`]); `None` when it was closed for idleness.
+async fn serve_io<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    activity: Arc<Activity>,
+    idle: Duration,
+) -> Option<Result<(), Box<dyn std::error::Error + Send + Sync>>>
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let io = ActiveIo::new(io, activity.clone());
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::select! {
+        r = watcher.watch(conn.into_owned()) => Some(r),
+        () = activity.until_idle(idle) => None,
+    }
 }
 
 /// What a connection is doing: when bytes last moved, and how many requests are in flight.
