@@ -8,7 +8,7 @@
 #   MAX_EXAMPLES  examples per operation and phase, default 150 (about 12,000 cases; 100 gave 8,552); CI runs 2.
 # Needs `schemathesis` (pip install schemathesis).
 set -euo pipefail
-bin=${1:-target/release/tenantry}
+bin=$(realpath "${1:-target/release/tenantry}")
 max=${2:-150}
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -21,6 +21,8 @@ for _ in $(seq 200); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.05
 done
+# schemathesis keeps a cache in the working directory: keep it out of the checkout.
+cd "$data"
 schemathesis run "http://127.0.0.1:$port/api/openapi.json" \
   -H "Authorization: Bearer $token" \
   --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance \
