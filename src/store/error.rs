@@ -26,6 +26,17 @@ pub enum Error {
         /// Newest version this build understands.
         supported: u32,
     },
+    /// The data file's page checksums do not match: it was changed outside Tenantry, or the
+    /// disk corrupted it. Nothing was changed by the check.
+    #[error(
+        "the data file {path} failed its integrity check ({detail}): it was changed outside tenantry or the disk corrupted it; it was left as it is: restore a backup (`tenantry backup restore`)"
+    )]
+    IntegrityFailed {
+        /// The data file.
+        path: String,
+        /// What redb found.
+        detail: String,
+    },
     /// A stored value could not be decoded.
     #[error("corrupt record in table {table}: {detail}")]
     Corrupt {

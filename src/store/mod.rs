@@ -11,6 +11,7 @@
 
 pub mod codec;
 mod error;
+mod integrity;
 pub mod keys;
 mod offline;
 pub mod page;
@@ -496,13 +497,18 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) `data_dir/tenantry.redb`.
+    /// Opens (creating if needed) `data_dir/tenantry.redb`, after checking every page
+    /// checksum of an existing file without changing it (`integrity`: redb checks them only
+    /// when it recovers from a crash, so a byte changed on disk would otherwise be read as
+    /// written). The check reads the whole file once.
     ///
-    /// Errors: [`Error::Locked`] when another process holds the file, [`Error::SchemaTooNew`]
-    /// when a newer Tenantry wrote it, [`Error::Storage`] for I/O.
+    /// Errors: [`Error::Locked`] when another process holds the file, [`Error::IntegrityFailed`]
+    /// when a checksum does not match, [`Error::SchemaTooNew`] when a newer Tenantry wrote it,
+    /// [`Error::Storage`] for I/O.
     pub fn open(data_dir: &Path) -> Result<Store> {
         ensure_private_dir(data_dir)?;
         let path = data_dir.join(DATA_FILE);
+        integrity::check(&path)?;
         let db = redb::Database::builder()
             .create(&path)
             .map_err(|e| match e {

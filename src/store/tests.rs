@@ -1,4 +1,5 @@
 use super::*;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 const T: Table = Table::new("test_kv");
 
@@ -482,4 +483,576 @@ async fn after_a_failed_commit_and_a_reopen_the_chain_verifies_and_nothing_ackno
             .unwrap();
         assert_eq!(next.seq, report.head_seq + 1);
     }
+}
+
+// R2: fault injection through redb's `StorageBackend`, as a property over seeds. Each seed picks
+// which kinds of I/O call fail (reads, writes, set_len, sync, len), when (a countdown of such
+// calls), and a random workload of audited multi-table changes, shreds, checkpoints, refusals
+// and requests that fail after writing. After the failure, a close and a reopen on a healthy
+// backend: every chain verifies from seq 1, every acknowledged change is there, no change is
+// there in half, and the store takes writes again.
+
+const IO_READ: u8 = 1;
+const IO_WRITE: u8 = 2;
+const IO_SET_LEN: u8 = 4;
+const IO_SYNC: u8 = 8;
+const IO_LEN: u8 = 16;
+
+/// A file backend that fails every call of the chosen kinds once its countdown runs out, like
+/// a disk that fills up or goes away: after the first failure it keeps failing.
+#[derive(Debug)]
+struct FaultyBackend {
+    inner: redb::backends::FileBackend,
+    kinds: u8,
+    calls_left: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl FaultyBackend {
+    fn tick(&self, kind: u8) -> std::io::Result<()> {
+        if self.kinds & kind != 0
+            && self
+                .calls_left
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+                <= 0
+        {
+            return Err(std::io::Error::other(format!(
+                "injected failure of I/O kind {kind}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl redb::StorageBackend for FaultyBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.tick(IO_LEN)?;
+        self.inner.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        self.tick(IO_READ)?;
+        self.inner.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.tick(IO_SET_LEN)?;
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.tick(IO_SYNC)?;
+        self.inner.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        self.tick(IO_WRITE)?;
+        self.inner.write(offset, data)
+    }
+    fn close(&self) -> std::io::Result<()> {
+        self.inner.close()
+    }
+}
+
+/// splitmix64: a tiny seeded generator, so a failing seed replays exactly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One row per audited change, keyed like its entry, and one counter of them all: a change
+/// that is there in half shows as a row without its entry, an entry without its row, or a
+/// counter that disagrees.
+const FI_ROWS: Table = Table::new("fi_rows");
+const FI_COUNT: Table = Table::new("fi_count");
+
+#[derive(Clone, Copy, Debug)]
+enum FiOp {
+    Append(usize),
+    Shred(usize),
+    Checkpoint(usize),
+    Refuse(usize),
+    FailAfterWriting(usize),
+}
+
+fn fi_chains() -> [crate::audit::ChainId; 3] {
+    use crate::audit::ChainId;
+    [
+        ChainId::Platform,
+        ChainId::Tenant(uuid::Uuid::from_u128(1)),
+        ChainId::Tenant(uuid::Uuid::from_u128(2)),
+    ]
+}
+
+fn fi_apply(
+    ctx: &mut WriteCtx<'_>,
+    op: FiOp,
+    key: &crate::audit::signing::InstallKey,
+) -> std::result::Result<Option<u64>, crate::error::Error> {
+    use crate::audit::{Target, ledger};
+    let chains = fi_chains();
+    let count = |ctx: &WriteCtx<'_>| -> crate::error::Result<u64> {
+        Ok(ctx
+            .get(FI_COUNT, b"n")?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    };
+    match op {
+        FiOp::Append(c) | FiOp::FailAfterWriting(c) => {
+            let chain = &chains[c];
+            let n = count(ctx)?;
+            let a = ledger::append(
+                ctx,
+                chain,
+                "tenant.updated.v1",
+                &Target::new("row", n),
+                serde_json::json!({"n": n, "pad": "x".repeat(300)}),
+            )?;
+            ctx.put(FI_ROWS, &ledger::entry_key(chain, a.seq), &n.to_be_bytes())?;
+            ctx.put(FI_COUNT, b"n", &(n + 1).to_be_bytes())?;
+            if matches!(op, FiOp::FailAfterWriting(_)) {
+                return Err(crate::error::Error::Internal("failed after writing".into()));
+            }
+            Ok(Some(a.seq))
+        }
+        FiOp::Shred(c) => {
+            let chain = &chains[c];
+            if ledger::head(ctx, chain)?.is_none() {
+                return Ok(None);
+            }
+            ledger::shred_data(ctx, chain)?;
+            Ok(None)
+        }
+        FiOp::Checkpoint(c) => {
+            let chain = &chains[c];
+            let Some(crate::audit::model::HeadRecord::V1 { seq, hash, .. }) =
+                ledger::head(ctx, chain)?
+            else {
+                return Ok(None);
+            };
+            let record =
+                key.sign_checkpoint(chain, seq, hash, crate::clock::rfc3339_micros(ctx.now));
+            ledger::put_checkpoint(ctx, chain, &record)?;
+            Ok(None)
+        }
+        FiOp::Refuse(c) => {
+            let _ = ledger::head(ctx, &chains[c])?;
+            let _ = count(ctx)?;
+            Err(crate::error::Error::invalid("n", "refused"))
+        }
+    }
+}
+
+/// Runs one seed; returns a line describing it, or what went wrong.
+async fn fault_injection_seed(seed: u64) -> std::result::Result<String, String> {
+    use crate::audit::signing::{InstallKey, KeyRing};
+    use crate::audit::verify::{Mode, verify_chain};
+    use crate::audit::{ChainId, ledger};
+
+    let mut rng = Rng(seed);
+    let kinds = loop {
+        let k = (rng.below(32)) as u8;
+        if k != 0 {
+            break k;
+        }
+    };
+    let countdown = rng.below(if kinds & IO_READ != 0 { 600 } else { 150 }) as i64;
+    let ops: Vec<FiOp> = (0..60)
+        .map(|_| {
+            let c = rng.below(3) as usize;
+            match rng.below(20) {
+                0 => FiOp::Shred(c),
+                1..=2 => FiOp::Checkpoint(c),
+                3 => FiOp::Refuse(c),
+                4 => FiOp::FailAfterWriting(c),
+                _ => FiOp::Append(c),
+            }
+        })
+        .collect();
+    let key = Arc::new(InstallKey::from_seed(&[9; 32]));
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let path = dir.path().join(DATA_FILE);
+    let mut acknowledged: Vec<(ChainId, u64)> = Vec::new();
+    let mut failures = 0usize;
+    {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| e.to_string())?;
+        let calls_left = Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX));
+        let backend = FaultyBackend {
+            inner: redb::backends::FileBackend::new(file).map_err(|e| e.to_string())?,
+            kinds,
+            calls_left: calls_left.clone(),
+        };
+        let store = Store::open_with_backend(path.clone(), backend).map_err(|e| e.to_string())?;
+        calls_left.store(countdown, std::sync::atomic::Ordering::SeqCst);
+        // Groups of concurrent requests, so that batches mix the kinds of request.
+        for group in ops.chunks(4) {
+            let mut tasks = Vec::new();
+            for op in group.iter().copied() {
+                let store = store.clone();
+                let key = key.clone();
+                tasks.push(tokio::spawn(async move {
+                    let r = store
+                        .write(now(), Actor::system("fi"), move |ctx| {
+                            fi_apply(ctx, op, &key)
+                        })
+                        .await;
+                    (op, r)
+                }));
+            }
+            for t in tasks {
+                let (op, r) = t.await.map_err(|e| format!("task: {e}"))?;
+                match (op, r) {
+                    (FiOp::Append(c), Ok(Some(seq))) => acknowledged.push((fi_chains()[c], seq)),
+                    (FiOp::Refuse(_) | FiOp::FailAfterWriting(_), Ok(_)) => {
+                        return Err(format!("{op:?} was answered Ok"));
+                    }
+                    (_, Ok(_)) => {}
+                    (_, Err(_)) => failures += 1,
+                }
+            }
+        }
+        store.close().await;
+    }
+    let store = Store::open(dir.path()).map_err(|e| format!("reopen: {e}"))?;
+    let ring = KeyRing::new([key.public()]);
+    let acked = acknowledged.clone();
+    let (rows, count) = store
+        .read(move |r| {
+            let mut rows = 0u64;
+            for chain in fi_chains() {
+                let report = verify_chain(r, &chain, &ring, Mode::Full)?;
+                if !report.ok {
+                    return Err(crate::error::Error::Internal(format!(
+                        "{chain} does not verify: {report:?}"
+                    )));
+                }
+                let mut chain_rows = 0u64;
+                r.scan(
+                    FI_ROWS,
+                    &Range::prefix(&chain.key()),
+                    Dir::Asc,
+                    &mut |k, _| {
+                        chain_rows += 1;
+                        if r.get(ledger::ENTRIES, k)?.is_none() {
+                            return Err(Error::Corrupt {
+                                table: "fi_rows",
+                                detail: "a row without its entry".into(),
+                            });
+                        }
+                        Ok(ControlFlow::Continue(()))
+                    },
+                )?;
+                if chain_rows != report.head_seq {
+                    return Err(crate::error::Error::Internal(format!(
+                        "{chain}: {} entries but {chain_rows} rows",
+                        report.head_seq
+                    )));
+                }
+                rows += chain_rows;
+            }
+            for (chain, seq) in &acked {
+                if r.get(ledger::ENTRIES, &ledger::entry_key(chain, *seq))?
+                    .is_none()
+                {
+                    return Err(crate::error::Error::Internal(format!(
+                        "acknowledged {chain} seq {seq} is missing"
+                    )));
+                }
+            }
+            let count = r
+                .get(FI_COUNT, b"n")?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, u64::from_be_bytes);
+            Ok((rows, count))
+        })
+        .await
+        .map_err(|e: crate::error::Error| e.to_string())?;
+    if rows != count {
+        return Err(format!("{rows} rows but the counter says {count}"));
+    }
+    let key2 = key.clone();
+    store
+        .write(now(), Actor::system("fi"), move |ctx| {
+            fi_apply(ctx, FiOp::Append(0), &key2)
+        })
+        .await
+        .map_err(|e| format!("no write after the reopen: {e}"))?;
+    store.close().await;
+    Ok(format!(
+        "kinds {kinds:05b} countdown {countdown}: {} acknowledged, {failures} failed, {rows} rows",
+        acknowledged.len()
+    ))
+}
+
+/// The short seeded form; `TENANTRY_FAULT_SEEDS=N` runs N seeds (scripts/fault-injection.sh),
+/// `TENANTRY_FAULT_FIRST_SEED` moves the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_injected_io_failures_of_every_kind_no_change_is_half_made_and_the_chains_verify() {
+    let seeds: u64 = std::env::var("TENANTRY_FAULT_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16);
+    let first: u64 = std::env::var("TENANTRY_FAULT_FIRST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut failed = Vec::new();
+    for seed in first..first + seeds {
+        match fault_injection_seed(seed).await {
+            Ok(line) => eprintln!("seed {seed}: {line}"),
+            Err(e) => {
+                eprintln!("seed {seed}: FAILED: {e}");
+                failed.push((seed, e));
+            }
+        }
+    }
+    eprintln!(
+        "fault injection: {seeds} seed(s) from {first}, {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+}
+
+// R5: tampering at the byte level. Bytes of the redb file are flipped, in the audit tables'
+// entries and data, in another table's values, and anywhere at all; then the store is opened
+// and every chain verified from seq 1. Each case must be refused at open with a clear message,
+// fail verify naming a seq, fail a read with a clear error, or have changed nothing a reader
+// sees (a byte of free space): never a silent pass, never a panic.
+
+#[derive(Debug, PartialEq, Eq, Hash, Clone, Copy)]
+enum Tamper {
+    RefusedAtOpen,
+    NamedBySeq,
+    ErrorOnRead,
+    Harmless,
+    Missed,
+    Panicked,
+}
+
+const TAMPER_OTHER: Table = Table::new("tamper_other");
+
+fn tamper_chains() -> [crate::audit::ChainId; 2] {
+    [
+        crate::audit::ChainId::Platform,
+        crate::audit::ChainId::Tenant(uuid::Uuid::from_u128(7)),
+    ]
+}
+
+/// BLAKE3 of every table and row a reader sees, in order.
+fn fingerprint(r: &ReadCtx) -> crate::error::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    snapshot::dump::<crate::error::Error>(r, &mut |item| {
+        match item {
+            snapshot::Item::Table(name) => {
+                h.update(b"T");
+                h.update(name.as_bytes());
+            }
+            snapshot::Item::Row(k, v) => {
+                h.update(&(k.len() as u64).to_be_bytes());
+                h.update(k);
+                h.update(&(v.len() as u64).to_be_bytes());
+                h.update(v);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(*h.finalize().as_bytes())
+}
+
+fn tamper_case(
+    pristine: &[u8],
+    offset: usize,
+    expected: [u8; 32],
+    ring: &crate::audit::signing::KeyRing,
+) -> (Tamper, String) {
+    use crate::audit::verify::{Mode, verify_chain};
+    let Ok(dir) = tempfile::tempdir() else {
+        return (Tamper::Panicked, "no temp dir".into());
+    };
+    let mut bytes = pristine.to_vec();
+    bytes[offset] ^= 0x01;
+    if std::fs::write(dir.path().join(DATA_FILE), &bytes).is_err() {
+        return (Tamper::Panicked, "cannot write the copy".into());
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let store = match Store::open(dir.path()) {
+            Ok(s) => s,
+            Err(e) => return (Tamper::RefusedAtOpen, e.to_string()),
+        };
+        let ring = ring.clone();
+        let result = store.read_blocking(move |r| {
+            for chain in tamper_chains() {
+                let report = verify_chain(r, &chain, &ring, Mode::Full)?;
+                if !report.ok {
+                    return Ok((
+                        Tamper::NamedBySeq,
+                        format!(
+                            "{chain} seq {:?}: {:?}",
+                            report.first_bad_seq, report.problem
+                        ),
+                    ));
+                }
+            }
+            let seen = fingerprint(r)?;
+            Ok::<_, crate::error::Error>(if seen == expected {
+                (Tamper::Harmless, String::new())
+            } else {
+                (Tamper::Missed, "a reader sees other rows".into())
+            })
+        });
+        let out = match result {
+            Ok(o) => o,
+            Err(e) => (Tamper::ErrorOnRead, e.to_string()),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(store.close());
+        }
+        out
+    }));
+    outcome.unwrap_or_else(|p| (Tamper::Panicked, writer::panic_message(&*p)))
+}
+
+/// The short form: a few offsets of each kind. `TENANTRY_TAMPER_CASES=N` flips N bytes of each
+/// kind (scripts/tamper.sh).
+#[test]
+fn flipped_bytes_are_refused_or_named_never_silently_passed_nor_panicked_on() {
+    // Each case opens and closes its own store on its own runtime, outside any other.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (pristine, expected, ring) = rt.block_on(tamper_pristine());
+    drop(rt);
+    tamper_cases(&pristine, expected, &ring);
+}
+
+/// The file every case starts from: two chains of 40 entries with checkpoints every 10, and
+/// another table; with the fingerprint of what a reader sees in it.
+async fn tamper_pristine() -> (Vec<u8>, [u8; 32], crate::audit::signing::KeyRing) {
+    use crate::audit::signing::{InstallKey, KeyRing};
+    use crate::audit::{Target, ledger};
+    let key = Arc::new(InstallKey::from_seed(&[5; 32]));
+    let ring = KeyRing::new([key.public()]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    for i in 0..40u64 {
+        let key = key.clone();
+        store
+            .write(now(), Actor::system("t"), move |ctx| {
+                for chain in tamper_chains() {
+                    let a = ledger::append(
+                        ctx,
+                        &chain,
+                        "tenant.updated.v1",
+                        &Target::new("row", i),
+                        serde_json::json!({"mark": "DATA-MARK", "i": i}),
+                    )?;
+                    if i % 10 == 9 {
+                        let head = ledger::head(ctx, &chain)?;
+                        if let Some(crate::audit::model::HeadRecord::V1 { hash, .. }) = head {
+                            let cp = key.sign_checkpoint(
+                                &chain,
+                                a.seq,
+                                hash,
+                                "2026-01-01T00:00:00.000000Z".into(),
+                            );
+                            ledger::put_checkpoint(ctx, &chain, &cp)?;
+                        }
+                    }
+                }
+                ctx.put(
+                    TAMPER_OTHER,
+                    &i.to_be_bytes(),
+                    format!("OTHER-MARK {i}").as_bytes(),
+                )?;
+                Ok::<_, crate::error::Error>(())
+            })
+            .await
+            .unwrap();
+    }
+    let expected = store.read(fingerprint).await.unwrap();
+    store.close().await;
+    drop(store);
+    let pristine = std::fs::read(dir.path().join(DATA_FILE)).unwrap();
+    (pristine, expected, ring)
+}
+
+fn tamper_cases(pristine: &[u8], expected: [u8; 32], ring: &crate::audit::signing::KeyRing) {
+    let per_kind: usize = std::env::var("TENANTRY_TAMPER_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+
+    let find = |needle: &[u8]| -> Vec<usize> {
+        pristine
+            .windows(needle.len())
+            .enumerate()
+            .filter(|(_, w)| *w == needle)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let spread = |found: Vec<usize>, shift: usize| -> Vec<usize> {
+        let step = (found.len() / per_kind).max(1);
+        found
+            .into_iter()
+            .step_by(step)
+            .take(per_kind)
+            .map(|o| o + shift)
+            .collect()
+    };
+    let mut rng = Rng(0x5eed);
+    let kinds: Vec<(&str, Vec<usize>)> = vec![
+        (
+            "audit entry envelope",
+            spread(find(b"\"action\":\"tamper"), 12),
+        ),
+        (
+            "audit entry hash",
+            spread(find(b"{\"action\":\"tamper"), 0)
+                .into_iter()
+                .map(|o| o - 5)
+                .collect(),
+        ),
+        ("audit data", spread(find(b"DATA-MARK"), 2)),
+        ("another table's value", spread(find(b"OTHER-MARK"), 3)),
+        (
+            "anywhere",
+            (0..per_kind)
+                .map(|_| rng.below(pristine.len() as u64) as usize)
+                .collect(),
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (kind, offsets) in &kinds {
+        let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
+        for &offset in offsets {
+            let (outcome, detail) = tamper_case(pristine, offset, expected, ring);
+            *tally.entry(format!("{outcome:?}")).or_default() += 1;
+            if outcome == Tamper::RefusedAtOpen && !detail.contains("integrity check") {
+                bad.push(format!(
+                    "{kind} at byte {offset}: refused without naming the check: {detail}"
+                ));
+            }
+            if matches!(outcome, Tamper::Missed | Tamper::Panicked) {
+                bad.push(format!("{kind} at byte {offset}: {outcome:?} {detail}"));
+            }
+        }
+        eprintln!("tamper: {kind}: {} case(s): {tally:?}", offsets.len());
+    }
+    assert!(bad.is_empty(), "{bad:#?}");
 }

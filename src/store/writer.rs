@@ -323,7 +323,7 @@ fn run_batch(
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     panic
         .downcast_ref::<&str>()
         .map(|s| (*s).to_string())
