@@ -64,6 +64,8 @@ pub enum Command {
     Backup(backup::BackupCommand),
     /// Compact the data file of a stopped server (offline), giving back free pages.
     Compact(backup::CompactArgs),
+    /// Check every page checksum of a stopped server's data file, without changing it.
+    Check(backup::CompactArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -110,6 +112,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Heartbeat(cmd) => heartbeat::run(cmd).await,
         Command::Backup(cmd) => backup::run(cmd).await,
         Command::Compact(args) => backup::compact(args).await,
+        Command::Check(args) => backup::check(args).await,
         Command::Completions { shell } => {
             manual::completions(shell, &mut std::io::stdout());
             ExitCode::SUCCESS

@@ -7,8 +7,20 @@
 //! the previous commit), which would quietly drop the last commit, so it runs over [`Overlay`], a
 //! backend that reads the file and keeps every write in memory: the file itself is never
 //! changed by the check, and a file that needed any repair is refused.
+//!
+//! The check reads the whole file, so it is skipped when the file is exactly as a clean close
+//! left it: [`Sealed`] writes a seal next to the file (`tenantry.redb.clean`: its length and
+//! modification time, in nanoseconds) once the last handle of a store closed with
+//! [`super::Store::close`] is gone, and [`open_check`] skips the check only when the seal
+//! matches, then removes the seal before anything is written. After a crash, a restore, a
+//! compaction or any change to the file by another program the seal is missing or stale, and
+//! the check runs. A change that also restores the modification time (`touch -d`) is not caught
+//! at open; the audit chains still name a changed entry (`tenantry audit verify`), and
+//! `tenantry check` runs the full check on demand.
 
-use std::path::Path;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use super::{Error, Result};
@@ -76,7 +88,29 @@ impl redb::StorageBackend for Overlay {
     fn close(&self) -> std::io::Result<()> {
         self.file.close()
     }
+    // The locks go to the file, so the check sees a file that no server is writing: redb takes
+    // them on open and answers `DatabaseAlreadyOpen` while another process holds the store.
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<bool> {
+        self.file.try_lock_range(start, end)
+    }
+    fn try_lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<bool> {
+        self.file.try_lock_shared_range(start, end)
+    }
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<()> {
+        self.file.lock_range(start, end)
+    }
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<()> {
+        self.file.lock_shared_range(start, end)
+    }
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<()> {
+        self.file.unlock_range(start, end)
+    }
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> LockResult<bool> {
+        self.file.query_lock_range(start, end)
+    }
 }
+
+type LockResult<T> = std::result::Result<T, redb::BackendError>;
 
 /// Checks every page checksum of the data file at `path` without changing it. A missing or
 /// empty file passes (it is about to be created).
@@ -84,7 +118,9 @@ impl redb::StorageBackend for Overlay {
 /// Errors: [`Error::IntegrityFailed`] when a checksum does not match or redb would have to
 /// repair the file; [`Error::Locked`] when another process holds it; [`Error::Storage`] for I/O.
 pub(super) fn check(path: &Path) -> Result<()> {
-    let file = match std::fs::OpenOptions::new().read(true).open(path) {
+    // Opened for writing only because exclusive byte-range locks need a writable descriptor:
+    // every write of the check goes to the overlay.
+    let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::storage(format!("opening {}: {e}", path.display()))),
@@ -133,5 +169,96 @@ pub(super) fn check(path: &Path) -> Result<()> {
             Err(Error::storage(format!("reading {}: {e}", path.display())))
         }
         Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The seal's path: the data file's name with `.clean` appended.
+fn seal_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".clean");
+    PathBuf::from(name)
+}
+
+/// The seal's content for the file as it is now: `<length> <mtime in ns since the epoch>`.
+fn seal_text(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{} {}", meta.len(), mtime.as_nanos()))
+}
+
+/// Checks the file at `path` unless a clean close sealed it and nothing changed it since; then
+/// removes the seal, before the caller opens the file for writing.
+///
+/// Errors: those of [`check`].
+pub(super) fn open_check(path: &Path) -> Result<()> {
+    let seal = seal_path(path);
+    let sealed = match (std::fs::read_to_string(&seal), seal_text(path)) {
+        (Ok(stored), Some(now)) => stored.trim() == now,
+        _ => false,
+    };
+    if !sealed {
+        check(path)?;
+    }
+    match std::fs::remove_file(&seal) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        // A seal that stays would not match the file once it is written: refuse anyway, so a
+        // file changed later can never pass as sealed.
+        Err(e) => Err(super::Error::storage(format!(
+            "removing {}: {e}",
+            seal.display()
+        ))),
+    }
+}
+
+/// The open database, and the seal written after it is dropped when the store was closed
+/// cleanly. Fields drop in order: the database (which releases the file) before the seal.
+pub(super) struct Sealed {
+    db: redb::Database,
+    seal: SealOnDrop,
+}
+
+struct SealOnDrop {
+    path: PathBuf,
+    clean: AtomicBool,
+}
+
+impl Sealed {
+    /// Wraps the database opened from `path`.
+    pub(super) fn new(db: redb::Database, path: PathBuf) -> Sealed {
+        Sealed {
+            db,
+            seal: SealOnDrop {
+                path,
+                clean: AtomicBool::new(false),
+            },
+        }
+    }
+    /// Marks the close clean: the seal is written when the last handle drops.
+    pub(super) fn closed_cleanly(&self) {
+        self.seal.clean.store(true, Ordering::Release);
+    }
+}
+
+impl std::ops::Deref for Sealed {
+    type Target = redb::Database;
+    fn deref(&self) -> &redb::Database {
+        &self.db
+    }
+}
+
+impl Drop for SealOnDrop {
+    fn drop(&mut self) {
+        if !self.clean.load(Ordering::Acquire) {
+            return;
+        }
+        let Some(text) = seal_text(&self.path) else {
+            return;
+        };
+        // Best effort: a missing seal only means the next open runs the full check.
+        let seal = seal_path(&self.path);
+        if let Err(e) = std::fs::write(&seal, text) {
+            tracing::warn!(seal = %seal.display(), error = %e, "could not write the clean-close seal; the next start checks the whole file");
+        }
     }
 }

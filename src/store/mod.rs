@@ -29,7 +29,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 pub use error::{Error, Result};
-pub use offline::{Compacted, OfflineLock, compact, lock_offline};
+pub use offline::{Compacted, OfflineLock, check_file, compact, lock_offline};
 pub use writer::WriterStats;
 
 use crate::actor::Actor;
@@ -476,7 +476,7 @@ impl TableSet {
 
 struct Inner {
     /// `None` once [`Store::close`] ran: the file is released when the last in-flight read ends.
-    db: RwLock<Option<Arc<redb::Database>>>,
+    db: RwLock<Option<Arc<integrity::Sealed>>>,
     path: PathBuf,
     writer: writer::Writer,
     observers: Arc<RwLock<Vec<CommitObserver>>>,
@@ -500,7 +500,8 @@ impl Store {
     /// Opens (creating if needed) `data_dir/tenantry.redb`, after checking every page
     /// checksum of an existing file without changing it (`integrity`: redb checks them only
     /// when it recovers from a crash, so a byte changed on disk would otherwise be read as
-    /// written). The check reads the whole file once.
+    /// written). The check reads the whole file once; it is skipped when a clean close sealed
+    /// the file and its length and modification time are as the seal says.
     ///
     /// Errors: [`Error::Locked`] when another process holds the file, [`Error::IntegrityFailed`]
     /// when a checksum does not match, [`Error::SchemaTooNew`] when a newer Tenantry wrote it,
@@ -508,7 +509,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Store> {
         ensure_private_dir(data_dir)?;
         let path = data_dir.join(DATA_FILE);
-        integrity::check(&path)?;
+        integrity::open_check(&path)?;
         let db = redb::Database::builder()
             .create(&path)
             .map_err(|e| match e {
@@ -534,7 +535,7 @@ impl Store {
     }
 
     fn from_database(db: redb::Database, path: PathBuf) -> Result<Store> {
-        let db = Arc::new(db);
+        let db = Arc::new(integrity::Sealed::new(db, path.clone()));
         check_and_init_schema(&db)?;
         let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();
         let writer = writer::Writer::spawn(db.clone(), observers.clone())?;
@@ -633,11 +634,16 @@ impl Store {
         // Release the data file now rather than when the last clone of this handle drops
         // (a connection task may still hold one for a moment): reads from here on answer
         // `Closed`, and the file lock goes with the last in-flight read.
-        self.inner
+        let db = self
+            .inner
             .db
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        // Every queued write is committed: the file is sealed once the last handle is gone.
+        if let Some(db) = db {
+            db.closed_cleanly();
+        }
     }
 
     /// Names of the tables in the data file, sorted (diagnostics, and the check that a refused

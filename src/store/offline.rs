@@ -87,3 +87,18 @@ pub fn compact(data_dir: &Path) -> Result<Compacted> {
         after: size()?,
     })
 }
+
+/// Checks every page checksum of `data_dir/tenantry.redb` without changing it (`tenantry
+/// check`): the same check a start runs after a crash or when the file changed since its clean
+/// close.
+///
+/// Errors: [`Error::IntegrityFailed`] naming what redb found, [`Error::Locked`] while a server
+/// holds the file, [`Error::Storage`] for I/O or a missing file.
+pub fn check_file(data_dir: &Path) -> Result<u64> {
+    let path = data_dir.join(DATA_FILE);
+    let len = std::fs::metadata(&path)
+        .map_err(|e| Error::storage(format!("{}: {e}", path.display())))?
+        .len();
+    super::integrity::check(&path)?;
+    Ok(len)
+}

@@ -253,6 +253,70 @@ async fn writes_survive_a_close_and_reopen() {
     assert_eq!(get(&store, "k").await, Some(b"v".to_vec()));
 }
 
+/// Writes 50 rows holding `MARK-<i>` with a clean close, and returns the data file's path.
+async fn sealed_store(dir: &Path) -> PathBuf {
+    let store = Store::open(dir).unwrap();
+    for i in 0..50u32 {
+        store
+            .write(now(), Actor::system("t"), move |ctx| {
+                ctx.put(T, &i.to_be_bytes(), format!("MARK-{i:04}").as_bytes())?;
+                Ok::<_, E>(())
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    drop(store);
+    dir.join(DATA_FILE)
+}
+
+/// Flips one byte inside a stored value, and returns the file's modification time before it.
+fn flip_a_value_byte(path: &Path) -> std::time::SystemTime {
+    let before = std::fs::metadata(path).unwrap().modified().unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes.windows(9).position(|w| w == b"MARK-0025").unwrap();
+    bytes[at + 6] ^= 0x01;
+    std::fs::write(path, &bytes).unwrap();
+    before
+}
+
+#[tokio::test]
+async fn a_file_changed_after_a_clean_close_is_checked_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sealed_store(dir.path()).await;
+    let seal = dir.path().join("tenantry.redb.clean");
+    assert!(seal.exists(), "a clean close seals the file");
+    flip_a_value_byte(&path);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::IntegrityFailed { .. }), "{err}");
+    assert!(err.to_string().contains("integrity check"), "{err}");
+}
+
+#[tokio::test]
+async fn a_sealed_file_opens_without_the_full_check_and_the_seal_is_used_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = sealed_store(dir.path()).await;
+    let seal = dir.path().join("tenantry.redb.clean");
+    // A change that also puts the modification time back is not looked for at open (the
+    // check is skipped, which is what keeps starts fast); the documented limit of the seal.
+    let mtime = flip_a_value_byte(&path);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!seal.exists(), "the seal is removed before anything is written");
+    // A crash leaves no seal (as if the process died here): the next open checks the file and
+    // refuses it.
+    store.close().await;
+    drop(store);
+    std::fs::remove_file(&seal).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, Error::IntegrityFailed { .. }), "{err}");
+}
+
 #[tokio::test]
 async fn close_releases_the_file_even_while_clones_of_the_handle_live() {
     // A server's connection tasks may drop their clone a moment after it stopped; a restart in

@@ -116,7 +116,7 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn spawn(
-        db: Arc<redb::Database>,
+        db: Arc<super::integrity::Sealed>,
         observers: Arc<RwLock<Vec<CommitObserver>>>,
     ) -> super::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);

@@ -582,6 +582,9 @@ async fn restore_and_compact_refuse_a_server_that_holds_the_store_even_without_i
     let (code, _, err) = cli(&["compact", "--data-dir", s(&source)]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("server is running"), "{err}");
+    let (code, _, err) = cli(&["check", "--data-dir", s(&source)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("a server holds"), "{err}");
     let (status, _) = tokio::task::spawn_blocking(move || server.terminate())
         .await
         .unwrap();
@@ -597,6 +600,22 @@ async fn restore_and_compact_refuse_a_server_that_holds_the_store_even_without_i
     );
     let (code, out, _) = cli(&["audit", "verify", "--data-dir", s(&source)]);
     assert_eq!(code, 0, "{out}");
+
+    // `tenantry check` passes the compacted file, and names a byte changed on disk.
+    let (code, out, err) = cli(&["check", "--data-dir", s(&source)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("every page checksum"), "{out}");
+    let mut bytes = std::fs::read(&data_file).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"tenant.created")
+        .unwrap();
+    bytes[at + 3] ^= 0x01;
+    std::fs::write(&data_file, &bytes).unwrap();
+    let (code, out, err) = cli(&["check", "--data-dir", s(&source)]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("failed its integrity check"), "{err}");
+
     let (code, _, err) = cli(&["compact", "--data-dir", s(&dir.path().join("nowhere"))]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no data file"), "{err}");
