@@ -233,6 +233,7 @@ impl Application {
 /// without binding anything (the CLI uses this when no server holds the store).
 pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<AppState, StartError> {
     let store = Store::open(&config.data_dir)?;
+    store.set_min_free(config.store.min_free_bytes());
     if let Err(e) =
         crate::upgrade::run_pending(&store, &config.data_dir, &config.backup, clock.now()).await
     {

@@ -130,6 +130,34 @@ pub struct FileConfig {
     pub smtp: Option<SmtpConfig>,
     /// `[http]`: the HTTP edge's connection cap, timeouts, trusted proxies and export limits.
     pub http: Option<HttpConfig>,
+    /// `[store] min_free_mib`: the free space kept on the data dir's disk.
+    pub store: Option<StoreConfig>,
+}
+
+/// `[store]`: the embedded store's limits.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Free space, in MiB, that writes leave on the file system of the data dir. Below it every
+    /// write answers 503 `storage_full` before it touches the data file, and reads go on; writes
+    /// resume by themselves once space is freed (issue 12, R6). A disk that fills inside a
+    /// commit would fail the store until a restart, so the reserve is what keeps it running:
+    /// keep it above the largest batch a commit writes (64 MiB, the largest upload, by default).
+    /// 0 turns the check off.
+    pub min_free_mib: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { min_free_mib: 64 }
+    }
+}
+
+impl StoreConfig {
+    /// The reserve in bytes.
+    pub fn min_free_bytes(&self) -> u64 {
+        self.min_free_mib.saturating_mul(1024 * 1024)
+    }
 }
 
 /// `[http]`: the limits of the HTTP edge. Every one is bounded so that an anonymous client
@@ -320,6 +348,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// `[http]`: the HTTP edge's limits.
     pub http: HttpConfig,
+    /// `[store]`: the free-space reserve.
+    pub store: StoreConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -405,6 +435,7 @@ impl Default for Config {
             public_url: None,
             smtp: None,
             http: HttpConfig::default(),
+            store: StoreConfig::default(),
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -523,6 +554,7 @@ impl Config {
                 .map(|u| u.trim().trim_end_matches('/').to_string()),
             smtp: f.smtp,
             http: f.http.unwrap_or_default(),
+            store: f.store.unwrap_or_default(),
             source: None,
             role: f.role.unwrap_or_default(),
             control_plane,

@@ -115,8 +115,8 @@ pub enum Error {
     /// verify with the key it must be signed with.
     #[error("{0}")]
     BadSignature(String),
-    /// A storage failure: 503 `storage_unavailable`, 503 `overloaded`, or 500 `internal` for
-    /// corruption. Its detail is logged, not sent.
+    /// A storage failure: 503 `storage_unavailable`, 503 `overloaded`, 503 `storage_full`, or
+    /// 500 `internal` for corruption. Its detail is logged, not sent.
     #[error(transparent)]
     Store(#[from] store::Error),
     /// 500 `internal`: a bug. Logged with the request id; the client sees only the id.
@@ -149,6 +149,7 @@ impl Error {
             Error::Denied { code, .. } | Error::Gone { code, .. } => code,
             Error::BadSignature(_) => "signature_invalid",
             Error::Store(store::Error::Overloaded) => "overloaded",
+            Error::Store(store::Error::StorageFull { .. }) => "storage_full",
             Error::Store(store::Error::Corrupt { .. } | store::Error::Panicked) => "internal",
             Error::Store(_) => "storage_unavailable",
             Error::Internal(_) => "internal",
@@ -158,7 +159,11 @@ impl Error {
     /// Whether the message may be shown to a client (4xx and chosen 503s) or must be replaced by
     /// a generic one (5xx causes are logged, never sent).
     pub fn is_client_safe(&self) -> bool {
-        !matches!(self, Error::Store(_) | Error::Internal(_))
+        match self {
+            Error::Store(store::Error::StorageFull { .. }) => true,
+            Error::Store(_) | Error::Internal(_) => false,
+            _ => true,
+        }
     }
 
     /// A 404 for `kind` with `id`.

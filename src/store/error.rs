@@ -16,6 +16,18 @@ pub enum Error {
         /// The data file.
         path: String,
     },
+    /// The file system holding the data file has less free space than the reserve (`[store]
+    /// min_free_mib`): the write was refused before it touched the file. Reads go on, and
+    /// writes resume by themselves once space is freed.
+    #[error(
+        "the disk holding the data dir has {free_bytes} bytes free, under the {reserve_bytes} bytes kept free ([store] min_free_mib): writes are refused until space is freed; reads go on"
+    )]
+    StorageFull {
+        /// Bytes available to this process on the data dir's file system.
+        free_bytes: u64,
+        /// The reserve, bytes.
+        reserve_bytes: u64,
+    },
     /// The data file was written by a newer Tenantry whose schema this build does not know.
     #[error(
         "the data file has schema version {found}, but this build of tenantry supports up to {supported}: upgrade tenantry, or restore a backup taken by this version"

@@ -120,7 +120,11 @@ type LockResult<T> = std::result::Result<T, redb::BackendError>;
 pub(super) fn check(path: &Path) -> Result<()> {
     // Opened for writing only because exclusive byte-range locks need a writable descriptor:
     // every write of the check goes to the overlay.
-    let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::storage(format!("opening {}: {e}", path.display()))),
@@ -182,7 +186,11 @@ fn seal_path(path: &Path) -> PathBuf {
 /// The seal's content for the file as it is now: `<length> <mtime in ns since the epoch>`.
 fn seal_text(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
     Some(format!("{} {}", meta.len(), mtime.as_nanos()))
 }
 
@@ -233,6 +241,10 @@ impl Sealed {
                 clean: AtomicBool::new(false),
             },
         }
+    }
+    /// The data file.
+    pub(super) fn path(&self) -> &Path {
+        &self.seal.path
     }
     /// Marks the close clean: the seal is written when the last handle drops.
     pub(super) fn closed_cleanly(&self) {

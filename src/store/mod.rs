@@ -480,7 +480,13 @@ struct Inner {
     path: PathBuf,
     writer: writer::Writer,
     observers: Arc<RwLock<Vec<CommitObserver>>>,
+    /// The free-space reserve in bytes ([`Store::set_min_free`]).
+    min_free: Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// The free space, in bytes, that writes leave on the data dir's file system unless
+/// [`Store::set_min_free`] says otherwise (`[store] min_free_mib`, 64 MiB).
+pub const DEFAULT_MIN_FREE: u64 = 64 * 1024 * 1024;
 
 /// Handle to the open store. Cheap to clone; the last [`Store::close`] drains the writer.
 #[derive(Clone)]
@@ -538,13 +544,15 @@ impl Store {
         let db = Arc::new(integrity::Sealed::new(db, path.clone()));
         check_and_init_schema(&db)?;
         let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();
-        let writer = writer::Writer::spawn(db.clone(), observers.clone())?;
+        let min_free = Arc::new(std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE));
+        let writer = writer::Writer::spawn(db.clone(), observers.clone(), min_free.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),
                 path,
                 writer,
                 observers,
+                min_free,
             }),
         })
     }
@@ -619,6 +627,14 @@ impl Store {
         E: From<Error> + Send + 'static,
     {
         self.inner.writer.submit(now, actor, f).await
+    }
+
+    /// Sets the free space, in bytes, that writes leave on the data dir's file system: below it
+    /// every write answers [`Error::StorageFull`] without touching the file (0: no check).
+    pub fn set_min_free(&self, bytes: u64) {
+        self.inner
+            .min_free
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Counters of the writer (batches, requests, commit time), for benchmarks and metrics.

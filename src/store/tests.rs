@@ -307,7 +307,10 @@ async fn a_sealed_file_opens_without_the_full_check_and_the_seal_is_used_once() 
         .set_modified(mtime)
         .unwrap();
     let store = Store::open(dir.path()).unwrap();
-    assert!(!seal.exists(), "the seal is removed before anything is written");
+    assert!(
+        !seal.exists(),
+        "the seal is removed before anything is written"
+    );
     // A crash leaves no seal (as if the process died here): the next open checks the file and
     // refuses it.
     store.close().await;

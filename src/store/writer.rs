@@ -118,13 +118,14 @@ impl Writer {
     pub(super) fn spawn(
         db: Arc<super::integrity::Sealed>,
         observers: Arc<RwLock<Vec<CommitObserver>>>,
+        min_free: Arc<AtomicU64>,
     ) -> super::Result<Writer> {
         let (tx, rx) = mpsc::channel::<Box<dyn Job>>(QUEUE);
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("tenantry-writer".into())
-            .spawn(move || writer_loop(&db, rx, &observers, &c))
+            .spawn(move || writer_loop(&db, rx, &observers, &c, &min_free))
             .map_err(|e| Error::storage(format!("starting the writer thread: {e}")))?;
         Ok(Writer {
             tx: RwLock::new(Some(tx)),
@@ -196,10 +197,11 @@ impl Writer {
 }
 
 fn writer_loop(
-    db: &redb::Database,
+    db: &super::integrity::Sealed,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     observers: &RwLock<Vec<CommitObserver>>,
     counters: &Counters,
+    min_free: &AtomicU64,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
@@ -216,7 +218,17 @@ fn writer_loop(
         // writer that is gone would answer every later write "closed". Fail fast instead, and
         // let the supervisor (systemd) restart the process, which recovers the file.
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
-            run_batch(db, &mut batch, observers, counters);
+            match space_left(db.path(), min_free.load(Ordering::Relaxed)) {
+                Ok(()) => run_batch(db, &mut batch, observers, counters),
+                Err((free_bytes, reserve_bytes)) => {
+                    for job in &mut batch {
+                        job.fail(Error::StorageFull {
+                            free_bytes,
+                            reserve_bytes,
+                        });
+                    }
+                }
+            }
         })) {
             writer_died(&panic_message(&*panic));
         }
@@ -320,6 +332,28 @@ fn run_batch(
         }
         return;
     }
+}
+
+/// Refuses a batch before it touches the file when the data file's file system has less than
+/// `reserve` bytes available (`[store] min_free_mib`): a disk that fills inside a commit fails
+/// redb for good (every later call answers `PreviousIo` until the file is reopened), while a
+/// refusal here changes nothing, and the next batch after space is freed commits. One
+/// `statvfs` per batch. A file system that cannot answer is not refused on that account.
+///
+/// Errors: `(free bytes, reserve bytes)` when the space is short.
+fn space_left(data_file: &std::path::Path, reserve: u64) -> Result<(), (u64, u64)> {
+    if reserve == 0 {
+        return Ok(());
+    }
+    let dir = data_file.parent().unwrap_or(data_file);
+    let Ok(st) = rustix::fs::statvfs(dir) else {
+        return Ok(());
+    };
+    let free = st.f_bavail.saturating_mul(st.f_frsize);
+    if free < reserve {
+        return Err((free, reserve));
+    }
+    Ok(())
 }
 
 /// The text of a panic payload (`panic!` with a literal or a formatted message).

@@ -670,3 +670,144 @@ fn fuzzing_the_api_finds_no_server_error_and_no_undocumented_response() {
     );
     assert!(text.contains(" passed"), "{text}");
 }
+
+/// A tmpfs of a fixed size mounted for one test (R6 needs a file system that really fills);
+/// unmounted when dropped. Mounting needs root or `CAP_SYS_ADMIN`, which CI has.
+struct SmallDisk {
+    mount: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(at: &Path, mib: u64) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .output()
+            .expect("mount(8) runs");
+        assert!(
+            out.status.success(),
+            "the disk-full test mounts a {mib} MiB tmpfs and needs root or CAP_SYS_ADMIN: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            mount: at.to_path_buf(),
+        }
+    }
+
+    /// Fills the file system with `filler` until the kernel answers ENOSPC.
+    fn fill(&self, filler: &Path) {
+        use std::io::Write;
+        let mut f = std::fs::File::create(filler).unwrap();
+        let chunk = vec![0xA5u8; 64 * 1024];
+        loop {
+            match f.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // Whatever is left is smaller than a chunk: take it byte by byte.
+        while f.write_all(&[0]).is_ok() {}
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+    }
+}
+
+/// R6 (issue 12): on a file system that is full, writes answer 503 `storage_full` as a problem
+/// and change nothing (no audit entry), reads go on, and once space is freed the same process
+/// writes again; the file passes the full integrity check and the chains verify afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_writes_with_storage_full_keeps_reads_and_recovers_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 48);
+    let data = disk.mount.join("data");
+    let config = dir.path().join("tenantry.toml");
+    std::fs::write(&config, "[store]\nmin_free_mib = 8\n").unwrap();
+    let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
+    let client = reqwest::Client::new();
+    let (s, app) = post(
+        &client,
+        &server.base,
+        "/api/apps",
+        json!({"name": "Projex Work"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{app}");
+    let app_id = app["id"].as_str().unwrap().to_string();
+    let tenant =
+        |name: &str| json!({"app_id": app_id, "display_name": name, "region": "us-east-1"});
+    let (s, before) = post(&client, &server.base, "/api/tenants", tenant("Before Full")).await;
+    assert_eq!(s, StatusCode::CREATED, "{before}");
+    let (_, audit_before) = get(&client, &server.base, "/api/audit?chain=platform&limit=500").await;
+
+    let filler = disk.mount.join("filler");
+    disk.fill(&filler);
+    let res = client
+        .post(format!("{}/api/tenants", server.base))
+        .bearer_auth(TOKEN)
+        .json(&tenant("While Full"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "a problem document"
+    );
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["code"], "storage_full", "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("min_free_mib"),
+        "the problem says what to do: {problem}"
+    );
+    // Reads go on, and the refused write left nothing.
+    let (s, got) = get(
+        &client,
+        &server.base,
+        &format!("/api/tenants/{}", before["id"].as_str().unwrap()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    let (s, audit_full) = get(&client, &server.base, "/api/audit?chain=platform&limit=500").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        audit_full, audit_before,
+        "no audit entry for a refused write"
+    );
+    let (_, list) = get(&client, &server.base, "/api/tenants?q=While").await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+
+    // Space returns: the same process writes again, without a restart.
+    std::fs::remove_file(&filler).unwrap();
+    let (s, after) = post(&client, &server.base, "/api/tenants", tenant("After Full")).await;
+    assert_eq!(s, StatusCode::CREATED, "{after}");
+    let (status, log) = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{log}");
+
+    // Nothing is corrupt: every page checksum matches and every chain verifies from seq 1.
+    let (code, out, err) = cli(&["check", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&[
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+}
