@@ -119,6 +119,16 @@ pub struct SigninForm {
     next: Option<String>,
 }
 
+/// Adds `Retry-After` (RFC 9110 §10.2.3) to a throttled sign-in's answer: `wait` seconds, at
+/// least 1.
+pub fn with_retry_after(mut res: Response, wait: i64) -> Response {
+    res.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(u64::try_from(wait).unwrap_or(60).max(1)),
+    );
+    res
+}
+
 /// Checks the password and starts a session.
 pub async fn view_signin_post(
     State(state): State<AppState>,
@@ -164,7 +174,7 @@ pub async fn view_signin_post(
             "Too many failed sign-ins. Try again in {}.",
             super::fmt::human_span(u64::try_from(wait).unwrap_or(60))
         );
-        return again(StatusCode::TOO_MANY_REQUESTS, &msg);
+        return with_retry_after(again(StatusCode::TOO_MANY_REQUESTS, &msg), wait);
     }
     let lookup = username.clone();
     let found = match state

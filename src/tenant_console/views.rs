@@ -415,7 +415,10 @@ pub async fn view_tenant_signin_post(
             "Too many failed sign-ins. Try again in {}.",
             crate::console::fmt::human_span(u64::try_from(wait).unwrap_or(60))
         );
-        return again(StatusCode::TOO_MANY_REQUESTS, &msg);
+        return crate::console::signin::with_retry_after(
+            again(StatusCode::TOO_MANY_REQUESTS, &msg),
+            wait,
+        );
     }
     let lookup = email.clone();
     let found = match state

@@ -18,11 +18,11 @@ use crate::console::{client, form, hidden, operator, set_cookie, signin};
 use crate::helpers::{TOKEN, TestApp, t0, test_config};
 
 /// One tenant with a service admin (key with `tenant.admin`), a human member, a business unit.
-struct Tenant {
-    id: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
     name: String,
     admin: String,
-    key: String,
+    pub(crate) key: String,
     key_id: String,
     member: String,
     bu: String,
@@ -36,7 +36,7 @@ async fn ok(app: &TestApp, method: Method, path: &str, body: Value) -> Value {
     v
 }
 
-async fn tenant(app: &TestApp, app_id: &str, name: &str) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp, app_id: &str, name: &str) -> Tenant {
     let t = app.tenant(app_id, name).await;
     let id = t["id"].as_str().unwrap().to_string();
     let bu = ok(

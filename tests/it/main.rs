@@ -10,6 +10,7 @@ mod audit;
 mod backup;
 mod browser;
 mod console;
+mod defaults;
 mod edge;
 mod enrollment;
 mod helpers;
