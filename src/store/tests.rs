@@ -1086,11 +1086,11 @@ fn tamper_cases(pristine: &[u8], expected: [u8; 32], ring: &crate::audit::signin
     let kinds: Vec<(&str, Vec<usize>)> = vec![
         (
             "audit entry envelope",
-            spread(find(b"\"action\":\"tamper"), 12),
+            spread(find(b"\"action\":\"tenant.updated"), 12),
         ),
         (
             "audit entry hash",
-            spread(find(b"{\"action\":\"tamper"), 0)
+            spread(find(b"{\"action\":\"tenant.updated"), 0)
                 .into_iter()
                 .map(|o| o - 5)
                 .collect(),
@@ -1106,6 +1106,8 @@ fn tamper_cases(pristine: &[u8], expected: [u8; 32], ring: &crate::audit::signin
     ];
     let mut bad = Vec::new();
     for (kind, offsets) in &kinds {
+        // A kind whose bytes were not found would pass without a case.
+        assert!(!offsets.is_empty(), "no byte of kind {kind} found in the file");
         let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
         for &offset in offsets {
             let (outcome, detail) = tamper_case(pristine, offset, expected, ring);
