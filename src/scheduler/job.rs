@@ -30,11 +30,13 @@ pub enum Job {
     /// Verifies every audit chain from seq 1, data included (the checkpoint job only walks
     /// what moved since the last checkpoint).
     VerifyLedger,
+    /// Deletes raw usage events of closed periods (aggregates are kept).
+    PruneUsageEvents,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 10] = [
+    pub const ALL: [Job; 11] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -45,6 +47,7 @@ impl Job {
         Job::BackupDaily,
         Job::EndExpiredVisits,
         Job::VerifyLedger,
+        Job::PruneUsageEvents,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -69,6 +72,7 @@ impl Job {
             Job::BackupDaily => "backup_daily",
             Job::EndExpiredVisits => "end_expired_visits",
             Job::VerifyLedger => "verify_ledger",
+            Job::PruneUsageEvents => "prune_usage_events",
         }
     }
 
@@ -105,6 +109,9 @@ impl Job {
             Job::VerifyLedger => {
                 "Verifies every audit chain from seq 1, data and shreds included, and records the result the dashboard shows."
             }
+            Job::PruneUsageEvents => {
+                "Deletes raw usage events of periods before the previous one (they can no longer be posted, so need no deduplication); aggregates are kept."
+            }
         }
     }
 
@@ -121,6 +128,7 @@ impl Job {
             Job::BackupDaily => "0 30 2 * * *",
             Job::EndExpiredVisits => "15 * * * * *",
             Job::VerifyLedger => "0 45 3 * * *",
+            Job::PruneUsageEvents => "0 40 * * * *",
         }
     }
 

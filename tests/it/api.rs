@@ -112,7 +112,8 @@ async fn every_protected_route_needs_credentials() {
                 Access::Requires(_)
                 | Access::Authenticated
                 | Access::Tenant(..)
-                | Access::Member(_) => {
+                | Access::Member(_)
+                | Access::TenantInBody(..) => {
                     assert_eq!(
                         s,
                         StatusCode::UNAUTHORIZED,
@@ -274,6 +275,11 @@ async fn unknown_ids_routes_and_methods_are_problems() {
             }),
             "/api/tenants/{id}/impersonations/{impersonation_id}/elevate" => {
                 json!({"reason": "a reason long enough"})
+            }
+            "/api/plans/{code}" => json!({"name": "x", "amount_minor": 0, "currency": "USD"}),
+            "/api/catalogs/{id}/versions/{v}" => json!({"rates": []}),
+            "/api/tenants/{id}/catalog" => {
+                json!({"catalog_id": uuid::Uuid::now_v7().to_string(), "version": 1})
             }
             _ => json!({}),
         };
