@@ -4,6 +4,7 @@
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
 mod members;
+mod revenue;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -794,7 +795,8 @@ impl Replay {
                         trial_days: Some(if i % 4 == 0 { 30 } else { 14 }),
                         hierarchy_depth: s.depth,
                     };
-                    let input = body.parse(&config)?;
+                    let plans = self.state.read(|r| crate::plans::queries::codes(r)).await?;
+                    let input = body.parse(&config, &plans)?;
                     let cfg = config.clone();
                     let hooks = self.state.tenant_hooks().clone();
                     let tenant = self
@@ -884,6 +886,13 @@ impl Replay {
             credentials.push(format!("tenant-admin  {email}  {password}"));
             self.save_credentials(&credentials)?;
         }
+        revenue::seed(
+            &self.state,
+            end - Duration::minutes(170),
+            &tenant_ids,
+            &keys,
+        )
+        .await?;
         // An operator verified the whole ledger this morning (the dashboard's badge).
         let verify_at = end - Duration::hours(2);
         crate::audit::verify_and_checkpoint(
