@@ -760,6 +760,7 @@ impl Replay {
         }
         for day in 1..DEMO_DAYS {
             day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
+            day_events.push((self.at(day, 3, 40), Event::Job(Job::PruneUsageEvents)));
         }
         // Operators visited the first tenant three days ago (Visit tenant).
         day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));
