@@ -220,7 +220,7 @@ fn ids(id: &str, v: &str) -> Result<(Uuid, u32), Error> {
 #[utoipa::path(get, path = "/api/catalogs", tag = "catalogs",
     responses((status = 200, body = CatalogList)))]
 async fn catalogs_list(State(s): State<AppState>) -> ApiResult<Json<CatalogList>> {
-    let items = s.read(|r| queries::list(r)).await?;
+    let items = s.read(queries::list).await?;
     Ok(Json(CatalogList {
         items: items
             .into_iter()

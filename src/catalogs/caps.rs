@@ -32,10 +32,13 @@ impl Over {
     }
 }
 
+/// What each tenant is over, with the period (`yyyymm`) it was computed for.
+type Board = HashMap<Uuid, (u32, Vec<Over>)>;
+
 /// Tenants over a soft cap, by period (`yyyymm`).
 #[derive(Clone, Default)]
 pub struct CapBoard {
-    inner: Arc<Mutex<HashMap<Uuid, (u32, Vec<Over>)>>>,
+    inner: Arc<Mutex<Board>>,
 }
 
 impl CapBoard {

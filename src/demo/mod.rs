@@ -796,7 +796,7 @@ impl Replay {
                         trial_days: Some(if i % 4 == 0 { 30 } else { 14 }),
                         hierarchy_depth: s.depth,
                     };
-                    let plans = self.state.read(|r| crate::plans::queries::codes(r)).await?;
+                    let plans = self.state.read(crate::plans::queries::codes).await?;
                     let input = body.parse(&config, &plans)?;
                     let cfg = config.clone();
                     let hooks = self.state.tenant_hooks().clone();

@@ -166,7 +166,7 @@ pub fn sources(r: &impl Reader, tenant: &Uuid, period: u32, sku: &str) -> Result
             })
         },
     )?;
-    out.sort_by(|a, b| b.quantity.cmp(&a.quantity));
+    out.sort_by_key(|s| std::cmp::Reverse(s.quantity));
     out.truncate(MAX_SOURCES);
     Ok(out)
 }

@@ -132,9 +132,8 @@ fn one(
             format!("tenant '{}' not found", e.tenant_id),
         );
     }
-    if !tenants.contains_key(&e.tenant_id) {
-        let info = tenant_info(ctx, &e.tenant_id)?;
-        tenants.insert(e.tenant_id, info);
+    if let std::collections::hash_map::Entry::Vacant(slot) = tenants.entry(e.tenant_id) {
+        slot.insert(tenant_info(ctx, &e.tenant_id)?);
     }
     let version = match tenants.get(&e.tenant_id) {
         None | Some(TenantInfo::Missing) => {

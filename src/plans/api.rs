@@ -147,7 +147,7 @@ pub struct PlanList {
 #[utoipa::path(get, path = "/api/plans", tag = "plans",
     responses((status = 200, body = PlanList)))]
 async fn plans_list(State(s): State<AppState>) -> ApiResult<Json<PlanList>> {
-    let items = s.read(|r| queries::list(r)).await?;
+    let items = s.read(queries::list).await?;
     Ok(Json(PlanList {
         items: items.into_iter().map(Plan::from).collect(),
         next_cursor: None,

@@ -345,15 +345,16 @@ pub fn parse_flag_key(s: &str) -> std::result::Result<String, String> {
 /// The plan a configured name is seeded as on first start: believable defaults for the four
 /// plans of the HQ PRD, and a free monthly plan for any other name.
 pub fn seed_for(code: &str) -> PlanInput {
-    let (name, amount, trial, features, personas, keys, included): (
-        &str,
+    type Seed<'a> = (
+        &'a str,
         i64,
         u32,
-        &[&str],
+        &'a [&'a str],
         Option<u64>,
         Option<u64>,
-        &[(&str, u64)],
-    ) = match code {
+        &'a [(&'a str, u64)],
+    );
+    let (name, amount, trial, features, personas, keys, included): Seed<'_> = match code {
         "free" => (
             "Free",
             0,

@@ -76,7 +76,7 @@ fn body(ctx: &Ctx, plans: &[Plan], f: &PlanForm, errors: &HashMap<String, String
 }
 
 async fn list(state: &AppState) -> Result<Vec<Plan>, ConsoleError> {
-    state.read(|r| queries::list(r)).await.map_err(ConsoleError)
+    state.read(queries::list).await.map_err(ConsoleError)
 }
 
 /// The plans page.

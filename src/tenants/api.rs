@@ -53,7 +53,7 @@ async fn tenants_provision(
     ApiJson(body): ApiJson<NewTenant>,
 ) -> ApiResult<Response> {
     let config = s.config().clone();
-    let plans = s.read(|r| crate::plans::queries::codes(r)).await?;
+    let plans = s.read(crate::plans::queries::codes).await?;
     let input = TenantDraft::from(body).parse(&config, &plans)?;
     let hooks = s.tenant_hooks().clone();
     let t = s
@@ -565,7 +565,7 @@ async fn tenants_update(
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
     let id = tenant_id(&id)?;
-    let plans = s.read(|r| crate::plans::queries::codes(r)).await?;
+    let plans = s.read(crate::plans::queries::codes).await?;
     let input = TenantChanges::from(body).parse(&plans)?;
     Ok(Json(
         s.write(p.actor, move |ctx| service::update(ctx, id, &input))

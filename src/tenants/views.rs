@@ -846,7 +846,7 @@ pub fn state_badge(s: TenantState) -> Markup {
 /// The plan codes offered (the plan pickers and the parse of a plan).
 async fn plan_codes(state: &AppState) -> Result<Vec<String>, ConsoleError> {
     state
-        .read(|r| crate::plans::queries::codes(r))
+        .read(crate::plans::queries::codes)
         .await
         .map_err(ConsoleError)
 }
