@@ -24,3 +24,4 @@ mod ship;
 mod tenants;
 mod tidy;
 mod upgrade;
+mod webhooks;
