@@ -768,6 +768,7 @@ impl Replay {
         }
         for day in 1..DEMO_DAYS {
             day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
+            day_events.push((self.at(day, 4, 10), Event::Job(Job::PruneWebhooks)));
         }
         // Operators visited the first tenant three days ago (Visit tenant).
         day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));

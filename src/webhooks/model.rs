@@ -72,6 +72,8 @@ pub const TEST_EVENT: &str = "webhook.test.v1";
 pub const WEBHOOK_LIMIT: &str = "webhook_limit";
 /// 409: only a dead-lettered delivery is replayed.
 pub const DELIVERY_NOT_DEAD: &str = "delivery_not_dead";
+/// 409: the delivery's endpoint was deleted, so it cannot be replayed.
+pub const WEBHOOK_DELETED: &str = "webhook_deleted";
 /// 409: the endpoint is disabled (a test or replay is refused until it is enabled again).
 pub const WEBHOOK_DISABLED: &str = "webhook_disabled";
 

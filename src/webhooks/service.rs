@@ -732,7 +732,7 @@ fn requeue(ctx: &mut WriteCtx<'_>, tenant: &Uuid, id: &Uuid, rec: &mut DeliveryV
 fn enabled_endpoint(r: &impl Reader, tenant: &Uuid, endpoint: &Uuid) -> Result<EndpointV1> {
     let ep = load(r, tenant, endpoint).map_err(|_| {
         Error::conflict(
-            DELIVERY_NOT_DEAD,
+            WEBHOOK_DELETED,
             format!("webhook endpoint {endpoint} was deleted: its deliveries cannot be replayed"),
         )
     })?;
@@ -749,7 +749,7 @@ fn enabled_endpoint(r: &impl Reader, tenant: &Uuid, endpoint: &Uuid) -> Result<E
 /// same `webhook-id` and body and a fresh timestamp and signature; if it fails it goes back to
 /// the DLQ.
 ///
-/// Errors: 404; 409 `delivery_not_dead`, `webhook_disabled`.
+/// Errors: 404; 409 `delivery_not_dead`, `webhook_deleted`, `webhook_disabled`.
 pub fn replay(ctx: &mut WriteCtx<'_>, tenant: &Uuid, id: &Uuid) -> Result<Delivery> {
     let mut rec = load_delivery(ctx, tenant, id)?
         .ok_or_else(|| Error::not_found("webhook delivery", id.to_string()))?;
