@@ -45,7 +45,8 @@ pub async fn seed(
         ),
     ];
     for (k, (url, description)) in endpoints.iter().enumerate() {
-        let id = crate::ids::new_id(end - Duration::days(20));
+        let made_at = end - Duration::days(20) + Duration::hours(k as i64);
+        let id = crate::ids::new_id(made_at);
         let bytes = crate::webhooks::signing::new_secret().map_err(Error::Internal)?;
         let sealed = SealedSecret {
             sealed: state
@@ -66,7 +67,6 @@ pub async fn seed(
             enabled: Some(true),
         }
         .parse(&catalogue, state.webhooks().policy())?;
-        let made_at = end - Duration::days(20) + Duration::hours(k as i64);
         state
             .store()
             .write(made_at, actor.clone(), move |ctx| {
@@ -109,7 +109,7 @@ pub async fn seed(
     let eps = state
         .read(move |r| service::endpoints_of(r, &tenant))
         .await?;
-    if let Some((erp, _)) = eps.get(1) {
+    if let Some((erp, _)) = eps.iter().find(|(_, e)| e.url.contains("://erp.")) {
         let erp = *erp;
         let at = end - Duration::days(3);
         let body = service::payload(
