@@ -621,7 +621,11 @@ async fn a_slow_endpoint_does_not_delay_a_fast_one() {
     let rx = Receiver::start();
     let t = tenant(&app).await;
     let events = ["tenant.suspended.v1", "tenant.reinstated.v1"];
+    // The slow endpoint's id sorts first (UUIDv7, a later millisecond for the fast one), so its
+    // deliveries come first in the due order: a loop that sent one at a time, or let the slow
+    // endpoint take every slot, would make the fast one wait.
     let (_, slow) = endpoint(&app, &t, &rx.url("slow"), &events).await;
+    app.clock.advance(chrono::Duration::milliseconds(5));
     let (_, fast) = endpoint(&app, &t, &rx.url("fast"), &events).await;
     rx.config("slow", json!({"secrets": [slow], "delay_ms": 3000}))
         .await;
