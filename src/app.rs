@@ -36,6 +36,7 @@ pub const ALL: &[&Context] = &[
     &crate::tenant_console::CONTEXT,
     &crate::members::CONTEXT,
     &crate::api_keys::CONTEXT,
+    &crate::webhooks::CONTEXT,
     &crate::impersonations::CONTEXT,
     &crate::installs::CONTEXT,
     &crate::heartbeat::CONTEXT,
@@ -211,6 +212,10 @@ impl Application {
             stop_rx.clone(),
         ));
         let flusher = tokio::spawn(crate::api_keys::flush_loop(state.clone(), stop_rx.clone()));
+        let webhooks = tokio::spawn(crate::webhooks::delivery::run(
+            state.clone(),
+            stop_rx.clone(),
+        ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
         let http = state.config().http.clone();
@@ -220,6 +225,7 @@ impl Application {
         let _ = scheduler.await;
         let _ = sender.await;
         let _ = flusher.await;
+        let _ = webhooks.await;
         if let Some(t) = admin_task {
             let _ = t.await;
         }
@@ -291,6 +297,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         })
         .await?;
     let tokens = crate::api_keys::tokens::TokenKeys::load_or_create(&config.data_dir)?;
+    let webhooks = crate::webhooks::runtime::Webhooks::load(&config.data_dir, &config.webhooks)?;
     let mailer = config
         .smtp
         .as_ref()
@@ -307,6 +314,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         mailer,
         tokens,
         hooks: Registry::tenant_hooks(ALL),
+        webhooks,
     });
     start_onprem(&state, license_key_recorded).await?;
     Ok(state)

@@ -104,11 +104,14 @@ pub enum Permission {
     TenantsVisit,
     /// Elevate a visit to write access, with a reason, for a bounded time.
     TenantsElevate,
+    /// Manage tenants' webhook endpoints and replay dead-lettered deliveries (operator guide
+    /// §5).
+    WebhooksManage,
 }
 
 impl Permission {
     /// Every permission (the route-table snapshot lists who holds each).
-    pub const ALL: [Permission; 15] = {
+    pub const ALL: [Permission; 16] = {
         use Permission::*;
         [
             Read,
@@ -126,6 +129,7 @@ impl Permission {
             MembersManage,
             TenantsVisit,
             TenantsElevate,
+            WebhooksManage,
         ]
     };
 }
@@ -143,6 +147,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | InstallsManage
                 | SyncManage
                 | TenantsVisit
+                | WebhooksManage
         ),
         Role::BusinessAdmin => matches!(
             p,
@@ -153,6 +158,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | MembersManage
                 | TenantsVisit
                 | TenantsElevate
+                | WebhooksManage
         ),
         Role::Compliance => matches!(
             p,

@@ -30,11 +30,13 @@ pub enum Job {
     /// Verifies every audit chain from seq 1, data included (the checkpoint job only walks
     /// what moved since the last checkpoint).
     VerifyLedger,
+    /// Deletes webhook DLQ entries and attempts older than 7 days.
+    PruneWebhooks,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 10] = [
+    pub const ALL: [Job; 11] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -45,6 +47,7 @@ impl Job {
         Job::BackupDaily,
         Job::EndExpiredVisits,
         Job::VerifyLedger,
+        Job::PruneWebhooks,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -69,6 +72,7 @@ impl Job {
             Job::BackupDaily => "backup_daily",
             Job::EndExpiredVisits => "end_expired_visits",
             Job::VerifyLedger => "verify_ledger",
+            Job::PruneWebhooks => "prune_webhooks",
         }
     }
 
@@ -105,6 +109,9 @@ impl Job {
             Job::VerifyLedger => {
                 "Verifies every audit chain from seq 1, data and shreds included, and records the result the dashboard shows."
             }
+            Job::PruneWebhooks => {
+                "Deletes webhook deliveries that have been in the DLQ for more than 7 days, and attempts older than 7 days."
+            }
         }
     }
 
@@ -121,6 +128,7 @@ impl Job {
             Job::BackupDaily => "0 30 2 * * *",
             Job::EndExpiredVisits => "15 * * * * *",
             Job::VerifyLedger => "0 45 3 * * *",
+            Job::PruneWebhooks => "0 10 4 * * *",
         }
     }
 

@@ -215,7 +215,8 @@ mod tests {
             | Job::SilentInstalls
             | Job::BackupDaily
             | Job::EndExpiredVisits
-            | Job::VerifyLedger => j,
+            | Job::VerifyLedger
+            | Job::PruneWebhooks => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -228,6 +229,7 @@ mod tests {
             Job::BackupDaily,
             Job::EndExpiredVisits,
             Job::VerifyLedger,
+            Job::PruneWebhooks,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

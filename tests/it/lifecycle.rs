@@ -362,7 +362,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "silent_installs",
             "backup_daily",
             "end_expired_visits",
-            "verify_ledger"
+            "verify_ledger",
+            "prune_webhooks"
         ]
     );
     let shred = &v["items"][0];

@@ -25,3 +25,4 @@ mod ship;
 mod tenants;
 mod tidy;
 mod upgrade;
+mod webhooks;
