@@ -13,7 +13,9 @@ max=${2:-150}
 data=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 token="api-fuzz-token-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-TENANTRY_ADMIN_OPS_TOKEN=$token "$bin" serve --data-dir "$data/d" --listen "127.0.0.1:$port" \
+# Webhook endpoints the fuzzer makes must never send anything off this machine.
+printf '[webhooks]\nrestrict_to = ["127.0.0.0/8"]\n' >"$data/tenantry.toml"
+TENANTRY_ADMIN_OPS_TOKEN=$token "$bin" serve --data-dir "$data/d" --listen "127.0.0.1:$port" --config "$data/tenantry.toml" \
   >"$data/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT

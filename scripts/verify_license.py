@@ -10,6 +10,11 @@ PUBLIC_KEY_BASE64 is `public_key` from the control plane's `GET /api/license/pub
 Exit status: 0 when the signature verifies (the license may still be expired: it says so);
 1 with "REFUSED: ..." when it does not.
 
+A license must name what it binds to: `install_key_id` (the appliance's install key) or, before
+the install has a key, `enrollment_key_id` (the verifier of the one-time enrollment secret the
+vendor hands over with the license). One naming neither would bind to any appliance, so it is
+refused here as Tenantry refuses it.
+
 The signature is Ed25519 over the canonical bytes (RFC 8785) of the "license" object, computed
 as json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False): for the license's
 integer-only, BMP-keyed members this is exactly JCS.
@@ -52,13 +57,19 @@ def main():
     except InvalidSignature:
         refuse("the signature does not verify: the license was altered or forged")
     lic = doc["license"]
+    if lic.get("install_key_id"):
+        binding = f"bound to install key {lic['install_key_id']}"
+    elif lic.get("enrollment_key_id"):
+        binding = f"bound to enrollment {lic['enrollment_key_id']} (its tenroll_ secret enrolls the install key)"
+    else:
+        refuse("the license names no install key and no enrollment: any appliance could use it")
     expires = datetime.datetime.fromisoformat(lic["expires_at"].replace("Z", "+00:00"))
     now = datetime.datetime.now(datetime.timezone.utc)
     state = "EXPIRED" if now >= expires else "valid"
     print(
         f"ok: license {lic['license_id']} for install {lic['install_id']} ({lic['customer']}), "
         f"{state} until {lic['expires_at']}, max_tenants {lic['limits']['max_tenants']}, "
-        f"air_gapped {lic['air_gapped']}"
+        f"air_gapped {lic['air_gapped']}, {binding}"
     )
 
 

@@ -39,6 +39,7 @@ pub const ALL: &[&Context] = &[
     &crate::tenant_console::CONTEXT,
     &crate::members::CONTEXT,
     &crate::api_keys::CONTEXT,
+    &crate::webhooks::CONTEXT,
     &crate::impersonations::CONTEXT,
     &crate::installs::CONTEXT,
     &crate::heartbeat::CONTEXT,
@@ -214,6 +215,10 @@ impl Application {
             stop_rx.clone(),
         ));
         let flusher = tokio::spawn(crate::api_keys::flush_loop(state.clone(), stop_rx.clone()));
+        let webhooks = tokio::spawn(crate::webhooks::delivery::run(
+            state.clone(),
+            stop_rx.clone(),
+        ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
         let http = state.config().http.clone();
@@ -223,6 +228,7 @@ impl Application {
         let _ = scheduler.await;
         let _ = sender.await;
         let _ = flusher.await;
+        let _ = webhooks.await;
         if let Some(t) = admin_task {
             let _ = t.await;
         }
@@ -296,6 +302,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         })
         .await?;
     let tokens = crate::api_keys::tokens::TokenKeys::load_or_create(&config.data_dir)?;
+    let webhooks = crate::webhooks::runtime::Webhooks::load(&config.data_dir, &config.webhooks)?;
     let mailer = config
         .smtp
         .as_ref()
@@ -312,6 +319,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         mailer,
         tokens,
         hooks: Registry::tenant_hooks(ALL),
+        webhooks,
     });
     start_onprem(&state, license_key_recorded).await?;
     crate::metering::load_caps(&state).await?;

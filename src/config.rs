@@ -128,6 +128,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// `[smtp] host, port, tls, from, username, password`: send invites by email.
     pub smtp: Option<SmtpConfig>,
+    /// `[webhooks]`: where deliveries may go, and how many run at once.
+    pub webhooks: Option<WebhooksConfig>,
     /// `[http]`: the HTTP edge's connection cap, timeouts, trusted proxies and export limits.
     pub http: Option<HttpConfig>,
     /// `[store] min_free_mib`: the free space kept on the data dir's disk.
@@ -346,6 +348,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// `[smtp]`: send invites by email.
     pub smtp: Option<SmtpConfig>,
+    /// `[webhooks]`: the delivery policy.
+    pub webhooks: WebhooksConfig,
     /// `[http]`: the HTTP edge's limits.
     pub http: HttpConfig,
     /// `[store]`: the free-space reserve.
@@ -434,6 +438,7 @@ impl Default for Config {
             backup: crate::backup::config::BackupConfig::default(),
             public_url: None,
             smtp: None,
+            webhooks: WebhooksConfig::default(),
             http: HttpConfig::default(),
             store: StoreConfig::default(),
             source: None,
@@ -553,6 +558,7 @@ impl Config {
                 .public_url
                 .map(|u| u.trim().trim_end_matches('/').to_string()),
             smtp: f.smtp,
+            webhooks: f.webhooks.unwrap_or_default(),
             http: f.http.unwrap_or_default(),
             store: f.store.unwrap_or_default(),
             source: None,
@@ -606,6 +612,7 @@ impl Config {
             smtp.validate()?;
         }
         self.http.validate()?;
+        self.webhooks.validate()?;
         if self.backup.keep == 0 {
             return Err(ConfigError::Invalid(
                 "[backup] keep must be at least 1 (the number of daily backups kept)".into(),
@@ -834,6 +841,60 @@ pub fn parse_control_plane_url(s: &str) -> Result<reqwest::Url, String> {
         other => Err(format!(
             "[control_plane] url '{s}' has scheme '{other}': use https"
         )),
+    }
+}
+
+/// `[webhooks]`: where webhook deliveries may go (the SSRF policy) and how many run at once.
+///
+/// A delivery's host is resolved when it is sent, and every address is checked: loopback,
+/// private, link-local (the cloud metadata address 169.254.169.254 among them), shared,
+/// unspecified, multicast and documentation ranges are refused unless listed here.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Networks plain `http` endpoints may point to (e.g. `["127.0.0.1/8"]` for tests and
+    /// demos); they are also exempt from the private-address refusal. Empty: https only.
+    pub allow_http: Vec<ipnet::IpNet>,
+    /// Further networks an `https` endpoint may resolve to although they are private (an
+    /// on-prem receiver on the LAN).
+    pub allow_private: Vec<ipnet::IpNet>,
+    /// When not empty, deliveries go only to addresses in these networks, and hostnames other
+    /// than `localhost` are refused without being resolved (closed test and fuzzing setups).
+    pub restrict_to: Vec<ipnet::IpNet>,
+    /// Seconds a delivery waits for its answer (10: Standard Webhooks' usual timeout).
+    pub timeout_secs: u64,
+    /// Deliveries in flight at once, across endpoints.
+    pub max_in_flight: usize,
+    /// Deliveries in flight at once to one endpoint, so a slow endpoint holds only its own.
+    pub per_endpoint: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_http: Vec::new(),
+            allow_private: Vec::new(),
+            restrict_to: Vec::new(),
+            timeout_secs: 10,
+            max_in_flight: 64,
+            per_endpoint: 4,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.timeout_secs == 0 || self.timeout_secs > 60 {
+            return Err(ConfigError::Invalid(
+                "[webhooks] timeout_secs must be 1-60".into(),
+            ));
+        }
+        if self.max_in_flight == 0 || self.per_endpoint == 0 || self.max_in_flight > 10_000 {
+            return Err(ConfigError::Invalid(
+                "[webhooks] max_in_flight (1-10000) and per_endpoint must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

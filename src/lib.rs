@@ -72,3 +72,4 @@ pub mod tenant_console;
 pub mod tenants;
 pub mod tls;
 pub mod upgrade;
+pub mod webhooks;

@@ -104,6 +104,9 @@ pub enum Permission {
     TenantsVisit,
     /// Elevate a visit to write access, with a reason, for a bounded time.
     TenantsElevate,
+    /// Manage tenants' webhook endpoints and replay dead-lettered deliveries (operator guide
+    /// §5).
+    WebhooksManage,
     /// Manage plans and pricing catalogs, pin tenants to catalog versions, and post usage
     /// for any tenant (issue 10).
     BillingManage,
@@ -129,6 +132,7 @@ impl Permission {
             MembersManage,
             TenantsVisit,
             TenantsElevate,
+            WebhooksManage,
             BillingManage,
         ]
     };
@@ -147,6 +151,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | InstallsManage
                 | SyncManage
                 | TenantsVisit
+                | WebhooksManage
         ),
         Role::BusinessAdmin => matches!(
             p,
@@ -157,6 +162,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | MembersManage
                 | TenantsVisit
                 | TenantsElevate
+                | WebhooksManage
                 | BillingManage
         ),
         Role::Compliance => matches!(

@@ -25,7 +25,8 @@ use crate::operators::model::SessionLimits;
 use crate::operators::throttle::Throttle;
 use crate::pools::cache::RouteCache;
 use crate::scheduler::schedule::Scheduler;
-use crate::store::{ReadCtx, Store, WriteCtx};
+use crate::store::{ReadCtx, Store, Topic, WriteCtx};
+use crate::webhooks::runtime::{WEBHOOKS_TOPIC, Webhooks};
 
 /// What a context does, inside the provisioning write, when a tenant is provisioned: `(tenant id,
 /// app id)` (members seed the tenant's roles from the app's role templates, F21.05.03).
@@ -65,6 +66,7 @@ struct Inner {
     mailer: Option<Mailer>,
     tokens: TokenKeys,
     last_used: LastUsed,
+    webhooks: Webhooks,
     caps: crate::catalogs::caps::CapBoard,
     hooks: Arc<TenantHooks>,
     bound: std::sync::OnceLock<std::net::SocketAddr>,
@@ -92,6 +94,8 @@ pub struct Parts {
     pub tokens: TokenKeys,
     /// The contexts' tenant hooks.
     pub hooks: TenantHooks,
+    /// The webhooks' sealer, SSRF policy and wake-up signal.
+    pub webhooks: Webhooks,
 }
 
 impl AppState {
@@ -109,6 +113,7 @@ impl AppState {
             mailer,
             tokens,
             hooks,
+            webhooks,
         } = parts;
         let exports = crate::export::Exports::new(
             config.http.max_exports,
@@ -130,6 +135,7 @@ impl AppState {
                 mailer,
                 tokens,
                 last_used: LastUsed::default(),
+                webhooks,
                 caps: crate::catalogs::caps::CapBoard::default(),
                 hooks: Arc::new(hooks),
                 bound: std::sync::OnceLock::new(),
@@ -139,9 +145,22 @@ impl AppState {
         state.store().on_commit(Arc::new(move |notice| {
             if let Some(inner) = weak.upgrade() {
                 inner.routes.on_commit(notice);
+                // A tenant's chain moved (or a webhook changed): the dispatcher may have work.
+                if notice.touched.iter().any(|t| match t {
+                    Topic::Chain(c) => c != "platform",
+                    Topic::Other(name) => *name == WEBHOOKS_TOPIC,
+                    _ => false,
+                }) {
+                    inner.webhooks.wake();
+                }
             }
         }));
         state
+    }
+
+    /// The webhooks' process-local state.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     /// The store.

@@ -216,15 +216,14 @@ pub async fn verify_ledger(
         .read(move |r| {
             let (mut chains, mut entries, mut broken) = (0u64, 0u64, 0u64);
             let mut first: Option<ChainReport> = None;
-            for (chain, _) in ledger::all_heads(r)? {
-                let report = verify::verify_chain(r, &chain, &ring, Mode::Full)?;
+            verify::verify_all_full(r, &ring, &mut |report| {
                 chains += 1;
                 entries += report.entries_checked;
                 if !report.ok {
                     broken += 1;
                     first.get_or_insert(report);
                 }
-            }
+            })?;
             Ok::<_, Error>((chains, entries, broken, first))
         })
         .await?;
@@ -264,6 +263,11 @@ pub async fn verify(
                         return Err(Error::not_found("chain", c.to_string()));
                     }
                     vec![c]
+                }
+                None if mode == Mode::Full => {
+                    let mut reports = Vec::new();
+                    verify::verify_all_full(r, &ring, &mut |report| reports.push(report))?;
+                    return Ok(reports);
                 }
                 None => ledger::all_heads(r)?.into_iter().map(|(c, _)| c).collect(),
             };

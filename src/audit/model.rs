@@ -239,10 +239,10 @@ pub struct EntryView {
     pub data: Option<serde_json::Value>,
 }
 
-/// The envelope as parsed from stored canonical bytes, borrowing where it can.
+/// The envelope as parsed from stored canonical bytes, borrowing where it can (its format
+/// version `v` is checked by verify, not here).
 #[derive(Debug, Deserialize)]
 pub(crate) struct EnvelopeRef<'a> {
-    pub v: u32,
     #[serde(borrow)]
     pub chain: std::borrow::Cow<'a, str>,
     pub seq: u64,

@@ -21,10 +21,12 @@ use std::ops::ControlFlow;
 use sha2::{Digest, Sha256};
 
 use super::ledger::{self, DATA, ENTRIES, GENESIS};
-use super::model::{ChainId, CheckpointRecord, EnvelopeRef, HeadRecord};
+use super::model::{
+    CHAIN_KEY_LEN, ChainId, CheckpointRecord, HeadRecord, LatestCheckpointRecord, ShredRecord,
+};
 use super::signing::KeyRing;
-use crate::error::Result;
-use crate::store::{Dir, Range, Reader};
+use crate::error::{Error, Result};
+use crate::store::{Dir, Range, Reader, codec};
 
 /// Where a walk starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +69,331 @@ struct Failure {
     problem: String,
 }
 
+/// The fields of an envelope that a walk checks, borrowed from the stored bytes (the others are
+/// skipped by the parser, not copied: the hash already covers them).
+#[derive(serde::Deserialize)]
+struct Checked<'a> {
+    v: u32,
+    #[serde(borrow)]
+    chain: std::borrow::Cow<'a, str>,
+    seq: u64,
+    #[serde(borrow)]
+    data_sha256: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    prev: std::borrow::Cow<'a, str>,
+}
+
+/// What a walk needs to know of a chain before its entries: read per chain ([`Meta::load`]) or
+/// for every chain with one pass over each table ([`verify_all_full`]).
+struct Meta {
+    chain: ChainId,
+    head: Option<HeadRecord>,
+    cps: Vec<CheckpointRecord>,
+    shreds: Vec<(u64, u64)>,
+    recorded_newest: Option<u64>,
+}
+
+impl Meta {
+    fn load(r: &impl Reader, chain: &ChainId) -> Result<Meta> {
+        Ok(Meta {
+            chain: chain.clone(),
+            head: ledger::head(r, chain)?,
+            cps: ledger::checkpoints(r, chain)?,
+            shreds: ledger::shreds(r, chain)?,
+            recorded_newest: ledger::latest_checkpoint_seq(r, chain)?,
+        })
+    }
+}
+
+/// Whether shreds and each chain's newest checkpoint are recorded in this file: before schema 4
+/// they were not (a backup taken then is verified as it is, before any migration): absent data
+/// is taken as shredded, and the checkpoints as they are.
+fn recorded(r: &impl Reader) -> Result<bool> {
+    Ok(crate::store::meta_u32(r, "schema_version")?.is_none_or(|v| v >= RECORDED_SINCE_SCHEMA))
+}
+
+/// One chain's walk: fed its entries in seq order from where it starts, then finished into its
+/// report. The same code serves one chain ([`verify_chain`]) and every chain in one pass.
+struct Walk {
+    report: ChainReport,
+    chain_name: String,
+    head_hash: [u8; 32],
+    cps: Vec<CheckpointRecord>,
+    shreds: Vec<(u64, u64)>,
+    recorded: bool,
+    failure: Option<Failure>,
+    /// Set once the walk stopped at a bad entry (later entries are not looked at).
+    stopped: bool,
+    start: u64,
+    expected: u64,
+    prev: [u8; 32],
+    /// The walked hash at each checkpoint's seq, for the check against the signed hash.
+    at_checkpoints: Vec<(u64, [u8; 32])>,
+}
+
+impl Walk {
+    /// Checks the checkpoints' signatures and that the newest stored is the newest recorded;
+    /// the walk starts after `anchor` (a verified checkpoint's seq and hash) or at seq 1.
+    fn new(meta: Meta, keys: &KeyRing, recorded: bool, anchor: Option<(u64, [u8; 32])>) -> Self {
+        let (head_seq, head_hash) = match meta.head {
+            Some(HeadRecord::V1 { seq, hash, .. }) => (seq, hash),
+            None => (0, GENESIS),
+        };
+        let (start, prev) = match anchor {
+            Some((seq, hash)) => (seq + 1, hash),
+            None => (1, GENESIS),
+        };
+        let mut walk = Walk {
+            report: ChainReport {
+                chain: meta.chain.to_string(),
+                ok: true,
+                verified_from_seq: anchor.map_or(1, |(s, _)| s),
+                head_seq,
+                head_hash: hex::encode(head_hash),
+                first_bad_seq: None,
+                problem: None,
+                entries_checked: 0,
+                bytes_checked: 0,
+            },
+            chain_name: meta.chain.to_string(),
+            head_hash,
+            cps: meta.cps,
+            shreds: meta.shreds,
+            recorded,
+            failure: None,
+            stopped: false,
+            start,
+            expected: start,
+            prev,
+            at_checkpoints: Vec::new(),
+        };
+        // The newest checkpoint stored must be the one recorded as the newest: the anchor must
+        // not move back because the newest checkpoints were deleted.
+        let stored_newest = walk.cps.last().map(|CheckpointRecord::V1 { seq, .. }| *seq);
+        match (meta.recorded_newest, stored_newest) {
+            _ if !recorded => {}
+            (Some(rec), Some(st)) if st == rec => {}
+            (Some(rec), st) if st.is_none_or(|st| st < rec) => walk.note(Failure {
+                seq: rec,
+                problem: format!(
+                    "the checkpoint signed at seq {rec} is missing ({}): checkpoints were deleted",
+                    st.map_or("no checkpoint is stored".to_string(), |st| format!(
+                        "the newest stored is at seq {st}"
+                    ))
+                ),
+            }),
+            (rec, Some(st)) => walk.note(Failure {
+                seq: st,
+                problem: format!(
+                    "the checkpoint at seq {st} is not the newest recorded ({}): the checkpoint records were altered",
+                    rec.map_or("none is recorded".to_string(), |rec| format!("seq {rec}"))
+                ),
+            }),
+            (_, None) => {}
+        }
+        let bad_signatures: Vec<u64> = walk
+            .cps
+            .iter()
+            .filter(|cp| !keys.verifies(&meta.chain, cp))
+            .map(|CheckpointRecord::V1 { seq, .. }| *seq)
+            .collect();
+        for seq in bad_signatures {
+            walk.note(Failure {
+                seq,
+                problem: format!(
+                    "the checkpoint at seq {seq} has an invalid signature or an unknown key"
+                ),
+            });
+        }
+        walk
+    }
+
+    fn note(&mut self, f: Failure) {
+        if self.failure.as_ref().is_none_or(|old| f.seq < old.seq) {
+            self.failure = Some(f);
+        }
+    }
+
+    /// Checks entry `seq` (its stored hash and envelope, and its data row when present).
+    /// Returns whether the walk goes on.
+    fn entry(&mut self, seq: u64, stored: &[u8], data: Option<&[u8]>) -> bool {
+        if self.stopped {
+            return false;
+        }
+        match self.check(seq, stored, data) {
+            Ok(computed) => {
+                if self
+                    .cps
+                    .iter()
+                    .any(|CheckpointRecord::V1 { seq: s, .. }| *s == seq)
+                {
+                    self.at_checkpoints.push((seq, computed));
+                }
+                self.prev = computed;
+                self.expected += 1;
+                true
+            }
+            Err(f) => {
+                self.note(f);
+                self.stopped = true;
+                false
+            }
+        }
+    }
+
+    fn check(
+        &mut self,
+        seq: u64,
+        stored: &[u8],
+        data: Option<&[u8]>,
+    ) -> std::result::Result<[u8; 32], Failure> {
+        let fail = |seq: u64, problem: String| Failure { seq, problem };
+        let expected = self.expected;
+        if seq != expected {
+            return Err(fail(
+                expected,
+                format!("entry {expected} is missing (the next stored entry is {seq})"),
+            ));
+        }
+        let (stored_hash, env) = ledger::split_stored(stored)
+            .ok_or_else(|| fail(seq, format!("entry {seq} is shorter than its hash")))?;
+        let computed: [u8; 32] = Sha256::digest(env).into();
+        self.report.entries_checked += 1;
+        self.report.bytes_checked += env.len() as u64;
+        if computed.as_slice() != stored_hash {
+            return Err(fail(
+                seq,
+                format!("entry {seq} was altered: its content no longer matches its hash"),
+            ));
+        }
+        let e: Checked<'_> = serde_json::from_slice(env)
+            .map_err(|err| fail(seq, format!("entry {seq} is not a valid envelope: {err}")))?;
+        if e.v != 1 {
+            return Err(fail(
+                seq,
+                format!("entry {seq} has unknown format version {}", e.v),
+            ));
+        }
+        if e.chain != self.chain_name {
+            return Err(fail(
+                seq,
+                format!("entry {seq} belongs to chain '{}'", e.chain),
+            ));
+        }
+        if e.seq != seq {
+            return Err(fail(
+                seq,
+                format!("entry {seq} carries seq {} (entries were reordered)", e.seq),
+            ));
+        }
+        if !hex_is(&self.prev, &e.prev) {
+            return Err(fail(
+                seq,
+                format!("entry {seq} does not link to the hash of entry {}", seq - 1),
+            ));
+        }
+        // Present data must match its digest; absent data must have been shredded.
+        match data {
+            None if !self.recorded
+                || self
+                    .shreds
+                    .iter()
+                    .any(|(from, through)| (*from..=*through).contains(&seq)) => {}
+            None => {
+                return Err(fail(
+                    seq,
+                    format!(
+                        "the data of entry {seq} is missing and no recorded shred covers it: it was deleted"
+                    ),
+                ));
+            }
+            Some(data) => {
+                self.report.bytes_checked += data.len() as u64;
+                let digest: [u8; 32] = Sha256::digest(data).into();
+                if !hex_is(&digest, &e.data_sha256) {
+                    return Err(fail(
+                        seq,
+                        format!(
+                            "the data of entry {seq} was altered: it no longer matches data_sha256"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(computed)
+    }
+
+    /// The checks after the walk: checkpoints in the walked range name the walked hashes, none
+    /// lies beyond the last entry, and the head names the last entry.
+    fn finish(mut self) -> ChainReport {
+        let walked_to = self.expected - 1;
+        let (start, head_seq) = (self.start, self.report.head_seq);
+        let cps = std::mem::take(&mut self.cps);
+        for CheckpointRecord::V1 { seq, hash, .. } in &cps {
+            if *seq > walked_to {
+                self.note(Failure {
+                    seq: walked_to + 1,
+                    problem: format!(
+                        "the chain ends at seq {walked_to}, below the signed checkpoint at seq {seq}: entries were truncated"
+                    ),
+                });
+            } else if *seq >= start {
+                let matches = self
+                    .at_checkpoints
+                    .iter()
+                    .any(|(s, walked)| s == seq && walked == hash);
+                if !matches {
+                    self.note(Failure {
+                        seq: *seq,
+                        problem: format!(
+                            "entry {seq} no longer matches the checkpoint signed at that seq"
+                        ),
+                    });
+                }
+            }
+        }
+        if head_seq > walked_to {
+            self.note(Failure {
+                seq: walked_to + 1,
+                problem: format!(
+                    "entries {}..={head_seq} are missing: the head names seq {head_seq}",
+                    walked_to + 1
+                ),
+            });
+        } else if head_seq < walked_to {
+            self.note(Failure {
+                seq: head_seq + 1,
+                problem: format!("entries after the recorded head (seq {head_seq}) exist"),
+            });
+        } else if head_seq >= start && self.head_hash != self.prev {
+            self.note(Failure {
+                seq: head_seq,
+                problem: format!("the recorded head hash does not match entry {head_seq}"),
+            });
+        }
+        let mut report = self.report;
+        if let Some(f) = self.failure {
+            report.ok = false;
+            report.first_bad_seq = Some(f.seq);
+            report.problem = Some(f.problem);
+        }
+        report
+    }
+}
+
+/// Whether `hex` is the lowercase hex of `bytes` (no allocation).
+fn hex_is(bytes: &[u8; 32], hex: &str) -> bool {
+    let mut buf = [0u8; 64];
+    hex::encode_to_slice(bytes, &mut buf).is_ok() && buf.as_slice() == hex.as_bytes()
+}
+
+/// The seq of an entry key (`chain key ‖ seq`), 0 when the key is too short.
+fn key_seq(key: &[u8]) -> u64 {
+    key.get(CHAIN_KEY_LEN..CHAIN_KEY_LEN + 8)
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
 /// Verifies `chain`. A chain without a head (no entries) verifies trivially with head 0.
 pub fn verify_chain(
     r: &impl Reader,
@@ -74,83 +401,20 @@ pub fn verify_chain(
     keys: &KeyRing,
     mode: Mode,
 ) -> Result<ChainReport> {
-    let (head_seq, head_hash) = match ledger::head(r, chain)? {
-        Some(HeadRecord::V1 { seq, hash, .. }) => (seq, hash),
-        None => (0, GENESIS),
-    };
-    let cps = ledger::checkpoints(r, chain)?;
-    // Before schema 4 shreds and the newest checkpoint were not recorded (a backup taken then
-    // is verified as it is, before any migration): absent data is taken as shredded, and the
-    // checkpoints as they are.
-    let recorded =
-        crate::store::meta_u32(r, "schema_version")?.is_none_or(|v| v >= RECORDED_SINCE_SCHEMA);
-    let shreds = ledger::shreds(r, chain)?;
-    let recorded_newest = ledger::latest_checkpoint_seq(r, chain)?;
-    let mut report = ChainReport {
-        chain: chain.to_string(),
-        ok: true,
-        verified_from_seq: 1,
-        head_seq,
-        head_hash: hex::encode(head_hash),
-        first_bad_seq: None,
-        problem: None,
-        entries_checked: 0,
-        bytes_checked: 0,
-    };
-    let mut failure: Option<Failure> = None;
-    let mut note = |f: Failure| {
-        if failure.as_ref().is_none_or(|old| f.seq < old.seq) {
-            failure = Some(f);
-        }
-    };
-
-    // The newest checkpoint stored must be the one recorded as the newest: the anchor must not
-    // move back because the newest checkpoints were deleted.
-    let stored_newest = cps.last().map(|CheckpointRecord::V1 { seq, .. }| *seq);
-    match (recorded_newest, stored_newest) {
-        _ if !recorded => {}
-        (Some(rec), Some(st)) if st == rec => {}
-        (Some(rec), st) if st.is_none_or(|st| st < rec) => note(Failure {
-            seq: rec,
-            problem: format!(
-                "the checkpoint signed at seq {rec} is missing ({}): checkpoints were deleted",
-                st.map_or("no checkpoint is stored".to_string(), |st| format!(
-                    "the newest stored is at seq {st}"
-                ))
-            ),
-        }),
-        (rec, Some(st)) => note(Failure {
-            seq: st,
-            problem: format!(
-                "the checkpoint at seq {st} is not the newest recorded ({}): the checkpoint records were altered",
-                rec.map_or("none is recorded".to_string(), |rec| format!("seq {rec}"))
-            ),
-        }),
-        (_, None) => {}
-    }
-
-    // Signatures of every checkpoint, and the anchor: the newest checkpoint that verifies.
+    let meta = Meta::load(r, chain)?;
+    let recorded = recorded(r)?;
+    // The anchor: the newest checkpoint that verifies and whose entry still hashes to it.
     let mut anchor: Option<(u64, [u8; 32])> = None;
-    for cp in &cps {
-        let CheckpointRecord::V1 { seq, .. } = cp;
-        if !keys.verifies(chain, cp) {
-            note(Failure {
-                seq: *seq,
-                problem: format!(
-                    "the checkpoint at seq {seq} has an invalid signature or an unknown key"
-                ),
-            });
-        }
-    }
+    let (mut anchor_entries, mut anchor_bytes) = (0u64, 0u64);
     if mode == Mode::FromCheckpoint {
-        for cp in cps.iter().rev() {
+        for cp in meta.cps.iter().rev() {
             let CheckpointRecord::V1 { seq, hash, .. } = cp;
             if !keys.verifies(chain, cp) {
                 continue;
             }
             if let Some(stored) = r.get(ENTRIES, &ledger::entry_key(chain, *seq))? {
-                report.bytes_checked += stored.len() as u64;
-                report.entries_checked += 1;
+                anchor_bytes += stored.len() as u64;
+                anchor_entries += 1;
                 if let Some((stored_hash, env)) = ledger::split_stored(&stored) {
                     let computed: [u8; 32] = Sha256::digest(env).into();
                     if computed == *hash
@@ -164,174 +428,306 @@ pub fn verify_chain(
             }
         }
     }
-
-    let (start, mut prev) = match anchor {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS),
-    };
-    report.verified_from_seq = anchor.map_or(1, |(s, _)| s);
-    let mut expected = start;
-    let chain_name = chain.to_string();
-    let range = Range::prefix(&chain.key()).from(&ledger::entry_key(chain, start));
-    let mut walk_failure: Option<Failure> = None;
-    r.scan(ENTRIES, &range, Dir::Asc, &mut |key, stored| {
-        let seq = key
-            .get(17..25)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_be_bytes)
-            .unwrap_or(0);
-        let fail = |seq: u64, problem: String| Failure { seq, problem };
-        let outcome: std::result::Result<[u8; 32], Failure> = (|| {
-            if seq != expected {
-                return Err(fail(
-                    expected,
-                    format!("entry {expected} is missing (the next stored entry is {seq})"),
-                ));
-            }
-            let (stored_hash, env) = ledger::split_stored(stored)
-                .ok_or_else(|| fail(seq, format!("entry {seq} is shorter than its hash")))?;
-            let computed: [u8; 32] = Sha256::digest(env).into();
-            report.entries_checked += 1;
-            report.bytes_checked += env.len() as u64;
-            if computed.as_slice() != stored_hash {
-                return Err(fail(
-                    seq,
-                    format!("entry {seq} was altered: its content no longer matches its hash"),
-                ));
-            }
-            let e: EnvelopeRef<'_> = serde_json::from_slice(env)
-                .map_err(|err| fail(seq, format!("entry {seq} is not a valid envelope: {err}")))?;
-            if e.v != 1 {
-                return Err(fail(
-                    seq,
-                    format!("entry {seq} has unknown format version {}", e.v),
-                ));
-            }
-            if e.chain != chain_name {
-                return Err(fail(
-                    seq,
-                    format!("entry {seq} belongs to chain '{}'", e.chain),
-                ));
-            }
-            if e.seq != seq {
-                return Err(fail(
-                    seq,
-                    format!("entry {seq} carries seq {} (entries were reordered)", e.seq),
-                ));
-            }
-            if e.prev != hex::encode(prev) {
-                return Err(fail(
-                    seq,
-                    format!("entry {seq} does not link to the hash of entry {}", seq - 1),
-                ));
-            }
-            // Present data must match its digest; absent data must have been shredded.
-            let data = r
-                .get(DATA, key)
-                .map_err(|err| fail(seq, format!("reading the data of entry {seq}: {err}")))?;
-            match data {
-                None if !recorded
-                    || shreds
-                        .iter()
-                        .any(|(from, through)| (*from..=*through).contains(&seq)) => {}
-                None => {
-                    return Err(fail(
-                        seq,
-                        format!(
-                            "the data of entry {seq} is missing and no recorded shred covers it: it was deleted"
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-            if let Some(data) = data {
-                report.bytes_checked += data.len() as u64;
-                if hex::encode(Sha256::digest(&data)) != e.data_sha256 {
-                    return Err(fail(
-                        seq,
-                        format!(
-                            "the data of entry {seq} was altered: it no longer matches data_sha256"
-                        ),
-                    ));
-                }
-            }
-            Ok(computed)
-        })();
-        match outcome {
-            Ok(computed) => {
-                prev = computed;
-                expected += 1;
-                Ok(ControlFlow::Continue(()))
-            }
-            Err(f) => {
-                walk_failure = Some(f);
-                Ok(ControlFlow::Break(()))
-            }
-        }
+    let mut walk = Walk::new(meta, keys, recorded, anchor);
+    walk.report.entries_checked += anchor_entries;
+    walk.report.bytes_checked += anchor_bytes;
+    let range = Range::prefix(&chain.key()).from(&ledger::entry_key(chain, walk.start));
+    r.scan_joined(ENTRIES, DATA, &range, &mut |key, stored, data| {
+        Ok(if walk.entry(key_seq(key), stored, data) {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        })
     })?;
-    let walked_to = expected - 1;
-    if let Some(f) = walk_failure {
-        note(f);
-    }
+    Ok(walk.finish())
+}
 
-    // Checkpoints inside the walked range must name the walked hashes.
-    for cp in &cps {
-        let CheckpointRecord::V1 { seq, hash, .. } = cp;
-        if *seq > walked_to {
-            note(Failure {
-                seq: walked_to + 1,
-                problem: format!(
-                    "the chain ends at seq {walked_to}, below the signed checkpoint at seq {seq}: entries were truncated"
-                ),
-            });
-        } else if *seq >= start {
-            let stored = r.get(ENTRIES, &ledger::entry_key(chain, *seq))?;
-            let matches = stored
-                .as_deref()
-                .and_then(ledger::split_stored)
-                .is_some_and(|(_, env)| Sha256::digest(env).as_slice() == hash.as_slice());
-            if !matches {
-                note(Failure {
-                    seq: *seq,
-                    problem: format!(
-                        "entry {seq} no longer matches the checkpoint signed at that seq"
-                    ),
-                });
-            }
+/// Entries handed from the reading thread to the checking thread at once.
+const BLOCK_ENTRIES: usize = 2048;
+
+/// A block of `(key, stored entry, data row)` triples in one buffer.
+#[derive(Default)]
+struct Block {
+    buf: Vec<u8>,
+    /// Per entry: the end offsets of its key, its stored bytes and its data (equal to the
+    /// stored end when it has none), and whether it has data.
+    items: Vec<(usize, usize, usize, bool)>,
+}
+
+/// Verifies every chain from seq 1 ([`Mode::Full`]) with one sequential pass over each ledger
+/// table instead of a lookup per chain and per entry, and hands each chain's report to `out`
+/// in the order of the chains' keys (as [`ledger::all_heads`] lists them). The entries are read
+/// on this thread and checked (hashed, parsed) on a second one, so reading and hashing overlap.
+/// The same checks as [`verify_chain`] in [`Mode::Full`], entry for entry.
+///
+/// Memory: the chains' checkpoints, shreds and heads, and two blocks of [`BLOCK_ENTRIES`]
+/// entries in flight.
+pub fn verify_all_full(
+    r: &impl Reader,
+    keys: &KeyRing,
+    out: &mut (dyn FnMut(ChainReport) + Send),
+) -> Result<()> {
+    use std::collections::HashMap;
+    let recorded = recorded(r)?;
+    let heads = ledger::all_heads(r)?;
+    let mut cps: HashMap<[u8; CHAIN_KEY_LEN], Vec<CheckpointRecord>> = HashMap::new();
+    r.scan(ledger::CHECKPOINTS, &Range::all(), Dir::Asc, &mut |k, v| {
+        if let Some(ck) = chain_key(k) {
+            cps.entry(ck)
+                .or_default()
+                .push(codec::decode(ledger::CHECKPOINTS.name(), v)?);
         }
-    }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut shreds: HashMap<[u8; CHAIN_KEY_LEN], Vec<(u64, u64)>> = HashMap::new();
+    r.scan(ledger::SHREDS, &Range::all(), Dir::Asc, &mut |k, v| {
+        if let Some(ck) = chain_key(k) {
+            let ShredRecord::V1 {
+                from_seq,
+                through_seq,
+                ..
+            } = codec::decode(ledger::SHREDS.name(), v)?;
+            shreds.entry(ck).or_default().push((from_seq, through_seq));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let mut latest: HashMap<[u8; CHAIN_KEY_LEN], u64> = HashMap::new();
+    r.scan(
+        ledger::LATEST_CHECKPOINT,
+        &Range::all(),
+        Dir::Asc,
+        &mut |k, v| {
+            if let Some(ck) = chain_key(k) {
+                let LatestCheckpointRecord::V1 { seq } =
+                    codec::decode(ledger::LATEST_CHECKPOINT.name(), v)?;
+                latest.insert(ck, seq);
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    let metas: Vec<([u8; CHAIN_KEY_LEN], Meta)> = heads
+        .into_iter()
+        .map(|(chain, head)| {
+            let ck = chain.key();
+            let meta = Meta {
+                head: Some(head),
+                cps: cps.remove(&ck).unwrap_or_default(),
+                shreds: shreds.remove(&ck).unwrap_or_default(),
+                recorded_newest: latest.get(&ck).copied(),
+                chain,
+            };
+            (ck, meta)
+        })
+        .collect();
 
-    // The head must name the last entry walked.
-    if head_seq > walked_to {
-        note(Failure {
-            seq: walked_to + 1,
-            problem: format!(
-                "entries {}..={head_seq} are missing: the head names seq {head_seq}",
-                walked_to + 1
-            ),
+    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Block>(2);
+    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Block>(3);
+    std::thread::scope(|scope| -> Result<()> {
+        let checker = scope.spawn(move || {
+            let mut metas = metas.into_iter().peekable();
+            let mut current: Option<([u8; CHAIN_KEY_LEN], Walk)> = None;
+            let mut finish = |walk: Walk| out(walk.finish());
+            for block in full_rx {
+                let mut from = 0usize;
+                for &(key_end, stored_end, data_end, has_data) in &block.items {
+                    let key = &block.buf[from..key_end];
+                    let stored = &block.buf[key_end..stored_end];
+                    let data = has_data.then(|| &block.buf[stored_end..data_end]);
+                    from = data_end;
+                    let Some(ck) = chain_key(key) else { continue };
+                    if current.as_ref().is_none_or(|(c, _)| *c != ck) {
+                        if let Some((_, walk)) = current.take() {
+                            finish(walk);
+                        }
+                        // Chains with a head but no entry left: their walk finds nothing.
+                        while let Some((next, _)) = metas.peek() {
+                            if *next >= ck {
+                                break;
+                            }
+                            if let Some((_, meta)) = metas.next() {
+                                finish(Walk::new(meta, keys, recorded, None));
+                            }
+                        }
+                        // Entries of a chain without a head are not walked (as per chain).
+                        if metas.peek().is_some_and(|(next, _)| *next == ck)
+                            && let Some((_, meta)) = metas.next()
+                        {
+                            current = Some((ck, Walk::new(meta, keys, recorded, None)));
+                        }
+                    }
+                    if let Some((_, walk)) = current.as_mut() {
+                        walk.entry(key_seq(key), stored, data);
+                    }
+                }
+                let mut block = block;
+                block.buf.clear();
+                block.items.clear();
+                let _ = empty_tx.try_send(block);
+            }
+            if let Some((_, walk)) = current.take() {
+                finish(walk);
+            }
+            for (_, meta) in metas {
+                finish(Walk::new(meta, keys, recorded, None));
+            }
         });
-    } else if head_seq < walked_to {
-        note(Failure {
-            seq: head_seq + 1,
-            problem: format!("entries after the recorded head (seq {head_seq}) exist"),
+        let mut block = Block::default();
+        let read = r.scan_joined(ENTRIES, DATA, &Range::all(), &mut |key, stored, data| {
+            block.buf.extend_from_slice(key);
+            let key_end = block.buf.len();
+            block.buf.extend_from_slice(stored);
+            let stored_end = block.buf.len();
+            if let Some(d) = data {
+                block.buf.extend_from_slice(d);
+            }
+            block
+                .items
+                .push((key_end, stored_end, block.buf.len(), data.is_some()));
+            if block.items.len() >= BLOCK_ENTRIES {
+                let next = empty_rx.try_recv().unwrap_or_default();
+                if full_tx.send(std::mem::replace(&mut block, next)).is_err() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
         });
-    } else if head_seq >= start && head_hash != prev {
-        note(Failure {
-            seq: head_seq,
-            problem: format!("the recorded head hash does not match entry {head_seq}"),
-        });
-    }
+        if read.is_ok() && !block.items.is_empty() {
+            let _ = full_tx.send(block);
+        }
+        drop(full_tx);
+        checker
+            .join()
+            .map_err(|_| Error::Internal("the verify thread panicked".into()))?;
+        Ok(read?)
+    })
+}
 
-    if let Some(f) = failure {
-        report.ok = false;
-        report.first_bad_seq = Some(f.seq);
-        report.problem = Some(f.problem);
-    }
-    Ok(report)
+/// The chain key that starts a ledger key.
+fn chain_key(key: &[u8]) -> Option<[u8; CHAIN_KEY_LEN]> {
+    key.get(..CHAIN_KEY_LEN)?.try_into().ok()
 }
 
 fn envelope_seq(env: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<EnvelopeRef<'_>>(env)
+    serde_json::from_slice::<Checked<'_>>(env)
         .ok()
         .map(|e| e.seq)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::actor::Actor;
+    use crate::audit::Target;
+    use crate::audit::signing::InstallKey;
+    use crate::store::Store;
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default()
+    }
+
+    fn tenant(n: u128) -> ChainId {
+        ChainId::Tenant(uuid::Uuid::from_u128(n))
+    }
+
+    /// The one-pass walk over every chain reports exactly what the per-chain walk reports, for
+    /// intact chains and for each kind of damage, and in the chains' order.
+    #[tokio::test]
+    async fn the_one_pass_walk_reports_what_the_per_chain_walk_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let key = Arc::new(InstallKey::from_seed(&[3; 32]));
+        let ring = KeyRing::new([key.public()]);
+        let mut chains = vec![ChainId::Platform];
+        chains.extend((1..=9).map(tenant));
+        for i in 0..12u64 {
+            let (chains, key) = (chains.clone(), key.clone());
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    for chain in &chains {
+                        let a = ledger::append(
+                            ctx,
+                            chain,
+                            "tenant.updated.v1",
+                            &Target::new("row", i),
+                            json!({"i": i}),
+                        )?;
+                        if i % 5 == 4 {
+                            let cp = key.sign_checkpoint(
+                                chain,
+                                a.seq,
+                                a.hash,
+                                "2026-01-01T00:00:00.000000Z".into(),
+                            );
+                            ledger::put_checkpoint(ctx, chain, &cp)?;
+                        }
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await
+                .unwrap();
+        }
+        // Damage: an entry removed (1), a data row altered (2), a data row deleted (3), the
+        // newest entries truncated (4), an envelope byte changed (5), the newest checkpoint
+        // deleted (6), every entry gone (7), entries of a chain with no head (8: head deleted).
+        store
+            .write(now(), Actor::system("t"), |ctx| {
+                ctx.delete(ENTRIES, &ledger::entry_key(&tenant(1), 6))?;
+                ctx.put(DATA, &ledger::entry_key(&tenant(2), 3), br#"{"i":99}"#)?;
+                ctx.delete(DATA, &ledger::entry_key(&tenant(3), 8))?;
+                for seq in 10..=12 {
+                    ctx.delete(ENTRIES, &ledger::entry_key(&tenant(4), seq))?;
+                }
+                let k = ledger::entry_key(&tenant(5), 7);
+                let mut stored = ctx.get(ENTRIES, &k)?.unwrap_or_default();
+                if let Some(b) = stored.get_mut(40) {
+                    *b ^= 1;
+                }
+                ctx.put(ENTRIES, &k, &stored)?;
+                ctx.delete(ledger::CHECKPOINTS, &ledger::entry_key(&tenant(6), 10))?;
+                ctx.delete_range(ENTRIES, &Range::prefix(&tenant(7).key()))?;
+                ctx.delete(ledger::HEADS, &tenant(8).key())?;
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+        let (per_chain, one_pass) = store
+            .read(move |r| {
+                let per_chain = ledger::all_heads(r)?
+                    .iter()
+                    .map(|(c, _)| verify_chain(r, c, &ring, Mode::Full))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut one_pass = Vec::new();
+                verify_all_full(r, &ring, &mut |report| one_pass.push(report))?;
+                Ok::<_, Error>((per_chain, one_pass))
+            })
+            .await
+            .unwrap();
+        assert_eq!(one_pass, per_chain);
+        let bad: Vec<(&str, Option<u64>)> = one_pass
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| (r.chain.as_str(), r.first_bad_seq))
+            .collect();
+        assert_eq!(bad.len(), 7, "{one_pass:#?}");
+        assert_eq!(one_pass.len(), 9, "the chain without a head is not listed");
+        assert!(one_pass.iter().all(|r| r.chain != tenant(8).to_string()));
+        let first_bad = |n: u128| {
+            one_pass
+                .iter()
+                .find(|r| r.chain == tenant(n).to_string())
+                .and_then(|r| r.first_bad_seq)
+        };
+        assert_eq!(first_bad(1), Some(6));
+        assert_eq!(first_bad(2), Some(3));
+        assert_eq!(first_bad(3), Some(8));
+        assert_eq!(first_bad(4), Some(10));
+        assert_eq!(first_bad(5), Some(7));
+        assert_eq!(first_bad(6), Some(10));
+        assert_eq!(first_bad(7), Some(1));
+        assert_eq!(first_bad(9), None);
+    }
 }

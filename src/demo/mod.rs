@@ -4,6 +4,7 @@
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
 mod members;
+mod webhooks;
 mod revenue;
 
 use chrono::{DateTime, Duration, Utc};
@@ -83,6 +84,14 @@ pub fn prepare_config(config: &mut crate::config::Config) -> std::io::Result<()>
             config.data_dir.join(DEMO_BACKUP_IDENTITY_FILE).display()
         );
         config.backup.recipients = vec![r];
+    }
+    // The demo's webhook endpoints point at made-up hosts: deliveries stay on this machine
+    // (refused by the SSRF guard and recorded), never resolved or sent elsewhere.
+    if config.demo && config.webhooks.restrict_to.is_empty() {
+        config.webhooks.restrict_to = ["127.0.0.0/8", "::1/128"]
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
     }
     Ok(())
 }
@@ -760,6 +769,7 @@ impl Replay {
         }
         for day in 1..DEMO_DAYS {
             day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
+            day_events.push((self.at(day, 4, 10), Event::Job(Job::PruneWebhooks)));
             day_events.push((self.at(day, 3, 40), Event::Job(Job::PruneUsageEvents)));
         }
         // Operators visited the first tenant three days ago (Visit tenant).
@@ -867,6 +877,11 @@ impl Replay {
             }
         }
         members::key_usage(&self.state, end - Duration::hours(3), &keys).await?;
+        for (i, s) in seeds.iter().enumerate().take(2) {
+            if s.story != Story::Fresh {
+                webhooks::seed(&self.state, end, tenant_ids[i], s.domain, i).await?;
+            }
+        }
         // One tenant admin can sign in to the Tenant console with a known password.
         if let Some(email) = admins[0].clone() {
             let password = format!("demo-{}", &crate::http::credentials::random_token()?[..16]);

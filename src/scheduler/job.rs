@@ -30,6 +30,8 @@ pub enum Job {
     /// Verifies every audit chain from seq 1, data included (the checkpoint job only walks
     /// what moved since the last checkpoint).
     VerifyLedger,
+    /// Deletes webhook DLQ entries and attempts older than 7 days.
+    PruneWebhooks,
     /// Deletes raw usage events of closed periods (aggregates are kept).
     PruneUsageEvents,
 }
@@ -47,6 +49,7 @@ impl Job {
         Job::BackupDaily,
         Job::EndExpiredVisits,
         Job::VerifyLedger,
+        Job::PruneWebhooks,
         Job::PruneUsageEvents,
     ];
 
@@ -72,6 +75,7 @@ impl Job {
             Job::BackupDaily => "backup_daily",
             Job::EndExpiredVisits => "end_expired_visits",
             Job::VerifyLedger => "verify_ledger",
+            Job::PruneWebhooks => "prune_webhooks",
             Job::PruneUsageEvents => "prune_usage_events",
         }
     }
@@ -109,6 +113,9 @@ impl Job {
             Job::VerifyLedger => {
                 "Verifies every audit chain from seq 1, data and shreds included, and records the result the dashboard shows."
             }
+            Job::PruneWebhooks => {
+                "Deletes webhook deliveries that have been in the DLQ for more than 7 days, and attempts older than 7 days."
+            }
             Job::PruneUsageEvents => {
                 "Deletes raw usage events of periods before the previous one (they can no longer be posted, so need no deduplication); aggregates are kept."
             }
@@ -128,6 +135,7 @@ impl Job {
             Job::BackupDaily => "0 30 2 * * *",
             Job::EndExpiredVisits => "15 * * * * *",
             Job::VerifyLedger => "0 45 3 * * *",
+            Job::PruneWebhooks => "0 10 4 * * *",
             Job::PruneUsageEvents => "0 40 * * * *",
         }
     }

@@ -61,6 +61,20 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         Job::VerifyLedger => {
             crate::audit::verify_ledger(state.store(), now, state.install_key()).await
         }
+        Job::PruneWebhooks => {
+            let cutoff = now - crate::webhooks::model::RETENTION;
+            let (dead, attempts) = state
+                .store()
+                .write(now, Actor::job("prune_webhooks"), move |ctx| {
+                    crate::webhooks::service::prune(ctx, cutoff)
+                })
+                .await?;
+            Ok(format!(
+                "pruned {dead} DLQ entr{} and {attempts} attempt{} older than 7 days",
+                if dead == 1 { "y" } else { "ies" },
+                if attempts == 1 { "" } else { "s" }
+            ))
+        }
         Job::EndExpiredVisits => {
             let n = state
                 .store()

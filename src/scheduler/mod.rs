@@ -216,6 +216,7 @@ mod tests {
             | Job::BackupDaily
             | Job::EndExpiredVisits
             | Job::VerifyLedger
+            | Job::PruneWebhooks => j,
             | Job::PruneUsageEvents => j,
         };
         for j in [
@@ -229,6 +230,7 @@ mod tests {
             Job::BackupDaily,
             Job::EndExpiredVisits,
             Job::VerifyLedger,
+            Job::PruneWebhooks,
             Job::PruneUsageEvents,
         ] {
             assert!(

@@ -209,6 +209,9 @@ pub type CommitObserver = Arc<dyn Fn(&CommitNotice) + Send + Sync>;
 /// The visitor of a scan: called with each `(key, value)`; return `Break` to stop.
 pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 
+/// The visitor of [`Reader::scan_joined`]: `(key, value in a, value in b if any)`.
+pub type JoinVisit<'a> = dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Result<ControlFlow<()>> + 'a;
+
 /// Read operations shared by [`ReadCtx`] and [`WriteCtx`].
 pub trait Reader {
     /// The raw value at `key`, if any.
@@ -219,6 +222,17 @@ pub trait Reader {
 
     /// Number of keys in `table`.
     fn len(&self, table: Table) -> Result<u64>;
+
+    /// Calls `f` with each `(key, value)` of `a` in `range`, ascending, and the value at the
+    /// same key in `b` if there is one, until it breaks: a join of two tables keyed alike (an
+    /// audit entry and its data row). [`ReadCtx`] walks both tables once, side by side, instead
+    /// of looking `b` up per key.
+    fn scan_joined(&self, a: Table, b: Table, range: &Range, f: &mut JoinVisit<'_>) -> Result<()> {
+        self.scan(a, range, Dir::Asc, &mut |k, v| {
+            let other = self.get(b, k)?;
+            f(k, v, other.as_deref())
+        })
+    }
 
     /// Decodes the record at `key`.
     fn get_record<R: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<R>>
@@ -282,21 +296,45 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
     Ok(())
 }
 
+type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Most tables a snapshot keeps open (a read touches a handful; past this, the oldest goes).
+const OPEN_TABLES: usize = 16;
+
 /// A consistent snapshot for reads; never waits for the writer.
+///
+/// Tables are opened once per snapshot and kept: redb's `open_table` looks the table up by name
+/// in the table tree, and a walk that reads a row per entry (verify, a page of tenants with their
+/// details) would otherwise pay that lookup on every read.
 pub struct ReadCtx {
     txn: redb::ReadTransaction,
+    open: std::cell::RefCell<Vec<(&'static str, Option<std::rc::Rc<ReadTable>>)>>,
 }
 
 impl ReadCtx {
-    fn table(
-        &self,
-        table: Table,
-    ) -> Result<Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>> {
-        match self.txn.open_table(table.def()) {
-            Ok(t) => Ok(Some(t)),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+    fn new(txn: redb::ReadTransaction) -> ReadCtx {
+        ReadCtx {
+            txn,
+            open: std::cell::RefCell::default(),
         }
+    }
+
+    /// The open table, or `None` when it was never written.
+    fn table(&self, table: Table) -> Result<Option<std::rc::Rc<ReadTable>>> {
+        if let Some((_, t)) = self.open.borrow().iter().find(|(n, _)| *n == table.name) {
+            return Ok(t.clone());
+        }
+        let t = match self.txn.open_table(table.def()) {
+            Ok(t) => Some(std::rc::Rc::new(t)),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let mut open = self.open.borrow_mut();
+        if open.len() >= OPEN_TABLES {
+            open.remove(0);
+        }
+        open.push((table.name, t.clone()));
+        Ok(t)
     }
 }
 
@@ -309,7 +347,7 @@ impl Reader for ReadCtx {
     }
     fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
         match self.table(table)? {
-            Some(t) => scan_table(&t, range, dir, f),
+            Some(t) => scan_table(&*t, range, dir, f),
             None => Ok(()),
         }
     }
@@ -318,6 +356,51 @@ impl Reader for ReadCtx {
             Some(t) => Ok(t.len()?),
             None => Ok(0),
         }
+    }
+    fn scan_joined(&self, a: Table, b: Table, range: &Range, f: &mut JoinVisit<'_>) -> Result<()> {
+        let Some(ta) = self.table(a)? else {
+            return Ok(());
+        };
+        let tb = self.table(b)?;
+        let mut others = match &tb {
+            Some(t) => Some(t.range::<&[u8]>(range.bounds())?),
+            None => None,
+        };
+        // The pending row of `b`: its key is at or after the current key of `a`.
+        let mut pending: Option<(redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>)> =
+            None;
+        for item in ta.range::<&[u8]>(range.bounds())? {
+            let (k, v) = item?;
+            let key = k.value();
+            let mut matched: Option<&[u8]> = None;
+            if let Some(it) = others.as_mut() {
+                loop {
+                    if pending.is_none() {
+                        match it.next() {
+                            Some(row) => pending = Some(row?),
+                            None => break,
+                        }
+                    }
+                    let Some((pk, _)) = pending.as_ref() else {
+                        break;
+                    };
+                    match pk.value().cmp(key) {
+                        std::cmp::Ordering::Less => pending = None,
+                        std::cmp::Ordering::Equal => break,
+                        std::cmp::Ordering::Greater => break,
+                    }
+                }
+                if let Some((pk, pv)) = pending.as_ref()
+                    && pk.value() == key
+                {
+                    matched = Some(pv.value());
+                }
+            }
+            if f(key, v.value(), matched)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -602,7 +685,7 @@ impl Store {
             .clone()
             .ok_or(Error::Closed)?;
         let txn = db.begin_read().map_err(Error::from)?;
-        f(&ReadCtx { txn })
+        f(&ReadCtx::new(txn))
     }
 
     /// Queues `f` for the writer, which runs it inside a group-commit batch and answers after

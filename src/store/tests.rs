@@ -1107,7 +1107,10 @@ fn tamper_cases(pristine: &[u8], expected: [u8; 32], ring: &crate::audit::signin
     let mut bad = Vec::new();
     for (kind, offsets) in &kinds {
         // A kind whose bytes were not found would pass without a case.
-        assert!(!offsets.is_empty(), "no byte of kind {kind} found in the file");
+        assert!(
+            !offsets.is_empty(),
+            "no byte of kind {kind} found in the file"
+        );
         let mut tally: std::collections::BTreeMap<String, usize> = Default::default();
         for &offset in offsets {
             let (outcome, detail) = tamper_case(pristine, offset, expected, ring);

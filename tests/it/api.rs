@@ -170,6 +170,10 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             || path.ends_with("/end")
             || path.ends_with("/impersonations")
             || path.ends_with("/enrollment")
+            || path.ends_with("/replay")
+            || path.ends_with("/replay-dlq")
+            || path.ends_with("/rotate-secret")
+            || path.ends_with("/test")
             || path.ends_with("/publish")
             || path.ends_with("/archive")
             || path.ends_with("/clone")
@@ -276,6 +280,10 @@ async fn unknown_ids_routes_and_methods_are_problems() {
                 "persona_id": uuid::Uuid::now_v7().to_string(),
                 "name": "x",
                 "scopes": ["members.read"],
+            }),
+            "/api/tenants/{id}/webhooks" => json!({
+                "url": "https://hooks.example.com/x",
+                "event_types": ["webhook.test.v1"],
             }),
             "/api/tenants/{id}/impersonations/{impersonation_id}/elevate" => {
                 json!({"reason": "a reason long enough"})

@@ -26,3 +26,4 @@ mod ship;
 mod tenants;
 mod tidy;
 mod upgrade;
+mod webhooks;

@@ -233,6 +233,7 @@ async fn an_install_registers_and_its_heartbeat_is_delivered_signed_and_witnesse
     );
     assert!(ok, "{out}");
     assert!(out.contains("valid until"), "{out}");
+    assert!(out.contains(", bound to "), "the binding is named: {out}");
 
     let app = appliance(&cp, &license, Some(cp.url("")), |_| {}).await;
     let (_, lic) = app.get("/api/license").await;

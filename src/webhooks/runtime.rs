@@ -1,0 +1,68 @@
+//! The webhooks' share of [`crate::state::AppState`]: the secret sealer, the SSRF policy, and
+//! the signal that wakes the delivery loop (a commit that moved a chain, a replay, a test).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::guard::Policy;
+use super::signing::Sealer;
+use crate::audit::signing::{InstallKey, KeyError};
+use crate::config::WebhooksConfig;
+
+/// The commit topic a webhook write touches to wake the delivery loop (a replay, a test).
+pub const WEBHOOKS_TOPIC: &str = "webhooks";
+
+/// File name of the key endpoint secrets are sealed under, inside `DATA_DIR/keys/`.
+pub const WEBHOOK_KEY_FILE: &str = "webhooks.ed25519";
+
+/// Process-local webhook state. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Webhooks {
+    sealer: Sealer,
+    policy: Arc<Policy>,
+    wake: Arc<Notify>,
+}
+
+impl Webhooks {
+    /// The key file's path.
+    pub fn key_path(data_dir: &Path) -> PathBuf {
+        data_dir.join("keys").join(WEBHOOK_KEY_FILE)
+    }
+
+    /// Loads (or makes, 0600, on first use) the sealing key and builds the state.
+    ///
+    /// The key file is an Ed25519 key like the install and token keys, so it is made, checked
+    /// and backed up the same way; only its seed is used, through a hash (see `signing`).
+    ///
+    /// Errors: the key file cannot be read or written.
+    pub fn load(data_dir: &Path, cfg: &WebhooksConfig) -> Result<Webhooks, KeyError> {
+        let key = InstallKey::load_or_create_at(&Self::key_path(data_dir), true)?;
+        Ok(Webhooks {
+            sealer: Sealer::from_seed(&key.signing_key().to_bytes()),
+            policy: Arc::new(Policy::new(cfg)),
+            wake: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Seals and opens endpoint secrets.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The SSRF policy.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// Wakes the delivery loop (it keeps one pending wake-up, so none is lost).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Waits for [`Webhooks::wake`].
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+}
