@@ -98,7 +98,7 @@ fn fixture() -> Fixture {
                         contact_email: Some(format!("ops{i}@tenant{i}.example.com")),
                         ..Default::default()
                     }
-                    .parse(&config)
+                    .parse(&config, &config.plans)
                     .unwrap()
                 })
                 .collect();

@@ -1,5 +1,9 @@
-//! Load tool: lifecycle writes per second over real HTTP, each a suspend or reinstate with its
-//! audit entry committed durably, at several client concurrencies.
+//! Load tool, at several client concurrencies over real HTTP:
+//! - `lifecycle`: writes per second, each a suspend or reinstate with its audit entry committed
+//!   durably;
+//! - `ingest`: usage events per second through `POST /api/usage/events`, in batches of 100
+//!   idempotent events (the work of `peers/ingest.sql`: dedupe lookup, the raw event, and the
+//!   totals by tenant, SKU, period, source and day), each batch durable before its answer.
 //!
 //! It starts the real application (system clock, temp data dir) on 127.0.0.1:0 in this process,
 //! gives each client its own tenant, and has every client alternate suspend/reinstate as fast as
@@ -8,6 +12,7 @@
 //! ```text
 //! cargo bench --bench load                       # 1, 8 and 64 clients, 10 s each
 //! cargo bench --bench load -- --clients 1,8,64,256 --seconds 20
+//! cargo bench --bench load -- --scenario ingest  # only one scenario (lifecycle|ingest)
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -43,14 +48,15 @@ fn main() {
         .map(|c| c.trim().parse().unwrap())
         .collect();
     let seconds: u64 = arg("--seconds").and_then(|s| s.parse().ok()).unwrap_or(10);
+    let scenario = arg("--scenario").unwrap_or_else(|| "all".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(run(clients, seconds));
+    rt.block_on(run(clients, seconds, scenario));
 }
 
-async fn run(levels: Vec<usize>, seconds: u64) {
+async fn run(levels: Vec<usize>, seconds: u64, scenario: String) {
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -96,6 +102,145 @@ async fn run(levels: Vec<usize>, seconds: u64) {
         tenants.push(id);
     }
 
+    if scenario == "all" || scenario == "ingest" {
+        ingest(&client, &base, &state, &tenants, &levels, seconds).await;
+    }
+    if scenario == "all" || scenario == "lifecycle" {
+        lifecycle(&client, &base, &state, &tenants, &levels, seconds).await;
+    }
+    let (_, v) = post("/api/audit/verify".into(), json!({"full": true})).await;
+    let ok = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["ok"] == true);
+    println!("ledger after the run verifies: {ok}");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Events per batch in the ingest scenario.
+const BATCH: usize = 100;
+
+async fn ingest(
+    client: &reqwest::Client,
+    base: &str,
+    state: &tenantry::state::AppState,
+    tenants: &[String],
+    levels: &[usize],
+    seconds: u64,
+) {
+    let res: Value = client
+        .post(format!("{base}/api/catalogs"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "Load", "currency": "USD", "rates": [
+            {"sku": "api_call", "unit": "api_call", "per_units": 1000, "soft_cap": 1_000_000_000_000u64,
+             "tiers": [{"up_to": 1_000_000, "unit_amount_minor": 2}, {"up_to": null, "unit_amount_minor": 1}]},
+            {"sku": "ai_token", "unit": "ai_token", "per_units": 1000, "tiers": [{"up_to": null, "unit_amount_minor": 3}]}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let catalog = res["catalog_id"].as_str().unwrap().to_string();
+    client
+        .post(format!("{base}/api/catalogs/{catalog}/versions/1/publish"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    for t in tenants {
+        let r = client
+            .put(format!("{base}/api/tenants/{t}/catalog"))
+            .bearer_auth(TOKEN)
+            .json(&json!({"catalog_id": catalog, "version": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    }
+    println!(
+        "usage ingest over HTTP, batches of {BATCH} idempotent events, durable commit ({seconds} s per level)"
+    );
+    println!(
+        "{:>8} {:>12} {:>10} {:>10} {:>10} {:>14}",
+        "clients", "events/s", "p50 ms", "p99 ms", "errors", "avg batch"
+    );
+    for (level, &n) in levels.iter().enumerate() {
+        let before = state.store().writer_stats();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for (c, id) in tenants.iter().take(n).enumerate() {
+            let (id, client, base, stop) =
+                (id.clone(), client.clone(), base.to_string(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::new();
+                let (mut errors, mut events) = (0u64, 0u64);
+                let mut seq = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let ts = chrono::Utc::now().to_rfc3339();
+                    let batch: Vec<Value> = (0..BATCH)
+                        .map(|i| {
+                            seq += 1;
+                            json!({"event_id": format!("l{level}-c{c}-{seq}"), "tenant_id": id,
+                                   "sku": if i % 4 == 0 { "ai_token" } else { "api_call" },
+                                   "quantity": 1 + (seq % 50), "ts": ts})
+                        })
+                        .collect();
+                    let t = Instant::now();
+                    match client
+                        .post(format!("{base}/api/usage/events"))
+                        .bearer_auth(TOKEN)
+                        .json(&json!({"events": batch}))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            let v: Value = r.json().await.unwrap_or(Value::Null);
+                            events += v["accepted"].as_u64().unwrap_or(0);
+                            lat.push(t.elapsed().as_micros() as u64);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (lat, errors, events)
+            }));
+        }
+        let started = Instant::now();
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+        let (mut all, mut errors, mut events) = (Vec::new(), 0, 0);
+        for t in tasks {
+            let (lat, e, n) = t.await.unwrap();
+            all.extend(lat);
+            errors += e;
+            events += n;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        all.sort_unstable();
+        let after = state.store().writer_stats();
+        let batches = (after.batches - before.batches).max(1);
+        println!(
+            "{:>8} {:>12.0} {:>10.2} {:>10.2} {:>10} {:>14.1}",
+            n,
+            events as f64 / elapsed,
+            percentile(&all, 0.5) as f64 / 1000.0,
+            percentile(&all, 0.99) as f64 / 1000.0,
+            errors,
+            (after.requests - before.requests) as f64 / batches as f64
+        );
+    }
+}
+
+async fn lifecycle(
+    client: &reqwest::Client,
+    base: &str,
+    state: &tenantry::state::AppState,
+    tenants: &[String],
+    levels: &[usize],
+    seconds: u64,
+) {
     println!(
         "lifecycle writes over HTTP, each with its audit entry, durable commit ({seconds} s per level)"
     );
@@ -103,12 +248,13 @@ async fn run(levels: Vec<usize>, seconds: u64) {
         "{:>8} {:>12} {:>10} {:>10} {:>10} {:>14}",
         "clients", "writes/s", "p50 ms", "p99 ms", "errors", "avg batch"
     );
-    for &n in &levels {
+    for &n in levels {
         let before = state.store().writer_stats();
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for id in tenants.iter().take(n) {
-            let (id, client, base, stop) = (id.clone(), client.clone(), base.clone(), stop.clone());
+            let (id, client, base, stop) =
+                (id.clone(), client.clone(), base.to_string(), stop.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let mut errors = 0u64;
@@ -195,13 +341,4 @@ async fn run(levels: Vec<usize>, seconds: u64) {
             println!("         first error: {e}");
         }
     }
-    let (_, v) = post("/api/audit/verify".into(), json!({"full": true})).await;
-    let ok = v["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|r| r["ok"] == true);
-    println!("ledger after the run verifies: {ok}");
-    let _ = stop_tx.send(());
-    server.await.unwrap().unwrap();
 }

@@ -29,6 +29,9 @@ pub const ALL: &[&Context] = &[
     &crate::dashboard::CONTEXT,
     &crate::tenants::CONTEXT,
     &crate::apps::CONTEXT,
+    &crate::plans::CONTEXT,
+    &crate::catalogs::CONTEXT,
+    &crate::metering::CONTEXT,
     &crate::pools::CONTEXT,
     &crate::audit::CONTEXT,
     &crate::scheduler::CONTEXT,
@@ -269,6 +272,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
     let onprem = OnPrem::new(&config, license_key_recorded.is_none())?;
     let key_id = key.key_id().to_string();
     let layout = config.pools.clone();
+    let plan_codes = config.plans.clone();
     // A fresh demo platform is born at the start of the replayed history, so that the replay's
     // entries follow the initial ones in time on the platform chain.
     let init_at = if config.demo && recorded.is_none() {
@@ -293,6 +297,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
                 }
             };
             crate::pools::service::ensure_layout(ctx, &layout)?;
+            crate::plans::service::seed(ctx, &plan_codes)?;
             Ok::<_, Error>(id)
         })
         .await?;
@@ -317,6 +322,7 @@ pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<App
         webhooks,
     });
     start_onprem(&state, license_key_recorded).await?;
+    crate::metering::load_caps(&state).await?;
     Ok(state)
 }
 

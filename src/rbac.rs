@@ -107,6 +107,9 @@ pub enum Permission {
     /// Manage tenants' webhook endpoints and replay dead-lettered deliveries (operator guide
     /// §5).
     WebhooksManage,
+    /// Manage plans and pricing catalogs, pin tenants to catalog versions, and post usage
+    /// for any tenant (issue 10).
+    BillingManage,
 }
 
 impl Permission {
@@ -130,6 +133,7 @@ impl Permission {
             TenantsVisit,
             TenantsElevate,
             WebhooksManage,
+            BillingManage,
         ]
     };
 }
@@ -159,6 +163,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | TenantsVisit
                 | TenantsElevate
                 | WebhooksManage
+                | BillingManage
         ),
         Role::Compliance => matches!(
             p,
@@ -184,6 +189,10 @@ pub enum Access {
     /// A route of one tenant open to every principal of that tenant whatever its scopes (the
     /// Tenant console's home and account pages), and to operators with the permission.
     Member(Permission),
+    /// A route whose body names the tenant of each item (usage ingest): an operator whose role
+    /// allows the permission, or a tenant principal holding the scope. The handler keeps a
+    /// tenant principal to its own tenant, item by item.
+    TenantInBody(Scope, Permission),
 }
 
 /// What a tenant principal may do: the closed set of tenant scopes (issue 9; later capabilities
@@ -448,6 +457,16 @@ impl RouteTable {
                         Err(Refusal::InsufficientScope(scope))
                     }
                 }
+            },
+            Some(Access::TenantInBody(scope, p)) => match principal.map(|x| &x.kind) {
+                None => Err(needed()),
+                Some(PrincipalKind::Operator { role, .. }) if allows(*role, p) => Ok(()),
+                Some(PrincipalKind::Operator { role, .. }) => Err(Refusal::Forbidden(format!(
+                    "your role '{}' may not {method} {path}",
+                    role.as_str()
+                ))),
+                Some(PrincipalKind::Tenant(t)) if t.scopes.grants(scope) => Ok(()),
+                Some(PrincipalKind::Tenant(_)) => Err(Refusal::InsufficientScope(scope)),
             },
             None if self.path_is_known(path) => Err(Refusal::MethodNotAllowed(format!(
                 "{method} is not allowed on {path}"

@@ -67,6 +67,7 @@ struct Inner {
     tokens: TokenKeys,
     last_used: LastUsed,
     webhooks: Webhooks,
+    caps: crate::catalogs::caps::CapBoard,
     hooks: Arc<TenantHooks>,
     bound: std::sync::OnceLock<std::net::SocketAddr>,
 }
@@ -135,6 +136,7 @@ impl AppState {
                 tokens,
                 last_used: LastUsed::default(),
                 webhooks,
+                caps: crate::catalogs::caps::CapBoard::default(),
                 hooks: Arc::new(hooks),
                 bound: std::sync::OnceLock::new(),
             }),
@@ -231,6 +233,11 @@ impl AppState {
     /// API-key uses waiting to be written.
     pub fn last_used(&self) -> &LastUsed {
         &self.inner.last_used
+    }
+
+    /// The soft caps tenants are over this period (the `Warning` headers' source).
+    pub fn caps(&self) -> &crate::catalogs::caps::CapBoard {
+        &self.inner.caps
     }
     /// Records the address the listener is bound to (the real port when `listen` asked for 0).
     pub fn set_bound(&self, addr: std::net::SocketAddr) {

@@ -79,6 +79,14 @@ pub fn data_summary(data: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// An amount in minor units with its currency, e.g. `USD 49.00` (two decimals: every currency
+/// the platform bills in has cents; amounts stay integers everywhere else).
+pub fn money(amount_minor: i64, currency: &str) -> String {
+    let sign = if amount_minor < 0 { "-" } else { "" };
+    let a = amount_minor.unsigned_abs();
+    format!("{currency} {sign}{}.{:02}", a / 100, a % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,7 @@
 
 mod members;
 mod webhooks;
+mod revenue;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -769,6 +770,7 @@ impl Replay {
         for day in 1..DEMO_DAYS {
             day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
             day_events.push((self.at(day, 4, 10), Event::Job(Job::PruneWebhooks)));
+            day_events.push((self.at(day, 3, 40), Event::Job(Job::PruneUsageEvents)));
         }
         // Operators visited the first tenant three days ago (Visit tenant).
         day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));
@@ -804,7 +806,8 @@ impl Replay {
                         trial_days: Some(if i % 4 == 0 { 30 } else { 14 }),
                         hierarchy_depth: s.depth,
                     };
-                    let input = body.parse(&config)?;
+                    let plans = self.state.read(crate::plans::queries::codes).await?;
+                    let input = body.parse(&config, &plans)?;
                     let cfg = config.clone();
                     let hooks = self.state.tenant_hooks().clone();
                     let tenant = self
@@ -899,6 +902,13 @@ impl Replay {
             credentials.push(format!("tenant-admin  {email}  {password}"));
             self.save_credentials(&credentials)?;
         }
+        revenue::seed(
+            &self.state,
+            end - Duration::minutes(170),
+            &tenant_ids,
+            &keys,
+        )
+        .await?;
         // An operator verified the whole ledger this morning (the dashboard's badge).
         let verify_at = end - Duration::hours(2);
         crate::audit::verify_and_checkpoint(

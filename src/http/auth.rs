@@ -344,7 +344,21 @@ pub async fn authorize_request(
         tracing::debug!(actor = %p.actor.id, kind = p.label(), "authorized");
         req.extensions_mut().insert(p);
     }
-    next.run(req).await
+    // A tenant over a soft cap hears it on every tenant-scoped API answer (API.md: advisory
+    // conditions are `Warning: 299` headers), from the in-memory board: no read.
+    let over = match (template.starts_with("/api/"), tenant.as_deref()) {
+        (true, Some(t)) => crate::ids::parse_uuid(t)
+            .map(|t| state.caps().over_at(&t, state.clock().now()))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let mut res = next.run(req).await;
+    for o in over {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&o.warning()) {
+            res.headers_mut().append(axum::http::header::WARNING, v);
+        }
+    }
+    res
 }
 
 /// On tenant `tenant`'s console, an operator needs an active visit of it (F21.05.05), and a

@@ -32,6 +32,8 @@ pub enum Job {
     VerifyLedger,
     /// Deletes webhook DLQ entries and attempts older than 7 days.
     PruneWebhooks,
+    /// Deletes raw usage events of closed periods (aggregates are kept).
+    PruneUsageEvents,
 }
 
 impl Job {
@@ -48,6 +50,7 @@ impl Job {
         Job::EndExpiredVisits,
         Job::VerifyLedger,
         Job::PruneWebhooks,
+        Job::PruneUsageEvents,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -73,6 +76,7 @@ impl Job {
             Job::EndExpiredVisits => "end_expired_visits",
             Job::VerifyLedger => "verify_ledger",
             Job::PruneWebhooks => "prune_webhooks",
+            Job::PruneUsageEvents => "prune_usage_events",
         }
     }
 
@@ -112,6 +116,9 @@ impl Job {
             Job::PruneWebhooks => {
                 "Deletes webhook deliveries that have been in the DLQ for more than 7 days, and attempts older than 7 days."
             }
+            Job::PruneUsageEvents => {
+                "Deletes raw usage events of periods before the previous one (they can no longer be posted, so need no deduplication); aggregates are kept."
+            }
         }
     }
 
@@ -129,6 +136,7 @@ impl Job {
             Job::EndExpiredVisits => "15 * * * * *",
             Job::VerifyLedger => "0 45 3 * * *",
             Job::PruneWebhooks => "0 10 4 * * *",
+            Job::PruneUsageEvents => "0 40 * * * *",
         }
     }
 

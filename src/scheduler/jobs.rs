@@ -102,6 +102,18 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if days == 1 { "" } else { "s" }
             ))
         }
+        Job::PruneUsageEvents => {
+            let n = state
+                .store()
+                .write(now, Actor::job("prune_usage_events"), |ctx| {
+                    crate::metering::service::prune_events(ctx)
+                })
+                .await?;
+            Ok(format!(
+                "pruned {n} raw usage event{} of closed periods",
+                if n == 1 { "" } else { "s" }
+            ))
+        }
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;

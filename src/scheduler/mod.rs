@@ -217,6 +217,7 @@ mod tests {
             | Job::EndExpiredVisits
             | Job::VerifyLedger
             | Job::PruneWebhooks => j,
+            | Job::PruneUsageEvents => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -230,6 +231,7 @@ mod tests {
             Job::EndExpiredVisits,
             Job::VerifyLedger,
             Job::PruneWebhooks,
+            Job::PruneUsageEvents,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

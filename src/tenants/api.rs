@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle_reinstate))
         .routes(routes!(lifecycle_offboard))
         .routes(routes!(lifecycle_cancel_offboarding))
+        .routes(routes!(plan_history_get))
 }
 
 fn tenant_id(id: &str) -> Result<Uuid> {
@@ -52,7 +53,8 @@ async fn tenants_provision(
     ApiJson(body): ApiJson<NewTenant>,
 ) -> ApiResult<Response> {
     let config = s.config().clone();
-    let input = TenantDraft::from(body).parse(&config)?;
+    let plans = s.read(crate::plans::queries::codes).await?;
+    let input = TenantDraft::from(body).parse(&config, &plans)?;
     let hooks = s.tenant_hooks().clone();
     let t = s
         .write(p.actor, move |ctx| {
@@ -563,7 +565,8 @@ async fn tenants_update(
     ApiJson(body): ApiJson<TenantPatch>,
 ) -> ApiResult<Json<Tenant>> {
     let id = tenant_id(&id)?;
-    let input = TenantChanges::from(body).parse(s.config())?;
+    let plans = s.read(crate::plans::queries::codes).await?;
+    let input = TenantChanges::from(body).parse(&plans)?;
     Ok(Json(
         s.write(p.actor, move |ctx| service::update(ctx, id, &input))
             .await?
@@ -677,4 +680,55 @@ async fn lifecycle_cancel_offboarding(
     OptionalJson(b): OptionalJson<TransitionRequest>,
 ) -> ApiResult<Json<StateView>> {
     run_action(s, p, id, Action::CancelOffboarding, b).await
+}
+
+/// One change of a tenant's plan.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlanChange {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The plan from then on (null: none).
+    pub plan: Option<String>,
+    /// The plan before.
+    pub from: Option<String>,
+    /// The actor id.
+    pub by: String,
+}
+
+/// A tenant's plan history.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlanHistory {
+    /// Newest first (the last 100).
+    pub items: Vec<PlanChange>,
+    /// Always null.
+    pub next_cursor: Option<String>,
+}
+
+/// A tenant's plan assignments, newest first.
+#[utoipa::path(get, path = "/api/tenants/{id}/plan-history", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 200, body = PlanHistory), (status = 404, body = Problem)))]
+async fn plan_history_get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<PlanHistory>> {
+    let tenant = tenant_id(&id)?;
+    let items = s
+        .read(move |r| {
+            directory::load(r, &tenant)?;
+            crate::plans::queries::history(r, &tenant, 100)
+        })
+        .await?;
+    Ok(Json(PlanHistory {
+        items: items
+            .into_iter()
+            .map(|a| PlanChange {
+                at: a.at,
+                plan: a.plan,
+                from: a.from,
+                by: a.by,
+            })
+            .collect(),
+        next_cursor: None,
+    }))
 }

@@ -59,6 +59,11 @@ const ROUTES: &[Route] = {
         ("GET", "/api/tenants/export.csv", Requires(TenantsExport)),
         ("GET", "/api/tenants/{id}", Requires(Read)),
         ("PATCH", "/api/tenants/{id}", Requires(TenantsWrite)),
+        (
+            "GET",
+            "/api/tenants/{id}/plan-history",
+            Tenant(crate::rbac::Scope::BillingRead, Read),
+        ),
         ("GET", "/api/tenants/summary", Requires(Read)),
         ("GET", "/api/tenant-lifecycle/{id}/state", Requires(Read)),
         (

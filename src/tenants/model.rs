@@ -543,14 +543,15 @@ pub fn parse_region(config: &Config, s: &str) -> Result<String, String> {
     }
 }
 
-/// Parses a plan name against the configured plans.
-pub fn parse_plan(config: &Config, s: &str) -> Result<String, String> {
-    if config.plans.iter().any(|p| p == s) {
+/// Parses a plan code against the plans offered (`plans` records, read before the write; the
+/// write checks again).
+pub fn parse_plan(plans: &[String], s: &str) -> Result<String, String> {
+    if plans.iter().any(|p| p == s) {
         Ok(s.to_string())
     } else {
         Err(format!(
             "plan '{s}' is not offered: use one of {}",
-            config.plans.join(", ")
+            plans.join(", ")
         ))
     }
 }

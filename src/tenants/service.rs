@@ -83,10 +83,10 @@ fn opt<T>(
 }
 
 impl TenantDraft {
-    /// Checks every field at once against `config` (regions, plans).
+    /// Checks every field at once against `config` (regions) and the plans offered (`plans`).
     ///
     /// Errors: 422 `validation_failed` listing each bad field.
-    pub fn parse(self, config: &Config) -> Result<ProvisionInput> {
+    pub fn parse(self, config: &Config, plans: &[String]) -> Result<ProvisionInput> {
         let mut v = Validator::new();
         let app_id = v.take(
             "app_id",
@@ -131,7 +131,7 @@ impl TenantDraft {
             parse_email,
         );
         let plan = opt(&mut v, "plan", self.plan.as_deref(), |p| {
-            parse_plan(config, p)
+            parse_plan(plans, p)
         });
         let trial_days = self
             .trial_days
@@ -189,7 +189,11 @@ pub fn provision(
             Ok(directory::slug_owner(ctx, c)?.is_some())
         })?,
     };
+    crate::plans::service::check_assignable(ctx, input.plan.as_deref())?;
     let id = crate::ids::new_id(ctx.now);
+    if input.plan.is_some() {
+        crate::plans::service::record_assignment(ctx, &id, None, input.plan.as_deref())?;
+    }
     let assignment = pools::service::assign(ctx, id, input.tier, &config.pools)?;
     let tenant = Tenant {
         id,
@@ -293,10 +297,10 @@ pub struct PatchInput {
 }
 
 impl TenantChanges {
-    /// Checks every given field.
+    /// Checks every given field (a plan against the plans offered, `plans`).
     ///
     /// Errors: 422 `validation_failed`.
-    pub fn parse(self, config: &Config) -> Result<PatchInput> {
+    pub fn parse(self, plans: &[String]) -> Result<PatchInput> {
         let mut v = Validator::new();
         let mut clearable =
             |field: &str,
@@ -310,7 +314,7 @@ impl TenantChanges {
         let contact_email = clearable("contact_email", self.contact_email, &parse_email);
         let brand_domain = clearable("brand_domain", self.brand_domain, &parse_hostname);
         let country = clearable("country", self.country, &parse_country);
-        let plan = clearable("plan", self.plan, &|p| parse_plan(config, p));
+        let plan = clearable("plan", self.plan, &|p| parse_plan(plans, p));
         let display_name = self
             .display_name
             .and_then(|d| v.take("display_name", parse_display_name(&d)));
@@ -367,6 +371,9 @@ pub fn update(ctx: &mut WriteCtx<'_>, id: Uuid, patch: &PatchInput) -> Result<Te
     if let Some(p) = &patch.plan {
         diff("plan", json!(old.plan), json!(p));
         new.plan = p.clone();
+        if old.plan != *p {
+            crate::plans::service::check_assignable(ctx, p.as_deref())?;
+        }
     }
     if let Some(t) = patch.trial_days {
         diff("trial_days", json!(old.trial_days), json!(t));
@@ -381,6 +388,14 @@ pub fn update(ctx: &mut WriteCtx<'_>, id: Uuid, patch: &PatchInput) -> Result<Te
     }
     new.updated_at = ctx.now;
     directory::save(ctx, Some(&old), &new)?;
+    if old.plan != new.plan {
+        crate::plans::service::record_assignment(
+            ctx,
+            &id,
+            old.plan.as_deref(),
+            new.plan.as_deref(),
+        )?;
+    }
     ctx.audit(
         "tenant.updated.v1",
         &Subject::tenant(id),

@@ -268,6 +268,7 @@ fn new_tenant_form(
     apps: &[(Uuid, String)],
     f: &TenantForm,
     errors: &HashMap<String, String>,
+    plans: &[String],
 ) -> Markup {
     let config = state.config();
     let err = |k: &str| errors.get(k).map(String::as_str);
@@ -341,7 +342,7 @@ fn new_tenant_form(
                     (field("Plan", "plan", html! {
                         select #plan name="plan" {
                             option value="" selected[f.plan.is_empty()] { "None yet" }
-                            @for p in &config.plans { option value=(p) selected[&f.plan == p] { (p) } }
+                            @for p in plans { option value=(p) selected[&f.plan == p] { (p) } }
                         }
                     }, err("plan"), None))
                     (field("Trial length (days)", "trial_days", html! {
@@ -363,7 +364,14 @@ fn new_tenant_form(
 /// The guided form.
 pub async fn view_tenant_new_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let apps = app_names(&state).await?;
-    let body = new_tenant_form(&ctx, &state, &apps, &TenantForm::default(), &HashMap::new());
+    let body = new_tenant_form(
+        &ctx,
+        &state,
+        &apps,
+        &TenantForm::default(),
+        &HashMap::new(),
+        &plan_codes(&state).await?,
+    );
     Ok(page(&ctx, "New tenant", body))
 }
 
@@ -388,7 +396,8 @@ pub async fn view_tenant_create_post(
         hierarchy_depth: number("hierarchy_depth", &f.hierarchy_depth, &mut extra),
     };
     let config = state.config().clone();
-    let result = match body.parse(&config) {
+    let plans = plan_codes(&state).await?;
+    let result = match body.parse(&config, &plans) {
         Ok(input) if extra.is_empty() => {
             let cfg = config.clone();
             let hooks = state.tenant_hooks().clone();
@@ -424,7 +433,7 @@ pub async fn view_tenant_create_post(
         ) => {
             let apps = app_names(&state).await?;
             let errors = errors_by_field(&e);
-            let markup = new_tenant_form(&ctx, &state, &apps, &f, &errors);
+            let markup = new_tenant_form(&ctx, &state, &apps, &f, &errors, &plans);
             Ok(page_with_status(
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -715,10 +724,10 @@ pub struct EditForm {
 
 fn edit_form(
     ctx: &Ctx,
-    state: &AppState,
     t: &Tenant,
     f: &EditForm,
     errors: &HashMap<String, String>,
+    plans: &[String],
 ) -> Markup {
     let err = |k: &str| errors.get(k).map(String::as_str);
     html! {
@@ -733,7 +742,7 @@ fn edit_form(
             (field("Plan", "plan", html! {
                 select #plan name="plan" {
                     option value="" selected[f.plan.is_empty()] { "None" }
-                    @for p in &state.config().plans { option value=(p) selected[&f.plan == p] { (p) } }
+                    @for p in plans { option value=(p) selected[&f.plan == p] { (p) } }
                 }
             }, err("plan"), None))
             (field("Trial length (days)", "trial_days", html! { input #trial_days name="trial_days" type="number" min="1" max="365" value=(f.trial_days); }, err("trial_days"), None))
@@ -766,7 +775,7 @@ pub async fn view_tenant_edit_get(
         trial_days: t.trial_days.map(|d| d.to_string()).unwrap_or_default(),
         hierarchy_depth: t.hierarchy_depth.map(|d| d.to_string()).unwrap_or_default(),
     };
-    let body = edit_form(&ctx, &state, &t, &f, &HashMap::new());
+    let body = edit_form(&ctx, &t, &f, &HashMap::new(), &plan_codes(&state).await?);
     Ok(page(&ctx, "Edit tenant", body))
 }
 
@@ -788,7 +797,8 @@ pub async fn view_tenant_edit_post(
         trial_days: number("trial_days", &f.trial_days, &mut extra),
         hierarchy_depth: number("hierarchy_depth", &f.hierarchy_depth, &mut extra),
     };
-    let result = match patch.parse(state.config()) {
+    let plans = plan_codes(&state).await?;
+    let result = match patch.parse(&plans) {
         Ok(p) if extra.is_empty() => {
             state
                 .write(ctx.principal.actor.clone(), move |c| {
@@ -815,7 +825,7 @@ pub async fn view_tenant_edit_post(
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Edit tenant",
-                edit_form(&ctx, &state, &t, &f, &errors),
+                edit_form(&ctx, &t, &f, &errors, &plans),
             ))
         }
         Err(e) => Err(ConsoleError(e)),
@@ -831,4 +841,12 @@ pub fn state_badge(s: TenantState) -> Markup {
         TenantState::Offboarded => Tone::Neutral,
     };
     badge(tone, s.as_str())
+}
+
+/// The plan codes offered (the plan pickers and the parse of a plan).
+async fn plan_codes(state: &AppState) -> Result<Vec<String>, ConsoleError> {
+    state
+        .read(crate::plans::queries::codes)
+        .await
+        .map_err(ConsoleError)
 }

@@ -456,9 +456,11 @@ async fn the_browser_filters_by_chain_actor_action_and_time_newest_first() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|e| e["actor"]["id"] == "init" && e["action"] == "pool.created.v1")
+            .all(|e| e["actor"]["id"] == "init"
+                && (e["action"] == "pool.created.v1" || e["action"] == "plan.created.v1"))
     );
-    assert_eq!(v["items"].as_array().unwrap().len(), 10);
+    // 10 pools and the 4 configured plans.
+    assert_eq!(v["items"].as_array().unwrap().len(), 14);
 
     // Time window: entries at t0 + 2h .. t0 + 3h (suspend at +2h, reinstate at +3h).
     let from = (t0() + Duration::hours(2)).to_rfc3339();

@@ -526,9 +526,10 @@ async fn the_role_matrix_holds_on_every_route_for_every_role() {
                 // An operator's tenant-console pages need a visit, which these tokens have not
                 // started.
                 _ if path.starts_with("/tenant/") => false,
-                Access::Requires(p) | Access::Tenant(_, p) | Access::Member(p) => {
-                    rbac::allows(*role, *p)
-                }
+                Access::Requires(p)
+                | Access::Tenant(_, p)
+                | Access::Member(p)
+                | Access::TenantInBody(_, p) => rbac::allows(*role, *p),
             };
             let status = res.status();
             if allowed {

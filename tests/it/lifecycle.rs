@@ -363,7 +363,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "backup_daily",
             "end_expired_visits",
             "verify_ledger",
-            "prune_webhooks"
+            "prune_webhooks",
+            "prune_usage_events"
         ]
     );
     let shred = &v["items"][0];

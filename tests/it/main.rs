@@ -21,6 +21,7 @@ mod onprem_console;
 mod pools;
 mod process;
 mod registry;
+mod revenue;
 mod ship;
 mod tenants;
 mod tidy;

@@ -41,6 +41,9 @@ fn rendered() -> String {
                 Access::Requires(p) => format!("{p:?}"),
                 Access::Tenant(s, p) => format!("scope {} | {p:?}", s.as_str()),
                 Access::Member(p) => format!("any member | {p:?}"),
+                Access::TenantInBody(s, p) => {
+                    format!("scope {} (own tenant, in the body) | {p:?}", s.as_str())
+                }
             };
             out.push_str(&format!("{method:<6} {path:<55} {access}\n"));
         }

@@ -1,0 +1,137 @@
+//! The demo's revenue side: a priced catalog with two published versions (a price bump),
+//! tenants pinned to one or the other (half migrated), one tenant over a soft cap, and a month
+//! of metered usage through the real ingest, so the Plans, Catalogs, Billing and tenant pages
+//! look real. Plans themselves are seeded from the config at first start.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::actor::Actor;
+use crate::catalogs::model::{RateDraft, parse_rates};
+use crate::catalogs::service as catalogs;
+use crate::error::Result;
+use crate::metering::model::Event;
+use crate::metering::service::{Poster, ingest};
+use crate::state::AppState;
+
+fn rate(sku: &str, per: u64, tiers: &[(Option<u64>, i64)], cap: Option<u64>) -> RateDraft {
+    RateDraft {
+        sku: sku.into(),
+        unit: sku.into(),
+        per_units: Some(per),
+        tiers: tiers.to_vec(),
+        soft_cap: cap,
+    }
+}
+
+/// Seeds the catalog, the pins and the usage at `at` (after every tenant exists). `keys` are
+/// `(tenant, API key)` pairs that attribute the usage.
+pub async fn seed(
+    state: &AppState,
+    at: DateTime<Utc>,
+    tenants: &[Uuid],
+    keys: &[(Uuid, Uuid)],
+) -> Result<()> {
+    let op = Actor::operator("maya");
+    let v1 = parse_rates(vec![
+        rate(
+            "api_call",
+            1000,
+            &[(Some(1_000_000), 2), (None, 1)],
+            Some(5_000_000),
+        ),
+        rate("mb_processed", 10, &[(Some(100_000), 10), (None, 5)], None),
+        rate("ai_token", 1000, &[(None, 3)], Some(20_000_000)),
+    ])?;
+    let v2 = parse_rates(vec![
+        rate(
+            "api_call",
+            1000,
+            &[(Some(1_000_000), 3), (None, 2)],
+            Some(5_000_000),
+        ),
+        rate("mb_processed", 10, &[(Some(100_000), 10), (None, 5)], None),
+        rate("ai_token", 1000, &[(None, 4)], Some(20_000_000)),
+    ])?;
+    let store = state.store();
+    let (catalog, _) = store
+        .write(at, op.clone(), move |ctx| {
+            let (c, v) = catalogs::create(ctx, "Projex metered usage", "USD", &v1)?;
+            catalogs::publish(ctx, &c.id, v.version)?;
+            Ok::<_, crate::error::Error>((c, v))
+        })
+        .await?;
+    let id = catalog.id;
+    let list = tenants.to_vec();
+    let pinned = store
+        .write(at + Duration::minutes(2), op.clone(), move |ctx| {
+            let mut pinned = Vec::new();
+            for (i, t) in list.iter().enumerate() {
+                // The first tenant negotiated a low api_call cap: it shows the soft-cap badge.
+                let caps = if i == 0 {
+                    vec![("api_call".to_string(), 100_000)]
+                } else {
+                    Vec::new()
+                };
+                let writable =
+                    crate::tenants::directory::load(ctx, t).is_ok_and(|x| !x.state.is_read_only());
+                if writable {
+                    catalogs::pin(ctx, t, &id, 1, &caps)?;
+                    pinned.push(*t);
+                }
+            }
+            Ok::<_, crate::error::Error>(pinned)
+        })
+        .await?;
+    let half: Vec<Uuid> = pinned.iter().step_by(2).copied().collect();
+    store
+        .write(at + Duration::minutes(5), op.clone(), move |ctx| {
+            let v = catalogs::clone(ctx, &id, 1)?;
+            catalogs::edit(ctx, &id, v.version, &v2)?;
+            catalogs::publish(ctx, &id, v.version)?;
+            catalogs::migrate(ctx, &id, v.version, &half, None)?;
+            Ok::<_, crate::error::Error>(())
+        })
+        .await?;
+    // A month of daily usage per tenant, shaped by its position (some heavy, most light).
+    let now = at + Duration::minutes(10);
+    let mut events: Vec<std::result::Result<Event, _>> = Vec::new();
+    for (i, t) in pinned.iter().enumerate() {
+        let key = keys.iter().find(|(k, _)| k == t).map(|(_, k)| *k);
+        let weight = 1 + (i as u64 * 7) % 13;
+        for day in 0..30u64 {
+            let ts = now - Duration::days(i64::try_from(day).unwrap_or(0)) - Duration::hours(1);
+            for (sku, base) in [
+                ("api_call", 9_000u64),
+                ("mb_processed", 400),
+                ("ai_token", 60_000),
+            ] {
+                let quantity = base * weight + (day * 131 + i as u64 * 17) % base;
+                events.push(Ok(Event {
+                    event_id: format!("demo-{t}-{sku}-{day}"),
+                    tenant_id: *t,
+                    sku: sku.into(),
+                    quantity,
+                    ts,
+                    api_key_id: key,
+                    persona_id: None,
+                    properties: None,
+                }));
+            }
+        }
+    }
+    for chunk in events.chunks(crate::metering::model::MAX_BATCH) {
+        let batch = chunk.to_vec();
+        let done = store
+            .write(now, Actor::system("meter"), move |ctx| {
+                ingest(ctx, &Poster::default(), &batch)
+            })
+            .await?;
+        for (t, over) in done.over {
+            state
+                .caps()
+                .set(t, crate::metering::model::period_of(now), over);
+        }
+    }
+    Ok(())
+}

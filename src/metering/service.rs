@@ -1,0 +1,371 @@
+//! The rules of metering: ingesting a batch of events in one write (each event accepted,
+//! duplicate or rejected on its own), maintaining the aggregates in the same write, recording
+//! soft-cap crossings, and pruning raw events.
+//!
+//! Usage events are records that are themselves the evidence (like heartbeats): an accepted
+//! event writes no audit entry. A soft cap crossed does: `usage.soft_cap.exceeded.v1`, once per
+//! tenant, SKU and period.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::model::*;
+use crate::audit::ledger::{Audit, Subject};
+use crate::catalogs::caps::Over;
+use crate::catalogs::model::Version;
+use crate::catalogs::queries as catalogs;
+use crate::clock::to_micros;
+use crate::error::Result;
+use crate::store::keys::Key;
+use crate::store::{Dir, Range, Reader, WriteCtx};
+
+/// What happened to one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Counted.
+    Accepted,
+    /// Its `event_id` was already counted for the tenant; counted once.
+    Duplicate,
+    /// Not counted, with the reason and a message.
+    Rejected(Reason, String),
+}
+
+/// Who posts: a tenant principal may post only for its own tenant, and its key and persona
+/// attribute the events that name none.
+#[derive(Clone, Debug, Default)]
+pub struct Poster {
+    /// The tenant of a tenant principal (None: an operator).
+    pub tenant: Option<Uuid>,
+    /// Its API key, if it authenticated with one.
+    pub api_key: Option<Uuid>,
+    /// Its persona.
+    pub persona: Option<Uuid>,
+}
+
+/// The result of a batch.
+#[derive(Clone, Debug, Default)]
+pub struct Ingested {
+    /// One outcome per event, in order.
+    pub outcomes: Vec<Outcome>,
+    /// For each tenant with an accepted event, the soft caps it is over in the current period.
+    pub over: Vec<(Uuid, Vec<Over>)>,
+}
+
+/// What a batch needs to know of a tenant, read once per batch.
+enum TenantInfo {
+    Missing,
+    ReadOnly,
+    Unpinned,
+    Priced(crate::catalogs::model::Pin, Version),
+}
+
+fn tenant_info(r: &impl Reader, tenant: &Uuid) -> Result<TenantInfo> {
+    let t = match crate::tenants::directory::load(r, tenant) {
+        Ok(t) => t,
+        Err(crate::error::Error::NotFound { .. }) => return Ok(TenantInfo::Missing),
+        Err(e) => return Err(e),
+    };
+    if t.state.is_read_only() {
+        return Ok(TenantInfo::ReadOnly);
+    }
+    Ok(match catalogs::pinned_version(r, tenant)? {
+        Some((p, _, v)) => TenantInfo::Priced(p, v),
+        None => TenantInfo::Unpinned,
+    })
+}
+
+fn add(ctx: &mut WriteCtx<'_>, table: crate::store::Table, key: &[u8], n: u64) -> Result<u64> {
+    let v = counter(ctx.get(table, key)?).saturating_add(n);
+    ctx.put(table, key, &v.to_be_bytes())?;
+    Ok(v)
+}
+
+/// Ingests `events` (parsed, or already rejected) in one write. Every event is judged on its
+/// own: a rejected one changes nothing and fails no neighbour. Storage errors fail the batch.
+pub fn ingest(
+    ctx: &mut WriteCtx<'_>,
+    poster: &Poster,
+    events: &[std::result::Result<Event, (Reason, String)>],
+) -> Result<Ingested> {
+    let now = ctx.now;
+    let received = to_micros(now);
+    let mut tenants: HashMap<Uuid, TenantInfo> = HashMap::new();
+    let mut touched: Vec<Uuid> = Vec::new();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for e in events {
+        let e = match e {
+            Ok(e) => e,
+            Err((reason, msg)) => {
+                outcomes.push(Outcome::Rejected(*reason, msg.clone()));
+                continue;
+            }
+        };
+        let outcome = one(ctx, poster, e, &mut tenants, received)?;
+        if outcome == Outcome::Accepted && !touched.contains(&e.tenant_id) {
+            touched.push(e.tenant_id);
+        }
+        outcomes.push(outcome);
+    }
+    let mut over = Vec::new();
+    for t in touched {
+        if let Some(TenantInfo::Priced(pin, version)) = tenants.get(&t) {
+            over.push((t, caps(ctx, &t, pin, version, now)?));
+        }
+    }
+    Ok(Ingested { outcomes, over })
+}
+
+fn one(
+    ctx: &mut WriteCtx<'_>,
+    poster: &Poster,
+    e: &Event,
+    tenants: &mut HashMap<Uuid, TenantInfo>,
+    received: i64,
+) -> Result<Outcome> {
+    let reject = |r: Reason, m: String| Ok(Outcome::Rejected(r, m));
+    if poster.tenant.is_some_and(|t| t != e.tenant_id) {
+        return reject(
+            Reason::UnknownTenant,
+            format!("tenant '{}' not found", e.tenant_id),
+        );
+    }
+    if let std::collections::hash_map::Entry::Vacant(slot) = tenants.entry(e.tenant_id) {
+        slot.insert(tenant_info(ctx, &e.tenant_id)?);
+    }
+    let version = match tenants.get(&e.tenant_id) {
+        None | Some(TenantInfo::Missing) => {
+            return reject(
+                Reason::UnknownTenant,
+                format!("tenant '{}' not found", e.tenant_id),
+            );
+        }
+        Some(TenantInfo::ReadOnly) => {
+            return reject(
+                Reason::OffboardedTenant,
+                format!("tenant '{}' is offboarding or offboarded", e.tenant_id),
+            );
+        }
+        Some(TenantInfo::Unpinned) => {
+            return reject(
+                Reason::NoCatalog,
+                "the tenant is pinned to no catalog version: an operator pins it with PUT /api/tenants/{id}/catalog".into(),
+            );
+        }
+        Some(TenantInfo::Priced(_, v)) => v,
+    };
+    if version.rate(&e.sku).is_none() {
+        return reject(
+            Reason::UnknownSku,
+            format!(
+                "sku '{}' is not in the tenant's catalog version {}",
+                e.sku, version.version
+            ),
+        );
+    }
+    if e.ts > ctx.now + chrono::Duration::seconds(MAX_SKEW_SECS) {
+        return reject(
+            Reason::FutureTimestamp,
+            format!("ts is more than {MAX_SKEW_SECS} s ahead of the server's clock"),
+        );
+    }
+    let period = period_of(e.ts);
+    if !is_open(period, ctx.now) {
+        return reject(
+            Reason::ClosedPeriod,
+            format!(
+                "period {period} is closed: events are taken for the current period, and for the previous one during its first {LATE_GRACE_DAYS} days"
+            ),
+        );
+    }
+    let key = event_key(&e.tenant_id, &e.event_id);
+    if ctx.contains(USAGE_EVENTS, &key)? {
+        return Ok(Outcome::Duplicate);
+    }
+    let api_key = e.api_key_id.or(if e.persona_id.is_none() {
+        poster.api_key
+    } else {
+        None
+    });
+    let mut persona = e.persona_id.or(if e.api_key_id.is_none() {
+        poster.persona
+    } else {
+        None
+    });
+    if let Some(k) = api_key {
+        match crate::api_keys::queries::get(ctx, &e.tenant_id, &k) {
+            Ok(key) => persona = persona.or(Some(key.persona_id)),
+            Err(crate::error::Error::NotFound { .. }) => {
+                return reject(
+                    Reason::UnknownAttribution,
+                    format!("api key '{k}' is not the tenant's"),
+                );
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    let bu = match persona {
+        Some(p) => match crate::members::queries::load_persona(ctx, &e.tenant_id, &p) {
+            Ok(rec) => rec.bu_id.map(Uuid::from_bytes),
+            Err(crate::error::Error::NotFound { .. }) => {
+                return reject(
+                    Reason::UnknownAttribution,
+                    format!("persona '{p}' is not the tenant's"),
+                );
+            }
+            Err(err) => return Err(err),
+        },
+        None => None,
+    };
+    let rec = EventRecord::V1 {
+        sku: e.sku.clone(),
+        quantity: e.quantity,
+        ts: to_micros(e.ts),
+        period,
+        api_key,
+        persona,
+        bu,
+        properties: e.properties.clone(),
+        received,
+    };
+    ctx.put_record(USAGE_EVENTS, &key, &rec)?;
+    let pkey = Key::new()
+        .u64(u64::from(period))
+        .uuid(&e.tenant_id)
+        .str(&e.event_id)
+        .into_bytes();
+    ctx.put(USAGE_EVENT_PERIODS, &pkey, &[])?;
+    let t = &e.tenant_id;
+    let q = e.quantity;
+    add(ctx, USAGE_TOTALS, &total_key(t, period, &e.sku), q)?;
+    let base = || Key::new().uuid(t).u64(u64::from(period)).str(&e.sku);
+    if let Some(b) = bu {
+        add(ctx, USAGE_BY_BU, base().uuid(&b).as_bytes(), q)?;
+    }
+    if let Some(k) = api_key {
+        add(
+            ctx,
+            USAGE_BY_SOURCE,
+            base().u8(SOURCE_API_KEY).uuid(&k).as_bytes(),
+            q,
+        )?;
+    }
+    if let Some(p) = persona {
+        add(
+            ctx,
+            USAGE_BY_SOURCE,
+            base().u8(SOURCE_PERSONA).uuid(&p).as_bytes(),
+            q,
+        )?;
+    }
+    let day = Key::new().uuid(t).u64(u64::from(day_of(e.ts))).str(&e.sku);
+    add(ctx, USAGE_DAILY, day.as_bytes(), q)?;
+    if period != period_of(ctx.now)
+        && let Some(TenantInfo::Priced(pin, version)) = tenants.get(t)
+        && let Some(rate) = version.rate(&e.sku)
+        && let Some(cap) = pin.soft_cap(rate)
+    {
+        // A late event of the previous period may cross that period's cap.
+        let used = counter(ctx.get(USAGE_TOTALS, &total_key(t, period, &e.sku))?);
+        if used > cap {
+            cross(ctx, t, period, &e.sku, used, cap)?;
+        }
+    }
+    Ok(Outcome::Accepted)
+}
+
+fn cross(
+    ctx: &mut WriteCtx<'_>,
+    tenant: &Uuid,
+    period: u32,
+    sku: &str,
+    used: u64,
+    cap: u64,
+) -> Result<()> {
+    let key = crossing_key(period, tenant, sku);
+    if ctx.contains(USAGE_CAP_CROSSINGS, &key)? {
+        return Ok(());
+    }
+    let at = to_micros(ctx.now);
+    ctx.put_record(
+        USAGE_CAP_CROSSINGS,
+        &key,
+        &CrossingRecord::V1 { used, cap, at },
+    )?;
+    ctx.audit(
+        "usage.soft_cap.exceeded.v1",
+        &Subject::in_tenant(*tenant, "sku", sku),
+        json!({"sku": sku, "period": period, "used": used, "cap": cap}),
+    )?;
+    Ok(())
+}
+
+/// The soft caps `tenant` is over in the current period, recording each first crossing.
+fn caps(
+    ctx: &mut WriteCtx<'_>,
+    tenant: &Uuid,
+    pin: &crate::catalogs::model::Pin,
+    version: &Version,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Over>> {
+    let period = period_of(now);
+    let mut over = Vec::new();
+    for rate in &version.rates {
+        let Some(cap) = pin.soft_cap(rate) else {
+            continue;
+        };
+        let used = counter(ctx.get(USAGE_TOTALS, &total_key(tenant, period, &rate.sku))?);
+        if used > cap {
+            cross(ctx, tenant, period, &rate.sku, used, cap)?;
+            over.push(Over {
+                sku: rate.sku.clone(),
+                used,
+                cap,
+            });
+        }
+    }
+    Ok(over)
+}
+
+/// Most raw events one prune deletes (the job runs again; each run is one bounded write).
+pub const PRUNE_BATCH: usize = 10_000;
+
+/// Deletes raw events of periods before the previous one: they can no longer be posted (their
+/// period is closed), so they need no deduplication. Aggregates are kept. Returns how many
+/// were deleted (at most [`PRUNE_BATCH`]).
+pub fn prune_events(ctx: &mut WriteCtx<'_>) -> Result<u64> {
+    let keep_from = previous(period_of(ctx.now));
+    let until = Key::new().u64(u64::from(keep_from)).into_bytes();
+    let mut doomed: Vec<Vec<u8>> = Vec::new();
+    ctx.scan(
+        USAGE_EVENT_PERIODS,
+        &Range::all().before(&until),
+        Dir::Asc,
+        &mut |k, _| {
+            doomed.push(k.to_vec());
+            Ok(if doomed.len() >= PRUNE_BATCH {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    for k in &doomed {
+        let mut kr = crate::store::keys::KeyReader::new(k);
+        let _ = kr.u64();
+        if let (Some(t), Some(id)) = (kr.uuid(), kr.str()) {
+            ctx.delete(USAGE_EVENTS, &event_key(&t, &id))?;
+        }
+        ctx.delete(USAGE_EVENT_PERIODS, k)?;
+    }
+    Ok(doomed.len() as u64)
+}
+
+/// Shredding a tenant deletes its raw events (their `properties` may hold personal data);
+/// aggregates are counts and are kept for invoices until a later issue decides otherwise.
+pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
+    let prefix = Key::new().uuid(tenant).into_bytes();
+    Ok(ctx.delete_range(USAGE_EVENTS, &Range::prefix(&prefix))?)
+}

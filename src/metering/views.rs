@@ -1,0 +1,127 @@
+//! The Tenant console's Billing page (the live meter with its cap badges; a plain page that a
+//! reload refreshes, so it works without JavaScript), and the operator's tenant-detail panel
+//! "Usage this period" with the yellow soft-cap badge.
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
+use uuid::Uuid;
+
+use super::queries::{self, Meter};
+use crate::console::fmt::money;
+use crate::console::layout::{Ctx, Tone, badge, empty, header, page};
+use crate::console::{ConsoleError, PageResult};
+use crate::error::{Error, Result};
+use crate::rbac::Principal;
+use crate::state::AppState;
+use crate::store::ReadCtx;
+
+/// The Billing page.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/tenant/{tenant_id}/billing", get(view_billing_get))
+}
+
+fn amount(m: &Meter, minor: i64) -> String {
+    match &m.pinned {
+        Some((_, _, _, currency)) => money(minor, currency),
+        None => "—".into(),
+    }
+}
+
+fn meter_table(m: &Meter, drill: bool) -> Markup {
+    html! {
+        @if m.lines.is_empty() {
+            (empty("No usage this period yet.", html! { "Events posted to POST /api/usage/events show here." }))
+        } @else {
+            div.table-wrap { table {
+                thead { tr { th scope="col" { "SKU" } th scope="col" { "Used" } th scope="col" { "Included" } th scope="col" { "Soft cap" } th scope="col" { "Accrued" } } }
+                tbody {
+                    @for l in &m.lines {
+                        tr {
+                            td { code { (l.sku) } " " (l.unit) }
+                            td { (l.quantity) }
+                            td { (l.included) }
+                            td {
+                                (l.soft_cap.map_or("—".to_string(), |c| c.to_string()))
+                                @if l.over_cap { " " (badge(Tone::Warn, "soft-cap exceeded")) }
+                            }
+                            td { (amount(m, l.amount_minor)) }
+                        }
+                        @if drill && !l.sources.is_empty() {
+                            tr { td colspan="5" {
+                                details {
+                                    summary { "Who drove " (l.sku) }
+                                    ul { @for s in &l.sources { li { (s.kind) " " code { (s.id) } ": " (s.quantity) } } }
+                                }
+                            } }
+                        }
+                    }
+                }
+                tfoot { tr { th scope="row" colspan="4" { "Total accrued" } td { strong { (amount(m, m.total_minor)) } } } }
+            } }
+        }
+    }
+}
+
+fn period_note(m: &Meter) -> Markup {
+    html! {
+        p.muted {
+            "Period " (m.period_start.format("%Y-%m-%d")) " to " (m.period_end.format("%Y-%m-%d")) " (UTC)"
+            @if let Some((_, name, v, _)) = &m.pinned { ", priced by " (name) " v" (v) }
+            @if let Some(p) = &m.plan { ", plan " (p) }
+            "."
+        }
+    }
+}
+
+/// The Tenant console's Billing page: the live meter.
+pub async fn view_billing_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
+    let t = ctx
+        .tenant
+        .clone()
+        .ok_or_else(|| ConsoleError(Error::not_found("tenant", ctx.path.clone())))?;
+    let now = state.clock().now();
+    let id = t.id;
+    let m = state
+        .read(move |r| queries::live(r, &id, now))
+        .await
+        .map_err(ConsoleError)?;
+    let over = m.lines.iter().any(|l| l.over_cap);
+    Ok(page(
+        &ctx,
+        "Billing",
+        html! {
+            (header("Billing", Some("Live meter: this period's accrued usage by SKU."), html! { a.button href=(t.at("/billing")) { "Refresh" } }))
+            @if over {
+                div.flash.warn role="status" {
+                    "A SKU is over its soft cap. Requests still succeed, but API answers carry a Warning header. Talk to your account representative about raising the cap or moving to a higher plan."
+                }
+            }
+            (period_note(&m))
+            (meter_table(&m, true))
+        },
+    ))
+}
+
+/// The operator's tenant detail: usage this period, with the yellow badge of caps exceeded.
+pub fn tenant_panel(
+    r: &ReadCtx,
+    tenant: &Uuid,
+    _p: &Principal,
+    now: DateTime<Utc>,
+) -> Result<Markup> {
+    let m = queries::live(r, tenant, now)?;
+    let over: Vec<&queries::Line> = m.lines.iter().filter(|l| l.over_cap).collect();
+    Ok(html! {
+        section.card #usage {
+            h2 { "Usage this period " @if !over.is_empty() { (badge(Tone::Warn, "soft-cap exceeded")) } }
+            @for l in &over {
+                p { code { (l.sku) } " " (l.quantity) "/" (l.soft_cap.unwrap_or_default()) " — it never blocks; API answers carry a Warning." }
+            }
+            (period_note(&m))
+            (meter_table(&m, false))
+        }
+    })
+}
