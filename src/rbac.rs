@@ -114,7 +114,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission (the route-table snapshot lists who holds each).
-    pub const ALL: [Permission; 16] = {
+    pub const ALL: [Permission; 17] = {
         use Permission::*;
         [
             Read,

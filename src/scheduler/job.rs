@@ -38,7 +38,7 @@ pub enum Job {
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 11] = [
+    pub const ALL: [Job; 12] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
