@@ -96,7 +96,7 @@ struct Meta {
 impl Meta {
     fn load(r: &impl Reader, chain: &ChainId) -> Result<Meta> {
         Ok(Meta {
-            chain: chain.clone(),
+            chain: *chain,
             head: ledger::head(r, chain)?,
             cps: ledger::checkpoints(r, chain)?,
             shreds: ledger::shreds(r, chain)?,

@@ -4,8 +4,8 @@
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
 mod members;
-mod webhooks;
 mod revenue;
+mod webhooks;
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;

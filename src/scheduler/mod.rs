@@ -216,7 +216,7 @@ mod tests {
             | Job::BackupDaily
             | Job::EndExpiredVisits
             | Job::VerifyLedger
-            | Job::PruneWebhooks => j,
+            | Job::PruneWebhooks
             | Job::PruneUsageEvents => j,
         };
         for j in [

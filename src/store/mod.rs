@@ -297,6 +297,13 @@ fn scan_table<T: ReadableTable<&'static [u8], &'static [u8]>>(
 }
 
 type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+/// The tables a snapshot opened, by name (`None`: the table was never written).
+type OpenTables = std::cell::RefCell<Vec<(&'static str, Option<std::rc::Rc<ReadTable>>)>>;
+/// A row read from a table: its key and value.
+type Row<'a> = (
+    redb::AccessGuard<'a, &'static [u8]>,
+    redb::AccessGuard<'a, &'static [u8]>,
+);
 
 /// Most tables a snapshot keeps open (a read touches a handful; past this, the oldest goes).
 const OPEN_TABLES: usize = 16;
@@ -308,7 +315,7 @@ const OPEN_TABLES: usize = 16;
 /// details) would otherwise pay that lookup on every read.
 pub struct ReadCtx {
     txn: redb::ReadTransaction,
-    open: std::cell::RefCell<Vec<(&'static str, Option<std::rc::Rc<ReadTable>>)>>,
+    open: OpenTables,
 }
 
 impl ReadCtx {
@@ -367,8 +374,7 @@ impl Reader for ReadCtx {
             None => None,
         };
         // The pending row of `b`: its key is at or after the current key of `a`.
-        let mut pending: Option<(redb::AccessGuard<'_, &[u8]>, redb::AccessGuard<'_, &[u8]>)> =
-            None;
+        let mut pending: Option<Row<'_>> = None;
         for item in ta.range::<&[u8]>(range.bounds())? {
             let (k, v) = item?;
             let key = k.value();
