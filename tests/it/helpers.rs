@@ -84,6 +84,10 @@ impl TestApp {
             addr,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
+                // Under the server's 10 s idle close ([http] header_read_timeout_secs), so a
+                // kept-alive connection is never reused just as the server closes it (a loaded
+                // CI machine once met that race: IncompleteMessage).
+                .pool_idle_timeout(Duration::from_secs(4))
                 .build()
                 .unwrap(),
             clock,
