@@ -134,6 +134,8 @@ pub struct FileConfig {
     pub http: Option<HttpConfig>,
     /// `[store] min_free_mib`: the free space kept on the data dir's disk.
     pub store: Option<StoreConfig>,
+    /// `[billing] issuer, issuer_address, number_prefix, net_days`: who issues invoices.
+    pub billing: Option<BillingConfig>,
 }
 
 /// `[store]`: the embedded store's limits.
@@ -159,6 +161,62 @@ impl StoreConfig {
     /// The reserve in bytes.
     pub fn min_free_bytes(&self) -> u64 {
         self.min_free_mib.saturating_mul(1024 * 1024)
+    }
+}
+
+/// `[billing]`: the issuer of invoices (operator guide §4). One issuer per install, so one
+/// gapless number sequence: `<number_prefix>-<6-digit sequence>` (`INV-000042`).
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    /// The seller's legal name, printed on every invoice.
+    pub issuer: String,
+    /// Address lines printed under it.
+    pub issuer_address: Vec<String>,
+    /// Prefix of invoice numbers: 1–12 characters of `A-Z 0-9 -`.
+    pub number_prefix: String,
+    /// Days from finalization to the due date (net 30 by default); a tenant's billing profile
+    /// may set its own.
+    pub net_days: u32,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            issuer: "Tenantry".into(),
+            issuer_address: Vec::new(),
+            number_prefix: "INV".into(),
+            net_days: 30,
+        }
+    }
+}
+
+impl BillingConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let p = &self.number_prefix;
+        if p.is_empty()
+            || p.len() > 12
+            || !p
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(ConfigError::Invalid(
+                "[billing] number_prefix must be 1-12 characters of A-Z, 0-9 and -".into(),
+            ));
+        }
+        if self.issuer.trim().is_empty() || self.issuer.len() > 120 || self.issuer_address.len() > 6
+        {
+            return Err(ConfigError::Invalid(
+                "[billing] issuer must be 1-120 characters, with at most 6 issuer_address lines"
+                    .into(),
+            ));
+        }
+        if !(1..=365).contains(&self.net_days) {
+            return Err(ConfigError::Invalid(
+                "[billing] net_days must be 1-365".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -354,6 +412,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[store]`: the free-space reserve.
     pub store: StoreConfig,
+    /// `[billing]`: the invoices' issuer, numbering and payment terms.
+    pub billing: BillingConfig,
     /// The file that was read, if any.
     pub source: Option<PathBuf>,
     /// Which side of the on-prem contract this process plays.
@@ -441,6 +501,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             http: HttpConfig::default(),
             store: StoreConfig::default(),
+            billing: BillingConfig::default(),
             source: None,
             role: Role::default(),
             control_plane: None,
@@ -561,6 +622,7 @@ impl Config {
             webhooks: f.webhooks.unwrap_or_default(),
             http: f.http.unwrap_or_default(),
             store: f.store.unwrap_or_default(),
+            billing: f.billing.unwrap_or_default(),
             source: None,
             role: f.role.unwrap_or_default(),
             control_plane,
@@ -613,6 +675,7 @@ impl Config {
         }
         self.http.validate()?;
         self.webhooks.validate()?;
+        self.billing.validate()?;
         if self.backup.keep == 0 {
             return Err(ConfigError::Invalid(
                 "[backup] keep must be at least 1 (the number of daily backups kept)".into(),

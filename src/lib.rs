@@ -54,6 +54,7 @@ pub mod http;
 pub mod ids;
 pub mod impersonations;
 pub mod installs;
+pub mod invoices;
 pub mod license;
 pub mod mail;
 pub mod members;

@@ -309,6 +309,9 @@ fn write_pin(ctx: &mut WriteCtx<'_>, pin: &Pin, reason: &str) -> Result<bool> {
             "soft_caps": pin.soft_caps.iter().map(|(s, c)| json!({"sku": s, "cap": c})).collect::<Vec<_>>(),
         }),
     )?;
+    // A pinned tenant is billable: its upcoming invoice exists from now on.
+    let period = crate::metering::model::period_of(ctx.now);
+    crate::invoices::service::ensure_draft(ctx, &pin.tenant_id, period)?;
     Ok(true)
 }
 

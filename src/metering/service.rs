@@ -93,6 +93,7 @@ pub fn ingest(
     let now = ctx.now;
     let received = to_micros(now);
     let mut tenants: HashMap<Uuid, TenantInfo> = HashMap::new();
+    let mut open: HashMap<(Uuid, u32), bool> = HashMap::new();
     let mut touched: Vec<Uuid> = Vec::new();
     let mut outcomes = Vec::with_capacity(events.len());
     for e in events {
@@ -103,7 +104,7 @@ pub fn ingest(
                 continue;
             }
         };
-        let outcome = one(ctx, poster, e, &mut tenants, received)?;
+        let outcome = one(ctx, poster, e, &mut tenants, &mut open, received)?;
         if outcome == Outcome::Accepted && !touched.contains(&e.tenant_id) {
             touched.push(e.tenant_id);
         }
@@ -123,6 +124,7 @@ fn one(
     poster: &Poster,
     e: &Event,
     tenants: &mut HashMap<Uuid, TenantInfo>,
+    open: &mut HashMap<(Uuid, u32), bool>,
     received: i64,
 ) -> Result<Outcome> {
     let reject = |r: Reason, m: String| Ok(Outcome::Rejected(r, m));
@@ -183,6 +185,23 @@ fn one(
     let key = event_key(&e.tenant_id, &e.event_id);
     if ctx.contains(USAGE_EVENTS, &key)? {
         return Ok(Outcome::Duplicate);
+    }
+    let takes = match open.get(&(e.tenant_id, period)) {
+        Some(t) => *t,
+        None => {
+            let t = crate::invoices::service::takes_usage(ctx, &e.tenant_id, period)?;
+            if t {
+                crate::invoices::service::ensure_draft(ctx, &e.tenant_id, period)?;
+            }
+            open.insert((e.tenant_id, period), t);
+            t
+        }
+    };
+    if !takes {
+        return reject(
+            Reason::ClosedPeriod,
+            format!("period {period} is closed: the tenant's invoice of that period is finalized"),
+        );
     }
     let api_key = e.api_key_id.or(if e.persona_id.is_none() {
         poster.api_key

@@ -1,5 +1,5 @@
-//! The Tenant console's Billing page (the live meter with its cap badges; a plain page that a
-//! reload refreshes, so it works without JavaScript), and the operator's tenant-detail panel
+//! The Tenant console's Billing page (the live meter with its cap badges, refreshed every 60 s
+//! by a meta refresh, so it works without JavaScript; then invoices and showback), and the operator's tenant-detail panel
 //! "Usage this period" with the yellow soft-cap badge.
 
 use axum::Router;
@@ -84,8 +84,13 @@ pub async fn view_billing_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
         .ok_or_else(|| ConsoleError(Error::not_found("tenant", ctx.path.clone())))?;
     let now = state.clock().now();
     let id = t.id;
-    let m = state
-        .read(move |r| queries::live(r, &id, now))
+    let (m, sections) = state
+        .read(move |r| {
+            Ok((
+                queries::live(r, &id, now)?,
+                crate::invoices::views::tenant_sections(r, &id, now)?,
+            ))
+        })
         .await
         .map_err(ConsoleError)?;
     let over = m.lines.iter().any(|l| l.over_cap);
@@ -99,8 +104,11 @@ pub async fn view_billing_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
                     "A SKU is over its soft cap. Requests still succeed, but API answers carry a Warning header. Talk to your account representative about raising the cap or moving to a higher plan."
                 }
             }
+            // The meter refreshes itself about every 60 s, without JavaScript.
+            meta http-equiv="refresh" content="60";
             (period_note(&m))
             (meter_table(&m, true))
+            (sections)
         },
     ))
 }

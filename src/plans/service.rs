@@ -171,6 +171,11 @@ pub fn record_assignment(
         by: ctx.actor.id.clone(),
     };
     ctx.put_record(PLAN_ASSIGNMENTS, &key, &rec)?;
+    if to.is_some() {
+        // A tenant on a plan is billable: its upcoming invoice exists from now on.
+        let period = crate::metering::model::period_of(ctx.now);
+        crate::invoices::service::ensure_draft(ctx, tenant, period)?;
+    }
     Ok(())
 }
 

@@ -34,11 +34,15 @@ pub enum Job {
     PruneWebhooks,
     /// Deletes raw usage events of closed periods (aggregates are kept).
     PruneUsageEvents,
+    /// Finalizes draft invoices of closed periods and opens the current period's drafts.
+    FinalizeInvoices,
+    /// Marks invoices past due overdue and their tenants delinquent.
+    MarkDelinquent,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 12] = [
+    pub const ALL: [Job; 14] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -51,6 +55,8 @@ impl Job {
         Job::VerifyLedger,
         Job::PruneWebhooks,
         Job::PruneUsageEvents,
+        Job::FinalizeInvoices,
+        Job::MarkDelinquent,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -77,6 +83,8 @@ impl Job {
             Job::VerifyLedger => "verify_ledger",
             Job::PruneWebhooks => "prune_webhooks",
             Job::PruneUsageEvents => "prune_usage_events",
+            Job::FinalizeInvoices => "finalize_invoices",
+            Job::MarkDelinquent => "mark_delinquent",
         }
     }
 
@@ -119,6 +127,12 @@ impl Job {
             Job::PruneUsageEvents => {
                 "Deletes raw usage events of periods before the previous one (they can no longer be posted, so need no deduplication); aggregates are kept."
             }
+            Job::FinalizeInvoices => {
+                "Finalizes draft invoices of closed periods (numbered, immutable, digest in the ledger), then opens the current period's draft of every billable tenant."
+            }
+            Job::MarkDelinquent => {
+                "Marks finalized invoices unpaid past their due date overdue, and their tenants delinquent."
+            }
         }
     }
 
@@ -137,6 +151,8 @@ impl Job {
             Job::VerifyLedger => "0 45 3 * * *",
             Job::PruneWebhooks => "0 10 4 * * *",
             Job::PruneUsageEvents => "0 40 * * * *",
+            Job::FinalizeInvoices => "0 5 * * * *",
+            Job::MarkDelinquent => "0 15 6 * * *",
         }
     }
 

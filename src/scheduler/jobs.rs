@@ -114,6 +114,8 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if n == 1 { "" } else { "s" }
             ))
         }
+        Job::FinalizeInvoices => crate::invoices::finalize_invoices(state, now).await,
+        Job::MarkDelinquent => crate::invoices::mark_delinquent(state, now).await,
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;

@@ -15,6 +15,7 @@ mod edge;
 mod enrollment;
 mod helpers;
 mod identity;
+mod invoices;
 mod lifecycle;
 mod onprem;
 mod onprem_console;
