@@ -1,7 +1,10 @@
 //! The demo's revenue side: a priced catalog with two published versions (a price bump),
 //! tenants pinned to one or the other (half migrated), one tenant over a soft cap, and a month
 //! of metered usage through the real ingest, so the Plans, Catalogs, Billing and tenant pages
-//! look real. Plans themselves are seeded from the config at first start.
+//! look real. Plans themselves are seeded from the config at first start. Two earlier periods
+//! of usage are then invoiced the way the jobs would have done it at the time: finalized four
+//! days into the next period, most paid ten days later, one left unpaid past its net-14 terms
+//! so that its tenant is delinquent; one tenant's current usage is ten times its usual.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -120,9 +123,20 @@ pub async fn seed(
             }
         }
     }
+    meter(state, now, events).await?;
+    invoices(state, now, &pinned, &keys.to_vec()).await
+}
+
+/// Ingests `events` as of `now`, in batches, and updates the board of soft caps.
+async fn meter(
+    state: &AppState,
+    now: DateTime<Utc>,
+    events: Vec<std::result::Result<Event, (crate::metering::model::Reason, String)>>,
+) -> Result<()> {
     for chunk in events.chunks(crate::metering::model::MAX_BATCH) {
         let batch = chunk.to_vec();
-        let done = store
+        let done = state
+            .store()
             .write(now, Actor::system("meter"), move |ctx| {
                 ingest(ctx, &Poster::default(), &batch)
             })
@@ -132,6 +146,129 @@ pub async fn seed(
                 .caps()
                 .set(t, crate::metering::model::period_of(now), over);
         }
+    }
+    Ok(())
+}
+
+/// Two earlier periods of usage, invoiced, mostly paid; one delinquent tenant.
+async fn invoices(
+    state: &AppState,
+    now: DateTime<Utc>,
+    pinned: &[Uuid],
+    keys: &[(Uuid, Uuid)],
+) -> Result<()> {
+    use crate::invoices::service as inv;
+    use crate::metering::model::{period_of, period_start, previous};
+    let store = state.store();
+    let cfg = state.config().billing.clone();
+    let op = Actor::operator("maya");
+    let current = period_of(now);
+    // The tenant that will be delinquent pays on net 14; another one has a full profile.
+    if let (Some(late), Some(formal)) = (pinned.get(2).copied(), pinned.get(3).copied()) {
+        store
+            .write(now - Duration::days(70), op.clone(), move |ctx| {
+                let terms = inv::ProfileDraft {
+                    net_days: Some(14),
+                    ..inv::ProfileDraft::default()
+                }
+                .parse()?;
+                inv::set_profile(ctx, &late, &terms)?;
+                let full = inv::ProfileDraft {
+                    name: Some("Northwind Traders GmbH".into()),
+                    email: Some("ap@northwind.example".into()),
+                    address: vec!["Hauptstrasse 1".into(), "10115 Berlin".into()],
+                    tax_id: Some("DE123456789".into()),
+                    po_number: Some("PO-2026-118".into()),
+                    net_days: Some(30),
+                }
+                .parse()?;
+                inv::set_profile(ctx, &formal, &full)?;
+                Ok::<_, crate::error::Error>(())
+            })
+            .await?;
+    }
+    let mut unpaid_once = false;
+    for back in [2u32, 1] {
+        let mut p = current;
+        for _ in 0..back + 1 {
+            p = previous(p);
+        }
+        let mid = period_start(p) + Duration::days(14);
+        let mut events = Vec::new();
+        for (i, t) in pinned.iter().enumerate() {
+            let key = keys.iter().find(|(k, _)| k == t).map(|(_, k)| *k);
+            // The second tenant's usage is a tenth of this month's: its spike is flagged.
+            let weight = if i == 1 { 1 } else { 1 + (i as u64 * 7) % 13 };
+            for (sku, base) in [
+                ("api_call", 270_000u64),
+                ("mb_processed", 12_000),
+                ("ai_token", 1_800_000),
+            ] {
+                let q = if i == 1 { base / 10 } else { base * weight };
+                events.push(Ok(Event {
+                    event_id: format!("demo-{t}-{sku}-p{p}"),
+                    tenant_id: *t,
+                    sku: sku.into(),
+                    quantity: q + u64::from(back) * 1_009 % base,
+                    ts: mid,
+                    api_key_id: key,
+                    persona_id: None,
+                    properties: None,
+                }));
+            }
+        }
+        meter(state, mid, events).await?;
+        // The job finalizes the period once its late grace is over...
+        let closed_at = period_start(p) + Duration::days(35);
+        let closed_at = period_start(period_of(closed_at)) + Duration::days(4);
+        let cfg = cfg.clone();
+        let finalized = store
+            .write(closed_at, Actor::job("finalize_invoices"), move |ctx| {
+                let mut all = Vec::new();
+                loop {
+                    let (done, _) = inv::finalize_closed(ctx, &cfg, &all)?;
+                    if done.is_empty() {
+                        return Ok::<_, crate::error::Error>(all);
+                    }
+                    all.extend(done);
+                }
+            })
+            .await?;
+        // ...and customers pay ten days later, except one.
+        let late = pinned.get(2).copied();
+        let skip_one = back == 1 && !unpaid_once;
+        unpaid_once |= skip_one;
+        store
+            .write(closed_at + Duration::days(10), op.clone(), move |ctx| {
+                for id in &finalized {
+                    let i = crate::invoices::queries::stored(ctx, id)?;
+                    if i.status != crate::invoices::model::Status::Finalized
+                        || (skip_one && Some(i.tenant_id) == late)
+                    {
+                        continue;
+                    }
+                    let reference = format!("wire {}", &id.simple().to_string()[..10]);
+                    inv::record_payment(ctx, id, i.due(), Some(&reference))?;
+                }
+                Ok::<_, crate::error::Error>(())
+            })
+            .await?;
+    }
+    // The overdue invoice makes its tenant delinquent.
+    store
+        .write(now, Actor::job("mark_delinquent"), inv::mark_overdue)
+        .await?;
+    for job in [
+        crate::scheduler::job::Job::FinalizeInvoices,
+        crate::scheduler::job::Job::MarkDelinquent,
+    ] {
+        crate::scheduler::record_run(
+            state,
+            job,
+            crate::scheduler::Trigger::Schedule,
+            now + Duration::minutes(5),
+        )
+        .await?;
     }
     Ok(())
 }

@@ -110,8 +110,8 @@ pub async fn reconciliation(
 /// (number, tenant, amounts, dates, payment reference, content digest), for matching Stripe
 /// payouts or bank statements.
 #[utoipa::path(get, path = "/api/invoices", tag = "invoices", params(InvoiceFilter),
-    responses((status = 200, body = InvoiceList),
-        (status = 200, content_type = "text/csv", body = String),
+    responses((status = 200, description = "A page of invoices, or the reconciliation CSV",
+            content((InvoiceList = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem)))]
 async fn invoices_list(
     State(s): State<AppState>,
@@ -197,9 +197,8 @@ pub async fn answer(
 /// (embedded font, text extractable) and its line items as CSV.
 #[utoipa::path(get, path = "/api/invoices/{id}", tag = "invoices",
     params(("id" = String, Path, description = "Invoice id, optionally with `.pdf` or `.csv`")),
-    responses((status = 200, body = Invoice),
-        (status = 200, content_type = "application/pdf", body = Vec<u8>),
-        (status = 200, content_type = "text/csv", body = String),
+    responses((status = 200, description = "The invoice, its PDF or its CSV",
+            content((Invoice = "application/json"), (Vec<u8> = "application/pdf"), (String = "text/csv"))),
         (status = 404, body = Problem)))]
 async fn invoices_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(answer(&s, None, &id).await?)
@@ -331,8 +330,8 @@ impl From<TenantInvoiceFilter> for InvoiceFilter {
 /// rows).
 #[utoipa::path(get, path = "/api/tenants/{id}/invoices", tag = "invoices",
     params(("id" = String, Path, description = "Tenant id"), TenantInvoiceFilter),
-    responses((status = 200, body = InvoiceList),
-        (status = 200, content_type = "text/csv", body = String),
+    responses((status = 200, description = "A page of the tenant's invoices, or their CSV",
+            content((InvoiceList = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn tenant_invoices(
     State(s): State<AppState>,
@@ -376,9 +375,8 @@ async fn tenant_upcoming(
 #[utoipa::path(get, path = "/api/tenants/{id}/invoices/{invoice_id}", tag = "invoices",
     params(("id" = String, Path, description = "Tenant id"),
         ("invoice_id" = String, Path, description = "Invoice id, optionally with `.pdf` or `.csv`")),
-    responses((status = 200, body = Invoice),
-        (status = 200, content_type = "application/pdf", body = Vec<u8>),
-        (status = 200, content_type = "text/csv", body = String),
+    responses((status = 200, description = "The invoice, its PDF or its CSV",
+            content((Invoice = "application/json"), (Vec<u8> = "application/pdf"), (String = "text/csv"))),
         (status = 404, body = Problem)))]
 async fn tenant_invoice_get(
     State(s): State<AppState>,
@@ -428,8 +426,8 @@ pub struct Showback {
 /// maintained aggregates. With `Accept: text/csv`, the same as CSV.
 #[utoipa::path(get, path = "/api/tenants/{id}/showback", tag = "invoices",
     params(("id" = String, Path, description = "Tenant id"), ShowbackQuery),
-    responses((status = 200, body = Showback),
-        (status = 200, content_type = "text/csv", body = String),
+    responses((status = 200, description = "Showback, or its CSV",
+            content((Showback = "application/json"), (String = "text/csv"))),
         (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn tenant_showback(
     State(s): State<AppState>,

@@ -7,6 +7,7 @@ use super::model::Invoice;
 use super::queries::ShowbackRow;
 use crate::clock::rfc3339_micros;
 use crate::error::{Error, Result};
+use crate::tenants::api::cell;
 
 /// Columns of an invoice's CSV: one row per line item.
 pub const LINE_COLUMNS: [&str; 16] = [
@@ -85,7 +86,7 @@ pub fn invoice(inv: &Invoice) -> Result<Vec<u8>> {
             inv.currency.clone(),
             (i + 1).to_string(),
             l.kind.as_str().to_string(),
-            l.description.clone(),
+            cell(&l.description),
             opt(&l.sku),
             opt(&l.unit),
             l.quantity.to_string(),
@@ -108,7 +109,7 @@ pub fn reconciliation(rows: &[(Invoice, String)]) -> Result<Vec<u8>> {
             opt(&inv.number),
             inv.id.to_string(),
             inv.tenant_id.to_string(),
-            name.clone(),
+            cell(name),
             inv.period.to_string(),
             inv.status.as_str().to_string(),
             inv.currency.clone(),
@@ -118,7 +119,7 @@ pub fn reconciliation(rows: &[(Invoice, String)]) -> Result<Vec<u8>> {
             inv.issued_at.map(rfc3339_micros).unwrap_or_default(),
             inv.due_at.map(rfc3339_micros).unwrap_or_default(),
             inv.paid_at.map(rfc3339_micros).unwrap_or_default(),
-            opt(&inv.payment_reference),
+            cell(&opt(&inv.payment_reference)),
             inv.overdue.to_string(),
             opt(&inv.content_sha256),
         ])
@@ -135,7 +136,7 @@ pub fn showback(period: u32, currency: &str, rows: &[ShowbackRow]) -> Result<Vec
         w.write_record([
             period.to_string(),
             opt(&r.business_unit_id),
-            r.business_unit.clone(),
+            cell(&r.business_unit),
             r.sku.clone(),
             r.quantity.to_string(),
             currency.to_string(),

@@ -41,7 +41,7 @@ pub const CONTEXT: Context = Context {
         "invoice.finalized.v1",
         "invoice.payment.recorded.v1",
         "invoice.paid.v1",
-        "invoice.payment.failed.v1",
+        "invoice.payment_failed.v1",
         "invoice.voided.v1",
         "invoice.overdue.v1",
         "tenant.delinquent.v1",

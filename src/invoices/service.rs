@@ -336,7 +336,7 @@ pub fn record_payment(
     Ok(new)
 }
 
-/// Records a failed payment attempt (`invoice.payment.failed.v1`); the invoice stays open.
+/// Records a failed payment attempt (`invoice.payment_failed.v1`); the invoice stays open.
 ///
 /// Errors: 404; 409 `invoice_not_open`; 422 a bad reason.
 pub fn record_failure(ctx: &mut WriteCtx<'_>, id: &Uuid, reason: &str) -> Result<Invoice> {
@@ -347,7 +347,7 @@ pub fn record_failure(ctx: &mut WriteCtx<'_>, id: &Uuid, reason: &str) -> Result
     new.last_payment_failure = Some(reason.clone());
     save(ctx, Some(&old), &mut new)?;
     ctx.audit(
-        "invoice.payment.failed.v1",
+        "invoice.payment_failed.v1",
         &Subject::in_tenant(new.tenant_id, "invoice", id),
         json!({"number": new.number, "reason": reason, "failures": new.payment_failures}),
     )?;

@@ -435,7 +435,9 @@ pub const CSV_COLUMNS: [&str; 18] = [
     "error",
 ];
 
-fn cell(s: &str) -> String {
+/// A free-text CSV cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR
+/// first) gets a leading `'` (OWASP "CSV injection"); other text is unchanged.
+pub fn cell(s: &str) -> String {
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

@@ -82,17 +82,6 @@ pub const WEBHOOK_DISABLED: &str = "webhook_disabled";
 /// ahead of the billing capability, which emits them.
 pub const EXTRA_EVENTS: &[(&str, &str, &str)] = &[
     (
-        "invoice.finalized.v1",
-        "billing",
-        "An invoice was finalized.",
-    ),
-    ("invoice.paid.v1", "billing", "An invoice was paid."),
-    (
-        "invoice.payment_failed.v1",
-        "billing",
-        "Collecting an invoice's payment failed.",
-    ),
-    (
         "subscription.plan_changed.v1",
         "billing",
         "The tenant's plan changed.",
