@@ -623,3 +623,109 @@ async fn showback_splits_a_period_by_business_unit_and_the_billing_profile_print
     let (s, _, _) = bytes(&app, &format!("/api/tenants/{other}/invoices/{id}.pdf")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consoles_list_invoices_take_a_payment_and_serve_the_documents() {
+    use crate::console::{operator, signin};
+    let app = TestApp::spawn().await;
+    let app_id = app.app("Projex Work").await;
+    let cat = catalog(&app).await;
+    let t = billed_tenant(&app, &app_id, "Console Co", Some("pro"), &cat).await;
+    usage(&app, &t, &[("c1", "storage_gb", 2)]).await;
+    let (_, up) = app
+        .get(&format!("/api/tenants/{t}/invoices/upcoming"))
+        .await;
+    let id = up["id"].as_str().unwrap().to_string();
+    operator(&app, "fin", "business_admin").await;
+    let s = signin(&app, "fin", "fin-password-123").await;
+
+    // The draft's page finalizes it through its form.
+    let page = s
+        .get(&app, &format!("/platform/invoices/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Finalize now"), "{page}");
+    let res = s
+        .post(&app, &format!("/platform/invoices/{id}/finalize"), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let list = s
+        .get(&app, "/platform/invoices?status=finalized")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        list.contains("INV-000001") && list.contains("Console Co"),
+        "{list}"
+    );
+    // A payment that is too large is refused on the page and changes nothing.
+    let before = app.total_entries().await;
+    let res = s
+        .post(
+            &app,
+            &format!("/platform/invoices/{id}/payments"),
+            &[("amount_minor", "999999"), ("reference", "")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.total_entries().await, before);
+    let res = s
+        .post(
+            &app,
+            &format!("/platform/invoices/{id}/payments"),
+            &[("amount_minor", "5300"), ("reference", "wire 7")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, v) = app.get(&format!("/api/invoices/{id}")).await;
+    assert_eq!(v["status"], "paid", "{v}");
+    // Documents through the console session; the reconciliation CSV.
+    let res = s.get(&app, &format!("/platform/invoices/{id}.pdf")).await;
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    let text = pdftotext(&res.bytes().await.unwrap());
+    assert!(
+        text.contains("INV-000001") && text.contains("USD 53.00"),
+        "{text}"
+    );
+    let csv_text = s
+        .get(&app, "/platform/invoices/reconciliation.csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv_text.contains("wire 7"), "{csv_text}");
+    // The tenant's Billing page: the meter refreshes itself, invoices link their documents,
+    // showback and its CSV (seen on a visit); the operator's tenant detail shows the billing
+    // panel.
+    let res = s.post(&app, &format!("/platform/tenants/{t}/visit"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let billing = s
+        .get(&app, &format!("/tenant/{t}/billing"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(billing.contains("http-equiv=\"refresh\""), "{billing}");
+    assert!(
+        billing.contains(&format!("/tenant/{t}/billing/invoices/{id}.pdf")),
+        "{billing}"
+    );
+    assert!(billing.contains("Showback by business unit"), "{billing}");
+    let res = s
+        .get(&app, &format!("/tenant/{t}/billing/invoices/{id}.csv"))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let detail = s
+        .get(&app, &format!("/platform/tenants/{t}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        detail.contains("Open balance") && detail.contains("Upcoming invoice"),
+        "{detail}"
+    );
+}
