@@ -113,6 +113,11 @@ const ROUTES: &[Route] = {
             Requires(BillingManage),
         ),
         (
+            "POST",
+            "/platform/tenants/{id}/billing-profile",
+            Requires(BillingManage),
+        ),
+        (
             "GET",
             "/tenant/{tenant_id}/billing/invoices/{invoice_id}",
             Tenant(Scope::BillingRead, Read),

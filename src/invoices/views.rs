@@ -37,6 +37,81 @@ pub fn router() -> Router<AppState> {
             "/tenant/{tenant_id}/billing/showback",
             get(view_tenant_showback_get),
         )
+        .route(
+            "/platform/tenants/{id}/billing-profile",
+            post(view_profile_post),
+        )
+}
+
+/// The billing-profile form of the tenant detail.
+#[derive(Deserialize, Default)]
+pub struct ProfileForm {
+    /// Legal name.
+    pub name: Option<String>,
+    /// Invoice email.
+    pub email: Option<String>,
+    /// Address, one line per line.
+    pub address: Option<String>,
+    /// Tax id.
+    pub tax_id: Option<String>,
+    /// PO number.
+    pub po_number: Option<String>,
+    /// Net days (empty: the install's default).
+    pub net_days: Option<String>,
+}
+
+/// `POST /platform/tenants/{id}/billing-profile`: replaces the profile; refused input is shown
+/// as the flash and changes nothing.
+pub async fn view_profile_post(
+    State(state): State<AppState>,
+    ctx: Ctx,
+    Path(id): Path<String>,
+    Form(f): Form<ProfileForm>,
+) -> PageResult {
+    let tenant = crate::error::path_id("tenant", &id).map_err(ConsoleError)?;
+    let back = format!("/platform/tenants/{tenant}");
+    let net_days = match f
+        .net_days
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(d) => match d.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                return Ok(redirect(
+                    &back,
+                    Tone::Critical,
+                    "net days must be a number of days (1-365)",
+                ));
+            }
+        },
+    };
+    let draft = service::ProfileDraft {
+        name: f.name,
+        email: f.email,
+        address: f
+            .address
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        tax_id: f.tax_id,
+        po_number: f.po_number,
+        net_days,
+    };
+    let profile = match draft.parse() {
+        Ok(p) => p,
+        Err(e) => return Ok(redirect(&back, Tone::Critical, &e.to_string())),
+    };
+    state
+        .write(ctx.principal.actor.clone(), move |w| {
+            service::set_profile(w, &tenant, &profile)
+        })
+        .await
+        .map_err(ConsoleError)?;
+    Ok(redirect(&back, Tone::Ok, "Billing profile saved."))
 }
 
 /// The badge of an invoice's state.
@@ -424,7 +499,7 @@ pub fn tenant_sections(r: &ReadCtx, tenant: &Uuid, now: DateTime<Utc>) -> Result
 pub fn tenant_panel(
     r: &ReadCtx,
     tenant: &Uuid,
-    _p: &Principal,
+    p: &Principal,
     now: DateTime<Utc>,
 ) -> Result<Markup> {
     let t = crate::tenants::directory::load(r, tenant)?;
@@ -463,6 +538,21 @@ pub fn tenant_panel(
                 dt { "Payment terms" } dd { @match profile.net_days { Some(d) => { "net " (d) }, None => { "install default" } } }
             }
             p { a href={"/platform/invoices?tenant_id=" (tenant)} { "All invoices of this tenant →" } }
+            @if p.can(Permission::BillingManage) {
+                details {
+                    summary { "Edit the billing profile" }
+                    form method="post" action={"/platform/tenants/" (tenant) "/billing-profile"} {
+                        (crate::console::layout::csrf_field(p))
+                        label { "Legal name " input type="text" name="name" maxlength="200" value=(profile.bill_to.name); }
+                        label { "Invoice email " input type="email" name="email" value=(profile.bill_to.email.clone().unwrap_or_default()); }
+                        label { "Address (one line per line) " textarea name="address" rows="3" { (profile.bill_to.address.join("\n")) } }
+                        label { "Tax id " input type="text" name="tax_id" value=(profile.bill_to.tax_id.clone().unwrap_or_default()); }
+                        label { "PO number " input type="text" name="po_number" value=(profile.bill_to.po_number.clone().unwrap_or_default()); }
+                        label { "Net days " input type="number" name="net_days" min="1" max="365" value=(profile.net_days.map(|d| d.to_string()).unwrap_or_default()); }
+                        button type="submit" { "Save billing profile" }
+                    }
+                }
+            }
         }
     })
 }

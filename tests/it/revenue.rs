@@ -240,9 +240,13 @@ async fn a_catalog_lives_from_draft_to_a_price_bump_and_each_tenant_is_priced_by
     assert_eq!(line(&m, "api_call")["amount_minor"], 100 * 10 + 50 * 5);
     // Both invoices are priced by their own version, and each line names it.
     for (t, version, total) in [(&moved, 2, 2503), (&stays, 1, 1250)] {
-        let (_, mut inv) = app.get(&format!("/api/tenants/{t}/invoices/upcoming")).await;
+        let (_, mut inv) = app
+            .get(&format!("/api/tenants/{t}/invoices/upcoming"))
+            .await;
         let id = inv["id"].as_str().unwrap().to_string();
-        let (s, fin) = app.post(&format!("/api/invoices/{id}/finalize"), json!({})).await;
+        let (s, fin) = app
+            .post(&format!("/api/invoices/{id}/finalize"), json!({}))
+            .await;
         assert_eq!(s, StatusCode::OK, "{fin}");
         inv = fin;
         assert_eq!(inv["total_minor"], total, "{inv}");
