@@ -32,6 +32,7 @@ pub const ALL: &[&Context] = &[
     &crate::plans::CONTEXT,
     &crate::catalogs::CONTEXT,
     &crate::metering::CONTEXT,
+    &crate::revenue::CONTEXT,
     &crate::pools::CONTEXT,
     &crate::audit::CONTEXT,
     &crate::scheduler::CONTEXT,

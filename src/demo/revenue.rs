@@ -1,7 +1,9 @@
 //! The demo's revenue side: a priced catalog with two published versions (a price bump),
 //! tenants pinned to one or the other (half migrated), one tenant over a soft cap, and a month
 //! of metered usage through the real ingest, so the Plans, Catalogs, Billing and tenant pages
-//! look real. Plans themselves are seeded from the config at first start.
+//! look real. Plans themselves are seeded from the config at first start. The replay runs
+//! `snapshot_mrr` daily (one snapshot per month: the MRR trend) and `plan_enforcer`;
+//! [`enforcement`] adds an operator's override, so the Enforcement page has an exception.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -133,5 +135,33 @@ pub async fn seed(
                 .set(t, crate::metering::model::period_of(now), over);
         }
     }
+    Ok(())
+}
+
+/// An operator's enforcement override on the second writable tenant (a negotiated pilot,
+/// expiring in 30 days), then a `plan_enforcer` run, as the hourly job would do.
+pub async fn enforcement(state: &AppState, at: DateTime<Utc>, tenants: &[Uuid]) -> Result<()> {
+    let list = tenants.to_vec();
+    let input = crate::revenue::model::OverrideInput {
+        reason: "Negotiated pilot: persona and API-key limits waived until the enterprise contract is signed".into(),
+        expires_at: Some(at + Duration::days(30)),
+    };
+    state
+        .store()
+        .write(at, Actor::operator("maya"), move |ctx| {
+            let writable: Vec<Uuid> = list
+                .iter()
+                .filter(|t| {
+                    crate::tenants::directory::load(ctx, t).is_ok_and(|x| !x.state.is_read_only())
+                })
+                .copied()
+                .collect();
+            if let Some(t) = writable.get(1) {
+                crate::revenue::service::set_override(ctx, t, &input)?;
+            }
+            Ok::<_, crate::error::Error>(())
+        })
+        .await?;
+    crate::revenue::enforce(state, at + Duration::minutes(1)).await?;
     Ok(())
 }

@@ -34,11 +34,16 @@ pub enum Job {
     PruneWebhooks,
     /// Deletes raw usage events of closed periods (aggregates are kept).
     PruneUsageEvents,
+    /// Keeps the entitlement exceptions: tenants over their plan's limits or holding an
+    /// enforcement override (HQ PRD §6 `plan_enforcer_worker`).
+    PlanEnforcer,
+    /// Writes the month's MRR snapshot on its first run of the month (the MRR trend).
+    SnapshotMrr,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 12] = [
+    pub const ALL: [Job; 14] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -51,6 +56,8 @@ impl Job {
         Job::VerifyLedger,
         Job::PruneWebhooks,
         Job::PruneUsageEvents,
+        Job::PlanEnforcer,
+        Job::SnapshotMrr,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -77,6 +84,8 @@ impl Job {
             Job::VerifyLedger => "verify_ledger",
             Job::PruneWebhooks => "prune_webhooks",
             Job::PruneUsageEvents => "prune_usage_events",
+            Job::PlanEnforcer => "plan_enforcer",
+            Job::SnapshotMrr => "snapshot_mrr",
         }
     }
 
@@ -119,6 +128,12 @@ impl Job {
             Job::PruneUsageEvents => {
                 "Deletes raw usage events of periods before the previous one (they can no longer be posted, so need no deduplication); aggregates are kept."
             }
+            Job::PlanEnforcer => {
+                "Re-checks every tenant against its plan's limits (personas, API keys) and its enforcement override; opens and closes entitlement exceptions (plan.limit.exceeded.v1, plan.limit.resolved.v1)."
+            }
+            Job::SnapshotMrr => {
+                "Writes this month's MRR snapshot on its first run of the month (revenue.mrr.snapshot.v1), so the revenue posture has a trend; later runs write nothing."
+            }
         }
     }
 
@@ -137,6 +152,8 @@ impl Job {
             Job::VerifyLedger => "0 45 3 * * *",
             Job::PruneWebhooks => "0 10 4 * * *",
             Job::PruneUsageEvents => "0 40 * * * *",
+            Job::PlanEnforcer => "0 50 * * * *",
+            Job::SnapshotMrr => "0 5 0 * * *",
         }
     }
 

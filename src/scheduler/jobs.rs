@@ -114,6 +114,8 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                 if n == 1 { "" } else { "s" }
             ))
         }
+        Job::PlanEnforcer => crate::revenue::enforce(state, now).await,
+        Job::SnapshotMrr => crate::revenue::snapshot(state, now).await,
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;

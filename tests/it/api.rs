@@ -293,6 +293,7 @@ async fn unknown_ids_routes_and_methods_are_problems() {
             "/api/tenants/{id}/catalog" => {
                 json!({"catalog_id": uuid::Uuid::now_v7().to_string(), "version": 1})
             }
+            "/api/tenants/{id}/enforcement/override" => json!({"reason": "pilot"}),
             _ => json!({}),
         };
         let (s, v) = app

@@ -364,7 +364,9 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "end_expired_visits",
             "verify_ledger",
             "prune_webhooks",
-            "prune_usage_events"
+            "prune_usage_events",
+            "plan_enforcer",
+            "snapshot_mrr"
         ]
     );
     let shred = &v["items"][0];

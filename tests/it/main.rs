@@ -19,6 +19,7 @@ mod lifecycle;
 mod onprem;
 mod onprem_console;
 mod pools;
+mod posture;
 mod process;
 mod registry;
 mod revenue;
