@@ -291,6 +291,16 @@ async fn the_enforcer_opens_an_exception_over_a_limit_and_closes_it_once_fixed()
     assert_eq!(opened[0]["actor"]["id"], "admin-ops-token");
     let v = revenue(&app).await;
     assert_eq!(v["entitlement_exceptions"], 1);
+    // The console: the Enforcement page lists it, the dashboard counts it.
+    let (s, html, _) = app.get_text("/platform/enforcement").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Crowded Co") && html.contains("personas_over_limit"),
+        "{html}"
+    );
+    let (s, html, _) = app.get_text("/platform").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("MRR") && html.contains("1 open"), "{html}");
 
     // The filter, and a bad filter.
     assert_eq!(
