@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -96,6 +96,7 @@ fn body(
     rows: &[Exception],
     next: Option<String>,
     reason: Option<&str>,
+    query: &str,
     f: &OverrideForm,
     errors: &HashMap<String, String>,
 ) -> Markup {
@@ -118,7 +119,7 @@ fn body(
             (exceptions_table(ctx, rows, true))
         }
         @if let Some(c) = next {
-            p { a href={"/platform/enforcement?" @if let Some(r) = reason { "reason=" (r) "&" } "cursor=" (urlencode(&c))} { "Next page →" } }
+            p { a href={"/platform/enforcement?" (query) @if !query.is_empty() { "&" } "cursor=" (urlencode(&c))} { "Next page →" } }
         }
         @if ctx.can(Permission::BillingManage) {
             form.card.form method="post" action="/platform/enforcement/overrides" novalidate {
@@ -149,9 +150,12 @@ async fn list(
 pub async fn view_enforcement_get(
     State(state): State<AppState>,
     ctx: Ctx,
+    RawQuery(raw): RawQuery,
     Query(f): Query<ExceptionFilter>,
 ) -> PageResult {
     let reason = f.reason.clone().filter(|r| !r.trim().is_empty());
+    // The same filters without the cursor, for the next page's link.
+    let query = crate::console::without_cursor(raw);
     let (rows, next) = list(&state, f).await?;
     Ok(page(
         &ctx,
@@ -161,6 +165,7 @@ pub async fn view_enforcement_get(
             &rows,
             next,
             reason.as_deref(),
+            &query,
             &OverrideForm::default(),
             &HashMap::new(),
         ),
@@ -212,7 +217,7 @@ pub async fn view_enforcement_override_post(
                 &ctx,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "Enforcement",
-                body(&ctx, &rows, next, None, &f, &errors),
+                body(&ctx, &rows, next, None, "", &f, &errors),
             ))
         }
         Err(e) => Err(ConsoleError(e)),
