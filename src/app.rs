@@ -33,6 +33,7 @@ pub const ALL: &[&Context] = &[
     &crate::catalogs::CONTEXT,
     &crate::metering::CONTEXT,
     &crate::invoices::CONTEXT,
+    &crate::revenue::CONTEXT,
     &crate::pools::CONTEXT,
     &crate::audit::CONTEXT,
     &crate::scheduler::CONTEXT,

@@ -65,6 +65,7 @@ pub mod passwords;
 pub mod plans;
 pub mod pools;
 pub mod rbac;
+pub mod revenue;
 pub mod scheduler;
 pub mod state;
 pub mod store;

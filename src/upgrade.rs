@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "audit shreds and each chain's newest checkpoint recorded for verify",
         run: v3_to_v4,
     },
+    Migration {
+        from: 4,
+        name: "revenue-posture counters (by plan, paying, trial buckets) counted from the tenants",
+        run: v4_to_v5,
+    },
 ];
 
 /// A stored migration.
@@ -325,6 +330,19 @@ fn v3_to_v4(ctx: &mut WriteCtx<'_>) -> Result<String> {
         "recorded {} shred(s) and the newest checkpoint of {} chain(s)",
         shreds.len(),
         newest.len()
+    ))
+}
+
+/// v4 → v5: the revenue posture reads maintained counters (`tenant_posture_counts`, see
+/// [`crate::tenants::posture`]) that earlier versions did not keep. One pass over the tenants
+/// counts them as `directory::save` keeps them from now on; trials converted before the upgrade
+/// are known only to the ledger, so that bucket starts empty.
+fn v4_to_v5(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let tenants = all_tenants(ctx)?;
+    let keys = crate::tenants::posture::rebuild(ctx, &tenants)?;
+    Ok(format!(
+        "counted {} tenant(s) into {keys} revenue-posture counter(s)",
+        tenants.len()
     ))
 }
 

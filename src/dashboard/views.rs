@@ -34,7 +34,7 @@ const WEEKS: i64 = 12;
 pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResult {
     let now = state.clock().now();
     let today = now.format("%Y-%m-%d").to_string();
-    let (summary, activity, pools, last_verify, failures) = state
+    let (summary, activity, pools, last_verify, failures, (posture, exceptions)) = state
         .read(move |r| {
             let activity = ledger::browse(
                 r,
@@ -50,6 +50,17 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                 crate::pools::queries::list(r)?,
                 crate::audit::last_verify(r)?,
                 crate::operators::queries::failures_on(r, &today)?,
+                (
+                    crate::revenue::queries::posture(r, now)?,
+                    crate::revenue::queries::exceptions(
+                        r,
+                        &crate::revenue::queries::ExceptionFilter {
+                            limit: Some(5),
+                            ..Default::default()
+                        },
+                    )?
+                    .items,
+                ),
             ))
         })
         .await
@@ -97,6 +108,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
     // Red while backups cannot be encrypted: backup_daily refuses to run (issue 12, finding 7).
     let backup_recipients = state.config().backup.recipients.len();
 
+    let revenue = revenue_section(&ctx, &posture, &exceptions);
     let body = html! {
         (header("Platform dashboard", Some("Health of the platform at a glance. Every tile links to its page."), html! {}))
         section.tiles aria-label="Health" {
@@ -181,6 +193,7 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
                 @if regions.is_empty() { p.muted { "No tenants yet." } } @else { (charts::bars("Tenants by region", &regions, "neutral")) }
             }
         }
+        (revenue)
         section.grid2 {
             div.card {
                 h2 { "Recent admin activity" }
@@ -240,4 +253,90 @@ pub async fn view_home_get(State(state): State<AppState>, ctx: Ctx) -> PageResul
         }
     };
     Ok(page(&ctx, "Platform dashboard", body))
+}
+
+/// Revenue and plan enforcement (dashboard spec §3.4): MRR and its monthly trend, plan
+/// distribution, trials and the entitlement exceptions, from `revenue::queries` (maintained
+/// counters, the last 12 snapshots, one short page). Delinquent tenants join here when the
+/// invoices context provides them.
+fn revenue_section(
+    ctx: &Ctx,
+    p: &crate::revenue::queries::Posture,
+    exceptions: &[crate::revenue::queries::Exception],
+) -> maud::Markup {
+    let mrr_text: Vec<String> = p
+        .mrr
+        .iter()
+        .map(|m| fmt::money(m.amount_minor, &m.currency))
+        .collect();
+    // The trend chart shows the main currency (the one with the largest MRR now) in major units.
+    let main = p
+        .mrr
+        .iter()
+        .max_by_key(|m| m.amount_minor)
+        .map(|m| m.currency.clone());
+    let trend: Vec<(String, u64)> = p
+        .mrr_trend
+        .iter()
+        .map(|(period, mrr)| {
+            let amount = mrr
+                .iter()
+                .find(|m| Some(&m.currency) == main.as_ref())
+                .map_or(0, |m| m.amount_minor);
+            (
+                format!("{:04}-{:02}", period / 100, period % 100),
+                u64::try_from(amount / 100).unwrap_or(0),
+            )
+        })
+        .collect();
+    let plans: Vec<(String, u64)> = p.plan_distribution.clone();
+    html! {
+        section.tiles aria-label="Revenue and plan enforcement" {
+            div.tile {
+                span.tile-label { "MRR" }
+                span.tile-value { @if mrr_text.is_empty() { "—" } @else { (mrr_text.join(" · ")) } }
+                span.tile-note { (p.paying_tenants) " paying tenant" @if p.paying_tenants != 1 { "s" } }
+            }
+            a.tile href="/platform/tenants?state=trial" {
+                span.tile-label { "Trials" }
+                span.tile-value { (p.trials.started_30d) " started" }
+                span.tile-note { (p.trials.expiring_7d) " expiring in 7 days · " (p.trials.converted_30d) " converted (30 days)" }
+            }
+            a.tile href="/platform/enforcement" {
+                span.tile-label { "Entitlement exceptions" }
+                span.tile-value {
+                    @if p.exceptions_open == 0 { (badge(Tone::Ok, "none")) } @else { (badge(Tone::Warn, &format!("{} open", p.exceptions_open))) }
+                }
+                span.tile-note { "over plan limits or overridden" }
+            }
+            a.tile href="/platform/invoices?status=finalized&overdue=true" {
+                span.tile-label { "Delinquent tenants" }
+                span.tile-value {
+                    @if p.delinquent_tenants == 0 { (badge(Tone::Ok, "none")) } @else { (badge(Tone::Critical, &format!("{}", p.delinquent_tenants))) }
+                }
+                span.tile-note { "an invoice unpaid past its due date" }
+            }
+        }
+        section.grid2 {
+            div.card {
+                h2 { "MRR trend" }
+                @if trend.is_empty() {
+                    p.muted { "No monthly snapshot yet: the snapshot_mrr job writes one each month." }
+                } @else {
+                    (charts::columns(&format!("MRR per month ({}), last 12 snapshots", main.as_deref().unwrap_or("")), &trend))
+                }
+            }
+            div.card {
+                h2 { "Plan distribution" }
+                @if plans.is_empty() { p.muted { "No plans yet." } } @else { (charts::bars("Tenants by plan", &plans, "info")) }
+            }
+        }
+        @if !exceptions.is_empty() {
+            section.card {
+                h2 { "Entitlement exceptions" }
+                (crate::revenue::views::exceptions_table(ctx, exceptions, false))
+                p { a href="/platform/enforcement" { "All exceptions →" } }
+            }
+        }
+    }
 }

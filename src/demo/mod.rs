@@ -771,6 +771,9 @@ impl Replay {
             day_events.push((self.at(day, 3, 0), Event::Job(Job::EndExpiredVisits)));
             day_events.push((self.at(day, 4, 10), Event::Job(Job::PruneWebhooks)));
             day_events.push((self.at(day, 3, 40), Event::Job(Job::PruneUsageEvents)));
+            // Daily: the first run of each month writes its MRR snapshot (the revenue trend).
+            day_events.push((self.at(day, 0, 5), Event::Job(Job::SnapshotMrr)));
+            day_events.push((self.at(day, 5, 50), Event::Job(Job::PlanEnforcer)));
         }
         // Operators visited the first tenant three days ago (Visit tenant).
         day_events.push((self.at(DEMO_DAYS - 3, 10, 5), Event::Visits(0)));
@@ -909,6 +912,7 @@ impl Replay {
             &keys,
         )
         .await?;
+        revenue::enforcement(&self.state, end - Duration::minutes(150), &tenant_ids).await?;
         // An operator verified the whole ledger this morning (the dashboard's badge).
         let verify_at = end - Duration::hours(2);
         crate::audit::verify_and_checkpoint(

@@ -4,7 +4,9 @@
 //! look real. Plans themselves are seeded from the config at first start. Two earlier periods
 //! of usage are then invoiced the way the jobs would have done it at the time: finalized four
 //! days into the next period, most paid ten days later, one left unpaid past its net-14 terms
-//! so that its tenant is delinquent; one tenant's current usage is ten times its usual.
+//! so that its tenant is delinquent; one tenant's current usage is ten times its usual. The
+//! replay runs `snapshot_mrr` daily (one snapshot per month: the MRR trend) and `plan_enforcer`;
+//! [`enforcement`] adds an operator's override, so the Enforcement page has an exception.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
@@ -270,5 +272,33 @@ async fn invoices(
         )
         .await?;
     }
+    Ok(())
+}
+
+/// An operator's enforcement override on the second writable tenant (a negotiated pilot,
+/// expiring in 30 days), then a `plan_enforcer` run, as the hourly job would do.
+pub async fn enforcement(state: &AppState, at: DateTime<Utc>, tenants: &[Uuid]) -> Result<()> {
+    let list = tenants.to_vec();
+    let input = crate::revenue::model::OverrideInput {
+        reason: "Negotiated pilot: persona and API-key limits waived until the enterprise contract is signed".into(),
+        expires_at: Some(at + Duration::days(30)),
+    };
+    state
+        .store()
+        .write(at, Actor::operator("maya"), move |ctx| {
+            let writable: Vec<Uuid> = list
+                .iter()
+                .filter(|t| {
+                    crate::tenants::directory::load(ctx, t).is_ok_and(|x| !x.state.is_read_only())
+                })
+                .copied()
+                .collect();
+            if let Some(t) = writable.get(1) {
+                crate::revenue::service::set_override(ctx, t, &input)?;
+            }
+            Ok::<_, crate::error::Error>(())
+        })
+        .await?;
+    crate::revenue::enforce(state, at + Duration::minutes(1)).await?;
     Ok(())
 }

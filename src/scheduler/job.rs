@@ -38,11 +38,16 @@ pub enum Job {
     FinalizeInvoices,
     /// Marks invoices past due overdue and their tenants delinquent.
     MarkDelinquent,
+    /// Keeps the entitlement exceptions: tenants over their plan's limits or holding an
+    /// enforcement override (HQ PRD §6 `plan_enforcer_worker`).
+    PlanEnforcer,
+    /// Writes the month's MRR snapshot on its first run of the month (the MRR trend).
+    SnapshotMrr,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 14] = [
+    pub const ALL: [Job; 16] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -57,6 +62,8 @@ impl Job {
         Job::PruneUsageEvents,
         Job::FinalizeInvoices,
         Job::MarkDelinquent,
+        Job::PlanEnforcer,
+        Job::SnapshotMrr,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -85,6 +92,8 @@ impl Job {
             Job::PruneUsageEvents => "prune_usage_events",
             Job::FinalizeInvoices => "finalize_invoices",
             Job::MarkDelinquent => "mark_delinquent",
+            Job::PlanEnforcer => "plan_enforcer",
+            Job::SnapshotMrr => "snapshot_mrr",
         }
     }
 
@@ -133,6 +142,12 @@ impl Job {
             Job::MarkDelinquent => {
                 "Marks finalized invoices unpaid past their due date overdue, and their tenants delinquent."
             }
+            Job::PlanEnforcer => {
+                "Re-checks every tenant against its plan's limits (personas, API keys) and its enforcement override; opens and closes entitlement exceptions (plan.limit.exceeded.v1, plan.limit.resolved.v1)."
+            }
+            Job::SnapshotMrr => {
+                "Writes this month's MRR snapshot on its first run of the month (revenue.mrr.snapshot.v1), so the revenue posture has a trend; later runs write nothing."
+            }
         }
     }
 
@@ -153,6 +168,8 @@ impl Job {
             Job::PruneUsageEvents => "0 40 * * * *",
             Job::FinalizeInvoices => "0 5 * * * *",
             Job::MarkDelinquent => "0 15 6 * * *",
+            Job::PlanEnforcer => "0 50 * * * *",
+            Job::SnapshotMrr => "0 5 0 * * *",
         }
     }
 

@@ -217,7 +217,9 @@ mod tests {
             | Job::EndExpiredVisits
             | Job::VerifyLedger
             | Job::PruneWebhooks
-            | Job::PruneUsageEvents => j,
+            | Job::PruneUsageEvents
+            | Job::PlanEnforcer
+            | Job::SnapshotMrr => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -232,6 +234,8 @@ mod tests {
             Job::VerifyLedger,
             Job::PruneWebhooks,
             Job::PruneUsageEvents,
+            Job::PlanEnforcer,
+            Job::SnapshotMrr,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

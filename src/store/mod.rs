@@ -43,7 +43,9 @@ use crate::actor::Actor;
 /// - 4: audit shreds and each chain's newest checkpoint are recorded (`audit_shreds`,
 ///   `audit_latest_checkpoint`), so verify tells a shred from a deletion and notices deleted
 ///   checkpoints.
-pub const SCHEMA_VERSION: u32 = 4;
+/// - 5: revenue-posture counters (`tenant_posture_counts`: tenants by plan, paying tenants by
+///   plan, daily trial buckets), maintained with every tenant change.
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";

@@ -19,7 +19,8 @@
 //! cursor to go on, so no request costs O(all tenants).
 //!
 //! `tenant_counts` keeps totals by state, tier and region, maintained in the same transaction as
-//! every change, for dashboards (never recomputed by scanning).
+//! every change, for dashboards (never recomputed by scanning); [`super::posture`] keeps the
+//! revenue-posture counters (by plan, paying, trial buckets) the same way.
 
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
@@ -142,6 +143,7 @@ pub fn save(ctx: &mut WriteCtx<'_>, old: Option<&Tenant>, new: &Tenant) -> Resul
             1,
         )?;
     }
+    super::posture::update(ctx, old, new)?;
     if old.is_none_or(|o| o.slug != new.slug) {
         if let Some(o) = old {
             ctx.delete(SLUGS, o.slug.as_bytes())?;

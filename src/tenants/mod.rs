@@ -9,6 +9,7 @@
 pub mod api;
 pub mod directory;
 pub mod model;
+pub mod posture;
 pub mod queries;
 pub mod service;
 pub mod views;

@@ -298,6 +298,7 @@ async fn unknown_ids_routes_and_methods_are_problems() {
             "/api/invoices/{id}/payment-failures" | "/api/invoices/{id}/void" => {
                 json!({"reason": "x"})
             }
+            "/api/tenants/{id}/enforcement/override" => json!({"reason": "pilot"}),
             _ => json!({}),
         };
         let (s, v) = app

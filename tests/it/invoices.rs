@@ -390,6 +390,8 @@ async fn an_invoice_unpaid_past_due_makes_its_tenant_delinquent_until_it_is_paid
         actions.contains(&"tenant.delinquent.v1".to_string()),
         "{actions:?}"
     );
+    let (_, posture) = app.get("/api/platform/revenue").await;
+    assert_eq!(posture["delinquent_tenants"], 1, "{posture}");
     // The job is idempotent: a second run changes nothing.
     let before = app.total_entries().await;
     run_job(&app, "mark_delinquent").await;
@@ -420,6 +422,8 @@ async fn an_invoice_unpaid_past_due_makes_its_tenant_delinquent_until_it_is_paid
         "tenant.delinquency.cleared.v1",
         "{actions:?}"
     );
+    let (_, posture) = app.get("/api/platform/revenue").await;
+    assert_eq!(posture["delinquent_tenants"], 0, "{posture}");
     // A paid invoice cannot be voided.
     let (s, v) = app
         .post(

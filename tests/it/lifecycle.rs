@@ -366,7 +366,9 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "prune_webhooks",
             "prune_usage_events",
             "finalize_invoices",
-            "mark_delinquent"
+            "mark_delinquent",
+            "plan_enforcer",
+            "snapshot_mrr"
         ]
     );
     let shred = &v["items"][0];

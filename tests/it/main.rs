@@ -20,6 +20,7 @@ mod lifecycle;
 mod onprem;
 mod onprem_console;
 mod pools;
+mod posture;
 mod process;
 mod registry;
 mod revenue;

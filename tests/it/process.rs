@@ -351,6 +351,21 @@ async fn serve_demo_seeds_a_believable_platform_whose_ledger_verifies() {
             .all(|j| !j["last_run"].is_null()),
         "{jobs}"
     );
+    // The revenue posture has a trend of monthly snapshots and an entitlement exception.
+    let revenue = get("/api/platform/revenue").await;
+    assert!(
+        revenue["mrr_trend"].as_array().unwrap().len() >= 3,
+        "{revenue}"
+    );
+    assert!(
+        revenue["mrr"][0]["amount_minor"].as_i64().unwrap() > 0,
+        "{revenue}"
+    );
+    let exceptions = get("/api/platform/enforcement/exceptions").await;
+    assert!(
+        !exceptions["items"].as_array().unwrap().is_empty(),
+        "{exceptions}"
+    );
     let verify = client
         .post(format!("{base}/api/audit/verify"))
         .bearer_auth(&token)

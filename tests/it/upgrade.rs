@@ -57,7 +57,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         .await
         .unwrap();
     assert_eq!(version, tenantry::store::SCHEMA_VERSION);
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let history = app.state.read(tenantry::upgrade::history).await.unwrap();
     assert_eq!(history.len(), 1);
     let platform = app.chain("platform").await;
@@ -74,7 +74,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     );
     let last = &platform[at];
     assert_eq!(last["data"]["from"], 1);
-    assert_eq!(last["data"]["to"], 4);
+    assert_eq!(last["data"]["to"], 5);
     assert_eq!(last["actor"]["id"], "upgrade");
 
     // A backup of the v1 store was taken first, and it verifies on its own.
@@ -82,7 +82,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     assert_eq!(taken.len(), 1, "{taken:?}");
     let name = taken[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        name.starts_with("tenantry-premigrate-v1-to-v4-") && name.ends_with(".tbk"),
+        name.starts_with("tenantry-premigrate-v1-to-v5-") && name.ends_with(".tbk"),
         "{name}"
     );
     assert_eq!(last["data"]["backup_file"], name.as_str());
@@ -152,12 +152,25 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         .map(|n| n.as_u64().unwrap())
         .sum();
     assert_eq!(weeks, 4, "the weekly counters were backfilled: {v}");
+    // v4 → v5 counted the revenue posture: four tenants on pro, one of them active (paying).
+    let (_, v) = app.get("/api/platform/revenue").await;
+    let pro = v["plan_distribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"] == "pro")
+        .cloned()
+        .unwrap();
+    assert_eq!(pro["tenants"], 4, "{v}");
+    assert_eq!(v["paying_tenants"], 1, "{v}");
+    assert_eq!(v["mrr"][0]["amount_minor"], 4_900, "{v}");
     let step = history[0].clone();
     let tenantry::upgrade::MigrationRecord::V1 { steps, .. } = step;
     assert!(
         steps[0].contains("rebuilt the tenant index of 4 tenant(s)"),
         "{steps:?}"
     );
+    assert!(steps[3].contains("counted 4 tenant(s) into"), "{steps:?}");
     // v2 → v3: every tenant got the default catalogue's roles, on its chain.
     assert!(
         steps[1].contains("seeded system roles for 4 of 4 tenant(s)"),
