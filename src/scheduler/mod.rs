@@ -219,7 +219,9 @@ mod tests {
             | Job::PruneWebhooks
             | Job::PruneUsageEvents
             | Job::PlanEnforcer
-            | Job::SnapshotMrr => j,
+            | Job::SnapshotMrr
+            | Job::FinalizeInvoices
+            | Job::MarkDelinquent => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -236,6 +238,8 @@ mod tests {
             Job::PruneUsageEvents,
             Job::PlanEnforcer,
             Job::SnapshotMrr,
+            Job::FinalizeInvoices,
+            Job::MarkDelinquent,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),
