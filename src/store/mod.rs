@@ -416,7 +416,7 @@ impl Reader for ReadCtx {
 /// transaction, the request's `now` and actor, and what it changed.
 pub struct WriteCtx<'t> {
     txn: &'t redb::WriteTransaction,
-    tables: &'t TableSet,
+    tables: TableSet<'t>,
     /// The instant the request was made (from the [`crate::clock::Clock`]).
     pub now: DateTime<Utc>,
     /// Who made the request; the actor of its audit entries.
@@ -428,7 +428,7 @@ pub struct WriteCtx<'t> {
 impl<'t> WriteCtx<'t> {
     fn new(
         txn: &'t redb::WriteTransaction,
-        tables: &'t TableSet,
+        tables: TableSet<'t>,
         now: DateTime<Utc>,
         actor: Actor,
     ) -> Self {
@@ -442,12 +442,18 @@ impl<'t> WriteCtx<'t> {
         }
     }
 
+    /// Ends the request: the batch's open tables (for the next request), what it changed, and
+    /// whether it wrote.
+    fn finish(self) -> (TableSet<'t>, CommitNotice, bool) {
+        (self.tables, self.notice, self.writes > 0)
+    }
+
     /// Stores `value` at `key`.
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
         self.writes += 1;
-        let mut t = self.txn.open_table(table.def())?;
+        let t = self.tables.open(self.txn, table)?;
         self.tables.created(table);
-        t.insert(key, value)?;
+        t.borrow_mut().insert(key, value)?;
         Ok(())
     }
 
@@ -463,8 +469,8 @@ impl<'t> WriteCtx<'t> {
         if !self.tables.exists(self.txn, table)? {
             return Ok(false);
         }
-        let mut t = self.txn.open_table(table.def())?;
-        let existed = t.remove(key)?.is_some();
+        let t = self.tables.open(self.txn, table)?;
+        let existed = t.borrow_mut().remove(key)?.is_some();
         Ok(existed)
     }
 
@@ -474,12 +480,13 @@ impl<'t> WriteCtx<'t> {
         if !self.tables.exists(self.txn, table)? {
             return Ok(0);
         }
-        let mut t = self.txn.open_table(table.def())?;
+        let t = self.tables.open(self.txn, table)?;
         let mut n = 0u64;
-        t.retain_in::<&[u8], _>(range.bounds(), |_, _| {
-            n += 1;
-            false
-        })?;
+        t.borrow_mut()
+            .retain_in::<&[u8], _>(range.bounds(), |_, _| {
+                n += 1;
+                false
+            })?;
         Ok(n)
     }
 
@@ -503,36 +510,60 @@ impl Reader for WriteCtx<'_> {
         if !self.tables.exists(self.txn, table)? {
             return Ok(None);
         }
-        let t = self.txn.open_table(table.def())?;
-        let v = t.get(key)?.map(|v| v.value().to_vec());
+        let t = self.tables.open(self.txn, table)?;
+        let v = t.borrow().get(key)?.map(|v| v.value().to_vec());
         Ok(v)
     }
     fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
         if !self.tables.exists(self.txn, table)? {
             return Ok(());
         }
-        let t = self.txn.open_table(table.def())?;
-        scan_table(&t, range, dir, f)
+        let t = self.tables.open(self.txn, table)?;
+        let t = t.borrow();
+        scan_table(&*t, range, dir, f)
     }
     fn len(&self, table: Table) -> Result<u64> {
         if !self.tables.exists(self.txn, table)? {
             return Ok(0);
         }
-        let t = self.txn.open_table(table.def())?;
-        Ok(t.len()?)
+        let t = self.tables.open(self.txn, table)?;
+        let n = t.borrow().len()?;
+        Ok(n)
     }
 }
 
-/// The tables that exist in one write transaction: listed from the file once, on the first read
-/// of a table not yet known, then kept up to date by [`WriteCtx::put`]. One per transaction,
-/// shared by the requests of its batch (a re-run gets a fresh one with its fresh transaction).
+/// A table open in the batch's write transaction, shared by the batch's requests.
+type OpenTable<'t> =
+    std::rc::Rc<std::cell::RefCell<redb::Table<'t, &'static [u8], &'static [u8]>>>;
+
+/// The tables of one write transaction: which exist (listed from the file once, on the first
+/// read of a table not yet known, then kept up to date by [`WriteCtx::put`]), and the ones
+/// opened so far, kept open until the batch commits. Opening a redb table looks it up in the
+/// file's table tree, and closing it writes its root back, so a batch that opened and closed a
+/// table per key spent most of its time there (issue 13's profile): now each table is opened
+/// once per batch. One per transaction, handed from request to request of its batch, and
+/// dropped before the commit (a re-run gets a fresh one with its fresh transaction).
+///
+/// Puts never run while a scan of the same table is open (`scan` borrows the context, `put`
+/// needs it mutably), so the shared borrow of a scan and the exclusive one of a write never
+/// meet; reads nested in a scan share it.
 #[derive(Default)]
-pub(crate) struct TableSet {
+pub(crate) struct TableSet<'t> {
     names: std::cell::RefCell<Option<std::collections::HashSet<&'static str>>>,
     listed: std::cell::RefCell<Option<std::collections::HashSet<String>>>,
+    open: std::cell::RefCell<std::collections::HashMap<&'static str, OpenTable<'t>>>,
 }
 
-impl TableSet {
+impl<'t> TableSet<'t> {
+    fn open(&self, txn: &'t redb::WriteTransaction, table: Table) -> Result<OpenTable<'t>> {
+        if let Some(t) = self.open.borrow().get(table.name) {
+            return Ok(t.clone());
+        }
+        let t = std::rc::Rc::new(std::cell::RefCell::new(txn.open_table(table.def())?));
+        self.open.borrow_mut().insert(table.name, t.clone());
+        Ok(t)
+    }
+
     fn exists(&self, txn: &redb::WriteTransaction, table: Table) -> Result<bool> {
         if self
             .names

@@ -264,18 +264,19 @@ fn run_batch(
                 return;
             }
         };
-        let tables = TableSet::default();
+        let mut tables = TableSet::default();
         let mut notice = CommitNotice::default();
         let mut poisoned = false;
         for (i, job) in batch.iter_mut().enumerate() {
             if excluded[i] {
                 continue;
             }
-            let mut ctx = WriteCtx::new(&txn, &tables, job.now(), job.actor().clone());
+            let mut ctx = WriteCtx::new(&txn, tables, job.now(), job.actor().clone());
             let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx)));
-            let wrote = ctx.has_written();
+            let (open, changed, wrote) = ctx.finish();
+            tables = open;
             match outcome {
-                Ok(true) => notice.merge(ctx.notice),
+                Ok(true) => notice.merge(changed),
                 Ok(false) if !wrote => {}
                 Ok(false) => {
                     excluded[i] = true;
@@ -292,6 +293,8 @@ fn run_batch(
                 break;
             }
         }
+        // The open tables write their roots back as they close, before the commit or abort.
+        drop(tables);
         if poisoned {
             counters.reruns.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = txn.abort() {
