@@ -248,6 +248,36 @@ pub struct Invoice {
 }
 
 impl Invoice {
+    /// A draft with nothing priced yet.
+    pub fn draft(id: Uuid, tenant_id: Uuid, period: u32, created_at: DateTime<Utc>) -> Invoice {
+        Invoice {
+            id,
+            tenant_id,
+            period,
+            status: Status::Draft,
+            number: None,
+            currency: String::new(),
+            lines: Vec::new(),
+            total_minor: 0,
+            amount_paid_minor: 0,
+            amount_due_minor: 0,
+            issuer: Vec::new(),
+            bill_to: None,
+            issued_at: None,
+            due_at: None,
+            paid_at: None,
+            payment_reference: None,
+            payment_failures: 0,
+            last_payment_failure: None,
+            voided_at: None,
+            void_reason: None,
+            overdue: false,
+            anomalies: Vec::new(),
+            content_sha256: None,
+            created_at,
+        }
+    }
+
     /// Minor units still due (what `amount_due_minor` holds once saved).
     pub fn due(&self) -> i64 {
         match self.status {

@@ -75,27 +75,6 @@ fn fee_due(
     })
 }
 
-/// The usage totals of a tenant's period by SKU (at most [`MAX_LINES`]).
-pub fn totals(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Vec<(String, u64)>> {
-    let prefix = period_prefix(tenant, period);
-    let mut out = Vec::new();
-    r.scan(
-        USAGE_TOTALS,
-        &Range::prefix(&prefix),
-        Dir::Asc,
-        &mut |k, v| {
-            let sku = KeyReader::new(&k[prefix.len()..]).str().unwrap_or_default();
-            out.push((sku, counter(Some(v.to_vec()))));
-            Ok(if out.len() >= MAX_LINES {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
-    Ok(out)
-}
-
 /// Is `quantity` of `sku` in `period` an anomaly: over [`ANOMALY_FACTOR`]× the average of the
 /// [`ANOMALY_PERIODS`] periods before (operator guide §4, "sudden 10× usage")? A SKU with no
 /// usage before is not flagged.
@@ -162,7 +141,7 @@ pub fn price_period(r: &impl Reader, t: &Tenant, period: u32) -> Result<Priced> 
             plan: Some(p.code.clone()),
         });
     }
-    for (sku, quantity) in totals(r, &t.id, period)? {
+    for (sku, quantity) in crate::metering::queries::totals(r, &t.id, period)? {
         let rate = pinned.as_ref().and_then(|(_, _, v)| v.rate(&sku));
         let included = plan.as_ref().map_or(0, |p| p.included(&sku));
         let amount_minor = rate.map_or(0, |rt| price(rt, quantity.saturating_sub(included)));
@@ -240,30 +219,11 @@ pub fn upcoming(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<In
     }
     let p = price_period(r, &t, period)?;
     Ok(Invoice {
-        id: Uuid::nil(),
-        tenant_id: *tenant,
-        period,
-        status: Status::Draft,
-        number: None,
         currency: p.currency,
         lines: p.lines,
         total_minor: p.total_minor,
-        amount_paid_minor: 0,
-        amount_due_minor: 0,
-        issuer: Vec::new(),
-        bill_to: None,
-        issued_at: None,
-        due_at: None,
-        paid_at: None,
-        payment_reference: None,
-        payment_failures: 0,
-        last_payment_failure: None,
-        voided_at: None,
-        void_reason: None,
-        overdue: false,
         anomalies: p.anomalies,
-        content_sha256: None,
-        created_at: now,
+        ..Invoice::draft(Uuid::nil(), *tenant, period, now)
     })
 }
 

@@ -57,32 +57,7 @@ pub fn ensure_draft(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Resul
         return Ok(id);
     }
     let id = Uuid::now_v7();
-    let mut inv = Invoice {
-        id,
-        tenant_id: *tenant,
-        period,
-        status: Status::Draft,
-        number: None,
-        currency: String::new(),
-        lines: Vec::new(),
-        total_minor: 0,
-        amount_paid_minor: 0,
-        amount_due_minor: 0,
-        issuer: Vec::new(),
-        bill_to: None,
-        issued_at: None,
-        due_at: None,
-        paid_at: None,
-        payment_reference: None,
-        payment_failures: 0,
-        last_payment_failure: None,
-        voided_at: None,
-        void_reason: None,
-        overdue: false,
-        anomalies: Vec::new(),
-        content_sha256: None,
-        created_at: ctx.now,
-    };
+    let mut inv = Invoice::draft(id, *tenant, period, ctx.now);
     ctx.put(INVOICE_PERIODS, &period_key(tenant, period), id.as_bytes())?;
     save(ctx, None, &mut inv)?;
     Ok(id)

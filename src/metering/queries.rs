@@ -83,22 +83,7 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
         Some(code) => crate::plans::queries::get(r, code).ok(),
         None => None,
     };
-    let mut totals: Vec<(String, u64)> = Vec::new();
-    let prefix = period_prefix(tenant, period);
-    r.scan(
-        USAGE_TOTALS,
-        &Range::prefix(&prefix),
-        Dir::Asc,
-        &mut |k, v| {
-            let sku = KeyReader::new(&k[prefix.len()..]).str().unwrap_or_default();
-            totals.push((sku, counter(Some(v.to_vec()))));
-            Ok(if totals.len() >= MAX_LINES {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
+    let totals = totals(r, tenant, period)?;
     let mut lines = Vec::with_capacity(totals.len());
     let mut total_minor: i64 = 0;
     for (sku, quantity) in totals {
@@ -130,6 +115,27 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
         lines,
         total_minor,
     })
+}
+
+/// The usage totals of a tenant's period by SKU, in SKU order (at most [`MAX_LINES`]).
+pub fn totals(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Vec<(String, u64)>> {
+    let prefix = period_prefix(tenant, period);
+    let mut out = Vec::new();
+    r.scan(
+        USAGE_TOTALS,
+        &Range::prefix(&prefix),
+        Dir::Asc,
+        &mut |k, v| {
+            let sku = KeyReader::new(&k[prefix.len()..]).str().unwrap_or_default();
+            out.push((sku, counter(Some(v.to_vec()))));
+            Ok(if out.len() >= MAX_LINES {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    Ok(out)
 }
 
 /// The largest API keys and personas behind a SKU in a period.

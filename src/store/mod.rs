@@ -533,8 +533,7 @@ impl Reader for WriteCtx<'_> {
 }
 
 /// A table open in the batch's write transaction, shared by the batch's requests.
-type OpenTable<'t> =
-    std::rc::Rc<std::cell::RefCell<redb::Table<'t, &'static [u8], &'static [u8]>>>;
+type OpenTable<'t> = std::rc::Rc<std::cell::RefCell<redb::Table<'t, &'static [u8], &'static [u8]>>>;
 
 /// The tables of one write transaction: which exist (listed from the file once, on the first
 /// read of a table not yet known, then kept up to date by [`WriteCtx::put`]), and the ones
