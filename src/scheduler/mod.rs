@@ -219,7 +219,10 @@ mod tests {
             | Job::PruneWebhooks
             | Job::PruneUsageEvents
             | Job::PlanEnforcer
-            | Job::SnapshotMrr => j,
+            | Job::FinalizeInvoices
+            | Job::MarkDelinquent
+            | Job::SnapshotMrr
+            | Job::AlertDispatcher => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -235,7 +238,10 @@ mod tests {
             Job::PruneWebhooks,
             Job::PruneUsageEvents,
             Job::PlanEnforcer,
+            Job::FinalizeInvoices,
+            Job::MarkDelinquent,
             Job::SnapshotMrr,
+            Job::AlertDispatcher,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),
