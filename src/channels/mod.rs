@@ -218,7 +218,10 @@ fn parse_url(state: &AppState, url: &str) -> std::result::Result<String, String>
     crate::webhooks::model::parse_url(url, policy.http_allowed_for(url))
 }
 
-fn seal(state: &AppState, tenant: Option<Uuid>, id: &Uuid, target: &Target) -> Result<Vec<u8>> {
+/// Seals a webhook kind's target with the install's webhook key.
+///
+/// Errors: `Internal` (no randomness).
+pub fn seal(state: &AppState, tenant: Option<Uuid>, id: &Uuid, target: &Target) -> Result<Vec<u8>> {
     let bytes = serde_json::to_vec(target).map_err(|e| Error::Internal(e.to_string()))?;
     state
         .webhooks()

@@ -302,6 +302,22 @@ pub fn reconnect(ctx: &mut WriteCtx<'_>, tenant: Option<Uuid>, id: &Uuid) -> Res
     Ok(rec.view(tenant, *id))
 }
 
+/// Records a send's result as the channel's health without queueing anything (the demo's
+/// replayed history; health is not an audit entry).
+///
+/// Errors: 404.
+pub fn record_delivery(
+    ctx: &mut WriteCtx<'_>,
+    tenant: Option<Uuid>,
+    id: &Uuid,
+    event_type: &str,
+    error: Option<String>,
+) -> Result<()> {
+    let mut rec = load(ctx, tenant, id)?;
+    apply_result(&mut rec, to_micros(ctx.now), event_type, error);
+    save(ctx, tenant, id, &rec)
+}
+
 fn apply_result(rec: &mut ChannelV1, at: i64, event_type: &str, error: Option<String>) {
     if error.is_some() {
         rec.failures = rec.failures.saturating_add(1);
