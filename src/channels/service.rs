@@ -667,19 +667,19 @@ pub fn record_try(ctx: &mut WriteCtx<'_>, d: &Due, error: Option<String>) -> Res
     }
     save(ctx, d.tenant, &d.channel, &rec)?;
     let tries = d.message.attempts + 1;
-    if failed && rec.enabled {
-        if let Some(delay) =
+    if failed
+        && rec.enabled
+        && let Some(delay) =
             RETRY_DELAYS.get(usize::try_from(d.message.attempts).unwrap_or(usize::MAX))
-        {
-            let mut m = d.message.clone();
-            m.attempts = tries;
-            let due = now + delay * 1_000_000;
-            ctx.put_record(
-                OUTBOX,
-                &outbox_key(due, &owner(d.tenant), &d.channel, &m.message.id),
-                &MessageRecord::V1(m),
-            )?;
-        }
+    {
+        let mut m = d.message.clone();
+        m.attempts = tries;
+        let due = now + delay * 1_000_000;
+        ctx.put_record(
+            OUTBOX,
+            &outbox_key(due, &owner(d.tenant), &d.channel, &m.message.id),
+            &MessageRecord::V1(m),
+        )?;
     }
     Ok(())
 }

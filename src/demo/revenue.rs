@@ -126,7 +126,7 @@ pub async fn seed(
         }
     }
     meter(state, now, events).await?;
-    invoices(state, now, &pinned, &keys.to_vec()).await
+    invoices(state, now, &pinned, keys).await
 }
 
 /// Ingests `events` as of `now`, in batches, and updates the board of soft caps.

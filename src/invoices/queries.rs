@@ -68,7 +68,9 @@ fn fee_due(
             let since = crate::plans::queries::history(r, &t.id, 1)?
                 .first()
                 .map_or(t.created_at, |a| a.at);
-            months(period).abs_diff(months(period_of(since))) % 12 == 0
+            months(period)
+                .abs_diff(months(period_of(since)))
+                .is_multiple_of(12)
         }
     })
 }
