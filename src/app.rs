@@ -42,6 +42,7 @@ pub const ALL: &[&Context] = &[
     &crate::members::CONTEXT,
     &crate::api_keys::CONTEXT,
     &crate::webhooks::CONTEXT,
+    &crate::channels::CONTEXT,
     &crate::impersonations::CONTEXT,
     &crate::installs::CONTEXT,
     &crate::heartbeat::CONTEXT,
@@ -221,6 +222,10 @@ impl Application {
             state.clone(),
             stop_rx.clone(),
         ));
+        let channels = tokio::spawn(crate::channels::delivery::run(
+            state.clone(),
+            stop_rx.clone(),
+        ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
         let http = state.config().http.clone();
@@ -231,6 +236,7 @@ impl Application {
         let _ = sender.await;
         let _ = flusher.await;
         let _ = webhooks.await;
+        let _ = channels.await;
         if let Some(t) = admin_task {
             let _ = t.await;
         }

@@ -41,6 +41,7 @@ pub mod apps;
 pub mod audit;
 pub mod backup;
 pub mod catalogs;
+pub mod channels;
 pub mod cli;
 pub mod clock;
 pub mod config;

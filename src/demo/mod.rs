@@ -3,6 +3,7 @@
 //! day by day over the last [`DEMO_DAYS`] days through the real services with a simulated clock.
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
+mod channels;
 mod members;
 mod revenue;
 mod webhooks;
@@ -884,6 +885,9 @@ impl Replay {
             if s.story != Story::Fresh {
                 webhooks::seed(&self.state, end, tenant_ids[i], s.domain, i).await?;
             }
+        }
+        if let Some(s) = seeds.first() {
+            channels::seed(&self.state, end, tenant_ids[0], s.domain).await?;
         }
         // One tenant admin can sign in to the Tenant console with a known password.
         if let Some(email) = admins[0].clone() {

@@ -43,11 +43,14 @@ pub enum Job {
     PlanEnforcer,
     /// Writes the month's MRR snapshot on its first run of the month (the MRR trend).
     SnapshotMrr,
+    /// Delivers platform alerts (job failures, silent installs, soft caps, breached approvals)
+    /// through the platform's notification channels (HQ PRD §6 `alert_dispatcher`).
+    AlertDispatcher,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 16] = [
+    pub const ALL: [Job; 17] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -64,6 +67,7 @@ impl Job {
         Job::MarkDelinquent,
         Job::PlanEnforcer,
         Job::SnapshotMrr,
+        Job::AlertDispatcher,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -94,6 +98,7 @@ impl Job {
             Job::MarkDelinquent => "mark_delinquent",
             Job::PlanEnforcer => "plan_enforcer",
             Job::SnapshotMrr => "snapshot_mrr",
+            Job::AlertDispatcher => "alert_dispatcher",
         }
     }
 
@@ -148,6 +153,9 @@ impl Job {
             Job::SnapshotMrr => {
                 "Writes this month's MRR snapshot on its first run of the month (revenue.mrr.snapshot.v1), so the revenue posture has a trend; later runs write nothing."
             }
+            Job::AlertDispatcher => {
+                "Queues platform alerts raised since its last run (failed job runs, install.silent.v1, usage.soft_cap.exceeded.v1, approval.breached.v1) for the platform notification channels that subscribe to them; each alert once."
+            }
         }
     }
 
@@ -170,6 +178,7 @@ impl Job {
             Job::MarkDelinquent => "0 15 6 * * *",
             Job::PlanEnforcer => "0 50 * * * *",
             Job::SnapshotMrr => "0 5 0 * * *",
+            Job::AlertDispatcher => "45 * * * * *",
         }
     }
 

@@ -118,6 +118,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         Job::MarkDelinquent => crate::invoices::mark_delinquent(state, now).await,
         Job::PlanEnforcer => crate::revenue::enforce(state, now).await,
         Job::SnapshotMrr => crate::revenue::snapshot(state, now).await,
+        Job::AlertDispatcher => crate::channels::alert_dispatcher(state, now).await,
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;

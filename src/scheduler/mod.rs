@@ -219,9 +219,10 @@ mod tests {
             | Job::PruneWebhooks
             | Job::PruneUsageEvents
             | Job::PlanEnforcer
-            | Job::SnapshotMrr
             | Job::FinalizeInvoices
-            | Job::MarkDelinquent => j,
+            | Job::MarkDelinquent
+            | Job::SnapshotMrr
+            | Job::AlertDispatcher => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -237,9 +238,10 @@ mod tests {
             Job::PruneWebhooks,
             Job::PruneUsageEvents,
             Job::PlanEnforcer,
-            Job::SnapshotMrr,
             Job::FinalizeInvoices,
             Job::MarkDelinquent,
+            Job::SnapshotMrr,
+            Job::AlertDispatcher,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

@@ -38,6 +38,16 @@ pub struct Clients {
 }
 
 impl Clients {
+    /// The client for `url`: the plain-http one for `http:`, else the TLS one (notification
+    /// channels send through the same guarded clients).
+    pub fn for_url(&self, url: &str) -> &reqwest::Client {
+        if url.starts_with("http:") {
+            &self.plain
+        } else {
+            &self.tls
+        }
+    }
+
     /// Clients with the configured timeout, no redirects, no proxy, and the guarded resolver.
     ///
     /// Errors: the TLS backend could not be set up.
@@ -311,7 +321,7 @@ fn elapsed_ms(started: Instant) -> u32 {
 }
 
 /// An error and its causes, in one line (reqwest's own message hides the cause).
-fn describe(e: &dyn std::error::Error) -> String {
+pub fn describe(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

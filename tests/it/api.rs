@@ -174,6 +174,7 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             || path.ends_with("/replay-dlq")
             || path.ends_with("/rotate-secret")
             || path.ends_with("/test")
+            || path.ends_with("/reconnect")
             || path.ends_with("/publish")
             || path.ends_with("/archive")
             || path.ends_with("/clone")
@@ -284,6 +285,12 @@ async fn unknown_ids_routes_and_methods_are_problems() {
             }),
             "/api/tenants/{id}/webhooks" => json!({
                 "url": "https://hooks.example.com/x",
+                "event_types": ["webhook.test.v1"],
+            }),
+            "/api/tenants/{id}/notification-channels" => json!({
+                "name": "x",
+                "kind": "email",
+                "recipients": ["a@example.com"],
                 "event_types": ["webhook.test.v1"],
             }),
             "/api/tenants/{id}/impersonations/{impersonation_id}/elevate" => {

@@ -356,14 +356,14 @@ async fn members_roles_and_business_units_follow_the_guide() {
 }
 
 /// The SMTP sink: Python's aiosmtpd, saving each message in a directory.
-struct Sink {
+pub struct Sink {
     child: Child,
-    port: u16,
+    pub port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Sink {
-    fn start() -> Sink {
+    pub fn start() -> Sink {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -392,7 +392,7 @@ impl Sink {
         Sink { child, port, dir }
     }
 
-    async fn wait_for_message(&self, to: &str) -> String {
+    pub async fn wait_for_message(&self, to: &str) -> String {
         for _ in 0..100 {
             for e in std::fs::read_dir(self.dir.path()).unwrap().flatten() {
                 if e.path().extension().is_some_and(|x| x == "eml") {

@@ -368,7 +368,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "finalize_invoices",
             "mark_delinquent",
             "plan_enforcer",
-            "snapshot_mrr"
+            "snapshot_mrr",
+            "alert_dispatcher"
         ]
     );
     let shred = &v["items"][0];

@@ -9,6 +9,7 @@ mod api;
 mod audit;
 mod backup;
 mod browser;
+mod channels;
 mod console;
 mod defaults;
 mod edge;
