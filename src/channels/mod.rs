@@ -451,12 +451,15 @@ pub async fn reconnect(
 pub async fn alert_dispatcher(
     state: &AppState,
     now: chrono::DateTime<chrono::Utc>,
+    runs_of: service::RunSource,
 ) -> Result<String> {
     let r = state
         .store()
-        .write(now, crate::actor::Actor::job("alert_dispatcher"), |ctx| {
-            service::alerts(ctx, model::DISPATCH_BATCH)
-        })
+        .write(
+            now,
+            crate::actor::Actor::job("alert_dispatcher"),
+            move |ctx| service::alerts(ctx, model::DISPATCH_BATCH, runs_of),
+        )
         .await?;
     Ok(format!(
         "queued {} alert message{} ({} run{} and entries looked at{})",

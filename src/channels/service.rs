@@ -473,6 +473,27 @@ pub fn route(ctx: &mut WriteCtx<'_>, budget: usize) -> Result<Routed> {
     Ok(out)
 }
 
+/// A finished run of a scheduled job, as the alert dispatcher sees it.
+#[derive(Clone, Debug)]
+pub struct FinishedRun {
+    /// The job's name.
+    pub job: String,
+    /// `schedule` or `manual`.
+    pub trigger: String,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Did it fail?
+    pub failed: bool,
+    /// Its error.
+    pub error: Option<String>,
+}
+
+/// Where the alert dispatcher reads finished job runs: every job's recent runs, newest first.
+/// The scheduler passes it in, so this context does not import the scheduler (which runs it).
+pub type RunSource = fn(&WriteCtx<'_>) -> Result<Vec<(String, Vec<FinishedRun>)>>;
+
 fn queue_alert(
     ctx: &mut WriteCtx<'_>,
     channels: &[(Uuid, ChannelV1)],
@@ -496,20 +517,18 @@ fn queue_alert(
 /// failed job runs (`job.failed`, from the run records), [`PLATFORM_ALERTS`] on the platform
 /// chain and [`TENANT_ALERTS`] on tenants' chains. An alert raised before a channel existed is
 /// not sent to it. At most `budget` entries and runs are looked at.
-pub fn alerts(ctx: &mut WriteCtx<'_>, budget: usize) -> Result<Routed> {
+pub fn alerts(ctx: &mut WriteCtx<'_>, budget: usize, runs_of: RunSource) -> Result<Routed> {
     let mut out = Routed::default();
     let channels = channels_of(ctx, None)?;
     let wants = |t: &str| channels.iter().any(|(_, c)| c.wants(t));
     let mut left = budget as u64;
     // Failed job runs.
-    for job in crate::scheduler::Job::ALL {
-        let key = cursor_key(MARK_JOB, &Uuid::nil(), job.name());
+    for (job, runs) in runs_of(ctx)? {
+        let key = cursor_key(MARK_JOB, &Uuid::nil(), &job);
         let mark = cursor(ctx, &key)?.unwrap_or(0);
-        let runs = crate::scheduler::runs(ctx, job, crate::scheduler::RUNS_KEPT)?;
         let mut newest = mark;
         let mut fresh: Vec<_> = runs
             .into_iter()
-            .filter(|r| r.outcome != crate::scheduler::Outcome::Running)
             .filter(|r| u64::try_from(to_micros(r.started_at)).unwrap_or(0) > mark)
             .collect();
         fresh.reverse();
@@ -522,7 +541,7 @@ pub fn alerts(ctx: &mut WriteCtx<'_>, budget: usize) -> Result<Routed> {
             out.seen += 1;
             let started = u64::try_from(to_micros(r.started_at)).unwrap_or(0);
             newest = newest.max(started);
-            if r.outcome == crate::scheduler::Outcome::Failed && wants(JOB_FAILED) {
+            if r.failed && wants(JOB_FAILED) {
                 let error = r.error.clone().unwrap_or_default();
                 let when = rfc3339_micros(r.finished_at.unwrap_or(r.started_at));
                 queue_alert(
@@ -534,11 +553,7 @@ pub fn alerts(ctx: &mut WriteCtx<'_>, budget: usize) -> Result<Routed> {
                             c,
                             JOB_FAILED,
                             format!("Job {} failed", r.job),
-                            format!(
-                                "The {} run of {} failed: {error}",
-                                r.trigger.as_str(),
-                                r.job
-                            ),
+                            format!("The {} run of {} failed: {error}", r.trigger, r.job),
                             json!({"job": r.job, "started_at": rfc3339_micros(r.started_at), "error": error}),
                             when.clone(),
                         )

@@ -263,6 +263,7 @@ async fn invoices(
     for job in [
         crate::scheduler::job::Job::FinalizeInvoices,
         crate::scheduler::job::Job::MarkDelinquent,
+        crate::scheduler::job::Job::AlertDispatcher,
     ] {
         crate::scheduler::record_run(
             state,

@@ -118,7 +118,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         Job::MarkDelinquent => crate::invoices::mark_delinquent(state, now).await,
         Job::PlanEnforcer => crate::revenue::enforce(state, now).await,
         Job::SnapshotMrr => crate::revenue::snapshot(state, now).await,
-        Job::AlertDispatcher => crate::channels::alert_dispatcher(state, now).await,
+        Job::AlertDispatcher => crate::channels::alert_dispatcher(state, now, finished_runs).await,
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;
@@ -209,4 +209,27 @@ where
         )));
     }
     Ok(changed)
+}
+
+/// Every job's recent finished runs, newest first, for the alert dispatcher.
+fn finished_runs(
+    ctx: &crate::store::WriteCtx<'_>,
+) -> Result<Vec<(String, Vec<crate::channels::service::FinishedRun>)>> {
+    let mut out = Vec::new();
+    for job in Job::ALL {
+        let runs = super::runs(ctx, job, super::RUNS_KEPT)?
+            .into_iter()
+            .filter(|r| r.outcome != super::Outcome::Running)
+            .map(|r| crate::channels::service::FinishedRun {
+                job: r.job.to_string(),
+                trigger: r.trigger.as_str().to_string(),
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                failed: r.outcome == super::Outcome::Failed,
+                error: r.error,
+            })
+            .collect();
+        out.push((job.name().to_string(), runs));
+    }
+    Ok(out)
 }
