@@ -43,6 +43,7 @@ pub const ALL: &[&Context] = &[
     &crate::api_keys::CONTEXT,
     &crate::webhooks::CONTEXT,
     &crate::channels::CONTEXT,
+    &crate::approvals::CONTEXT,
     &crate::impersonations::CONTEXT,
     &crate::installs::CONTEXT,
     &crate::heartbeat::CONTEXT,

@@ -37,6 +37,7 @@ pub mod actor;
 pub mod admin;
 pub mod api_keys;
 pub mod app;
+pub mod approvals;
 pub mod apps;
 pub mod audit;
 pub mod backup;

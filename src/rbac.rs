@@ -110,11 +110,16 @@ pub enum Permission {
     /// Manage plans and pricing catalogs, pin tenants to catalog versions, and post usage
     /// for any tenant (issue 10).
     BillingManage,
+    /// Approve or reject approval requests (whether the caller is among a request's approvers
+    /// is the request's own check; issue 11).
+    ApprovalsDecide,
+    /// Create, change and delete approval routes (issue 11).
+    ApprovalsManage,
 }
 
 impl Permission {
     /// Every permission (the route-table snapshot lists who holds each).
-    pub const ALL: [Permission; 17] = {
+    pub const ALL: [Permission; 19] = {
         use Permission::*;
         [
             Read,
@@ -134,6 +139,8 @@ impl Permission {
             TenantsElevate,
             WebhooksManage,
             BillingManage,
+            ApprovalsDecide,
+            ApprovalsManage,
         ]
     };
 }
@@ -152,6 +159,7 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | SyncManage
                 | TenantsVisit
                 | WebhooksManage
+                | ApprovalsDecide
         ),
         Role::BusinessAdmin => matches!(
             p,
@@ -164,10 +172,11 @@ pub fn allows(role: Role, p: Permission) -> bool {
                 | TenantsElevate
                 | WebhooksManage
                 | BillingManage
+                | ApprovalsDecide
         ),
         Role::Compliance => matches!(
             p,
-            Read | AuditVerify | AuditExport | TenantsExport | TenantsVisit
+            Read | AuditVerify | AuditExport | TenantsExport | TenantsVisit | ApprovalsDecide
         ),
         Role::Support => matches!(p, Read | TenantsVisit),
     }

@@ -35,14 +35,22 @@ pub type ProvisionHook = fn(&mut WriteCtx<'_>, &Uuid, &Uuid) -> Result<()>;
 /// many records it deleted.
 pub type ShredHook = fn(&mut WriteCtx<'_>, &Uuid) -> Result<u64>;
 
+/// A section of a tenant's data export: its name and its JSON, read from one snapshot.
+pub type ExportHook = fn(&ReadCtx, &Uuid) -> Result<(&'static str, serde_json::Value)>;
+
 /// Every context's tenant hooks, gathered by the composition root from the contexts'
-/// descriptors, so that `tenants` runs them without depending on the contexts that own them.
+/// descriptors, so that `tenants` (and `approvals`) run them without depending on the contexts
+/// that own them.
 #[derive(Clone, Default)]
 pub struct TenantHooks {
     /// Run after a tenant is provisioned.
     pub on_provision: Vec<ProvisionHook>,
     /// Run when a tenant is shredded.
     pub on_shred: Vec<ShredHook>,
+    /// The sections of a tenant's data export, in context order.
+    pub on_export: Vec<ExportHook>,
+    /// The actions approval routes may hold.
+    pub approvables: Vec<crate::approvals::model::Approvable>,
 }
 
 /// What every handler, job and admin command shares. Cheap to clone.

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
@@ -141,16 +142,17 @@ pub struct IssuedApiKey {
 }
 
 /// Issues a key (`api_key.issued.v1`). Its scopes must be within the persona's (and within the
-/// caller's, for a tenant caller).
+/// caller's, for a tenant caller). An approval route on `api_key.issue` holds it: 202 with the
+/// key (refused until approved) and the request.
 #[utoipa::path(post, path = "/api/tenants/{id}/api-keys", tag = "api_keys",
     params(("id" = String, Path, description = "Tenant id")), request_body = NewApiKey,
-    responses((status = 201, body = IssuedApiKey), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = IssuedApiKey), (status = 202, body = HeldApiKey), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn api_keys_issue(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<NewApiKey>,
-) -> ApiResult<(StatusCode, Json<IssuedApiKey>)> {
+) -> ApiResult<axum::response::Response> {
     let tenant = path_id("tenant", &id)?;
     let draft = ApiKeyDraft {
         persona_id: body.persona_id,
@@ -158,14 +160,39 @@ async fn api_keys_issue(
         scopes: body.scopes,
         expires_at: body.expires_at,
     };
-    let (k, key) = super::issue(&s, &p, tenant, draft).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(IssuedApiKey {
-            key,
-            api_key: ApiKey::of(k, s.clock().now()),
-        }),
-    ))
+    let now = s.clock().now();
+    Ok(match super::issue(&s, &p, tenant, draft).await? {
+        super::Issued::Done(k, key) => (
+            StatusCode::CREATED,
+            Json(IssuedApiKey {
+                key,
+                api_key: ApiKey::of(k, now),
+            }),
+        )
+            .into_response(),
+        super::Issued::Held(req, key) => (
+            StatusCode::ACCEPTED,
+            [(
+                axum::http::header::LOCATION,
+                format!("/api/approvals/{}", req.id),
+            )],
+            Json(HeldApiKey {
+                key,
+                approval: crate::approvals::api::ApprovalRequest::of(*req, None, now),
+            }),
+        )
+            .into_response(),
+    })
+}
+
+/// A key an approval route held: its full key (shown once), which works once the request is
+/// approved, and the request.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct HeldApiKey {
+    /// The key: `tk_{id}_{secret}`. Copy it now; it is refused until the request is approved.
+    pub key: String,
+    /// The approval request holding it.
+    pub approval: crate::approvals::api::ApprovalRequest,
 }
 
 /// One key (never its secret).

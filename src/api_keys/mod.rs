@@ -24,12 +24,15 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::approvals::model::Held;
+use crate::approvals::service::Guarded;
 use crate::error::{Error, Result};
 use crate::http::context::{ChecklistStep, Context, NavItem};
 use crate::rbac::{Access, Permission, Principal, Route, Scope, Scopes};
 use crate::state::AppState;
-use crate::store::{ReadCtx, Reader};
+use crate::store::{ReadCtx, Reader, WriteCtx};
 use model::{ApiKey, KEY_PREFIX};
+use serde::{Deserialize, Serialize};
 use service::{ApiKeyDraft, SecretParts};
 
 /// The API keys context: its routes, pages, permission entries, sidebar items and events.
@@ -65,6 +68,12 @@ pub const CONTEXT: Context = Context {
     }],
     tenant_panels: &[views::tenant_panel],
     on_shred: &[service::shred_keys],
+    approvables: &[crate::approvals::model::Approvable {
+        action: ISSUE_ACTION,
+        label: "Issue an API key",
+        facts: &["scope_count"],
+        execute: execute_issue,
+    }],
     ..Context::EMPTY
 };
 
@@ -167,17 +176,101 @@ pub async fn issue(
     p: &Principal,
     tenant: Uuid,
     draft: ApiKeyDraft,
-) -> Result<(ApiKey, String)> {
-    let input = draft.parse()?;
+) -> Result<Issued> {
+    let input = draft.clone().parse()?;
     let id = crate::ids::new_id(state.clock().now());
     let (key, parts) = new_secret(&id)?;
     let issuer = issuer_scopes(p);
-    let k = state
-        .write(p.actor.clone(), move |ctx| {
-            service::issue(ctx, &tenant, &id, &input, &parts, issuer)
+    let held = Held::new(
+        ISSUE_ACTION,
+        Some(tenant),
+        &IssueInputs {
+            tenant_id: tenant,
+            id,
+            persona_id: draft.persona_id.clone(),
+            name: draft.name.clone(),
+            scopes: draft.scopes.clone(),
+            expires_at: draft.expires_at.clone(),
+            hash: hex::encode(parts.hash),
+            hint: parts.hint.clone(),
+            issuer: issuer.map(Scopes::to_claim),
+        },
+        format!(
+            "Issue API key {} ({})",
+            draft.name.trim(),
+            draft.scopes.join(" ")
+        ),
+    )?;
+    let scope_count = i64::try_from(draft.scopes.len()).unwrap_or(i64::MAX);
+    let checked = input.clone();
+    let g = crate::approvals::guarded(
+        state,
+        p,
+        held,
+        vec![("scope_count".into(), scope_count)],
+        move |r| service::check_issue(r, r.now, &tenant, &checked, issuer),
+        move |ctx| service::issue(ctx, &tenant, &id, &input, &parts, issuer),
+    )
+    .await?;
+    Ok(match g {
+        Guarded::Done(k) => Issued::Done(k, key),
+        Guarded::Held(req) => Issued::Held(Box::new(req), key),
+    })
+}
+
+/// What issuing a key gave: the key and its full secret (shown once), or, when an approval
+/// route held it, the request and the full secret, which works once the request is approved.
+#[derive(Debug)]
+pub enum Issued {
+    /// Issued.
+    Done(ApiKey, String),
+    /// Held for approval.
+    Held(Box<crate::approvals::model::Request>, String),
+}
+
+/// The action type of issuing a key, for approval routes.
+pub const ISSUE_ACTION: &str = "api_key.issue";
+
+/// What an approval request holds to issue a key later: the draft, the key's id and its
+/// secret's hash (the full secret went to the requester, once).
+#[derive(Serialize, Deserialize)]
+struct IssueInputs {
+    tenant_id: Uuid,
+    id: Uuid,
+    persona_id: String,
+    name: String,
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+    hash: String,
+    hint: String,
+    issuer: Option<String>,
+}
+
+/// Issues the key an approved request holds, re-checked now.
+fn execute_issue(ctx: &mut WriteCtx<'_>, held: &Held) -> Result<serde_json::Value> {
+    let i: IssueInputs = held.inputs()?;
+    let input = ApiKeyDraft {
+        persona_id: i.persona_id,
+        name: i.name,
+        scopes: i.scopes,
+        expires_at: i.expires_at,
+    }
+    .parse()?;
+    let hash: [u8; 32] = hex::decode(&i.hash)
+        .ok()
+        .and_then(|h| h.try_into().ok())
+        .ok_or_else(|| Error::Internal("held key hash is malformed".into()))?;
+    let issuer = i
+        .issuer
+        .map(|c| {
+            let names: Vec<String> = c.split_whitespace().map(String::from).collect();
+            crate::members::model::parse_scopes(&names)
         })
-        .await?;
-    Ok((k, key))
+        .transpose()
+        .map_err(Error::Internal)?;
+    let parts = SecretParts { hash, hint: i.hint };
+    let k = service::issue(ctx, &i.tenant_id, &i.id, &input, &parts, issuer)?;
+    Ok(serde_json::json!({"api_key_id": k.id, "prefix": k.prefix, "name": k.name}))
 }
 
 /// Rotates a key; returns it, the new full key (shown once), and the end of the old secret's

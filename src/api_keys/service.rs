@@ -111,21 +111,17 @@ fn save(ctx: &mut WriteCtx<'_>, tenant: &Uuid, id: &Uuid, rec: &ApiKeyV1) -> Res
     Ok(())
 }
 
-/// Issues a key `id` for a persona of `tenant` (`api_key.issued.v1`). Its scopes must be within
-/// the persona's, and within `issuer`'s when a tenant principal issues it (no one hands out more
-/// than they hold).
+/// Would [`issue`] succeed now? Every check of it, writing nothing (an approval request is
+/// checked with it before it is held).
 ///
-/// Errors: 404 unknown tenant; 409 `tenant_read_only`, `persona_revoked` (the persona is not
-/// active), `api_key_limit`; 422 for an unknown persona, scopes beyond the persona's or the
-/// issuer's, or an expiry in the past.
-pub fn issue(
-    ctx: &mut WriteCtx<'_>,
+/// Errors: as [`issue`].
+pub fn check_issue(
+    ctx: &impl crate::store::Reader,
+    now: DateTime<Utc>,
     tenant: &Uuid,
-    id: &Uuid,
     input: &ApiKeyInput,
-    secret: &SecretParts,
     issuer: Option<Scopes>,
-) -> Result<ApiKey> {
+) -> Result<()> {
     crate::tenants::queries::get(ctx, tenant)?.ensure_writable()?;
     let persona =
         crate::members::queries::load_persona(ctx, tenant, &input.persona_id).map_err(|_| {
@@ -179,7 +175,7 @@ pub fn issue(
         ));
     }
     if let Some(e) = input.expires_at
-        && e <= ctx.now
+        && e <= now
     {
         return Err(Error::invalid(
             "expires_at",
@@ -195,6 +191,25 @@ pub fn issue(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Issues a key `id` for a persona of `tenant` (`api_key.issued.v1`). Its scopes must be within
+/// the persona's, and within `issuer`'s when a tenant principal issues it (no one hands out more
+/// than they hold).
+///
+/// Errors: 404 unknown tenant; 409 `tenant_read_only`, `persona_revoked` (the persona is not
+/// active), `api_key_limit`; 422 for an unknown persona, scopes beyond the persona's or the
+/// issuer's, or an expiry in the past.
+pub fn issue(
+    ctx: &mut WriteCtx<'_>,
+    tenant: &Uuid,
+    id: &Uuid,
+    input: &ApiKeyInput,
+    secret: &SecretParts,
+    issuer: Option<Scopes>,
+) -> Result<ApiKey> {
+    check_issue(ctx, ctx.now, tenant, input, issuer)?;
     let rec = ApiKeyV1 {
         persona_id: input.persona_id.into_bytes(),
         name: input.name.clone(),

@@ -224,7 +224,22 @@ pub async fn view_key_issue_post(
     };
     let now = state.clock().now();
     match super::issue(&state, &ctx.principal, t.id, draft).await {
-        Ok((k, key)) => {
+        Ok(super::Issued::Held(req, key)) => {
+            let l = listing(&state, t.id, ApiKeyFilter::default()).await?;
+            let shown = html! {
+                section.card {
+                    h2 { "Key held for approval" }
+                    p { "\"" (req.request.held.summary) "\" needs " (req.request.required) " approval(s) under route " (req.request.route_name) ". The key below is refused until the request is approved (Approvals page)." }
+                    (secret_once("new-key", "API key", &key))
+                }
+            };
+            Ok(page(
+                &ctx,
+                "API keys",
+                keys_page(&ctx, &t, &l, now, Some(shown)),
+            ))
+        }
+        Ok(super::Issued::Done(k, key)) => {
             let l = listing(&state, t.id, ApiKeyFilter::default()).await?;
             let shown = html! {
                 section.card {

@@ -43,14 +43,8 @@ pub const JOB_FAILED: &str = "job.failed";
 pub const TEST_EVENT: &str = "notification_channel.test";
 /// Platform alerts written on the platform chain (HQ PRD §6 `alert_dispatcher`).
 pub const PLATFORM_ALERTS: &[&str] = &["install.silent.v1"];
-/// Platform alerts written on tenants' chains (soft caps; breached approvals once approvals
-/// land, issue 11).
-pub const TENANT_ALERTS: &[&str] = &[
-    "usage.soft_cap.exceeded.v1",
-    // Split so the event catalogue test does not take it for an event this code writes: the
-    // approvals context will write and register it.
-    concat!("approval.breached", ".v1"),
-];
+/// Platform alerts written on tenants' chains (soft caps, breached approvals).
+pub const TENANT_ALERTS: &[&str] = &["usage.soft_cap.exceeded.v1", "approval.breached.v1"];
 
 /// Every event type a platform channel may subscribe to.
 pub fn platform_alerts() -> Vec<String> {

@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::approvals::model::Approvable;
 use crate::config::{Config, Role as InstallRole};
 use crate::rbac::{Permission, Principal, Route, RouteTable, Scope};
-use crate::state::{AppState, ProvisionHook, ShredHook, TenantHooks};
+use crate::state::{AppState, ExportHook, ProvisionHook, ShredHook, TenantHooks};
 use crate::store::ReadCtx;
 
 /// What a context contributes to the binary.
@@ -45,6 +46,10 @@ pub struct Context {
     pub on_provision: &'static [ProvisionHook],
     /// What it deletes when a tenant is shredded (in the same write).
     pub on_shred: &'static [ShredHook],
+    /// Its sections of a tenant's data export (`GET /api/tenants/{id}/exports/{export_id}`).
+    pub on_export: &'static [ExportHook],
+    /// Its actions that approval routes may hold (issue 11).
+    pub approvables: &'static [Approvable],
 }
 
 /// A step of the Tenant console's day-1 onboarding checklist (tenant admin guide §10),
@@ -96,6 +101,8 @@ impl Context {
         tenant_panels: &[],
         on_provision: &[],
         on_shred: &[],
+        on_export: &[],
+        approvables: &[],
     };
 }
 
@@ -289,6 +296,14 @@ impl Registry {
             on_shred: contexts
                 .iter()
                 .flat_map(|c| c.on_shred.iter().copied())
+                .collect(),
+            on_export: contexts
+                .iter()
+                .flat_map(|c| c.on_export.iter().copied())
+                .collect(),
+            approvables: contexts
+                .iter()
+                .flat_map(|c| c.approvables.iter().copied())
                 .collect(),
         }
     }

@@ -46,11 +46,14 @@ pub enum Job {
     /// Delivers platform alerts (job failures, silent installs, soft caps, breached approvals)
     /// through the platform's notification channels (HQ PRD §6 `alert_dispatcher`).
     AlertDispatcher,
+    /// Marks approval requests past their SLA breached (paging the escalation target) and
+    /// expires those past their expiry (issue 11, operator guide §6 "Breaches").
+    ApprovalSla,
 }
 
 impl Job {
     /// Every job. `job_runs` is keyed by [`Job::name`], so the order here is free to change.
-    pub const ALL: [Job; 17] = [
+    pub const ALL: [Job; 18] = [
         Job::ShredDueTenants,
         Job::ExpireTrials,
         Job::CheckpointChains,
@@ -68,6 +71,7 @@ impl Job {
         Job::PlanEnforcer,
         Job::SnapshotMrr,
         Job::AlertDispatcher,
+        Job::ApprovalSla,
     ];
 
     /// Does `job` run in a process of `role`?
@@ -99,6 +103,7 @@ impl Job {
             Job::PlanEnforcer => "plan_enforcer",
             Job::SnapshotMrr => "snapshot_mrr",
             Job::AlertDispatcher => "alert_dispatcher",
+            Job::ApprovalSla => "approval_sla",
         }
     }
 
@@ -156,6 +161,9 @@ impl Job {
             Job::AlertDispatcher => {
                 "Queues platform alerts raised since its last run (failed job runs, install.silent.v1, usage.soft_cap.exceeded.v1, approval.breached.v1) for the platform notification channels that subscribe to them; each alert once."
             }
+            Job::ApprovalSla => {
+                "Marks pending approval requests past their SLA breached (approval.breached.v1, paging the escalation target through the notification channels) and expires those still undecided 7 days later (approval.expired.v1)."
+            }
         }
     }
 
@@ -179,6 +187,7 @@ impl Job {
             Job::PlanEnforcer => "0 50 * * * *",
             Job::SnapshotMrr => "0 5 0 * * *",
             Job::AlertDispatcher => "45 * * * * *",
+            Job::ApprovalSla => "50 * * * * *",
         }
     }
 

@@ -119,6 +119,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
         Job::PlanEnforcer => crate::revenue::enforce(state, now).await,
         Job::SnapshotMrr => crate::revenue::snapshot(state, now).await,
         Job::AlertDispatcher => crate::channels::alert_dispatcher(state, now, finished_runs).await,
+        Job::ApprovalSla => crate::approvals::run_timers(state, now).await,
         Job::Heartbeat => crate::heartbeat::generate(state).await,
         Job::VerifyLicense => {
             let s = crate::license::refresh(state).await?;

@@ -222,7 +222,8 @@ mod tests {
             | Job::FinalizeInvoices
             | Job::MarkDelinquent
             | Job::SnapshotMrr
-            | Job::AlertDispatcher => j,
+            | Job::AlertDispatcher
+            | Job::ApprovalSla => j,
         };
         for j in [
             Job::ShredDueTenants,
@@ -242,6 +243,7 @@ mod tests {
             Job::MarkDelinquent,
             Job::SnapshotMrr,
             Job::AlertDispatcher,
+            Job::ApprovalSla,
         ] {
             assert!(
                 Job::ALL.contains(&variants(j)),

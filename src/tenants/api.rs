@@ -36,6 +36,101 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(lifecycle_offboard))
         .routes(routes!(lifecycle_cancel_offboarding))
         .routes(routes!(plan_history_get))
+        .routes(routes!(tenant_exports_create))
+        .routes(routes!(tenant_exports_download))
+}
+
+/// The answer of a guarded action: the result when it ran, 202 with the approval request
+/// when a route held it.
+fn guarded_response<T>(
+    s: &AppState,
+    g: crate::approvals::service::Guarded<T>,
+    done: impl FnOnce(T) -> Response,
+) -> Response {
+    match g {
+        crate::approvals::service::Guarded::Done(t) => done(t),
+        crate::approvals::service::Guarded::Held(req) => {
+            crate::approvals::api::accepted(req, s.clock().now())
+        }
+    }
+}
+
+/// An export of a tenant's data, made.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantExport {
+    /// UUIDv7.
+    pub id: Uuid,
+    /// The tenant.
+    pub tenant_id: Uuid,
+    /// The document's size when asked, bytes.
+    pub size_bytes: i64,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// Until when it can be downloaded (24 hours).
+    pub expires_at: DateTime<Utc>,
+    /// Where to download it.
+    pub download_url: String,
+}
+
+/// Asks for an export of the tenant's data (`tenant.export.created.v1`): its record and every
+/// context's section, as one JSON document downloadable for 24 hours. An approval route on
+/// `tenant.export` (e.g. `size_bytes > 1 GB`) holds it: 202 with the request.
+#[utoipa::path(post, path = "/api/tenants/{id}/exports", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id")),
+    responses((status = 201, body = TenantExport), (status = 202, body = crate::approvals::api::ApprovalRequest), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn tenant_exports_create(
+    State(s): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = tenant_id(&id)?;
+    let g = super::guarded::export(&s, &p, id).await?;
+    Ok(guarded_response(&s, g, |e| {
+        (
+            StatusCode::CREATED,
+            Json(TenantExport {
+                download_url: format!("/api/tenants/{}/exports/{}", e.tenant_id, e.id),
+                id: e.id,
+                tenant_id: e.tenant_id,
+                size_bytes: e.export.size_bytes,
+                created_at: crate::clock::from_micros(e.export.created_at),
+                expires_at: crate::clock::from_micros(e.export.expires_at),
+            }),
+        )
+            .into_response()
+    }))
+}
+
+/// Downloads an export: the tenant's data as of now, one JSON document
+/// (`format: tenantry.tenant-export.v1`), while the export's 24 hours last.
+#[utoipa::path(get, path = "/api/tenants/{id}/exports/{export_id}", tag = "tenants",
+    params(("id" = String, Path, description = "Tenant id"), ("export_id" = String, Path, description = "Export id")),
+    responses((status = 200, description = "The export document", content_type = "application/json"), (status = 404, body = Problem), (status = 410, body = Problem)))]
+async fn tenant_exports_download(
+    State(s): State<AppState>,
+    Path((id, export_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let id = tenant_id(&id)?;
+    let eid = crate::error::path_id("export", &export_id)?;
+    let hooks = s.tenant_hooks().on_export.clone();
+    let now = s.clock().now();
+    let doc = s
+        .read(move |r| {
+            super::guarded::load_export(r, &id, &eid, crate::clock::to_micros(now))?;
+            super::guarded::document(r, &hooks, &id, now)
+        })
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"tenant-{id}-export.json\""),
+            ),
+        ],
+        doc,
+    )
+        .into_response())
 }
 
 fn tenant_id(id: &str) -> Result<Uuid> {
@@ -556,24 +651,22 @@ async fn tenants_get(State(s): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(s.read(move |r| queries::get(r, &id)).await?.into()))
 }
 
-/// Edits a tenant's fields (writes `tenant.updated.v1` with a field diff).
+/// Edits a tenant's fields (writes `tenant.updated.v1` with a field diff). A move to a cheaper
+/// plan is a plan downgrade: an approval route on `plan.downgrade` holds the whole edit (202).
 #[utoipa::path(patch, path = "/api/tenants/{id}", tag = "tenants", params(("id" = String, Path, description = "Tenant id")),
     request_body = TenantPatch,
-    responses((status = 200, body = Tenant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Tenant), (status = 202, body = crate::approvals::api::ApprovalRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn tenants_update(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TenantPatch>,
-) -> ApiResult<Json<Tenant>> {
+) -> ApiResult<Response> {
     let id = tenant_id(&id)?;
-    let plans = s.read(crate::plans::queries::codes).await?;
-    let input = TenantChanges::from(body).parse(&plans)?;
-    Ok(Json(
-        s.write(p.actor, move |ctx| service::update(ctx, id, &input))
-            .await?
-            .into(),
-    ))
+    let g = super::guarded::update(&s, &p, id, TenantChanges::from(body)).await?;
+    Ok(guarded_response(&s, g, |t| {
+        Json(Tenant::from(t)).into_response()
+    }))
 }
 
 /// The lifecycle state, with the actions that would succeed now.
@@ -594,15 +687,21 @@ async fn run_action(
     id: String,
     action: Action,
     body: TransitionRequest,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     let id = tenant_id(&id)?;
     let input = TransitionDraft::from(body).parse(action)?;
+    if action == Action::Offboard {
+        let g = super::guarded::offboard(&s, &p, id, input).await?;
+        return Ok(guarded_response(&s, g, |t| {
+            Json(StateView::from(&t)).into_response()
+        }));
+    }
     let t = s
         .write(p.actor, move |ctx| {
             service::transition(ctx, id, action, &input)
         })
         .await?;
-    Ok(Json(StateView::from(&t)))
+    Ok(Json(StateView::from(&t)).into_response())
 }
 
 /// `provisioned -> trial`; `trial_days` overrides the tenant's trial length.
@@ -614,7 +713,7 @@ async fn lifecycle_start_trial(
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::StartTrial, b).await
 }
 
@@ -627,7 +726,7 @@ async fn lifecycle_activate(
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::Activate, b).await
 }
 
@@ -640,7 +739,7 @@ async fn lifecycle_suspend(
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::Suspend, b).await
 }
 
@@ -653,21 +752,22 @@ async fn lifecycle_reinstate(
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::Reinstate, b).await
 }
 
 /// `trial | active | suspended -> offboarding`, with `deadline_at = now + grace_days` (30 by
-/// default); the tenant is read-only until then, and shredded at the deadline.
+/// default); the tenant is read-only until then, and shredded at the deadline. An approval
+/// route on `tenant.offboard` holds it: 202 with the request.
 #[utoipa::path(post, path = "/api/tenant-lifecycle/{id}/offboard", tag = "lifecycle", params(("id" = String, Path, description = "Tenant id")),
     request_body(content = Option<TransitionRequest>),
-    responses((status = 200, body = StateView), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = StateView), (status = 202, body = crate::approvals::api::ApprovalRequest), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn lifecycle_offboard(
     State(s): State<AppState>,
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::Offboard, b).await
 }
 
@@ -680,7 +780,7 @@ async fn lifecycle_cancel_offboarding(
     Caller(p): Caller,
     Path(id): Path<String>,
     OptionalJson(b): OptionalJson<TransitionRequest>,
-) -> ApiResult<Json<StateView>> {
+) -> ApiResult<Response> {
     run_action(s, p, id, Action::CancelOffboarding, b).await
 }
 

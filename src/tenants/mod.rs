@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod directory;
+pub mod guarded;
 pub mod model;
 pub mod posture;
 pub mod queries;
@@ -46,7 +47,11 @@ pub const CONTEXT: Context = Context {
         "tenant.offboarding.started.v1",
         "tenant.offboarding.cancelled.v1",
         "tenant.shredded.v1",
+        "tenant.export.created.v1",
     ],
+    on_shred: &[guarded::shred_exports],
+    on_export: &[guarded::export_section],
+    approvables: guarded::APPROVABLES,
     ..Context::EMPTY
 };
 
@@ -66,6 +71,16 @@ const ROUTES: &[Route] = {
             Tenant(crate::rbac::Scope::BillingRead, Read),
         ),
         ("GET", "/api/tenants/summary", Requires(Read)),
+        (
+            "POST",
+            "/api/tenants/{id}/exports",
+            Tenant(crate::rbac::Scope::TenantAdmin, TenantsExport),
+        ),
+        (
+            "GET",
+            "/api/tenants/{id}/exports/{export_id}",
+            Tenant(crate::rbac::Scope::TenantAdmin, TenantsExport),
+        ),
         ("GET", "/api/tenant-lifecycle/{id}/state", Requires(Read)),
         (
             "POST",

@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::error::{Error, Result, Validator};
 use crate::pools;
 use crate::state::TenantHooks;
-use crate::store::WriteCtx;
+use crate::store::{Reader, WriteCtx};
 
 /// Default offboarding grace period in days (operator guide §1.2: "a 30-day grace clock by
 /// default").
@@ -266,21 +266,46 @@ fn assignment_data(t: &Tenant) -> Value {
 
 /// Changes to a tenant's editable fields, unchecked (`PATCH /api/tenants/{id}`, the console's edit
 /// form). `None` leaves a field as is; `Some(None)` clears an optional one.
-#[derive(Clone, Debug, Default)]
+///
+/// It serializes (as the PATCH body spells it) so an approval request can hold it.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TenantChanges {
     /// New display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// New contact email; `Some(None)` clears.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::http::extract::double_option"
+    )]
     pub contact_email: Option<Option<String>>,
     /// New brand domain; `Some(None)` clears.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::http::extract::double_option"
+    )]
     pub brand_domain: Option<Option<String>>,
     /// New country; `Some(None)` clears.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::http::extract::double_option"
+    )]
     pub country: Option<Option<String>>,
     /// New plan; `Some(None)` clears.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::http::extract::double_option"
+    )]
     pub plan: Option<Option<String>>,
     /// New trial length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial_days: Option<i64>,
     /// New hierarchy depth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hierarchy_depth: Option<i64>,
 }
 
@@ -481,17 +506,12 @@ impl TransitionDraft {
     }
 }
 
-/// Runs a lifecycle action (PRODUCT.md A3) and writes its event on the tenant's chain.
+/// Would lifecycle `action` succeed on tenant `id` now? The tenant and the state it goes to;
+/// nothing is written (an approval request is checked with it before it is held).
 ///
-/// Errors: 404; 409 `tenant_read_only` for any action on an offboarding tenant but cancel, or on
-/// an offboarded tenant; 409 `invalid_transition` with the allowed actions otherwise.
-pub fn transition(
-    ctx: &mut WriteCtx<'_>,
-    id: Uuid,
-    action: Action,
-    input: &TransitionInput,
-) -> Result<Tenant> {
-    let old = directory::load(ctx, &id)?;
+/// Errors: as [`transition`].
+pub fn check_transition(r: &impl Reader, id: Uuid, action: Action) -> Result<(Tenant, State)> {
+    let old = directory::load(r, &id)?;
     if action != Action::CancelOffboarding {
         old.ensure_writable()?;
     }
@@ -505,6 +525,20 @@ pub fn transition(
                 .map(|a| a.as_str().to_string())
                 .collect(),
         })?;
+    Ok((old, to))
+}
+
+/// Runs a lifecycle action (PRODUCT.md A3) and writes its event on the tenant's chain.
+///
+/// Errors: 404; 409 `tenant_read_only` for any action on an offboarding tenant but cancel, or on
+/// an offboarded tenant; 409 `invalid_transition` with the allowed actions otherwise.
+pub fn transition(
+    ctx: &mut WriteCtx<'_>,
+    id: Uuid,
+    action: Action,
+    input: &TransitionInput,
+) -> Result<Tenant> {
+    let (old, to) = check_transition(ctx, id, action)?;
     let now = ctx.now;
     let mut new = old.clone();
     new.state = to;

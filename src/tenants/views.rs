@@ -13,6 +13,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use uuid::Uuid;
 
+use crate::approvals::service::Guarded;
 use crate::audit::ChainId;
 use crate::audit::ledger::{self, AuditQuery};
 use crate::console::fmt::{self, when};
@@ -670,13 +671,19 @@ pub async fn view_tenant_lifecycle_post(
             ));
         }
     };
-    match state
-        .write(ctx.principal.actor.clone(), move |c| {
-            service::transition(c, id, action, &input)
-        })
-        .await
-    {
-        Ok(t) => {
+    let ran = if action == Action::Offboard {
+        super::guarded::offboard(&state, &ctx.principal, id, input).await
+    } else {
+        state
+            .write(ctx.principal.actor.clone(), move |c| {
+                service::transition(c, id, action, &input)
+            })
+            .await
+            .map(Guarded::Done)
+    };
+    match ran {
+        Ok(Guarded::Held(req)) => Ok(held(&back, &req)),
+        Ok(Guarded::Done(t)) => {
             let done = match action {
                 Action::StartTrial => "Trial started",
                 Action::Activate => "Activated",
@@ -705,6 +712,18 @@ pub async fn view_tenant_lifecycle_post(
         )),
         Err(e) => Err(ConsoleError(e)),
     }
+}
+
+/// Back to `to` with a flash saying an approval route held the action.
+fn held(to: &str, req: &crate::approvals::model::Request) -> axum::response::Response {
+    redirect(
+        to,
+        Tone::Info,
+        &format!(
+            "Held for approval: \"{}\" needs {} approval(s) under route {} (request {}, Approvals page). Nothing was changed yet.",
+            req.request.held.summary, req.request.required, req.request.route_name, req.id
+        ),
+    )
 }
 
 // ---- Edit ----
@@ -798,19 +817,16 @@ pub async fn view_tenant_edit_post(
         hierarchy_depth: number("hierarchy_depth", &f.hierarchy_depth, &mut extra),
     };
     let plans = plan_codes(&state).await?;
-    let result = match patch.parse(&plans) {
-        Ok(p) if extra.is_empty() => {
-            state
-                .write(ctx.principal.actor.clone(), move |c| {
-                    service::update(c, id, &p)
-                })
-                .await
+    let result = match patch.clone().parse(&plans) {
+        Ok(_) if extra.is_empty() => {
+            super::guarded::update(&state, &ctx.principal, id, patch).await
         }
         Ok(_) => Err(Error::Validation(extra)),
         Err(e) => Err(e),
     };
     match result {
-        Ok(t) => Ok(redirect(
+        Ok(Guarded::Held(req)) => Ok(held(&format!("/platform/tenants/{id}"), &req)),
+        Ok(Guarded::Done(t)) => Ok(redirect(
             &format!("/platform/tenants/{id}"),
             Tone::Ok,
             &format!("Saved {}.", t.display_name),
