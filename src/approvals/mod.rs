@@ -305,6 +305,10 @@ pub async fn decide(
     approve: bool,
     comment: String,
 ) -> Result<Request> {
+    // An unknown request is 404 whoever asks; then the caller must be a person.
+    state
+        .read(move |r| queries::get(r, &id, tenant.as_ref()))
+        .await?;
     let who = decider(state, p).await?;
     let approvables = state.tenant_hooks().approvables.clone();
     state

@@ -179,6 +179,7 @@ async fn bad_input_on_every_write_route_is_a_problem_and_writes_nothing() {
             || path.ends_with("/archive")
             || path.ends_with("/clone")
             || path.ends_with("/finalize")
+            || path.ends_with("/exports")
         {
             // These take no body; they ignore one.
             continue;
@@ -306,6 +307,12 @@ async fn unknown_ids_routes_and_methods_are_problems() {
                 json!({"reason": "x"})
             }
             "/api/tenants/{id}/enforcement/override" => json!({"reason": "pilot"}),
+            "/api/approvals/routes/{route_id}"
+            | "/api/tenants/{id}/approvals/routes"
+            | "/api/tenants/{id}/approvals/routes/{route_id}" => {
+                json!({"name": "x", "action": "tenant.offboard", "approvers": ["role:super_admin"]})
+            }
+            p if p.ends_with("/approve") || p.ends_with("/reject") => json!({"comment": "x"}),
             _ => json!({}),
         };
         let (s, v) = app

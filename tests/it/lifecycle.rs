@@ -369,7 +369,8 @@ async fn jobs_show_schedule_last_and_next_run_and_failures() {
             "mark_delinquent",
             "plan_enforcer",
             "snapshot_mrr",
-            "alert_dispatcher"
+            "alert_dispatcher",
+            "approval_sla"
         ]
     );
     let shred = &v["items"][0];
