@@ -177,7 +177,13 @@ async fn queue(state: &AppState, ctx: &Ctx, tenant: bool) -> PageResult {
         ..ApprovalFilter::default()
     };
     let decide = requests(state, o.tenant, &who, filter(Some("decide"), None)).await?;
-    let mine = requests(state, o.tenant, &who, filter(Some("requested"), None)).await?;
+    let mine = requests(
+        state,
+        o.tenant,
+        &who,
+        filter(Some("requested"), Some("pending")),
+    )
+    .await?;
     let recent = requests(state, o.tenant, &who, filter(None, None)).await?;
     let body = html! {
         (header("Approvals", Some(&o.subtitle), nav(&o)))

@@ -3,6 +3,7 @@
 //! day by day over the last [`DEMO_DAYS`] days through the real services with a simulated clock.
 //! Every entry is written the way a live platform would write it, so the ledger verifies.
 
+mod approvals;
 mod channels;
 mod members;
 mod revenue;
@@ -917,6 +918,7 @@ impl Replay {
         )
         .await?;
         revenue::enforcement(&self.state, end - Duration::minutes(150), &tenant_ids).await?;
+        approvals::seed(&self.state, end, &ops, &tenant_ids).await?;
         // An operator verified the whole ledger this morning (the dashboard's badge).
         let verify_at = end - Duration::hours(2);
         crate::audit::verify_and_checkpoint(

@@ -66,26 +66,34 @@ pub async fn offboard(
     input: TransitionInput,
 ) -> Result<Guarded<Tenant>> {
     let t = state.read(move |r| super::queries::get(r, &id)).await?;
+    let (held, facts) = offboard_held(&t, &input)?;
+    crate::approvals::guarded(
+        state,
+        p,
+        held,
+        facts,
+        move |r| service::check_transition(r, id, Action::Offboard).map(|_| ()),
+        move |ctx| service::transition(ctx, id, Action::Offboard, &input),
+    )
+    .await
+}
+
+/// The held action and facts of offboarding `t` with `input`.
+///
+/// Errors: 500 when the inputs do not serialize (a bug).
+pub fn offboard_held(t: &Tenant, input: &TransitionInput) -> Result<(Held, Vec<(String, i64)>)> {
     let days = input.grace_days.unwrap_or(service::DEFAULT_GRACE_DAYS);
     let held = Held::new(
         "tenant.offboard",
-        Some(id),
+        Some(t.id),
         &OffboardInputs {
-            tenant_id: id,
+            tenant_id: t.id,
             reason: input.reason.clone(),
             grace_days: input.grace_days,
         },
         format!("Offboard {} (grace {days} days)", t.display_name),
     )?;
-    crate::approvals::guarded(
-        state,
-        p,
-        held,
-        vec![("grace_days".into(), i64::from(days))],
-        move |r| service::check_transition(r, id, Action::Offboard).map(|_| ()),
-        move |ctx| service::transition(ctx, id, Action::Offboard, &input),
-    )
-    .await
+    Ok((held, vec![("grace_days".into(), i64::from(days))]))
 }
 
 fn execute_offboard(ctx: &mut WriteCtx<'_>, held: &Held) -> Result<Value> {

@@ -523,3 +523,148 @@ async fn bad_routes_are_refused_and_write_nothing() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(app.total_entries().await, before);
 }
+
+/// A persona of `tenant` with roles `roles`, and an API key of it holding `scopes` (issued by
+/// the operator token, which tenant routes do not hold).
+async fn member_key(
+    app: &TestApp,
+    tenant: &str,
+    name: &str,
+    roles: &[&str],
+    scopes: &[&str],
+) -> (String, String) {
+    let (s, p) = app
+        .post(
+            &format!("/api/tenants/{tenant}/personas"),
+            json!({"kind": "service", "display_name": name, "roles": roles}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, k) = app
+        .post(
+            &format!("/api/tenants/{tenant}/api-keys"),
+            json!({"persona_id": p["id"], "name": name, "scopes": scopes}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    (
+        p["id"].as_str().unwrap().to_string(),
+        k["key"].as_str().unwrap().to_string(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_route_holds_its_members_key_issue_until_another_admin_approves() {
+    let app = TestApp::spawn().await;
+    let carol = person(&app, "carol", "business_admin").await;
+    let t = tenant(&app, "Hooli").await;
+    let other = tenant(&app, "Pied Piper").await;
+    let (ana, ana_key) = member_key(&app, &t, "Ana", &["tenant_admin"], &["tenant.admin"]).await;
+    let (_, ben_key) = member_key(&app, &t, "Ben", &["tenant_admin"], &["tenant.admin"]).await;
+    let (_, viewer_key) = member_key(&app, &t, "Vic", &["tenant_admin"], &["approvals.read"]).await;
+    let (_, outsider) =
+        member_key(&app, &other, "Olga", &["tenant_admin"], &["tenant.admin"]).await;
+    let base = format!("/api/tenants/{t}/approvals");
+    let (s, r) = as_(&app, &ana_key, Method::POST, &format!("{base}/routes"),
+        Some(json!({"name": "Keys need a second admin", "action": "api_key.issue", "approvers": ["role:tenant_admin"], "sla_hours": 8}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["tenant_id"], t.as_str());
+    // A persona approver must be the tenant's own.
+    let (s, v) = as_(&app, &ana_key, Method::POST, &format!("{base}/routes"),
+        Some(json!({"name": "x", "action": "api_key.issue", "approvers": [format!("persona:{}", uuid::Uuid::now_v7())]}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+
+    // Ana's key issue is held; the operator's would not be (tenant routes hold members' actions).
+    let (s, held) = as_(
+        &app,
+        &ana_key,
+        Method::POST,
+        &format!("/api/tenants/{t}/api-keys"),
+        Some(json!({"persona_id": ana, "name": "etl", "scopes": ["metrics.read"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{held}");
+    let rid = held["approval"]["id"].as_str().unwrap().to_string();
+    assert_eq!(held["approval"]["route_tenant_id"], t.as_str());
+
+    // Not Ana, not an operator, not a reader without the decide scope, not another tenant.
+    let approve = format!("{base}/{rid}/approve");
+    let body = Some(json!({"comment": "ok"}));
+    let (s, v) = as_(&app, &ana_key, Method::POST, &approve, body.clone()).await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("self_approval")),
+        "{v}"
+    );
+    let (s, v) = as_(
+        &app,
+        &carol,
+        Method::POST,
+        &format!("/api/approvals/{rid}/approve"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!(
+        (s, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_an_approver")),
+        "{v}"
+    );
+    let (s, v) = as_(&app, &viewer_key, Method::POST, &approve, body.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _) = as_(&app, &outsider, Method::POST, &approve, body.clone()).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another tenant's request does not exist for it"
+    );
+    let (_, list) = as_(
+        &app,
+        &viewer_key,
+        Method::GET,
+        &format!("{base}?state=pending"),
+        None,
+    )
+    .await;
+    assert_eq!(list["items"][0]["id"], rid.as_str(), "{list}");
+
+    // Ben approves: the key works.
+    let (_, queue) = as_(
+        &app,
+        &ben_key,
+        Method::GET,
+        &format!("{base}?mine=decide"),
+        None,
+    )
+    .await;
+    assert_eq!(queue["items"][0]["id"], rid.as_str(), "{queue}");
+    let (s, done) = as_(
+        &app,
+        &ben_key,
+        Method::POST,
+        &approve,
+        Some(json!({"comment": "ETL reads metrics only"})),
+    )
+    .await;
+    assert_eq!(
+        (s, done["state"].as_str()),
+        (StatusCode::OK, Some("executed")),
+        "{done}"
+    );
+    let key = held["key"].as_str().unwrap();
+    assert_eq!(
+        app.send(Method::GET, "/api/whoami", None, Some(key))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let actions = app.actions(&format!("tenant:{t}")).await;
+    let n = actions.len();
+    assert_eq!(
+        &actions[n - 3..],
+        [
+            "api_key.issued.v1",
+            "approval.approved.v1",
+            "approval.executed.v1"
+        ]
+    );
+}
