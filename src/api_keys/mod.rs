@@ -214,7 +214,7 @@ pub async fn issue(
     .await?;
     Ok(match g {
         Guarded::Done(k) => Issued::Done(k, key),
-        Guarded::Held(req) => Issued::Held(Box::new(req), key),
+        Guarded::Held(req) => Issued::Held(req, key),
     })
 }
 

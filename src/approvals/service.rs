@@ -37,7 +37,7 @@ pub enum Guarded<T> {
     /// No route held it: the action ran, with this result.
     Done(T),
     /// A route held it: nothing ran; the request waits for approvals.
-    Held(Request),
+    Held(Box<Request>),
 }
 
 fn owner(tenant: Option<&Uuid>) -> Uuid {
@@ -152,7 +152,7 @@ pub fn guard<T>(
         None => run(ctx).map(Guarded::Done),
         Some(route) => {
             check(ctx)?;
-            submit(ctx, &route, held, facts, who).map(Guarded::Held)
+            submit(ctx, &route, held, facts, who).map(|r| Guarded::Held(Box::new(r)))
         }
     }
 }

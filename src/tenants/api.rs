@@ -50,7 +50,7 @@ fn guarded_response<T>(
     match g {
         crate::approvals::service::Guarded::Done(t) => done(t),
         crate::approvals::service::Guarded::Held(req) => {
-            crate::approvals::api::accepted(req, s.clock().now())
+            crate::approvals::api::accepted(*req, s.clock().now())
         }
     }
 }
