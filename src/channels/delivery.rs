@@ -26,8 +26,8 @@ pub const POLL: Duration = Duration::from_secs(1);
 
 /// Runs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let clients = match Clients::new(&state) {
-        Ok(c) => c,
+    let clients = match state.webhooks().clients() {
+        Ok(c) => c.clone(),
         Err(e) => {
             tracing::error!(error = %e, "channels: the delivery loop cannot start");
             return;

@@ -414,8 +414,8 @@ pub async fn test(
         timestamp: crate::clock::rfc3339_micros(now),
         data: "{}".to_string(),
     };
-    let error = match crate::webhooks::delivery::Clients::new(state) {
-        Ok(clients) => delivery::send(state, &clients, tenant, id, &rec, &m)
+    let error = match state.webhooks().clients() {
+        Ok(clients) => delivery::send(state, clients, tenant, id, &rec, &m)
             .await
             .err(),
         Err(e) => Some(e),

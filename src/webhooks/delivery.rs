@@ -10,13 +10,11 @@
 //! `webhook-id` is the same, so receivers deduplicate: Standard Webhooks is at-least-once).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::guard::GuardedResolver;
 use super::model::{DISPATCH_BATCH, DeliveryState, Outcome};
 use super::queries::{self, Due};
 use super::service::{self, TryResult};
@@ -30,55 +28,13 @@ pub const DUE_SCAN_EXTRA: usize = 2_000;
 /// Most bytes of an answer read (then the connection is dropped).
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
-/// The two HTTP clients (plain http and https), each resolving through the SSRF guard.
-#[derive(Clone)]
-pub struct Clients {
-    plain: reqwest::Client,
-    tls: reqwest::Client,
-}
-
-impl Clients {
-    /// The client for `url`: the plain-http one for `http:`, else the TLS one (notification
-    /// channels send through the same guarded clients).
-    pub fn for_url(&self, url: &str) -> &reqwest::Client {
-        if url.starts_with("http:") {
-            &self.plain
-        } else {
-            &self.tls
-        }
-    }
-
-    /// Clients with the configured timeout, no redirects, no proxy, and the guarded resolver.
-    ///
-    /// Errors: the TLS backend could not be set up.
-    pub fn new(state: &AppState) -> Result<Clients, String> {
-        let cfg = &state.config().webhooks;
-        let make = |plain: bool| {
-            reqwest::Client::builder()
-                .user_agent(concat!("tenantry-webhooks/", env!("CARGO_PKG_VERSION")))
-                .timeout(Duration::from_secs(cfg.timeout_secs))
-                .connect_timeout(Duration::from_secs(cfg.timeout_secs))
-                .redirect(reqwest::redirect::Policy::none())
-                .no_proxy()
-                .pool_max_idle_per_host(cfg.per_endpoint)
-                .dns_resolver(Arc::new(GuardedResolver {
-                    policy: state.webhooks().policy().clone(),
-                    plain,
-                }))
-                .build()
-                .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
-        };
-        Ok(Clients {
-            plain: make(true)?,
-            tls: make(false)?,
-        })
-    }
-}
+/// The guarded HTTP clients, built once per process (see [`super::runtime::Webhooks::clients`]).
+pub use super::guard::Clients;
 
 /// Runs until `stop` turns true.
 pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let clients = match Clients::new(&state) {
-        Ok(c) => c,
+    let clients = match state.webhooks().clients() {
+        Ok(c) => c.clone(),
         Err(e) => {
             tracing::error!(error = %e, "webhooks: the delivery loop cannot start");
             return;
@@ -268,11 +224,7 @@ async fn deliver(state: &AppState, clients: &Clients, due: Due) {
     let ts = at.timestamp();
     let key_refs: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let signature = signature_header(&key_refs, &d.msg_id, ts, &d.payload);
-    let client = if ep.url.starts_with("http:") {
-        &clients.plain
-    } else {
-        &clients.tls
-    };
+    let client = clients.for_url(&ep.url);
     let sent = client
         .post(&ep.url)
         .header("content-type", "application/json")

@@ -192,6 +192,50 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
+/// The two HTTP clients (plain http and https), each resolving through the SSRF guard.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    plain: reqwest::Client,
+    tls: reqwest::Client,
+}
+
+impl Clients {
+    /// The client for `url`: the plain-http one for `http:`, else the TLS one (notification
+    /// channels send through the same guarded clients).
+    pub fn for_url(&self, url: &str) -> &reqwest::Client {
+        if url.starts_with("http:") {
+            &self.plain
+        } else {
+            &self.tls
+        }
+    }
+
+    /// Clients with the configured timeout, no redirects, no proxy, and the guarded resolver.
+    ///
+    /// Errors: the TLS backend could not be set up.
+    pub fn new(cfg: &WebhooksConfig, policy: &Arc<Policy>) -> Result<Clients, String> {
+        let make = |plain: bool| {
+            reqwest::Client::builder()
+                .user_agent(concat!("tenantry-webhooks/", env!("CARGO_PKG_VERSION")))
+                .timeout(std::time::Duration::from_secs(cfg.timeout_secs))
+                .connect_timeout(std::time::Duration::from_secs(cfg.timeout_secs))
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .pool_max_idle_per_host(cfg.per_endpoint)
+                .dns_resolver(Arc::new(GuardedResolver {
+                    policy: policy.clone(),
+                    plain,
+                }))
+                .build()
+                .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))
+        };
+        Ok(Clients {
+            plain: make(true)?,
+            tls: make(false)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

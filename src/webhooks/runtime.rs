@@ -1,12 +1,13 @@
-//! The webhooks' share of [`crate::state::AppState`]: the secret sealer, the SSRF policy, and
-//! the signal that wakes the delivery loop (a commit that moved a chain, a replay, a test).
+//! The webhooks' share of [`crate::state::AppState`]: the secret sealer, the SSRF policy, the
+//! guarded HTTP clients, and the signal that wakes the delivery loop (a commit that moved a
+//! chain, a replay, a test).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
 
-use super::guard::Policy;
+use super::guard::{Clients, Policy};
 use super::signing::Sealer;
 use crate::audit::signing::{InstallKey, KeyError};
 use crate::config::WebhooksConfig;
@@ -22,6 +23,10 @@ pub const WEBHOOK_KEY_FILE: &str = "webhooks.ed25519";
 pub struct Webhooks {
     sealer: Sealer,
     policy: Arc<Policy>,
+    /// Built once: the webhook deliveries, the channels' loop and every channel Test share
+    /// them (and their connection pools). A TLS backend that cannot start is kept as its
+    /// error, for each sender to report, as it was when each built its own.
+    clients: Result<Clients, String>,
     wake: Arc<Notify>,
 }
 
@@ -39,9 +44,11 @@ impl Webhooks {
     /// Errors: the key file cannot be read or written.
     pub fn load(data_dir: &Path, cfg: &WebhooksConfig) -> Result<Webhooks, KeyError> {
         let key = InstallKey::load_or_create_at(&Self::key_path(data_dir), true)?;
+        let policy = Arc::new(Policy::new(cfg));
         Ok(Webhooks {
             sealer: Sealer::from_seed(&key.signing_key().to_bytes()),
-            policy: Arc::new(Policy::new(cfg)),
+            clients: Clients::new(cfg, &policy),
+            policy,
             wake: Arc::new(Notify::new()),
         })
     }
@@ -54,6 +61,13 @@ impl Webhooks {
     /// The SSRF policy.
     pub fn policy(&self) -> &Arc<Policy> {
         &self.policy
+    }
+
+    /// The guarded HTTP clients (plain http and https).
+    ///
+    /// Errors: the TLS backend could not be set up.
+    pub fn clients(&self) -> Result<&Clients, String> {
+        self.clients.as_ref().map_err(Clone::clone)
     }
 
     /// Wakes the delivery loop (it keeps one pending wake-up, so none is lost).
