@@ -667,4 +667,92 @@ async fn a_tenant_route_holds_its_members_key_issue_until_another_admin_approves
             "approval.executed.v1"
         ]
     );
+
+    // In the Tenant console: Dora, a human admin, finds Ana's next request in "My pending
+    // decisions" and approves it through the form (CSRF-protected).
+    use crate::console::{client, form};
+    let (s, dora) = app
+        .post(&format!("/api/tenants/{t}/personas"), json!({"kind": "human", "display_name": "Dora", "email": "dora@hooli.example", "roles": ["tenant_admin"]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{dora}");
+    let invite = dora["invite_url"]
+        .as_str()
+        .unwrap()
+        .split(&app.addr.to_string())
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let res = client()
+        .post(app.url(&invite))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("password", "dora-strong-password-1")]))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let (cookie, csrf) =
+        crate::identity::tenant_signin(&app, &t, "dora@hooli.example", "dora-strong-password-1")
+            .await;
+    let cookie = format!("tenantry_tenant_session={cookie}");
+    let (s, held) = as_(
+        &app,
+        &ana_key,
+        Method::POST,
+        &format!("/api/tenants/{t}/api-keys"),
+        Some(json!({"persona_id": ana, "name": "backup", "scopes": ["audit.read"]})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{held}");
+    let rid = held["approval"]["id"].as_str().unwrap().to_string();
+    let page = |path: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move {
+            let res = client()
+                .get(app.url(&path))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK, "{path}");
+            res.text().await.unwrap()
+        }
+    };
+    let queue = page(format!("/tenant/{t}/approvals")).await;
+    let pending = queue.split("My open requests").next().unwrap();
+    assert!(
+        pending.contains(&rid),
+        "Dora's pending decisions list the request: {queue}"
+    );
+    let detail = page(format!("/tenant/{t}/approvals/{rid}")).await;
+    assert!(
+        detail.contains("Issue API key backup") && detail.contains("name=\"verdict\""),
+        "{detail}"
+    );
+    let decide = |csrf: String| {
+        client()
+            .post(app.url(&format!("/tenant/{t}/approvals/{rid}/decide")))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[
+                ("verdict", "approve"),
+                ("comment", "backup job needs the ledger"),
+                ("csrf", &csrf),
+            ]))
+            .send()
+    };
+    assert_eq!(
+        decide("forged".into()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.get(&format!("/api/approvals/{rid}")).await.1["state"],
+        "pending"
+    );
+    let res = decide(csrf.clone()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, x) = app.get(&format!("/api/approvals/{rid}")).await;
+    assert_eq!(x["state"], "executed", "{x}");
+    assert_eq!(x["decisions"][0]["comment"], "backup job needs the ledger");
+    let routes = page(format!("/tenant/{t}/approvals/routes")).await;
+    assert!(routes.contains("Keys need a second admin"));
 }
