@@ -250,7 +250,7 @@ impl Application {
 /// Opens the store and key, runs first-start initialisation, and builds the shared state,
 /// without binding anything (the CLI uses this when no server holds the store).
 pub async fn open_state(config: Config, clock: Clock) -> std::result::Result<AppState, StartError> {
-    let store = Store::open(&config.data_dir)?;
+    let store = Store::open_with_cache(&config.data_dir, config.store.cache_bytes())?;
     store.set_min_free(config.store.min_free_bytes());
     if let Err(e) =
         crate::upgrade::run_pending(&store, &config.data_dir, &config.backup, clock.now()).await

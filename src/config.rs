@@ -149,15 +149,27 @@ pub struct StoreConfig {
     /// keep it above the largest batch a commit writes (64 MiB, the largest upload, by default).
     /// 0 turns the check off.
     pub min_free_mib: u64,
+    /// The store's page cache, in MiB (32 by default, at least 4). redb's own default is
+    /// 1 GiB, which let the resident set grow past 160 MiB under load (issue 13: ≤ 64 MiB);
+    /// a larger cache serves a large directory from memory, at that cost.
+    pub cache_mib: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { min_free_mib: 64 }
+        StoreConfig {
+            min_free_mib: 64,
+            cache_mib: 32,
+        }
     }
 }
 
 impl StoreConfig {
+    /// The page cache in bytes.
+    pub fn cache_bytes(&self) -> usize {
+        usize::try_from(self.cache_mib.max(4).saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+    }
+
     /// The reserve in bytes.
     pub fn min_free_bytes(&self) -> u64 {
         self.min_free_mib.saturating_mul(1024 * 1024)

@@ -53,6 +53,9 @@ pub const DATA_FILE: &str = "tenantry.redb";
 /// The meta table: `schema_version`, install id, key ids (DESIGN.md "Tables and keys").
 pub const META: Table = Table::new("meta");
 
+/// The page cache of [`Store::open`], bytes (the server uses `[store] cache_mib`).
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// A named `&[u8] -> &[u8]` table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Table {
@@ -634,10 +637,18 @@ impl Store {
     /// when a checksum does not match, [`Error::SchemaTooNew`] when a newer Tenantry wrote it,
     /// [`Error::Storage`] for I/O.
     pub fn open(data_dir: &Path) -> Result<Store> {
+        Store::open_with_cache(data_dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// [`Store::open`] with a page cache of `cache_bytes` (`[store] cache_mib`).
+    ///
+    /// Errors: as [`Store::open`].
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> Result<Store> {
         ensure_private_dir(data_dir)?;
         let path = data_dir.join(DATA_FILE);
         integrity::open_check(&path)?;
         let db = redb::Database::builder()
+            .set_cache_size(cache_bytes)
             .create(&path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => Error::Locked {
