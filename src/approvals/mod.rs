@@ -335,16 +335,7 @@ pub async fn create_route(
     tenant: Option<Uuid>,
     draft: RouteDraft,
 ) -> Result<model::Route> {
-    let approvables = state.tenant_hooks().approvables.clone();
-    state
-        .write(p.actor.clone(), move |ctx| {
-            let now = crate::clock::to_micros(ctx.now);
-            let route: RouteV1 = draft
-                .clone()
-                .parse(ctx, &approvables, tenant.as_ref(), now)?;
-            service::create_route(ctx, tenant.as_ref(), route)
-        })
-        .await
+    write_route(state, p, tenant, draft, None).await
 }
 
 /// Checks `draft` and replaces route `id`.
@@ -357,14 +348,29 @@ pub async fn replace_route(
     id: Uuid,
     draft: RouteDraft,
 ) -> Result<model::Route> {
+    write_route(state, p, tenant, draft, Some(id)).await
+}
+
+/// Parses `draft` in the write (persona approvers are looked up there) and creates the route,
+/// or replaces route `id`.
+async fn write_route(
+    state: &AppState,
+    p: &Principal,
+    tenant: Option<Uuid>,
+    draft: RouteDraft,
+    id: Option<Uuid>,
+) -> Result<model::Route> {
     let approvables = state.tenant_hooks().approvables.clone();
     state
         .write(p.actor.clone(), move |ctx| {
             let now = crate::clock::to_micros(ctx.now);
-            let route = draft
+            let route: RouteV1 = draft
                 .clone()
                 .parse(ctx, &approvables, tenant.as_ref(), now)?;
-            service::replace_route(ctx, tenant.as_ref(), &id, route)
+            match id {
+                None => service::create_route(ctx, tenant.as_ref(), route),
+                Some(id) => service::replace_route(ctx, tenant.as_ref(), &id, route),
+            }
         })
         .await
 }

@@ -33,6 +33,19 @@ async fn as_(
     app.send(method, path, body, Some(token)).await
 }
 
+/// Approves request `id` (of the platform's API) as `token`'s holder, with `comment`.
+async fn approve(app: &TestApp, token: &str, id: &Value, comment: &str) -> (StatusCode, Value) {
+    let path = format!("/api/approvals/{}/approve", id.as_str().unwrap());
+    as_(
+        app,
+        token,
+        Method::POST,
+        &path,
+        Some(json!({ "comment": comment })),
+    )
+    .await
+}
+
 async fn tenant(app: &TestApp, name: &str) -> String {
     let a = app.app(&format!("{name} app")).await;
     let id = app.tenant(&a, name).await["id"]
@@ -253,14 +266,7 @@ async fn an_approved_action_is_rechecked_and_fails_cleanly_when_the_tenant_chang
     let deadline = v["deadline_at"].clone();
 
     // The old request, approved now, re-checks and fails: nothing of it is done.
-    let (s, done) = as_(
-        &app,
-        &carol,
-        Method::POST,
-        &format!("/api/approvals/{rid}/approve"),
-        Some(json!({"comment": "ok"})),
-    )
-    .await;
+    let (s, done) = approve(&app, &carol, &json!(rid), "ok").await;
     assert_eq!(s, StatusCode::OK, "{done}");
     assert_eq!(done["state"], "failed", "{done}");
     assert!(
@@ -348,14 +354,7 @@ async fn an_sla_breach_escalates_and_an_undecided_request_expires_with_the_clock
     app.post("/api/jobs/approval_sla/run", json!({})).await;
     let (_, x) = app.get(&format!("/api/approvals/{rid}")).await;
     assert_eq!(x["state"], "expired", "{x}");
-    let (s, v) = as_(
-        &app,
-        &carol,
-        Method::POST,
-        &format!("/api/approvals/{rid}/approve"),
-        Some(json!({"comment": "late"})),
-    )
-    .await;
+    let (s, v) = approve(&app, &carol, &json!(rid), "late").await;
     assert_eq!(
         (s, v["code"].as_str()),
         (StatusCode::CONFLICT, Some("approval_closed")),
@@ -418,14 +417,7 @@ async fn downgrades_exports_and_api_keys_are_held_by_their_routes() {
         app.get(&format!("/api/tenants/{t}")).await.1["plan"],
         "gold"
     );
-    let (_, done) = as_(
-        &app,
-        &carol,
-        Method::POST,
-        &format!("/api/approvals/{}/approve", req["id"].as_str().unwrap()),
-        Some(json!({"comment": "customer asked"})),
-    )
-    .await;
+    let (_, done) = approve(&app, &carol, &req["id"], "customer asked").await;
     assert_eq!(done["state"], "executed", "{done}");
     let now = app.get(&format!("/api/tenants/{t}")).await.1;
     assert_eq!(
@@ -445,14 +437,7 @@ async fn downgrades_exports_and_api_keys_are_held_by_their_routes() {
     .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{req}");
     assert!(req["facts"]["size_bytes"].as_i64().unwrap() > 100);
-    let (_, done) = as_(
-        &app,
-        &carol,
-        Method::POST,
-        &format!("/api/approvals/{}/approve", req["id"].as_str().unwrap()),
-        Some(json!({"comment": "DSAR"})),
-    )
-    .await;
+    let (_, done) = approve(&app, &carol, &req["id"], "DSAR").await;
     assert_eq!(done["state"], "executed", "{done}");
     let url = done["result"]["download_url"].as_str().unwrap().to_string();
     let (s, doc) = app.get(&url).await;
@@ -483,17 +468,7 @@ async fn downgrades_exports_and_api_keys_are_held_by_their_routes() {
     let key = held["key"].as_str().unwrap().to_string();
     let whoami = || app.send(Method::GET, "/api/whoami", None, Some(&key));
     assert_eq!(whoami().await.0, StatusCode::UNAUTHORIZED);
-    let (_, done) = as_(
-        &app,
-        &carol,
-        Method::POST,
-        &format!(
-            "/api/approvals/{}/approve",
-            held["approval"]["id"].as_str().unwrap()
-        ),
-        Some(json!({"comment": "for CI"})),
-    )
-    .await;
+    let (_, done) = approve(&app, &carol, &held["approval"]["id"], "for CI").await;
     assert_eq!(done["state"], "executed", "{done}");
     assert_eq!(whoami().await.0, StatusCode::OK);
 }
@@ -671,29 +646,8 @@ async fn a_tenant_route_holds_its_members_key_issue_until_another_admin_approves
     // In the Tenant console: Dora, a human admin, finds Ana's next request in "My pending
     // decisions" and approves it through the form (CSRF-protected).
     use crate::console::{client, form};
-    let (s, dora) = app
-        .post(&format!("/api/tenants/{t}/personas"), json!({"kind": "human", "display_name": "Dora", "email": "dora@hooli.example", "roles": ["tenant_admin"]}))
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{dora}");
-    let invite = dora["invite_url"]
-        .as_str()
-        .unwrap()
-        .split(&app.addr.to_string())
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let res = client()
-        .post(app.url(&invite))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("password", "dora-strong-password-1")]))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success() || res.status().is_redirection());
-    let (cookie, csrf) =
-        crate::identity::tenant_signin(&app, &t, "dora@hooli.example", "dora-strong-password-1")
-            .await;
-    let cookie = format!("tenantry_tenant_session={cookie}");
+    let (cookie, csrf, _) =
+        crate::identity::tenant_admin_session(&app, &t, "Dora", "dora@hooli.example").await;
     let (s, held) = as_(
         &app,
         &ana_key,

@@ -783,32 +783,8 @@ async fn the_tenant_console_lists_the_tenants_channels_with_health_and_test_and_
     .await;
     let id = path.rsplit('/').next().unwrap().to_string();
     // A tenant admin signs in to the Tenant console.
-    let (s, ana) = app
-        .post(
-            &format!("/api/tenants/{t}/personas"),
-            json!({"kind": "human", "display_name": "Ana Lima", "email": "ana@acme.example",
-                   "roles": ["tenant_admin"]}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{ana}");
-    let invite = ana["invite_url"]
-        .as_str()
-        .unwrap()
-        .split(&app.addr.to_string())
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let res = client()
-        .post(app.url(&invite))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("password", "ana-strong-password-1")]))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success() || res.status().is_redirection());
-    let (cookie, csrf) =
-        crate::identity::tenant_signin(&app, &t, "ana@acme.example", "ana-strong-password-1").await;
-    let cookie = format!("tenantry_tenant_session={cookie}");
+    let (cookie, csrf, _) =
+        crate::identity::tenant_admin_session(&app, &t, "Ana Lima", "ana@acme.example").await;
     let base = format!("/tenant/{t}/notification-channels");
     let page = || {
         let (app, cookie, base) = (&app, &cookie, &base);

@@ -415,6 +415,42 @@ impl Drop for Sink {
     }
 }
 
+/// A human tenant admin `display_name <email>` of `tenant`, invited, accepted (password
+/// `<local part>-strong-password-1`) and signed in: its session's cookie header, CSRF token
+/// and persona.
+pub async fn tenant_admin_session(
+    app: &TestApp,
+    tenant: &str,
+    display_name: &str,
+    email: &str,
+) -> (String, String, Value) {
+    let (s, p) = app
+        .post(
+            &format!("/api/tenants/{tenant}/personas"),
+            json!({"kind": "human", "display_name": display_name, "email": email, "roles": ["tenant_admin"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let invite = p["invite_url"]
+        .as_str()
+        .unwrap()
+        .split(&app.addr.to_string())
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let password = format!("{}-strong-password-1", email.split('@').next().unwrap());
+    let res = client()
+        .post(app.url(&invite))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("password", &password)]))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success() || res.status().is_redirection());
+    let (cookie, csrf) = tenant_signin(app, tenant, email, &password).await;
+    (format!("tenantry_tenant_session={cookie}"), csrf, p)
+}
+
 /// Signs a member in to tenant `tenant`'s console through the real form; returns the session
 /// cookie and the CSRF token of its forms.
 pub async fn tenant_signin(
@@ -1292,25 +1328,7 @@ async fn every_tenant_console_page_opens_for_its_admin_and_checks_its_forms() {
     let app = TestApp::spawn().await;
     let app_id = app.app("Projex Work").await;
     let a = tenant(&app, &app_id, "Alpha Co").await;
-    let (_, ana) = app.post(&format!("/api/tenants/{}/personas", a.id), json!({
-        "kind": "human", "display_name": "Ana Lima", "email": "ana@alpha.example", "roles": ["tenant_admin"]})).await;
-    let invite = ana["invite_url"]
-        .as_str()
-        .unwrap()
-        .split(&app.addr.to_string())
-        .nth(1)
-        .unwrap()
-        .to_string();
-    client()
-        .post(app.url(&invite))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("password", "ana-strong-password-1")]))
-        .send()
-        .await
-        .unwrap();
-    let (cookie, csrf) =
-        tenant_signin(&app, &a.id, "ana@alpha.example", "ana-strong-password-1").await;
-    let c = format!("tenantry_tenant_session={cookie}");
+    let (c, csrf, ana) = tenant_admin_session(&app, &a.id, "Ana Lima", "ana@alpha.example").await;
     for page in [
         "",
         "/members",
@@ -1318,6 +1336,9 @@ async fn every_tenant_console_page_opens_for_its_admin_and_checks_its_forms() {
         "/api-keys",
         "/audit",
         "/account",
+        "/approvals",
+        "/approvals/routes",
+        "/approvals/breaches",
     ] {
         let res = get_with(&app, &c, &format!("/tenant/{}{page}", a.id)).await;
         assert_eq!(res.status(), StatusCode::OK, "{page}");
