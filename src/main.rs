@@ -6,12 +6,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc instead of glibc's allocator: a profile of the lifecycle load put about 20% of the
-/// server's CPU in glibc `malloc`/`free` (issue 13); mimalloc's thread-local free lists make
-/// the many short-lived request buffers cheap, and it returns memory to the OS promptly.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = tenantry::cli::Cli::parse();
     let default = match cli.command {
