@@ -43,10 +43,7 @@ pub enum Mine {
 pub fn awaits(rec: &RequestV1, who: &Decider, now: i64) -> bool {
     rec.state == State::Pending
         && now < rec.expires_at
-        && who.person != rec.requester
-        && rec.route_tenant == who.tenant
-        && !rec.decisions.iter().any(|d| d.person == who.person)
-        && rec.approvers.iter().any(|a| who.matches(a))
+        && super::service::eligible(rec, who).is_ok()
 }
 
 /// A page of requests, newest first: every request (`tenant` none, the operators' view) or

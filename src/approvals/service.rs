@@ -301,7 +301,7 @@ pub fn decide(
             format!("approval request {id} is {state}: it takes no more decisions"),
         ));
     }
-    eligible(&rec, who, id)?;
+    eligible(&rec, who)?;
     let comment = parse_comment(comment).map_err(|m| Error::invalid("comment", m))?;
     let actor = who.actor.clone().unwrap_or_else(|| ctx.actor.clone());
     rec.decisions.push(DecisionV1 {
@@ -377,8 +377,11 @@ pub fn decide(
 }
 
 /// May `who` decide `rec`? Not its requester, not twice, and named by its approvers in the
-/// route's own console (a platform route's operators, a tenant route's members).
-fn eligible(rec: &RequestV1, who: &Decider, id: &Uuid) -> Result<()> {
+/// route's own console (a platform route's operators, a tenant route's members). The one rule
+/// both [`decide`] and the lists' `mine=decide` ([`super::queries::awaits`]) apply.
+///
+/// Errors: 403 `self_approval`, `not_an_approver`; 409 `already_decided`.
+pub fn eligible(rec: &RequestV1, who: &Decider) -> Result<()> {
     if who.person == rec.requester {
         return Err(Error::denied(
             SELF_APPROVAL,
@@ -388,7 +391,7 @@ fn eligible(rec: &RequestV1, who: &Decider, id: &Uuid) -> Result<()> {
     if rec.decisions.iter().any(|d| d.person == who.person) {
         return Err(Error::conflict(
             ALREADY_DECIDED,
-            format!("you already decided approval request {id}"),
+            "you already decided this approval request",
         ));
     }
     let console_ok = rec.route_tenant == who.tenant;
