@@ -162,7 +162,11 @@ pub fn append(
         .raw(&short_hash(action))
         .raw(tail.as_bytes());
     ctx.put(INDEX, action_key.as_bytes(), &[])?;
-    ctx.put(DIRTY, &chain.key(), &[])?;
+    // A chain already marked keeps its mark: rewriting it would dirty one more page per
+    // append (issue 13's profile: the writer is bound by the pages each write rewrites).
+    if !ctx.contains(DIRTY, &chain.key())? {
+        ctx.put(DIRTY, &chain.key(), &[])?;
+    }
     ctx.touch(Topic::Chain(chain.to_string()));
     Ok(Appended { seq, hash })
 }

@@ -7,6 +7,7 @@
 //! - [`problem`]: domain errors and transport refusals as `application/problem+json`.
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`health`]: `/healthz`, `/readyz`, `/api/whoami`.
+//! - [`json`]: date-times and response bodies on hot paths.
 //!
 //! **Architecture Invariant:** domain errors become HTTP responses only in [`problem`] (and the
 //! console's error page, which takes its status from there); the permission check for every
@@ -18,6 +19,7 @@ pub mod context;
 pub mod credentials;
 pub mod extract;
 pub mod health;
+pub mod json;
 pub mod problem;
 pub mod schema;
 pub mod server;

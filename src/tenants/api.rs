@@ -195,22 +195,28 @@ pub struct Tenant {
     /// Lifecycle state.
     pub state: TenantState,
     /// When the state was entered.
+    #[serde(serialize_with = "crate::http::json::rfc3339")]
     pub state_since: DateTime<Utc>,
     /// Reason given for the last transition, if any.
     pub state_reason: Option<String>,
     /// Offboarding deadline: the data is shredded at this instant.
+    #[serde(serialize_with = "crate::http::json::rfc3339_opt")]
     pub deadline_at: Option<DateTime<Utc>>,
     /// The state an offboarding tenant returns to when cancelled.
     pub offboarding_from: Option<TenantState>,
     /// End of the trial, while in trial.
+    #[serde(serialize_with = "crate::http::json::rfc3339_opt")]
     pub trial_ends_at: Option<DateTime<Utc>>,
     /// Pool assignment.
     pub pools: PoolAssignment,
     /// Creation time.
+    #[serde(serialize_with = "crate::http::json::rfc3339")]
     pub created_at: DateTime<Utc>,
     /// Last change.
+    #[serde(serialize_with = "crate::http::json::rfc3339")]
     pub updated_at: DateTime<Utc>,
     /// When the data was shredded.
+    #[serde(serialize_with = "crate::http::json::rfc3339_opt")]
     pub shredded_at: Option<DateTime<Utc>>,
 }
 
@@ -449,6 +455,9 @@ impl From<directory::DirectoryRow> for DirectoryRow {
     }
 }
 
+/// About the JSON size of one directory row, to size a page's buffer once.
+const ROW_BYTES: usize = 900;
+
 /// A page of the directory.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct TenantPage {
@@ -487,11 +496,12 @@ async fn tenants_list(
         return Ok(csv_response(&s, q));
     }
     let page = s.read(move |r| directory::query(r, &q)).await?;
-    Ok(Json(TenantPage {
+    let rows = page.rows.len();
+    let page = TenantPage {
         items: page.rows.into_iter().map(DirectoryRow::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.encode()),
-    })
-    .into_response())
+    };
+    Ok(crate::http::json::response(&page, 64 + rows * ROW_BYTES))
 }
 
 /// CSV export of the directory: the same filters and sort, every matching row, from one

@@ -624,6 +624,38 @@ async fn an_api_key_with_usage_write_posts_only_for_its_own_tenant() {
     );
 
     // Without the scope: 403 insufficient_scope. Another tenant's meter: 404.
+    // One batch with a repeat: the aggregates (summed over the batch before they are written)
+    // add every accepted event once, by SKU, key and persona alike.
+    let (s, v, _) = ingest(
+        &app,
+        &key,
+        vec![
+            event("k-4", &a, "api_call", 3),
+            event("k-5", &a, "api_call", 4),
+            event("k-4", &a, "api_call", 3),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["duplicates"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let (_, m) = app.get(&format!("/api/tenants/{a}/usage/live")).await;
+    let l = line(&m, "api_call");
+    assert_eq!(l["quantity"], 14, "{m}");
+    for kind in ["api_key", "persona"] {
+        assert!(
+            l["sources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|s| s["kind"] == kind && s["quantity"] == 14),
+            "{kind}: {l}"
+        );
+    }
+
     let (reader, _, _) = key_with(&app, &a, json!(["metrics.read"])).await;
     let (s, v, _) = ingest(&app, &reader, vec![event("k-3", &a, "api_call", 1)]).await;
     assert_eq!(
