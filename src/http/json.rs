@@ -23,21 +23,6 @@ fn write_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; MAX_LEN]) -> Option<&'
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;
     }
-    let mut n = 0;
-    let mut put = |v: u32, digits: u32| {
-        let mut div = 10u32.pow(digits - 1);
-        for _ in 0..digits {
-            buf[n] = b'0' + (v / div % 10) as u8;
-            div /= 10;
-            n += 1;
-        }
-    };
-    put(year as u32, 4);
-    put(t.month(), 2);
-    put(t.day(), 2);
-    put(t.hour(), 2);
-    put(t.minute(), 2);
-    put(t.second(), 2);
     let (frac, digits) = if nanos == 0 {
         (0, 0)
     } else if nanos % 1_000_000 == 0 {
@@ -47,37 +32,29 @@ fn write_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; MAX_LEN]) -> Option<&'
     } else {
         (nanos, 9)
     };
-    if digits > 0 {
-        put(frac, digits);
-    }
-    // Digits were written packed (`YYYYMMDDhhmmss` and the fraction); spread them out with the
-    // separators, from the end so nothing is overwritten before it moves.
-    let packed = n;
-    let len = 20 + if digits > 0 { 1 + digits as usize } else { 0 };
-    buf[len - 1] = b'Z';
-    if digits > 0 {
-        let d = digits as usize;
-        buf.copy_within(14..packed, 20);
-        buf[19] = b'.';
-        debug_assert_eq!(packed, 14 + d);
-    }
-    // YYYYMMDDhhmmss -> YYYY-MM-DDThh:mm:ss
-    let s = [buf[12], buf[13]];
-    let mi = [buf[10], buf[11]];
-    let h = [buf[8], buf[9]];
-    let d = [buf[6], buf[7]];
-    let mo = [buf[4], buf[5]];
-    buf[17..19].copy_from_slice(&s);
-    buf[16] = b':';
-    buf[14..16].copy_from_slice(&mi);
-    buf[13] = b':';
-    buf[11..13].copy_from_slice(&h);
-    buf[10] = b'T';
-    buf[8..10].copy_from_slice(&d);
-    buf[7] = b'-';
-    buf[5..7].copy_from_slice(&mo);
-    buf[4] = b'-';
-    std::str::from_utf8(&buf[..len]).ok()
+    // `YYYY-MM-DDThh:mm:ss`, then `.` and the fraction when there is one, then `Z`.
+    buf[..20].copy_from_slice(b"0000-00-00T00:00:00.");
+    let mut digits_at = |at: usize, v: u32, n: usize| {
+        let mut v = v;
+        for i in (at..at + n).rev() {
+            buf[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits_at(0, year as u32, 4);
+    digits_at(5, t.month(), 2);
+    digits_at(8, t.day(), 2);
+    digits_at(11, t.hour(), 2);
+    digits_at(14, t.minute(), 2);
+    digits_at(17, t.second(), 2);
+    let len = if digits == 0 {
+        19
+    } else {
+        digits_at(20, frac, digits);
+        20 + digits
+    };
+    buf[len] = b'Z';
+    std::str::from_utf8(&buf[..=len]).ok()
 }
 
 /// `#[serde(serialize_with = "crate::http::json::rfc3339")]`: the text chrono writes, in one
@@ -106,8 +83,8 @@ pub fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::
 /// with (axum's `Json` starts at 128 and grows by reallocation), for large bodies whose size is
 /// known roughly: a page of rows.
 ///
-/// A value that cannot be serialized (a programming error) is answered as axum's `Json` does:
-/// 500 with the error as text.
+/// A value that cannot be serialized (a programming error) is answered 500 `internal` as a
+/// problem.
 pub fn response<T: Serialize>(value: &T, capacity: usize) -> Response {
     let mut buf = Vec::with_capacity(capacity);
     match serde_json::to_writer(&mut buf, value) {
@@ -119,15 +96,10 @@ pub fn response<T: Serialize>(value: &T, capacity: usize) -> Response {
             buf,
         )
             .into_response(),
-        Err(e) => (
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            )],
-            e.to_string(),
-        )
-            .into_response(),
+        Err(e) => super::problem::ApiError::from(crate::error::Error::Internal(format!(
+            "serializing the response: {e}"
+        )))
+        .into_response(),
     }
 }
 

@@ -103,7 +103,7 @@ struct Batch {
     /// Quantities to add: `(aggregate table index, key) -> sum`, applied in key order.
     sums: std::collections::BTreeMap<(usize, Vec<u8>), u64>,
     /// `(tenant, period, sku)` of accepted late events (a period before the current one).
-    late: Vec<(Uuid, u32, String)>,
+    late: std::collections::BTreeSet<(Uuid, u32, String)>,
 }
 
 /// Ingests `events` (parsed, or already rejected) in one write. Every event is judged on its
@@ -344,10 +344,7 @@ fn one(
             .into_bytes(),
     );
     if period != period_of(ctx.now) {
-        let late = (*t, period, e.sku.clone());
-        if !batch.late.contains(&late) {
-            batch.late.push(late);
-        }
+        batch.late.insert((*t, period, e.sku.clone()));
     }
     Ok(Outcome::Accepted)
 }
