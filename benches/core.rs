@@ -9,6 +9,8 @@
 //! chain from seq 1): the figures are printed, not asserted.
 //!
 //! Run with `cargo bench --bench core`; `TENANTRY_BENCH_TENANTS=N` changes the directory size.
+//! `TENANTRY_BENCH_DATA_DIR=path` seeds the store there and keeps it, so that the real binary can
+//! be profiled on it afterwards (`perf record tenantry audit verify --data-dir path/data`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -36,7 +38,7 @@ const REGIONS: [&str; 6] = [
 ];
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
     state: AppState,
     rt: tokio::runtime::Runtime,
     tenants: usize,
@@ -51,9 +53,16 @@ fn fixture() -> Fixture {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, root) = match std::env::var_os("TENANTRY_BENCH_DATA_DIR") {
+        Some(path) => (None, std::path::PathBuf::from(path)),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let root = dir.path().to_path_buf();
+            (Some(dir), root)
+        }
+    };
     let config = Config {
-        data_dir: dir.path().join("data"),
+        data_dir: root.join("data"),
         ..Config::default()
     };
     let state = rt.block_on(open_state(config, Clock::System)).unwrap();
@@ -181,7 +190,7 @@ fn backup_figures(f: &Fixture) {
         }
         lat
     });
-    let out = f._dir.path().join("bench.tbk");
+    let out = f.state.config().data_dir.with_file_name("bench.tbk");
     let started = Instant::now();
     let summary = tenantry::backup::write_file(
         f.state.store(),
