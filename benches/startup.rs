@@ -37,10 +37,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let started = Instant::now();
-    seed(&data_dir, entries);
-    let size = std::fs::metadata(data_dir.join("tenantry.redb"))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = seed(&data_dir, entries);
     eprintln!(
         "seeded {entries} audit entries in {:.1} s; data file {} MB",
         started.elapsed().as_secs_f64(),
@@ -85,8 +82,9 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Appends `entries` ledger entries: 1% on the platform chain, the rest on tenant chains of
-/// [`PER_CHAIN`] entries, interleaved the way a busy platform's writes are.
-fn seed(data_dir: &Path, entries: usize) {
+/// [`PER_CHAIN`] entries, interleaved the way a busy platform's writes are. Returns the data
+/// file's size in bytes.
+fn seed(data_dir: &Path, entries: usize) -> u64 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -99,7 +97,8 @@ fn seed(data_dir: &Path, entries: usize) {
         let state = open_state(config, Clock::System).await.unwrap();
         let platform = entries / 100;
         let tenants = (entries - platform).div_ceil(PER_CHAIN);
-        let ids: Vec<uuid::Uuid> = (0..tenants).map(|_| uuid::Uuid::now_v7()).collect();
+        let ids: std::sync::Arc<[uuid::Uuid]> =
+            (0..tenants).map(|_| uuid::Uuid::now_v7()).collect();
         // Entry i of the sequence goes to the platform every 100th time, otherwise to the
         // tenant chains in turn.
         let mut written = 0usize;
@@ -127,8 +126,10 @@ fn seed(data_dir: &Path, entries: usize) {
                 .unwrap();
             written = to;
         }
+        let size = state.store().file_size();
         state.store().close().await;
-    });
+        size
+    })
 }
 
 /// Starts `tenantry serve` on `data_dir` and polls `/readyz` every millisecond until it
