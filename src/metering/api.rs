@@ -63,10 +63,12 @@ pub struct EventResult {
     /// The event's id as posted.
     pub event_id: String,
     /// `accepted`, `duplicate` (counted once already) or `rejected`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: &'static str,
     /// For a rejection: `invalid_event`, `unknown_tenant`, `offboarded_tenant`, `no_catalog`,
     /// `unknown_sku`, `closed_period`, `future_timestamp`, `unknown_attribution`.
-    pub reason: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub reason: Option<&'static str>,
     /// For a rejection: what is wrong.
     pub detail: Option<String>,
 }
@@ -137,12 +139,12 @@ async fn usage_ingest(
             }
             Outcome::Rejected(r, m) => {
                 out.rejected += 1;
-                ("rejected", Some(r.as_str().to_string()), Some(m))
+                ("rejected", Some(r.as_str()), Some(m))
             }
         };
         out.results.push(EventResult {
             event_id: id,
-            status: status.into(),
+            status,
             reason,
             detail,
         });

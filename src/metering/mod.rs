@@ -91,11 +91,16 @@ pub async fn ingest(
         None => Poster::default(),
     };
     let now = state.clock().now();
+    // The writer thread only borrows the events: they are freed here, on the thread that
+    // allocated them, and not in the writer, which is the ingest path's bottleneck (issue 10).
+    let events = std::sync::Arc::new(events);
+    let shared = events.clone();
     let done = state
         .write(principal.actor.clone(), move |ctx| {
-            service::ingest(ctx, &poster, &events)
+            service::ingest(ctx, &poster, &shared)
         })
         .await?;
+    drop(events);
     let period = period_of(now);
     let mut warnings = Vec::new();
     for (tenant, over) in done.over {

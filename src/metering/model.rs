@@ -18,9 +18,17 @@ use crate::plans::model::parse_code;
 use crate::store::Table;
 use crate::store::keys::Key;
 
-/// Raw events: `tenant, event_id -> EventRecord` (the deduplication set; pruned).
+/// The deduplication set: `tenant, event_id -> ()` (pruned with [`USAGE_EVENT_LOG`]).
+pub const USAGE_EVENT_IDS: Table = Table::new("usage_event_ids");
+/// Raw events, one row per request, period and tenant:
+/// `period, tenant, received (µs), n -> EventLogRecord` (pruned after the period closes).
+/// One row per request instead of one per event: ingest writes one small key per event, and
+/// pruning finds a closed period's ids in its rows.
+pub const USAGE_EVENT_LOG: Table = Table::new("usage_event_log");
+/// Raw events as written before the event log (`tenant, event_id -> the event`, never decoded):
+/// still a deduplication set while it holds rows, never written again, emptied by pruning.
 pub const USAGE_EVENTS: Table = Table::new("usage_events");
-/// Raw events by period, for pruning: `period, tenant, event_id -> ()`.
+/// The legacy [`USAGE_EVENTS`] by period, for pruning: `period, tenant, event_id -> ()`.
 pub const USAGE_EVENT_PERIODS: Table = Table::new("usage_event_periods");
 /// Totals: `tenant, period, sku -> u64`.
 pub const USAGE_TOTALS: Table = Table::new("usage_totals");
@@ -234,30 +242,47 @@ impl EventDraft {
     }
 }
 
-/// The stored event. Its variant order is the file format.
+/// One request's accepted events of one tenant and period, in [`USAGE_EVENT_LOG`]. Its variant
+/// order is the file format.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum EventRecord {
+pub enum EventLogRecord {
     /// Version 1.
     V1 {
-        /// SKU.
-        sku: String,
-        /// Units.
-        quantity: u64,
-        /// µs.
-        ts: i64,
-        /// `yyyymm`.
-        period: u32,
-        /// Attribution.
-        api_key: Option<Uuid>,
-        /// Attribution.
-        persona: Option<Uuid>,
-        /// The persona's business unit at ingest.
-        bu: Option<Uuid>,
-        /// JSON text.
-        properties: Option<String>,
-        /// µs.
-        received: i64,
+        /// The events, in the request's order.
+        events: Vec<LoggedEvent>,
     },
+}
+
+/// An accepted event as kept in the log (its tenant, period and time of receipt are the
+/// row's key).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LoggedEvent {
+    /// Idempotency key.
+    pub event_id: String,
+    /// SKU.
+    pub sku: String,
+    /// Units.
+    pub quantity: u64,
+    /// When it happened, µs.
+    pub ts: i64,
+    /// Attribution.
+    pub api_key: Option<Uuid>,
+    /// Attribution.
+    pub persona: Option<Uuid>,
+    /// The persona's business unit at ingest.
+    pub bu: Option<Uuid>,
+    /// JSON text.
+    pub properties: Option<String>,
+}
+
+/// Key of a log row.
+pub fn log_key(period: u32, tenant: &Uuid, received: i64, n: u64) -> Vec<u8> {
+    Key::new()
+        .u64(u64::from(period))
+        .uuid(tenant)
+        .i64(received)
+        .u64(n)
+        .into_bytes()
 }
 
 /// A soft cap crossed in a period. Its variant order is the file format.

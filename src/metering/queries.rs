@@ -206,7 +206,8 @@ pub fn total(r: &impl Reader, tenant: &Uuid, period: u32, sku: &str) -> Result<u
     ))
 }
 
-/// How many raw events are stored (for tests and the jobs page).
+/// How many raw events are kept for deduplication (for tests and the jobs page): the ids of
+/// the event log plus any legacy events.
 pub fn raw_events(r: &impl Reader) -> Result<u64> {
-    Ok(r.len(USAGE_EVENTS)?)
+    Ok(r.len(USAGE_EVENT_IDS)? + r.len(USAGE_EVENTS)?)
 }

@@ -104,12 +104,17 @@ struct Batch {
     sums: std::collections::BTreeMap<(usize, Vec<u8>), u64>,
     /// `(tenant, period, sku)` of accepted late events (a period before the current one).
     late: std::collections::BTreeSet<(Uuid, u32, String)>,
+    /// Accepted events by `(period, tenant)`: one [`USAGE_EVENT_LOG`] row each at the end.
+    log: std::collections::BTreeMap<(u32, Uuid), Vec<LoggedEvent>>,
+    /// The legacy [`USAGE_EVENTS`] still holds ids, so deduplication looks there too.
+    legacy: bool,
 }
 
 /// Ingests `events` (parsed, or already rejected) in one write. Every event is judged on its
-/// own: a rejected one changes nothing and fails no neighbour. The raw events are written as
-/// they are judged (so a repeat within the batch is a duplicate); the aggregates are summed
-/// over the batch and each row is written once at the end. Storage errors fail the batch.
+/// own: a rejected one changes nothing and fails no neighbour. Each accepted id enters the
+/// deduplication set as it is judged (so a repeat within the batch is a duplicate); the raw
+/// events are written as one log row per period and tenant, and the aggregates are summed over
+/// the batch with each row written once, at the end. Storage errors fail the batch.
 pub fn ingest(
     ctx: &mut WriteCtx<'_>,
     poster: &Poster,
@@ -117,7 +122,10 @@ pub fn ingest(
 ) -> Result<Ingested> {
     let now = ctx.now;
     let received = to_micros(now);
-    let mut batch = Batch::default();
+    let mut batch = Batch {
+        legacy: ctx.len(USAGE_EVENTS)? > 0,
+        ..Batch::default()
+    };
     let mut touched: Vec<Uuid> = Vec::new();
     let mut outcomes = Vec::with_capacity(events.len());
     for e in events {
@@ -128,7 +136,7 @@ pub fn ingest(
                 continue;
             }
         };
-        let outcome = one(ctx, poster, e, &mut batch, received)?;
+        let outcome = one(ctx, poster, e, &mut batch)?;
         if outcome == Outcome::Accepted && !touched.contains(&e.tenant_id) {
             touched.push(e.tenant_id);
         }
@@ -136,6 +144,15 @@ pub fn ingest(
     }
     for ((table, key), n) in std::mem::take(&mut batch.sums) {
         add(ctx, AGGREGATES[table], &key, n)?;
+    }
+    for ((period, tenant), events) in std::mem::take(&mut batch.log) {
+        // Two requests of one commit may share a microsecond: the row's `n` tells them apart.
+        let mut n = 0;
+        while ctx.contains(USAGE_EVENT_LOG, &log_key(period, &tenant, received, n))? {
+            n += 1;
+        }
+        let key = log_key(period, &tenant, received, n);
+        ctx.put_record(USAGE_EVENT_LOG, &key, &EventLogRecord::V1 { events })?;
     }
     // A late event of the previous period may cross that period's cap.
     for (t, period, sku) in std::mem::take(&mut batch.late) {
@@ -158,13 +175,7 @@ pub fn ingest(
     Ok(Ingested { outcomes, over })
 }
 
-fn one(
-    ctx: &mut WriteCtx<'_>,
-    poster: &Poster,
-    e: &Event,
-    batch: &mut Batch,
-    received: i64,
-) -> Result<Outcome> {
+fn one(ctx: &mut WriteCtx<'_>, poster: &Poster, e: &Event, batch: &mut Batch) -> Result<Outcome> {
     let reject = |r: Reason, m: String| Ok(Outcome::Rejected(r, m));
     if poster.tenant.is_some_and(|t| t != e.tenant_id) {
         return reject(
@@ -221,9 +232,43 @@ fn one(
         );
     }
     let key = event_key(&e.tenant_id, &e.event_id);
-    if ctx.contains(USAGE_EVENTS, &key)? {
+    if batch.legacy && ctx.contains(USAGE_EVENTS, &key)? {
         return Ok(Outcome::Duplicate);
     }
+    if !ctx.insert_new(USAGE_EVENT_IDS, &key, &[])? {
+        return Ok(Outcome::Duplicate);
+    }
+    match attribute(ctx, poster, e, batch, period)? {
+        Ok(who) => {
+            accept(ctx, e, batch, period, &who);
+            Ok(Outcome::Accepted)
+        }
+        Err((reason, message)) => {
+            // A repeat was told apart above; this one is refused, so its id is not kept.
+            ctx.delete(USAGE_EVENT_IDS, &key)?;
+            Ok(Outcome::Rejected(reason, message))
+        }
+    }
+}
+
+/// Who drove an accepted event.
+#[derive(Clone, Copy)]
+struct Attributed {
+    api_key: Option<Uuid>,
+    persona: Option<Uuid>,
+    bu: Option<Uuid>,
+}
+
+/// The checks after deduplication: the period still takes usage (its invoice is a draft), and
+/// the attribution is the tenant's. Errors: storage only; a refusal is the inner `Err`.
+fn attribute(
+    ctx: &mut WriteCtx<'_>,
+    poster: &Poster,
+    e: &Event,
+    batch: &mut Batch,
+    period: u32,
+) -> Result<std::result::Result<Attributed, (Reason, String)>> {
+    let reject = |r: Reason, m: String| Ok(Err((r, m)));
     let takes = match batch.open.get(&(e.tenant_id, period)) {
         Some(t) => *t,
         None => {
@@ -300,24 +345,35 @@ fn one(
         }
         None => None,
     };
-    let rec = EventRecord::V1 {
-        sku: e.sku.clone(),
-        quantity: e.quantity,
-        ts: to_micros(e.ts),
-        period,
+    Ok(Ok(Attributed {
         api_key,
         persona,
         bu,
-        properties: e.properties.clone(),
-        received,
-    };
-    ctx.put_record(USAGE_EVENTS, &key, &rec)?;
-    let pkey = Key::new()
-        .u64(u64::from(period))
-        .uuid(&e.tenant_id)
-        .str(&e.event_id)
-        .into_bytes();
-    ctx.put(USAGE_EVENT_PERIODS, &pkey, &[])?;
+    }))
+}
+
+/// Counts an accepted event: its log entry and its share of each aggregate, applied at the end
+/// of the batch.
+fn accept(ctx: &WriteCtx<'_>, e: &Event, batch: &mut Batch, period: u32, who: &Attributed) {
+    let Attributed {
+        api_key,
+        persona,
+        bu,
+    } = *who;
+    batch
+        .log
+        .entry((period, e.tenant_id))
+        .or_default()
+        .push(LoggedEvent {
+            event_id: e.event_id.clone(),
+            sku: e.sku.clone(),
+            quantity: e.quantity,
+            ts: to_micros(e.ts),
+            api_key,
+            persona,
+            bu,
+            properties: e.properties.clone(),
+        });
     let t = &e.tenant_id;
     let q = e.quantity;
     let mut sum = |table: usize, key: Vec<u8>| {
@@ -346,7 +402,6 @@ fn one(
     if period != period_of(ctx.now) {
         batch.late.insert((*t, period, e.sku.clone()));
     }
-    Ok(Outcome::Accepted)
 }
 
 fn cross(
@@ -407,14 +462,56 @@ pub const PRUNE_BATCH: usize = 10_000;
 
 /// Deletes raw events of periods before the previous one: they can no longer be posted (their
 /// period is closed), so they need no deduplication. Aggregates are kept. Returns how many
-/// were deleted (at most [`PRUNE_BATCH`]).
+/// were deleted: at most about [`PRUNE_BATCH`] (a log row goes whole, so up to
+/// [`MAX_BATCH`] - 1 more).
 pub fn prune_events(ctx: &mut WriteCtx<'_>) -> Result<u64> {
     let keep_from = previous(period_of(ctx.now));
     let until = Key::new().u64(u64::from(keep_from)).into_bytes();
+    let legacy = prune_legacy(ctx, &until)?;
+    if legacy >= PRUNE_BATCH as u64 {
+        return Ok(legacy);
+    }
+    let budget = PRUNE_BATCH - legacy as usize;
+    let mut rows: Vec<(Vec<u8>, Vec<LoggedEvent>)> = Vec::new();
+    let mut events = 0;
+    ctx.scan(
+        USAGE_EVENT_LOG,
+        &Range::all().before(&until),
+        Dir::Asc,
+        &mut |k, v| {
+            let EventLogRecord::V1 { events: logged } =
+                crate::store::codec::decode(USAGE_EVENT_LOG.name(), v)?;
+            events += logged.len();
+            rows.push((k.to_vec(), logged));
+            Ok(if events >= budget {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )?;
+    for (k, logged) in &rows {
+        let mut kr = crate::store::keys::KeyReader::new(k);
+        let _ = kr.u64();
+        if let Some(t) = kr.uuid() {
+            for e in logged {
+                ctx.delete(USAGE_EVENT_IDS, &event_key(&t, &e.event_id))?;
+            }
+        }
+        ctx.delete(USAGE_EVENT_LOG, k)?;
+    }
+    Ok(legacy + events as u64)
+}
+
+/// Prunes the legacy [`USAGE_EVENTS`] (up to [`PRUNE_BATCH`]) through its period index.
+fn prune_legacy(ctx: &mut WriteCtx<'_>, until: &[u8]) -> Result<u64> {
+    if ctx.len(USAGE_EVENT_PERIODS)? == 0 {
+        return Ok(0);
+    }
     let mut doomed: Vec<Vec<u8>> = Vec::new();
     ctx.scan(
         USAGE_EVENT_PERIODS,
-        &Range::all().before(&until),
+        &Range::all().before(until),
         Dir::Asc,
         &mut |k, _| {
             doomed.push(k.to_vec());
@@ -436,9 +533,23 @@ pub fn prune_events(ctx: &mut WriteCtx<'_>) -> Result<u64> {
     Ok(doomed.len() as u64)
 }
 
-/// Shredding a tenant deletes its raw events (their `properties` may hold personal data);
-/// aggregates are counts and are kept for invoices until a later issue decides otherwise.
+/// Shredding a tenant deletes its raw events (their `properties` may hold personal data):
+/// its deduplication ids, its log rows of every period still kept, and its legacy events.
+/// Aggregates are counts and are kept for invoices until a later issue decides otherwise.
+/// Returns how many rows were deleted.
 pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     let prefix = Key::new().uuid(tenant).into_bytes();
-    Ok(ctx.delete_range(USAGE_EVENTS, &Range::prefix(&prefix))?)
+    let mut n = ctx.delete_range(USAGE_EVENT_IDS, &Range::prefix(&prefix))?;
+    n += ctx.delete_range(USAGE_EVENTS, &Range::prefix(&prefix))?;
+    // The log is keyed by period first: visit each period it holds, one seek each.
+    let mut from = Vec::new();
+    while let Some((k, _)) = ctx.first(USAGE_EVENT_LOG, &Range::all().from(&from), Dir::Asc)? {
+        let Some(period) = crate::store::keys::KeyReader::new(&k).u64() else {
+            break;
+        };
+        let rows = Key::new().u64(period).uuid(tenant).into_bytes();
+        n += ctx.delete_range(USAGE_EVENT_LOG, &Range::prefix(&rows))?;
+        from = Key::new().u64(period + 1).into_bytes();
+    }
+    Ok(n)
 }

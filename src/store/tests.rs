@@ -1128,3 +1128,23 @@ fn tamper_cases(pristine: &[u8], expected: [u8; 32], ring: &crate::audit::signin
     }
     assert!(bad.is_empty(), "{bad:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insert_new_stores_an_absent_key_once_and_keeps_an_existing_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    put(&store, "a", "old").await.unwrap();
+    let stored = store
+        .write(now(), Actor::system("test"), |ctx| {
+            Ok::<_, E>((
+                ctx.insert_new(T, b"a", b"new")?,
+                ctx.insert_new(T, b"b", b"1")?,
+                ctx.insert_new(T, b"b", b"2")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, (false, true, false));
+    assert_eq!(get(&store, "a").await.as_deref(), Some(&b"old"[..]));
+    assert_eq!(get(&store, "b").await.as_deref(), Some(&b"1"[..]));
+}

@@ -4,7 +4,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::helpers::{TOKEN, TestApp};
+use crate::helpers::{self, TOKEN, TestApp};
 
 fn rates(first: i64, beyond: i64, soft_cap: Option<u64>) -> Value {
     json!([{
@@ -333,6 +333,113 @@ async fn the_same_events_posted_by_eight_clients_at_once_are_counted_exactly_onc
     assert_eq!(v["duplicates"], 10, "{v}");
     let (_, m) = app.get(&format!("/api/tenants/{t}/usage/live")).await;
     assert_eq!(line(&m, "api_call")["quantity"].as_i64(), Some(expected));
+}
+
+/// The raw events kept for deduplication (ids of the event log plus legacy rows).
+async fn raw_events(app: &TestApp) -> u64 {
+    app.state
+        .read(tenantry::metering::queries::raw_events)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and_legacy_ids_still_deduplicate()
+ {
+    use tenantry::metering::model::{USAGE_EVENT_PERIODS, USAGE_EVENTS, event_key};
+    let app = TestApp::spawn().await;
+    let app_id = app.app("Projex Work").await;
+    let leaving = tenant_id(&app, &app_id, "Leaving Co").await;
+    let staying = tenant_id(&app, &app_id, "Staying Co").await;
+    for t in [&leaving, &staying] {
+        app.action(t, "activate", json!({})).await;
+    }
+    let catalog = published_catalog(&app, rates(1, 1, None)).await;
+    pin(&app, &leaving, &catalog, 1, json!([])).await;
+    pin(&app, &staying, &catalog, 1, json!([])).await;
+    // An event stored in the format before the event log (one row per event, and its period
+    // index) still counts as posted.
+    let legacy = uuid::Uuid::parse_str(&staying).unwrap();
+    app.state
+        .store()
+        .write(
+            helpers::t0(),
+            tenantry::actor::Actor::system("test"),
+            move |ctx| {
+                ctx.put(USAGE_EVENTS, &event_key(&legacy, "legacy-1"), b"v1")?;
+                let k = tenantry::store::keys::Key::new()
+                    .u64(202611)
+                    .uuid(&legacy)
+                    .str("legacy-1")
+                    .into_bytes();
+                ctx.put(USAGE_EVENT_PERIODS, &k, &[])?;
+                Ok::<_, tenantry::store::Error>(())
+            },
+        )
+        .await
+        .unwrap();
+
+    let mut with_data = event("p-1", &leaving, "api_call", 3);
+    with_data["properties"] = json!({"email": "ana@leaving.example.com"});
+    let mut stranger = event("r-1", &staying, "api_call", 1);
+    stranger["persona_id"] = json!(uuid::Uuid::now_v7().to_string());
+    let (s, v, _) = ingest(
+        &app,
+        TOKEN,
+        vec![
+            with_data,
+            event("p-2", &leaving, "api_call", 4),
+            event("s-1", &staying, "api_call", 5),
+            event("legacy-1", &staying, "api_call", 6),
+            stranger,
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["accepted"], &v["duplicates"], &v["rejected"]),
+        (&json!(3), &json!(1), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(v["results"][3]["status"], "duplicate", "{v}");
+    assert_eq!(v["results"][4]["reason"], "unknown_attribution", "{v}");
+    // The refused event's id was not kept: posted again without the stranger, it counts.
+    let (_, v, _) = ingest(&app, TOKEN, vec![event("r-1", &staying, "api_call", 1)]).await;
+    assert_eq!(v["accepted"], 1, "{v}");
+    assert_eq!(raw_events(&app).await, 1 + 4);
+
+    // Shredding a tenant deletes its raw events (their properties may be personal data).
+    app.action(
+        &leaving,
+        "offboard",
+        json!({"reason": "contract ended", "grace_days": 1}),
+    )
+    .await;
+    app.clock.advance(chrono::Duration::days(2));
+    let (s, run) = app.post("/api/jobs/shred_due_tenants/run", json!({})).await;
+    assert!(s.is_success(), "{run}");
+    assert_eq!(raw_events(&app).await, 1 + 2, "{run}");
+    let (_, v, _) = ingest(&app, TOKEN, vec![event("s-1", &staying, "api_call", 5)]).await;
+    assert_eq!(v["duplicates"], 1, "the neighbour's events are kept: {v}");
+
+    // In January, November is closed: its raw events (legacy ones too) are pruned, the
+    // aggregates stay, and an old id may be used again.
+    app.clock.advance(chrono::Duration::days(45));
+    let (s, run) = app
+        .post("/api/jobs/prune_usage_events/run", json!({}))
+        .await;
+    assert!(s.is_success(), "{run}");
+    assert_eq!(raw_events(&app).await, 0, "{run}");
+    let mut again = event("s-1", &staying, "api_call", 2);
+    again["ts"] = json!(app.clock.now().to_rfc3339());
+    let (_, v, _) = ingest(&app, TOKEN, vec![again]).await;
+    assert_eq!(v["accepted"], 1, "{v}");
+    let november = app
+        .state
+        .read(move |r| tenantry::metering::queries::total(r, &legacy, 202611, "api_call"))
+        .await
+        .unwrap();
+    assert_eq!(november, 5 + 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
