@@ -103,6 +103,73 @@ pub fn response<T: Serialize>(value: &T, capacity: usize) -> Response {
     }
 }
 
+/// Appends `s` as a JSON string, byte for byte what serde_json writes: copied between quotes
+/// when no byte needs escaping (no `"`, `\\` or control character: the usual case), else
+/// escaped by serde_json itself. For rows written by hand on hot paths.
+pub fn push_str(buf: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.reserve(s.len() + 2);
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        // Writing a `str` into a `Vec` cannot fail.
+        let _ = serde_json::to_writer(&mut *buf, s);
+    }
+}
+
+/// [`push_str`], or `null`.
+pub fn push_opt_str(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => push_str(buf, s),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends `t` as [`rfc3339`] serializes it, quoted.
+pub fn push_rfc3339(buf: &mut Vec<u8>, t: &DateTime<Utc>) {
+    let mut text = [0u8; MAX_LEN];
+    match write_rfc3339(t, &mut text) {
+        Some(text) => push_str(buf, text),
+        None => push_str(buf, &t.to_rfc3339_opts(SecondsFormat::AutoSi, true)),
+    }
+}
+
+/// [`push_rfc3339`], or `null`.
+pub fn push_opt_rfc3339(buf: &mut Vec<u8>, t: Option<&DateTime<Utc>>) {
+    match t {
+        Some(t) => push_rfc3339(buf, t),
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends a UUID as its serde form: the quoted, hyphenated, lowercase text.
+pub fn push_uuid(buf: &mut Vec<u8>, id: &uuid::Uuid) {
+    let mut text = uuid::Uuid::encode_buffer();
+    push_str(buf, id.hyphenated().encode_lower(&mut text));
+}
+
+/// Appends an unsigned number, or `null`.
+pub fn push_opt_u64(buf: &mut Vec<u8>, n: Option<u64>) {
+    match n {
+        // Writing into a `Vec` cannot fail.
+        Some(n) => {
+            let _ = std::io::Write::write_fmt(buf, format_args!("{n}"));
+        }
+        None => buf.extend_from_slice(b"null"),
+    }
+}
+
+/// Appends `,"name":` (or `{"name":` for the first field of an object, `first` true): a
+/// constant field name, which needs no escaping.
+pub fn push_key(buf: &mut Vec<u8>, name: &str, first: bool) {
+    buf.reserve(name.len() + 4);
+    buf.push(if first { b'{' } else { b',' });
+    buf.push(b'"');
+    buf.extend_from_slice(name.as_bytes());
+    buf.extend_from_slice(b"\":");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 //! records never hold `serde_json::Value`, internally tagged enums, `flatten` or
 //! `skip_serializing_if` (CRATES.md).
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use super::error::{Error, Result};
 
@@ -21,6 +21,18 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
 
 /// Decodes a record read from `table`; a failure names the table and the decoder's complaint.
 pub fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// Decodes a record whose strings borrow from `bytes` (a `&'a str` field reads in place): for
+/// hot read paths that serialize a row straight from the store's page. The borrowed type must
+/// mirror the stored one field for field.
+///
+/// Errors: as [`decode`].
+pub fn decode_borrowed<'a, T: Deserialize<'a>>(table: &'static str, bytes: &'a [u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Corrupt {
         table,
         detail: e.to_string(),

@@ -222,6 +222,21 @@ pub trait Reader {
     /// The raw value at `key`, if any.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
 
+    /// Calls `f` with the value at `key`, if any, and says whether there was one. A snapshot
+    /// lends the value straight from its page, with no copy (a directory page reads 50 records
+    /// this way); a write copies it, as [`Reader::get`] does.
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        match self.get(table, key)? {
+            Some(v) => f(&v).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
     /// Calls `f` with each `(key, value)` in `range`, in `dir` order, until it breaks.
     fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()>;
 
@@ -356,6 +371,20 @@ impl Reader for ReadCtx {
             return Ok(None);
         };
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        let Some(t) = self.table(table)? else {
+            return Ok(false);
+        };
+        match t.get(key)? {
+            Some(v) => f(v.value()).map(|()| true),
+            None => Ok(false),
+        }
     }
     fn scan(&self, table: Table, range: &Range, dir: Dir, f: &mut Visit<'_>) -> Result<()> {
         match self.table(table)? {

@@ -27,7 +27,7 @@ use std::ops::ControlFlow;
 
 use uuid::Uuid;
 
-use super::model::{State, Tenant, TenantRecord, Tier};
+use super::model::{State, Tenant, TenantRecord, TenantRecordRef, TenantV1Ref, Tier};
 use crate::clock::to_micros;
 use crate::error::{Error, Result};
 use crate::store::keys::{Key, KeyReader};
@@ -293,9 +293,15 @@ pub struct DirectoryPage {
     pub next_cursor: Option<Cursor>,
 }
 
-/// Runs a directory query: picks the index that covers the sort and the most useful filter,
-/// scans one page from the cursor, and applies remaining filters per row.
-pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
+/// What a query scans: the table and range of the index that covers its sort and its most
+/// useful filter, and whether rows still need filtering one by one.
+struct Plan {
+    table: Table,
+    range: Range,
+    needs_filter: bool,
+}
+
+fn plan(q: &DirectoryQuery) -> Plan {
     // (table, key prefix, does the prefix already apply the status/region/tier/app filter?)
     let by_name = q.sort == Sort::DisplayName;
     let (table, prefix, covered): (Table, Vec<u8>, Covered) = if q.sort == Sort::Status {
@@ -350,7 +356,44 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
         || (q.region.is_some() && covered != Covered::Region)
         || (q.tier.is_some() && covered != Covered::Tier)
         || (q.app_id.is_some() && covered != Covered::App);
-    let needle = q.q.as_ref().map(|s| s.to_lowercase());
+    Plan {
+        table,
+        range,
+        needs_filter,
+    }
+}
+
+/// The per-row filter of a query: what its index did not already apply.
+struct Filter<'q> {
+    q: &'q DirectoryQuery,
+    needle: Option<String>,
+    active: bool,
+}
+
+impl Filter<'_> {
+    /// Does a row with these fields belong on the page?
+    fn keeps(&self, f: &Fields<'_>) -> bool {
+        !self.active || matches(f, self.q, self.needle.as_deref())
+    }
+}
+
+/// Scans one page of `q`, calling `row` with each candidate's id and stored record bytes (lent
+/// from the snapshot's page, not copied); `row` decodes, filters and says what the row became.
+fn scan_page<T>(
+    r: &impl Reader,
+    q: &DirectoryQuery,
+    mut row: impl FnMut(Uuid, &[u8], &Filter<'_>) -> Result<Step<T>>,
+) -> Result<crate::store::page::Page<T>> {
+    let Plan {
+        table,
+        range,
+        needs_filter,
+    } = plan(q);
+    let filter = Filter {
+        q,
+        needle: q.q.as_ref().map(|s| s.to_lowercase()),
+        active: needs_filter,
+    };
     let scan = Scan {
         table,
         range,
@@ -359,40 +402,85 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
         cursor: q.cursor.as_ref(),
         budget: needs_filter.then_some(SCAN_BUDGET),
     };
-    let page = page(r, scan, |k, v| -> Result<Step<DirectoryRow>> {
-        let id = if table == TENANTS {
-            Uuid::from_slice(k).ok()
-        } else {
-            Uuid::from_slice(&k[k.len().saturating_sub(16)..]).ok()
-        };
-        let Some(id) = id else {
+    page(r, scan, |k, v| -> Result<Step<T>> {
+        if table == TENANTS {
+            return match Uuid::from_slice(k) {
+                Ok(id) => row(id, v, &filter),
+                Err(_) => Ok(Step::Skip),
+            };
+        }
+        let Ok(id) = Uuid::from_slice(&k[k.len().saturating_sub(16)..]) else {
             return Ok(Step::Skip);
         };
-        let bytes = if table == TENANTS {
-            Some(v.to_vec())
-        } else {
-            r.get(TENANTS, id.as_bytes())?
-        };
-        let row = match bytes.map(|b| codec::decode::<TenantRecord>(TENANTS.name(), &b)) {
-            None => return Ok(Step::Skip),
-            Some(Ok(rec)) => DirectoryRow::Tenant(Box::new(Tenant::from(rec))),
-            Some(Err(e)) => DirectoryRow::Broken {
+        let mut step = None;
+        r.get_with(TENANTS, id.as_bytes(), &mut |bytes| {
+            step = Some(row(id, bytes, &filter));
+            Ok(())
+        })?;
+        step.unwrap_or(Ok(Step::Skip))
+    })
+}
+
+/// Runs a directory query: picks the index that covers the sort and the most useful filter,
+/// scans one page from the cursor, and applies remaining filters per row.
+pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
+    let page = scan_page(r, q, |id, bytes, filter| {
+        Ok(match codec::decode::<TenantRecord>(TENANTS.name(), bytes) {
+            Ok(rec) => {
+                let t = Tenant::from(rec);
+                if filter.keeps(&Fields::of(&t)) {
+                    Step::Keep(DirectoryRow::Tenant(Box::new(t)))
+                } else {
+                    Step::Skip
+                }
+            }
+            // An unreadable record is shown whatever the filters: it may match them.
+            Err(e) => Step::Keep(DirectoryRow::Broken {
                 id,
                 error: format!("record could not be decoded: {e}"),
-            },
-        };
-        let keep = match &row {
-            DirectoryRow::Tenant(t) if needs_filter => matches(t, q, needle.as_deref()),
-            DirectoryRow::Tenant(_) => true,
-            // An unreadable record is shown whatever the filters: it may match them.
-            DirectoryRow::Broken { .. } => true,
-        };
-        Ok(if keep { Step::Keep(row) } else { Step::Skip })
+            }),
+        })
     })?;
     Ok(DirectoryPage {
         rows: page.items,
         next_cursor: page.next,
     })
+}
+
+/// One row of a page read in place by [`query_each`].
+pub enum RowRef<'a> {
+    /// A tenant record, its strings borrowed from the store's page.
+    Tenant(&'a TenantV1Ref<'a>),
+    /// A record that could not be read: its id and why.
+    Broken(Uuid, &'a str),
+}
+
+/// [`query`] without owned rows: calls `each` with every row of the page in order, each read in
+/// place from the snapshot, and returns where the next page starts. The JSON directory page is
+/// written this way, straight from the store's pages into the response buffer.
+///
+/// Errors: as [`query`], and `each`'s own.
+pub fn query_each(
+    r: &impl Reader,
+    q: &DirectoryQuery,
+    mut each: impl FnMut(RowRef<'_>) -> Result<()>,
+) -> Result<Option<Cursor>> {
+    let page = scan_page(r, q, |id, bytes, filter| {
+        match TenantRecordRef::decode(bytes) {
+            Ok(TenantRecordRef::V1(t)) => {
+                if !filter.keeps(&Fields::of_ref(&t)) {
+                    return Ok(Step::Skip);
+                }
+                each(RowRef::Tenant(&t))?;
+            }
+            Err(e) => each(RowRef::Broken(
+                id,
+                &format!("record could not be decoded: {e}"),
+            ))?,
+        }
+        Ok(Step::Keep(()))
+    })?;
+    Ok(page.next)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -404,16 +492,52 @@ enum Covered {
     App,
 }
 
-fn matches(t: &Tenant, q: &DirectoryQuery, needle: Option<&str>) -> bool {
+/// The fields a directory filter reads, from an owned or a borrowed tenant.
+struct Fields<'a> {
+    state: State,
+    region: &'a str,
+    tier: Tier,
+    app_id: Uuid,
+    display_name: &'a str,
+    slug: &'a str,
+    contact_email: Option<&'a str>,
+}
+
+impl<'a> Fields<'a> {
+    fn of(t: &'a Tenant) -> Fields<'a> {
+        Fields {
+            state: t.state,
+            region: &t.region,
+            tier: t.isolation_tier,
+            app_id: t.app_id,
+            display_name: &t.display_name,
+            slug: &t.slug,
+            contact_email: t.contact_email.as_deref(),
+        }
+    }
+
+    fn of_ref(t: &TenantV1Ref<'a>) -> Fields<'a> {
+        Fields {
+            state: t.state,
+            region: t.region,
+            tier: t.tier,
+            app_id: Uuid::from_bytes(t.app_id),
+            display_name: t.display_name,
+            slug: t.slug,
+            contact_email: t.contact_email,
+        }
+    }
+}
+
+fn matches(t: &Fields<'_>, q: &DirectoryQuery, needle: Option<&str>) -> bool {
     q.status.is_none_or(|s| t.state == s)
-        && q.region.as_ref().is_none_or(|r| &t.region == r)
-        && q.tier.is_none_or(|x| t.isolation_tier == x)
+        && q.region.as_ref().is_none_or(|r| t.region == r)
+        && q.tier.is_none_or(|x| t.tier == x)
         && q.app_id.is_none_or(|a| t.app_id == a)
         && needle.is_none_or(|n| {
             t.display_name.to_lowercase().contains(n)
                 || t.slug.contains(n)
                 || t.contact_email
-                    .as_ref()
                     .is_some_and(|e| e.to_lowercase().contains(n))
         })
 }
@@ -479,7 +603,7 @@ mod tests {
         let needle = q.q.as_ref().map(|s| s.to_lowercase());
         let mut rows: Vec<&Tenant> = model
             .iter()
-            .filter(|t| matches(t, q, needle.as_deref()))
+            .filter(|t| matches(&Fields::of(t), q, needle.as_deref()))
             .collect();
         match q.sort {
             Sort::CreatedAt => rows.sort_by_key(|t| t.id),
@@ -561,6 +685,17 @@ mod tests {
                     cursor: None,
                 };
                 prop_assert_eq!(all_pages(&store, query.clone()), expected(&model, &query), "{:?}", query);
+                // The JSON page written in place is the owned page's JSON, byte for byte.
+                let (fast, owned) = store.read_blocking(|r| {
+                    let page = super::query(r, &query)?;
+                    let owned = serde_json::to_vec(&crate::tenants::api::TenantPage {
+                        items: page.rows.into_iter().map(Into::into).collect(),
+                        next_cursor: page.next_cursor.map(|c| c.encode()),
+                    })
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                    Ok::<_, Error>((crate::tenants::api::page_json(r, &query)?, owned))
+                }).unwrap();
+                prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(owned).unwrap());
             }
             let counts = store.read_blocking(crate::tenants::queries::summary).unwrap();
             prop_assert_eq!(counts.total, model.len() as u64);

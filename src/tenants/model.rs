@@ -388,6 +388,75 @@ impl From<&Tenant> for TenantRecord {
     }
 }
 
+/// [`TenantRecord`] read in place: the same postcard layout, with every string borrowed from
+/// the stored bytes, so a directory page reads a row without an allocation per field (issue
+/// 13's profile put a quarter of a page's CPU in malloc and free). It must mirror
+/// [`TenantRecord`] variant for variant and field for field; `borrowed_decode_matches_owned`
+/// checks it.
+#[derive(Debug, Deserialize)]
+pub enum TenantRecordRef<'a> {
+    /// Version 1.
+    #[serde(borrow)]
+    V1(TenantV1Ref<'a>),
+}
+
+/// [`TenantV1`] with borrowed strings.
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub struct TenantV1Ref<'a> {
+    pub id: [u8; 16],
+    pub app_id: [u8; 16],
+    pub display_name: &'a str,
+    pub slug: &'a str,
+    pub region: &'a str,
+    pub tier: Tier,
+    pub brand_domain: Option<&'a str>,
+    pub country: Option<&'a str>,
+    pub contact_email: Option<&'a str>,
+    pub plan: Option<&'a str>,
+    pub trial_days: Option<u32>,
+    pub hierarchy_depth: Option<u8>,
+    pub state: State,
+    pub state_since: i64,
+    pub state_reason: Option<&'a str>,
+    pub deadline_at: Option<i64>,
+    pub offboarding_from: Option<State>,
+    pub trial_ends_at: Option<i64>,
+    #[serde(borrow)]
+    pub pools: PoolAssignmentRef<'a>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub shredded_at: Option<i64>,
+}
+
+/// [`PoolAssignment`] with borrowed strings.
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub struct PoolAssignmentRef<'a> {
+    pub admin: &'a str,
+    #[serde(borrow)]
+    pub app: AppPoolsRef<'a>,
+}
+
+/// [`AppPools`] with borrowed strings (the same variant order).
+#[derive(Debug, Deserialize)]
+#[allow(missing_docs)]
+pub enum AppPoolsRef<'a> {
+    #[serde(borrow)]
+    Shared(Vec<(&'a str, &'a str)>),
+    Dedicated(&'a str),
+}
+
+impl<'a> TenantRecordRef<'a> {
+    /// Reads a stored tenant in place.
+    ///
+    /// Errors: a storage `Corrupt` error naming the table when the bytes are not a tenant
+    /// record.
+    pub fn decode(bytes: &'a [u8]) -> crate::store::Result<TenantRecordRef<'a>> {
+        crate::store::codec::decode_borrowed("tenants", bytes)
+    }
+}
+
 // ---- Parsing wire input (parse, don't validate) ----
 
 /// Longest slug (a DNS label).
