@@ -88,19 +88,25 @@ pub fn rfc3339_opt<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::
 pub fn response<T: Serialize>(value: &T, capacity: usize) -> Response {
     let mut buf = Vec::with_capacity(capacity);
     match serde_json::to_writer(&mut buf, value) {
-        Ok(()) => (
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            buf,
-        )
-            .into_response(),
+        Ok(()) => written(buf),
         Err(e) => super::problem::ApiError::from(crate::error::Error::Internal(format!(
             "serializing the response: {e}"
         )))
         .into_response(),
     }
+}
+
+/// A `200 application/json` response of a body already written as JSON (a page appended by
+/// hand with the `push_*` writers below).
+pub fn written(body: Vec<u8>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
 /// Appends `s` as a JSON string, byte for byte what serde_json writes: copied between quotes

@@ -290,7 +290,7 @@ fn push_tenant_row(buf: &mut Vec<u8>, t: &model::TenantV1Ref<'_>) {
     use crate::http::json::{
         push_key, push_opt_rfc3339, push_opt_str, push_opt_u64, push_rfc3339, push_str, push_uuid,
     };
-    let time = |us: i64| from_micros(us);
+    let time = from_micros;
     let state =
         |b: &mut Vec<u8>, s: Option<TenantState>| push_opt_str(b, s.map(TenantState::as_str));
     push_key(buf, "id", true);
@@ -577,14 +577,7 @@ async fn tenants_list(
         return Ok(csv_response(&s, q));
     }
     let body = s.read(move |r| page_json(r, &q)).await?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response())
+    Ok(crate::http::json::written(body))
 }
 
 /// A directory page as the JSON of [`TenantPage`], written row by row from the snapshot's
