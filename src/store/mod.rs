@@ -54,7 +54,7 @@ pub const DATA_FILE: &str = "tenantry.redb";
 pub const META: Table = Table::new("meta");
 
 /// The page cache of [`Store::open`], bytes (the server uses `[store] cache_mib`).
-pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+pub const DEFAULT_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A named `&[u8] -> &[u8]` table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
