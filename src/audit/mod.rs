@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod ledger;
 pub mod model;
 pub mod queries;
+mod scan;
 pub mod signing;
 pub mod verify;
 pub mod views;

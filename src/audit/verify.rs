@@ -24,6 +24,7 @@ use super::ledger::{self, DATA, ENTRIES, GENESIS};
 use super::model::{
     CHAIN_KEY_LEN, ChainId, CheckpointRecord, HeadRecord, LatestCheckpointRecord, ShredRecord,
 };
+use super::scan;
 use super::signing::KeyRing;
 use crate::error::{Error, Result};
 use crate::store::{Dir, Range, Reader, codec};
@@ -266,8 +267,24 @@ impl Walk {
                 format!("entry {seq} was altered: its content no longer matches its hash"),
             ));
         }
-        let e: Checked<'_> = serde_json::from_slice(env)
-            .map_err(|err| fail(seq, format!("entry {seq} is not a valid envelope: {err}")))?;
+        // The envelope as the ledger writes it is read by the scanner; anything else (damaged
+        // or unusual bytes) by serde_json, whose verdict and message stand.
+        let parsed: Checked<'_>;
+        let e = match scan::checked(env) {
+            Some(fields) => fields,
+            None => {
+                parsed = serde_json::from_slice(env).map_err(|err| {
+                    fail(seq, format!("entry {seq} is not a valid envelope: {err}"))
+                })?;
+                scan::Fields {
+                    v: parsed.v,
+                    chain: &parsed.chain,
+                    seq: parsed.seq,
+                    data_sha256: &parsed.data_sha256,
+                    prev: &parsed.prev,
+                }
+            }
+        };
         if e.v != 1 {
             return Err(fail(
                 seq,
@@ -286,7 +303,7 @@ impl Walk {
                 format!("entry {seq} carries seq {} (entries were reordered)", e.seq),
             ));
         }
-        if !hex_is(&self.prev, &e.prev) {
+        if !hex_is(&self.prev, e.prev) {
             return Err(fail(
                 seq,
                 format!("entry {seq} does not link to the hash of entry {}", seq - 1),
@@ -310,7 +327,7 @@ impl Walk {
             Some(data) => {
                 self.report.bytes_checked += data.len() as u64;
                 let digest: [u8; 32] = Sha256::digest(data).into();
-                if !hex_is(&digest, &e.data_sha256) {
+                if !hex_is(&digest, e.data_sha256) {
                     return Err(fail(
                         seq,
                         format!(
@@ -608,9 +625,12 @@ fn chain_key(key: &[u8]) -> Option<[u8; CHAIN_KEY_LEN]> {
 }
 
 fn envelope_seq(env: &[u8]) -> Option<u64> {
-    serde_json::from_slice::<Checked<'_>>(env)
-        .ok()
-        .map(|e| e.seq)
+    match scan::checked(env) {
+        Some(fields) => Some(fields.seq),
+        None => serde_json::from_slice::<Checked<'_>>(env)
+            .ok()
+            .map(|e| e.seq),
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,342 @@
+//! The fields a verify walk checks, read from a canonical envelope without a general JSON parse
+//! (issue 13: the parse was about a third of the checking thread's time).
+//!
+//! [`checked`] accepts only the envelope as the ledger writes it: RFC 8785 (JCS) bytes, one
+//! object, members in strictly ascending key order (so no key twice), no whitespace, every
+//! value well formed JSON (strings without raw control bytes and with valid escapes, numbers in
+//! the JSON grammar, nesting at most [`MAX_DEPTH`] deep) and valid UTF-8. It answers `None` for
+//! anything else, and the caller then parses the bytes with `serde_json`, so that a damaged or
+//! unusual envelope gets exactly the verdict and message it got before. For every input it
+//! accepts, it gives the same fields `serde_json` gives (the proptest below holds it to that).
+
+/// The fields of an envelope that a walk checks (AUDIT.md "Entry"), borrowed from its bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Fields<'a> {
+    /// `v`, the format version.
+    pub v: u32,
+    /// `chain`, unescaped (an escaped one is left to the general parser).
+    pub chain: &'a str,
+    /// `seq`.
+    pub seq: u64,
+    /// `data_sha256`, as stored.
+    pub data_sha256: &'a str,
+    /// `prev`, as stored.
+    pub prev: &'a str,
+}
+
+/// Deepest nesting accepted (`serde_json` refuses past 128).
+const MAX_DEPTH: usize = 100;
+
+/// The checked fields of a canonical envelope, or `None` when `env` is not one (see the module
+/// doc): the caller falls back to `serde_json`.
+pub(super) fn checked(env: &[u8]) -> Option<Fields<'_>> {
+    // Valid UTF-8 throughout (`serde_json` refuses an envelope that is not), and no raw control
+    // byte anywhere: canonical JSON has no whitespace between tokens, and a string holds control
+    // characters only escaped.
+    std::str::from_utf8(env).ok()?;
+    if env.iter().fold(false, |seen, &c| seen | (c < 0x20)) {
+        return None;
+    }
+    let mut s = Scanner { b: env, i: 0 };
+    s.eat(b'{')?;
+    let (mut v, mut chain, mut seq, mut data_sha256, mut prev) = (None, None, None, None, None);
+    let mut last_key: &[u8] = &[];
+    let mut first = true;
+    loop {
+        if s.peek()? == b'}' && first {
+            s.i += 1;
+            break;
+        }
+        let key = s.plain_string()?;
+        if !first && key <= last_key {
+            return None;
+        }
+        (first, last_key) = (false, key);
+        s.eat(b':')?;
+        let start = s.i;
+        s.value(0)?;
+        let raw = &env[start..s.i];
+        match key {
+            b"v" => v = Some(u32::try_from(uint(raw)?).ok()?),
+            b"seq" => seq = Some(uint(raw)?),
+            b"chain" => chain = Some(plain(raw)?),
+            b"data_sha256" => data_sha256 = Some(plain(raw)?),
+            b"prev" => prev = Some(plain(raw)?),
+            _ => {}
+        }
+        match s.next()? {
+            b',' => {}
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    if s.i != env.len() {
+        return None;
+    }
+    Some(Fields {
+        v: v?,
+        chain: chain?,
+        seq: seq?,
+        data_sha256: data_sha256?,
+        prev: prev?,
+    })
+}
+
+/// A JSON string value without escapes, as `&str` (its bytes were checked as UTF-8 above).
+fn plain(raw: &[u8]) -> Option<&str> {
+    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return None;
+    }
+    std::str::from_utf8(inner).ok()
+}
+
+/// A JSON integer without sign, fraction or exponent, as `u64`.
+fn uint(raw: &[u8]) -> Option<u64> {
+    if raw.is_empty() || !raw.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(raw).ok()?.parse().ok()
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// A key: a string without escapes, returned without its quotes.
+    fn plain_string(&mut self) -> Option<&'a [u8]> {
+        let start = self.i;
+        self.string()?;
+        let raw = &self.b[start..self.i];
+        let inner = &raw[1..raw.len() - 1];
+        (!inner.contains(&b'\\')).then_some(inner)
+    }
+
+    /// A string with only the escapes JSON defines ([`checked`] refused raw control bytes
+    /// before the scan).
+    fn string(&mut self) -> Option<()> {
+        self.eat(b'"')?;
+        loop {
+            let rest = self.b.get(self.i..)?;
+            let at = memchr::memchr2(b'"', b'\\', rest)?;
+            self.i += at + 1;
+            if rest[at] == b'"' {
+                return Some(());
+            }
+            match self.next()? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                b'u' => {
+                    for _ in 0..4 {
+                        if !self.next()?.is_ascii_hexdigit() {
+                            return None;
+                        }
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// Any JSON value, without whitespace.
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.string(),
+            b'{' | b'[' if depth >= MAX_DEPTH => None,
+            b'{' => {
+                self.i += 1;
+                if self.peek()? == b'}' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.string()?;
+                    self.eat(b':')?;
+                    self.value(depth + 1)?;
+                    match self.next()? {
+                        b',' => {}
+                        b'}' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                if self.peek()? == b']' {
+                    self.i += 1;
+                    return Some(());
+                }
+                loop {
+                    self.value(depth + 1)?;
+                    match self.next()? {
+                        b',' => {}
+                        b']' => return Some(()),
+                        _ => return None,
+                    }
+                }
+            }
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            _ => self.number(),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.i.checked_add(word.len())?;
+        (self.b.get(self.i..end)? == word).then(|| self.i = end)
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.next()? {
+            b'0' => {}
+            b'1'..=b'9' => self.digits(),
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.i += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Some(())
+    }
+
+    fn digits(&mut self) {
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Option<()> {
+        let start = self.i;
+        self.digits();
+        (self.i > start).then_some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// What `serde_json` reads of the same bytes (the verify walk's general path).
+    fn by_serde(env: &[u8]) -> Option<(u32, String, u64, String, String)> {
+        #[derive(serde::Deserialize)]
+        struct Checked<'a> {
+            v: u32,
+            #[serde(borrow)]
+            chain: std::borrow::Cow<'a, str>,
+            seq: u64,
+            #[serde(borrow)]
+            data_sha256: std::borrow::Cow<'a, str>,
+            #[serde(borrow)]
+            prev: std::borrow::Cow<'a, str>,
+        }
+        let c: Checked<'_> = serde_json::from_slice(env).ok()?;
+        Some((
+            c.v,
+            c.chain.into_owned(),
+            c.seq,
+            c.data_sha256.into_owned(),
+            c.prev.into_owned(),
+        ))
+    }
+
+    fn fields(f: Fields<'_>) -> (u32, String, u64, String, String) {
+        (
+            f.v,
+            f.chain.into(),
+            f.seq,
+            f.data_sha256.into(),
+            f.prev.into(),
+        )
+    }
+
+    fn envelope() -> Vec<u8> {
+        let v = serde_json::json!({
+            "v": 1, "chain": "tenant:01a23ac5-f2a7-7583-93ab-0acdc10be243", "seq": 42,
+            "ts": "2026-11-21T10:04:05.123456Z", "action": "tenant.suspended.v1",
+            "actor": {"kind": "operator", "id": "ops@example.com"},
+            "target": {"kind": "tenant", "id": "01a23ac5"},
+            "tenant_id": "01a23ac5-f2a7-7583-93ab-0acdc10be243",
+            "data_sha256": "ab".repeat(32), "prev": "cd".repeat(32),
+        });
+        crate::audit::canonical::to_vec(&v).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_written_envelope_is_read_without_the_general_parser() {
+        let env = envelope();
+        let f = checked(&env).map(fields);
+        assert!(f.is_some());
+        assert_eq!(f, by_serde(&env));
+    }
+
+    #[test]
+    fn anything_but_the_canonical_form_goes_to_the_general_parser() {
+        let env = String::from_utf8(envelope()).unwrap_or_default();
+        for bad in [
+            env.replacen(',', ", ", 1),              // whitespace
+            env.replacen("\"action\"", "\"zz\"", 1), // keys out of order
+            env.replacen("\"seq\":42", "\"seq\":42.0", 1),
+            env.replacen("\"seq\":42", "\"seq\":042", 1),
+            env.replacen("\"v\":1", "\"v\":-1", 1),
+            env.replacen("tenant:", "tenant\\u003a", 1), // an escaped chain
+            env.replacen("operator", "op\u{1}erator", 1), // a raw control byte
+            env.replacen("operator", "op\\qerator", 1),  // an undefined escape
+            format!("{env} "),
+            env.replacen("\"v\":1", "\"v\":1,\"v\":1", 1), // a key twice
+            env.replacen(",\"v\":1", "", 1),               // a member missing
+        ] {
+            assert_eq!(checked(bad.as_bytes()), None, "{bad}");
+        }
+        let mut not_utf8 = envelope();
+        if let Some(i) = not_utf8.windows(8).position(|w| w == b"operator") {
+            not_utf8[i] = 0xff;
+        }
+        assert_eq!(checked(&not_utf8), None);
+    }
+
+    proptest! {
+        /// Whatever bytes an envelope is changed into, the scanner either hands it to the
+        /// general parser or reads what that parser reads.
+        #[test]
+        fn the_scanner_reads_what_serde_reads(
+            at in 0usize..400, with in any::<u8>(), cut in 0usize..400, insert in any::<bool>()
+        ) {
+            let mut env = envelope();
+            let at = at % env.len();
+            if insert { env.insert(at, with) } else { env[at] = with }
+            env.truncate(env.len() - cut.min(env.len()) / 50);
+            if let Some(f) = checked(&env) {
+                prop_assert_eq!(Some(fields(f)), by_serde(&env));
+            }
+        }
+    }
+}
