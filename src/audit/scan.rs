@@ -24,6 +24,25 @@ pub(super) struct Fields<'a> {
     pub prev: &'a str,
 }
 
+/// The same fields as the general parser reads them, for envelopes [`checked`] refuses (the
+/// other members are skipped by serde_json, not copied: the hash already covers them).
+#[derive(serde::Deserialize)]
+pub(super) struct Parsed<'a> {
+    /// `v`.
+    pub v: u32,
+    /// `chain`, unescaped.
+    #[serde(borrow)]
+    pub chain: std::borrow::Cow<'a, str>,
+    /// `seq`.
+    pub seq: u64,
+    /// `data_sha256`.
+    #[serde(borrow)]
+    pub data_sha256: std::borrow::Cow<'a, str>,
+    /// `prev`.
+    #[serde(borrow)]
+    pub prev: std::borrow::Cow<'a, str>,
+}
+
 /// Deepest nesting accepted (`serde_json` refuses past 128).
 const MAX_DEPTH: usize = 100;
 
@@ -247,18 +266,7 @@ mod tests {
 
     /// What `serde_json` reads of the same bytes (the verify walk's general path).
     fn by_serde(env: &[u8]) -> Option<(u32, String, u64, String, String)> {
-        #[derive(serde::Deserialize)]
-        struct Checked<'a> {
-            v: u32,
-            #[serde(borrow)]
-            chain: std::borrow::Cow<'a, str>,
-            seq: u64,
-            #[serde(borrow)]
-            data_sha256: std::borrow::Cow<'a, str>,
-            #[serde(borrow)]
-            prev: std::borrow::Cow<'a, str>,
-        }
-        let c: Checked<'_> = serde_json::from_slice(env).ok()?;
+        let c: Parsed<'_> = serde_json::from_slice(env).ok()?;
         Some((
             c.v,
             c.chain.into_owned(),

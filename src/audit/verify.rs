@@ -70,20 +70,6 @@ struct Failure {
     problem: String,
 }
 
-/// The fields of an envelope that a walk checks, borrowed from the stored bytes (the others are
-/// skipped by the parser, not copied: the hash already covers them).
-#[derive(serde::Deserialize)]
-struct Checked<'a> {
-    v: u32,
-    #[serde(borrow)]
-    chain: std::borrow::Cow<'a, str>,
-    seq: u64,
-    #[serde(borrow)]
-    data_sha256: std::borrow::Cow<'a, str>,
-    #[serde(borrow)]
-    prev: std::borrow::Cow<'a, str>,
-}
-
 /// What a walk needs to know of a chain before its entries: read per chain ([`Meta::load`]) or
 /// for every chain with one pass over each table ([`verify_all_full`]).
 struct Meta {
@@ -269,7 +255,7 @@ impl Walk {
         }
         // The envelope as the ledger writes it is read by the scanner; anything else (damaged
         // or unusual bytes) by serde_json, whose verdict and message stand.
-        let parsed: Checked<'_>;
+        let parsed: scan::Parsed<'_>;
         let e = match scan::checked(env) {
             Some(fields) => fields,
             None => {
@@ -627,7 +613,7 @@ fn chain_key(key: &[u8]) -> Option<[u8; CHAIN_KEY_LEN]> {
 fn envelope_seq(env: &[u8]) -> Option<u64> {
     match scan::checked(env) {
         Some(fields) => Some(fields.seq),
-        None => serde_json::from_slice::<Checked<'_>>(env)
+        None => serde_json::from_slice::<scan::Parsed<'_>>(env)
             .ok()
             .map(|e| e.seq),
     }
