@@ -10,7 +10,8 @@
 //!
 //! Run with `cargo bench --bench core`; `TENANTRY_BENCH_TENANTS=N` changes the directory size.
 //! `TENANTRY_BENCH_DATA_DIR=path` seeds the store there and keeps it, so that the real binary can
-//! be profiled on it afterwards (`perf record tenantry audit verify --data-dir path/data`).
+//! be profiled on it afterwards (`perf record tenantry audit verify --data-dir path/data`); the
+//! path must not hold a store yet.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
@@ -54,7 +55,17 @@ fn fixture() -> Fixture {
         .build()
         .unwrap();
     let (dir, root) = match std::env::var_os("TENANTRY_BENCH_DATA_DIR") {
-        Some(path) => (None, std::path::PathBuf::from(path)),
+        Some(path) => {
+            let root = std::path::PathBuf::from(path);
+            // Seeding adds its tenants to whatever store is there: a reused directory would be
+            // measured at twice the size it is reported at.
+            assert!(
+                !root.join("data").exists(),
+                "TENANTRY_BENCH_DATA_DIR={} already holds a store; the bench seeds a new one there",
+                root.display()
+            );
+            (None, root)
+        }
         None => {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().to_path_buf();
