@@ -43,6 +43,19 @@ pub(super) struct Parsed<'a> {
     pub prev: std::borrow::Cow<'a, str>,
 }
 
+impl Parsed<'_> {
+    /// The same fields as [`checked`] gives, borrowed from this parse.
+    pub(super) fn fields(&self) -> Fields<'_> {
+        Fields {
+            v: self.v,
+            chain: &self.chain,
+            seq: self.seq,
+            data_sha256: &self.data_sha256,
+            prev: &self.prev,
+        }
+    }
+}
+
 /// Deepest nesting accepted (`serde_json` refuses past 128).
 const MAX_DEPTH: usize = 100;
 
@@ -267,13 +280,7 @@ mod tests {
     /// What `serde_json` reads of the same bytes (the verify walk's general path).
     fn by_serde(env: &[u8]) -> Option<(u32, String, u64, String, String)> {
         let c: Parsed<'_> = serde_json::from_slice(env).ok()?;
-        Some((
-            c.v,
-            c.chain.into_owned(),
-            c.seq,
-            c.data_sha256.into_owned(),
-            c.prev.into_owned(),
-        ))
+        Some(fields(c.fields()))
     }
 
     fn fields(f: Fields<'_>) -> (u32, String, u64, String, String) {

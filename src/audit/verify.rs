@@ -262,13 +262,7 @@ impl Walk {
                 parsed = serde_json::from_slice(env).map_err(|err| {
                     fail(seq, format!("entry {seq} is not a valid envelope: {err}"))
                 })?;
-                scan::Fields {
-                    v: parsed.v,
-                    chain: &parsed.chain,
-                    seq: parsed.seq,
-                    data_sha256: &parsed.data_sha256,
-                    prev: &parsed.prev,
-                }
+                parsed.fields()
             }
         };
         if e.v != 1 {
