@@ -2,17 +2,19 @@
 //! - `lifecycle`: writes per second, each a suspend or reinstate with its audit entry committed
 //!   durably;
 //! - `ingest`: usage events per second through `POST /api/usage/events`, in batches of 100
-//!   idempotent events (the work of `peers/ingest.sql`: dedupe lookup, the raw event, and the
-//!   totals by tenant, SKU, period, source and day), each batch durable before its answer.
+//!   idempotent events (the work of `peers/ingest.sql`: random tenants of 10,000 and four SKUs,
+//!   random event ids, the dedupe lookup, the raw event, and the totals by tenant, SKU, period,
+//!   source and day), each batch durable before its answer.
 //!
 //! It starts the real application (system clock, temp data dir) on 127.0.0.1:0 in this process,
-//! gives each client its own tenant, and has every client alternate suspend/reinstate as fast as
-//! answers come back.
+//! gives each lifecycle client its own tenant, and has every client send its next request as soon
+//! as the answer comes back.
 //!
 //! ```text
 //! cargo bench --bench load                       # 1, 8 and 64 clients, 10 s each
 //! cargo bench --bench load -- --clients 1,8,64,256 --seconds 20
 //! cargo bench --bench load -- --scenario ingest  # only one scenario (lifecycle|ingest)
+//! cargo bench --bench load -- --scenario ingest --ingest-tenants 0  # each client its own tenant
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -90,21 +92,20 @@ async fn run(levels: Vec<usize>, seconds: u64, scenario: String) {
     let (_, app_json) = post("/api/apps".into(), json!({"name": "Load"})).await;
     let app_id = app_json["id"].as_str().unwrap().to_string();
     let most = *levels.iter().max().unwrap();
-    let mut tenants = Vec::new();
-    for i in 0..most {
-        let (s, t) = post(
-            "/api/tenants".into(),
-            json!({"app_id": app_id, "display_name": format!("Load {i}"), "region": "us-east-1"}),
-        )
-        .await;
-        assert!(s.is_success(), "{t}");
-        let id = t["id"].as_str().unwrap().to_string();
-        post(format!("/api/tenant-lifecycle/{id}/activate"), json!({})).await;
-        tenants.push(id);
-    }
+    // The ingest scenario spreads its events over `--ingest-tenants` tenants, as
+    // `peers/ingest.sql` does over its 10,000.
+    let spread: usize = arg("--ingest-tenants")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let wanted = if scenario == "all" || scenario == "ingest" {
+        most.max(spread)
+    } else {
+        most
+    };
+    let tenants = create_tenants(&client, &base, &app_id, wanted).await;
 
     if scenario == "all" || scenario == "ingest" {
-        ingest(&client, &base, &state, &tenants, &levels, seconds).await;
+        ingest(&client, &base, &state, &tenants, spread, &levels, seconds).await;
     }
     if scenario == "all" || scenario == "lifecycle" {
         lifecycle(&client, &base, &state, &tenants, &levels, seconds).await;
@@ -120,24 +121,88 @@ async fn run(levels: Vec<usize>, seconds: u64, scenario: String) {
     server.await.unwrap().unwrap();
 }
 
+/// Creates and activates `n` tenants of `app_id`, 32 requests at a time; returns their ids in
+/// creation order.
+async fn create_tenants(
+    client: &reqwest::Client,
+    base: &str,
+    app_id: &str,
+    n: usize,
+) -> Vec<String> {
+    let mut tenants = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(32) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let (client, base, app_id) = (client.clone(), base.to_string(), app_id.to_string());
+            tasks.push(tokio::spawn(async move {
+                let t: Value = client
+                    .post(format!("{base}/api/tenants"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({"app_id": app_id, "display_name": format!("Load {i}"), "region": "us-east-1"}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let id = t["id"].as_str().unwrap_or_else(|| panic!("{t}")).to_string();
+                let res = client
+                    .post(format!("{base}/api/tenant-lifecycle/{id}/activate"))
+                    .bearer_auth(TOKEN)
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(res.status().is_success());
+                id
+            }));
+        }
+        for t in tasks {
+            tenants.push(t.await.unwrap());
+        }
+    }
+    tenants
+}
+
 /// Events per batch in the ingest scenario.
 const BATCH: usize = 100;
+/// SKUs of the ingest scenario's catalog: each tenant uses all four, as in `peers/ingest.sql`.
+const SKUS: [&str; 4] = ["api_call", "ai_token", "mb_processed", "sms"];
 
+/// splitmix64: the ingest scenario's random tenants, SKUs, quantities and batch ids.
+fn next_random(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The work of `peers/ingest.sql`: each request is a batch of `BATCH` events, each for a random
+/// one of the first `spread` tenants and a random one of its four SKUs, with a random quantity of
+/// 1 to 100, and an `event_id` of `client-batch-k` with a random batch (so the deduplication
+/// set takes random keys). With `spread` 0, each client posts for its own tenant, two SKUs, with
+/// ascending ids instead (the figure of earlier sessions).
 async fn ingest(
     client: &reqwest::Client,
     base: &str,
     state: &tenantry::state::AppState,
     tenants: &[String],
+    spread: usize,
     levels: &[usize],
     seconds: u64,
 ) {
+    let rates: Vec<Value> = SKUS
+        .iter()
+        .map(|sku| {
+            json!({"sku": sku, "unit": sku, "per_units": 1000, "soft_cap": 1_000_000_000_000u64,
+                   "tiers": [{"up_to": 1_000_000, "unit_amount_minor": 2}, {"up_to": null, "unit_amount_minor": 1}]})
+        })
+        .collect();
     let res: Value = client
         .post(format!("{base}/api/catalogs"))
         .bearer_auth(TOKEN)
-        .json(&json!({"name": "Load", "currency": "USD", "rates": [
-            {"sku": "api_call", "unit": "api_call", "per_units": 1000, "soft_cap": 1_000_000_000_000u64,
-             "tiers": [{"up_to": 1_000_000, "unit_amount_minor": 2}, {"up_to": null, "unit_amount_minor": 1}]},
-            {"sku": "ai_token", "unit": "ai_token", "per_units": 1000, "tiers": [{"up_to": null, "unit_amount_minor": 3}]}]}))
+        .json(&json!({"name": "Load", "currency": "USD", "rates": rates}))
         .send()
         .await
         .unwrap()
@@ -151,19 +216,31 @@ async fn ingest(
         .send()
         .await
         .unwrap();
-    for t in tenants {
-        let r = client
-            .put(format!("{base}/api/tenants/{t}/catalog"))
-            .bearer_auth(TOKEN)
-            .json(&json!({"catalog_id": catalog, "version": 1}))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success());
+    for chunk in tenants.chunks(32) {
+        let mut tasks = Vec::new();
+        for t in chunk {
+            let req = client
+                .put(format!("{base}/api/tenants/{t}/catalog"))
+                .bearer_auth(TOKEN)
+                .json(&json!({"catalog_id": catalog, "version": 1}));
+            tasks.push(tokio::spawn(
+                async move { req.send().await.unwrap().status() },
+            ));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().is_success());
+        }
     }
-    println!(
-        "usage ingest over HTTP, batches of {BATCH} idempotent events, durable commit ({seconds} s per level)"
-    );
+    let tenants: Arc<Vec<String>> = Arc::new(tenants.to_vec());
+    if spread == 0 {
+        println!(
+            "usage ingest over HTTP, batches of {BATCH} idempotent events, each client for its own tenant, durable commit ({seconds} s per level)"
+        );
+    } else {
+        println!(
+            "usage ingest over HTTP, batches of {BATCH} idempotent events for random tenants of {spread} and 4 SKUs (peers/ingest.sql), durable commit ({seconds} s per level)"
+        );
+    }
     println!(
         "{:>8} {:>12} {:>10} {:>10} {:>10} {:>14}",
         "clients", "events/s", "p50 ms", "p99 ms", "errors", "avg batch"
@@ -172,31 +249,50 @@ async fn ingest(
         let before = state.store().writer_stats();
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
-        for (c, id) in tenants.iter().take(n).enumerate() {
-            let (id, client, base, stop) =
-                (id.clone(), client.clone(), base.to_string(), stop.clone());
+        for c in 0..n {
+            let (tenants, client, base, stop) = (
+                tenants.clone(),
+                client.clone(),
+                base.to_string(),
+                stop.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let (mut errors, mut events) = (0u64, 0u64);
                 let mut seq = 0u64;
+                let mut random = ((level as u64) << 32) | c as u64;
                 // The body is written as text and the answer read for its count only, so the
                 // client (in this process, on the same cores) costs little beside the server.
                 let mut body = String::with_capacity(BATCH * 160);
                 while !stop.load(Ordering::Relaxed) {
                     let ts = chrono::Utc::now().to_rfc3339();
+                    let batch = next_random(&mut random);
                     body.clear();
                     body.push_str(r#"{"events":["#);
                     for i in 0..BATCH {
-                        seq += 1;
-                        let sku = if i % 4 == 0 { "ai_token" } else { "api_call" };
                         if i > 0 {
                             body.push(',');
                         }
-                        let _ = write!(
-                            body,
-                            r#"{{"event_id":"l{level}-c{c}-{seq}","tenant_id":"{id}","sku":"{sku}","quantity":{},"ts":"{ts}"}}"#,
-                            1 + (seq % 50)
-                        );
+                        if spread == 0 {
+                            seq += 1;
+                            let sku = if i % 4 == 0 { "ai_token" } else { "api_call" };
+                            let _ = write!(
+                                body,
+                                r#"{{"event_id":"l{level}-c{c}-{seq}","tenant_id":"{}","sku":"{sku}","quantity":{},"ts":"{ts}"}}"#,
+                                tenants[c],
+                                1 + (seq % 50)
+                            );
+                        } else {
+                            let e = next_random(&mut random) % (spread as u64 * 4);
+                            let quantity = 1 + next_random(&mut random) % 100;
+                            let _ = write!(
+                                body,
+                                r#"{{"event_id":"{c}-{batch}-{}","tenant_id":"{}","sku":"{}","quantity":{quantity},"ts":"{ts}"}}"#,
+                                i + 1,
+                                tenants[(e / 4) as usize],
+                                SKUS[(e % 4) as usize],
+                            );
+                        }
                     }
                     body.push_str("]}");
                     let t = Instant::now();
