@@ -283,6 +283,19 @@ impl AppState {
             .await
     }
 
+    /// [`AppState::write`] for a request of `weight` units of work (see
+    /// [`crate::store::Store::write_weighted`]).
+    pub async fn write_weighted<T, F>(&self, actor: Actor, weight: u64, f: F) -> Result<T>
+    where
+        F: FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner
+            .store
+            .write_weighted(self.inner.clock.now(), actor, weight, f)
+            .await
+    }
+
     /// Runs a read on a snapshot.
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where

@@ -95,8 +95,9 @@ pub async fn ingest(
     // allocated them, and not in the writer, which is the ingest path's bottleneck (issue 10).
     let events = std::sync::Arc::new(events);
     let shared = events.clone();
+    // A batch weighs its events, so one commit takes at most `MAX_WEIGHT` of them.
     let done = state
-        .write(principal.actor.clone(), move |ctx| {
+        .write_weighted(principal.actor.clone(), events.len() as u64, move |ctx| {
             service::ingest(ctx, &poster, &shared)
         })
         .await?;

@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 pub use error::{Error, Result};
 pub use offline::{Compacted, OfflineLock, check_file, compact, lock_offline};
-pub use writer::WriterStats;
+pub use writer::{MAX_WEIGHT, WriterStats};
 
 use crate::actor::Actor;
 
@@ -807,7 +807,25 @@ impl Store {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        self.inner.writer.submit(now, actor, f).await
+        self.inner.writer.submit(now, actor, 1, f).await
+    }
+
+    /// [`Store::write`] for a request of `weight` units of work (a usage batch: its events),
+    /// so that one commit holds at most [`MAX_WEIGHT`] of them; a request heavier than
+    /// that commits alone. Same guarantees and errors as [`Store::write`].
+    pub async fn write_weighted<T, E, F>(
+        &self,
+        now: DateTime<Utc>,
+        actor: Actor,
+        weight: u64,
+        f: F,
+    ) -> std::result::Result<T, E>
+    where
+        F: FnMut(&mut WriteCtx<'_>) -> std::result::Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        self.inner.writer.submit(now, actor, weight, f).await
     }
 
     /// Sets the free space, in bytes, that writes leave on the data dir's file system: below it

@@ -1148,3 +1148,73 @@ async fn insert_new_stores_an_absent_key_once_and_keeps_an_existing_value() {
     assert_eq!(get(&store, "a").await.as_deref(), Some(&b"old"[..]));
     assert_eq!(get(&store, "b").await.as_deref(), Some(&b"1"[..]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_takes_at_most_max_weight_units_of_work_and_a_heavier_request_commits_alone() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Hold the writer on one request while the others queue up behind it.
+    let (started, release) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let blocker = {
+        let (store, started, release) = (store.clone(), started.clone(), release.clone());
+        tokio::spawn(async move {
+            store
+                .write(now(), Actor::system("t"), move |ctx| {
+                    started.store(true, Ordering::SeqCst);
+                    while !release.load(Ordering::SeqCst) {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    ctx.put(T, b"blocker", b"v")?;
+                    Ok::<_, E>(())
+                })
+                .await
+        })
+    };
+    while !started.load(Ordering::SeqCst) {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let before = store.writer_stats().batches;
+    // Two requests of 6,000 units cannot share a commit.
+    let heavy = MAX_WEIGHT * 3 / 5;
+    let mut tasks = Vec::new();
+    for (i, weight) in [heavy, heavy].into_iter().enumerate() {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .write_weighted(now(), Actor::system("t"), weight, move |ctx| {
+                    ctx.put(T, format!("w{i}").as_bytes(), b"v")?;
+                    Ok::<_, E>(())
+                })
+                .await
+        }));
+    }
+    // Let every request reach the queue before the writer moves on.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    release.store(true, Ordering::SeqCst);
+    blocker.await.unwrap().unwrap();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        store.writer_stats().batches - before,
+        3,
+        "the blocker's commit, then the two heavy requests in two commits"
+    );
+    // One request over the budget still commits, on its own.
+    let before = store.writer_stats().batches;
+    store
+        .write_weighted(now(), Actor::system("t"), MAX_WEIGHT * 2, |ctx| {
+            ctx.put(T, b"huge", b"v")?;
+            Ok::<_, E>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(store.writer_stats().batches - before, 1);
+    assert_eq!(get(&store, "huge").await, Some(b"v".to_vec()));
+    assert_eq!(store.read(|r| r.len(T).map_err(E::from)).await.unwrap(), 4);
+}
