@@ -8,7 +8,8 @@
 //! `TENANTRY_BENCH_EVENTS` (10,000,000) for the second through `POST /api/usage/events`, in
 //! batches of 1,000 from 8 clients, every batch durable before its answer. Both tenants' events
 //! are of one SKU with graduated tiers. Then Criterion times, for each tenant:
-//! - `live/store` and `upcoming/store`: the query on a read snapshot, in process;
+//! - `live/store` and `upcoming/store`: the query on a read snapshot, in process, on the
+//!   bench's thread (`Store::read_blocking`, without `AppState::read`'s hop to a blocking thread);
 //! - `live/http` and `upcoming/http`: `GET /api/tenants/{id}/usage/live` and
 //!   `GET /api/tenants/{id}/invoices/upcoming` over loopback HTTP, with the JSON answer read.
 //!
@@ -234,10 +235,12 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let id = *id;
                 black_box(
-                    f.rt.block_on(f.state.read(move |r| {
-                        tenantry::metering::queries::live(r, &id, chrono::Utc::now())
-                    }))
-                    .unwrap(),
+                    f.state
+                        .store()
+                        .read_blocking(|r| {
+                            tenantry::metering::queries::live(r, &id, chrono::Utc::now())
+                        })
+                        .unwrap(),
                 )
             })
         });
@@ -245,10 +248,12 @@ fn benches(c: &mut Criterion) {
             b.iter(|| {
                 let id = *id;
                 black_box(
-                    f.rt.block_on(f.state.read(move |r| {
-                        tenantry::invoices::queries::upcoming(r, &id, chrono::Utc::now())
-                    }))
-                    .unwrap(),
+                    f.state
+                        .store()
+                        .read_blocking(|r| {
+                            tenantry::invoices::queries::upcoming(r, &id, chrono::Utc::now())
+                        })
+                        .unwrap(),
                 )
             })
         });

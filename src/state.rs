@@ -277,10 +277,7 @@ impl AppState {
         F: FnMut(&mut WriteCtx<'_>) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.inner
-            .store
-            .write(self.inner.clock.now(), actor, f)
-            .await
+        self.write_weighted(actor, 1, f).await
     }
 
     /// [`AppState::write`] for a request of `weight` units of work (see

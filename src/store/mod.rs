@@ -807,7 +807,7 @@ impl Store {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        self.inner.writer.submit(now, actor, 1, f).await
+        self.write_weighted(now, actor, 1, f).await
     }
 
     /// [`Store::write`] for a request of `weight` units of work (a usage batch: its events),
