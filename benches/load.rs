@@ -259,6 +259,7 @@ async fn ingest(
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::new();
                 let (mut errors, mut events) = (0u64, 0u64);
+                let mut first_error: Option<String> = None;
                 let mut seq = 0u64;
                 let mut random = ((level as u64) << 32) | c as u64;
                 // The body is written as text and the answer read for its count only, so the
@@ -314,21 +315,34 @@ async fn ingest(
                                 .map_or(0, |c| c.accepted);
                             lat.push(t.elapsed().as_micros() as u64);
                         }
-                        _ => errors += 1,
+                        Ok(r) => {
+                            errors += 1;
+                            let status = r.status();
+                            first_error.get_or_insert(format!(
+                                "{status}: {}",
+                                r.text().await.unwrap_or_default()
+                            ));
+                        }
+                        Err(e) => {
+                            errors += 1;
+                            first_error.get_or_insert(format!("{e:?}"));
+                        }
                     }
                 }
-                (lat, errors, events)
+                (lat, errors, events, first_error)
             }));
         }
         let started = Instant::now();
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.store(true, Ordering::Relaxed);
         let (mut all, mut errors, mut events) = (Vec::new(), 0, 0);
+        let mut first_error = None;
         for t in tasks {
-            let (lat, e, n) = t.await.unwrap();
+            let (lat, e, n, first) = t.await.unwrap();
             all.extend(lat);
             errors += e;
             events += n;
+            first_error = first_error.or(first);
         }
         let elapsed = started.elapsed().as_secs_f64();
         all.sort_unstable();
@@ -343,6 +357,9 @@ async fn ingest(
             errors,
             (after.requests - before.requests) as f64 / batches as f64
         );
+        if let Some(e) = first_error {
+            println!("         first error: {e}");
+        }
     }
 }
 

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "revenue-posture counters (by plan, paying, trial buckets) counted from the tenants",
         run: v4_to_v5,
     },
+    Migration {
+        from: 5,
+        name: "daily usage rollups moved into their period totals; raw usage events kept by receipt",
+        run: v5_to_v6,
+    },
 ];
 
 /// A stored migration.
@@ -337,6 +342,47 @@ fn v3_to_v4(ctx: &mut WriteCtx<'_>) -> Result<String> {
 /// [`crate::tenants::posture`]) that earlier versions did not keep. One pass over the tenants
 /// counts them as `directory::save` keeps them from now on; trials converted before the upgrade
 /// are known only to the ledger, so that bucket starts empty.
+/// Moves each daily rollup row of `usage_daily` (`tenant, yyyymmdd, sku -> u64`) into its
+/// period's total (`metering::model::Total`: the quantity already counts those units, so only
+/// the day is added), then empties `usage_daily`. The raw events need nothing: the per-tenant
+/// rows of `usage_event_log` stay readable, and pruning and shredding go on deleting them,
+/// while new events go to `usage_event_receipts`, which a v5 build would neither prune nor
+/// scrub (so the version moves and a v5 build refuses the file).
+fn v5_to_v6(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    use crate::metering::model::{Total, USAGE_DAILY, USAGE_TOTALS, counter, total_key};
+    use crate::store::keys::KeyReader;
+    let mut totals: std::collections::BTreeMap<Vec<u8>, Vec<(u8, u64)>> = Default::default();
+    let mut rows = 0u64;
+    ctx.scan(USAGE_DAILY, &Range::all(), Dir::Asc, &mut |k, v| {
+        let mut kr = KeyReader::new(k);
+        let (Some(tenant), Some(day), Some(sku)) = (kr.uuid(), kr.u64(), kr.str()) else {
+            return Err(crate::store::Error::Corrupt {
+                table: USAGE_DAILY.name(),
+                detail: "a key that is not tenant, day, sku".into(),
+            });
+        };
+        let (period, day) = (u32::try_from(day / 100).unwrap_or(0), (day % 100) as u8);
+        totals
+            .entry(total_key(&tenant, period, &sku))
+            .or_default()
+            .push((day, counter(Some(v.to_vec()))));
+        rows += 1;
+        Ok(ControlFlow::Continue(()))
+    })?;
+    let keys = totals.len();
+    for (key, days) in totals {
+        let mut total = Total::decode(ctx.get(USAGE_TOTALS, &key)?.as_deref())?;
+        for (day, n) in days {
+            total.add_day(day, n);
+        }
+        ctx.put(USAGE_TOTALS, &key, &total.encode())?;
+    }
+    ctx.delete_range(USAGE_DAILY, &Range::all())?;
+    Ok(format!(
+        "moved {rows} daily usage rollup row(s) into {keys} period total(s); raw usage events kept by receipt from now on"
+    ))
+}
+
 fn v4_to_v5(ctx: &mut WriteCtx<'_>) -> Result<String> {
     let tenants = all_tenants(ctx)?;
     let keys = crate::tenants::posture::rebuild(ctx, &tenants)?;
@@ -441,6 +487,47 @@ pub fn history(r: &impl Reader) -> Result<Vec<MigrationRecord>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A v5 store's daily rollups end up in their period totals, whose quantity is unchanged,
+    /// and `usage_daily` is left empty.
+    #[tokio::test]
+    async fn v5_daily_rollups_move_into_their_period_totals() {
+        use crate::metering::model::{USAGE_DAILY, USAGE_TOTALS, total_key};
+        use crate::metering::queries;
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let t = uuid::Uuid::from_u128(7);
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let summary = s
+            .write(now, Actor::system("t"), move |ctx| {
+                ctx.put(
+                    USAGE_TOTALS,
+                    &total_key(&t, 202611, "sms"),
+                    &9u64.to_be_bytes(),
+                )?;
+                for (day, n) in [(20261121u64, 4u64), (20261103, 5)] {
+                    let k = Key::new().uuid(&t).u64(day).str("sms").into_bytes();
+                    ctx.put(USAGE_DAILY, &k, &n.to_be_bytes())?;
+                }
+                v5_to_v6(ctx)
+            })
+            .await
+            .unwrap();
+        assert!(summary.starts_with("moved 2 daily usage rollup row(s) into 1 period total(s)"));
+        let (total, daily, left) = s
+            .read(move |r| {
+                Ok::<_, Error>((
+                    queries::total(r, &t, 202611, "sms")?,
+                    queries::daily(r, &t, 202611, "sms")?,
+                    r.len(USAGE_DAILY)?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(total, 9);
+        assert_eq!(daily, vec![(20261103, 5), (20261121, 4)]);
+        assert_eq!(left, 0);
+    }
 
     #[test]
     fn every_version_below_the_current_one_has_exactly_one_step() {

@@ -206,8 +206,20 @@ pub fn total(r: &impl Reader, tenant: &Uuid, period: u32, sku: &str) -> Result<u
     ))
 }
 
+/// The daily rollup of one SKU of a tenant in a period, for charts: `(day as yyyymmdd, units)`
+/// for each day with usage, in day order (at most 31; one row read, whatever the events).
+pub fn daily(r: &impl Reader, tenant: &Uuid, period: u32, sku: &str) -> Result<Vec<(u32, u64)>> {
+    let row = r.get(USAGE_TOTALS, &total_key(tenant, period, sku))?;
+    let total = Total::decode(row.as_deref())?;
+    Ok(total
+        .days
+        .into_iter()
+        .map(|(day, n)| (period * 100 + u32::from(day), n))
+        .collect())
+}
+
 /// How many raw events are kept for deduplication (for tests and the jobs page): the ids of
-/// the event log plus any legacy events.
+/// the receipt rows and the event log, plus any legacy events.
 pub fn raw_events(r: &impl Reader) -> Result<u64> {
     Ok(r.len(USAGE_EVENT_IDS)? + r.len(USAGE_EVENTS)?)
 }

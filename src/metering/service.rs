@@ -19,7 +19,8 @@ use crate::catalogs::model::Version;
 use crate::catalogs::queries as catalogs;
 use crate::clock::to_micros;
 use crate::error::Result;
-use crate::store::keys::Key;
+use crate::store::codec;
+use crate::store::keys::{Key, KeyReader};
 use crate::store::{Dir, Range, Reader, WriteCtx};
 
 /// What happened to one event.
@@ -83,9 +84,9 @@ fn add(ctx: &mut WriteCtx<'_>, table: crate::store::Table, key: &[u8], n: u64) -
     Ok(v)
 }
 
-/// The aggregate tables, in the order of [`Batch::sums`]' table index.
-const AGGREGATES: [crate::store::Table; 4] =
-    [USAGE_TOTALS, USAGE_BY_BU, USAGE_BY_SOURCE, USAGE_DAILY];
+/// The aggregate tables of plain counters, in the order of [`Batch::sums`]' table index (the
+/// totals, with their daily rollups, are [`Batch::totals`]).
+const AGGREGATES: [crate::store::Table; 2] = [USAGE_BY_BU, USAGE_BY_SOURCE];
 
 /// What one batch has learnt and owes, so that each distinct thing is read once and each
 /// aggregate row written once per batch (issue 10's "where the time goes": a batch of 100
@@ -102,9 +103,12 @@ struct Batch {
     personas: HashMap<(Uuid, Uuid), Option<Option<Uuid>>>,
     /// Quantities to add: `(aggregate table index, key) -> sum`, applied in key order.
     sums: std::collections::BTreeMap<(usize, Vec<u8>), u64>,
+    /// What to add to each [`USAGE_TOTALS`] row (quantity and days), applied in key order.
+    totals: std::collections::BTreeMap<Vec<u8>, Total>,
     /// `(tenant, period, sku)` of accepted late events (a period before the current one).
     late: std::collections::BTreeSet<(Uuid, u32, String)>,
-    /// Accepted events by `(period, tenant)`: one [`USAGE_EVENT_LOG`] row each at the end.
+    /// Accepted events by `(period, tenant)`: one [`USAGE_EVENT_RECEIPTS`] row per period at
+    /// the end.
     log: std::collections::BTreeMap<(u32, Uuid), Vec<LoggedEvent>>,
     /// The legacy [`USAGE_EVENTS`] still holds ids, so deduplication looks there too.
     legacy: bool,
@@ -113,8 +117,9 @@ struct Batch {
 /// Ingests `events` (parsed, or already rejected) in one write. Every event is judged on its
 /// own: a rejected one changes nothing and fails no neighbour. Each accepted id enters the
 /// deduplication set as it is judged (so a repeat within the batch is a duplicate); the raw
-/// events are written as one log row per period and tenant, and the aggregates are summed over
-/// the batch with each row written once, at the end. Storage errors fail the batch.
+/// events are written as one [`USAGE_EVENT_RECEIPTS`] row per period (grouped by tenant), and
+/// the aggregates are summed over the batch with each row written once, at the end. Storage
+/// errors fail the batch.
 pub fn ingest(
     ctx: &mut WriteCtx<'_>,
     poster: &Poster,
@@ -142,17 +147,23 @@ pub fn ingest(
         }
         outcomes.push(outcome);
     }
+    for (key, delta) in std::mem::take(&mut batch.totals) {
+        let mut total = Total::decode(ctx.get(USAGE_TOTALS, &key)?.as_deref())?;
+        total.merge(&delta);
+        ctx.put(USAGE_TOTALS, &key, &total.encode())?;
+    }
     for ((table, key), n) in std::mem::take(&mut batch.sums) {
         add(ctx, AGGREGATES[table], &key, n)?;
     }
+    let mut rows: std::collections::BTreeMap<u32, Vec<TenantEvents>> = Default::default();
     for ((period, tenant), events) in std::mem::take(&mut batch.log) {
-        // Two requests of one commit may share a microsecond: the row's `n` tells them apart.
-        let mut n = 0;
-        while ctx.contains(USAGE_EVENT_LOG, &log_key(period, &tenant, received, n))? {
-            n += 1;
-        }
-        let key = log_key(period, &tenant, received, n);
-        ctx.put_record(USAGE_EVENT_LOG, &key, &EventLogRecord::V1 { events })?;
+        rows.entry(period)
+            .or_default()
+            .push(TenantEvents { tenant, events });
+    }
+    for (period, tenants) in rows {
+        let key = next_receipt_key(ctx, period, received)?;
+        ctx.put_record(USAGE_EVENT_RECEIPTS, &key, &ReceiptRecord::V1 { tenants })?;
     }
     // A late event of the previous period may cross that period's cap.
     for (t, period, sku) in std::mem::take(&mut batch.late) {
@@ -173,6 +184,25 @@ pub fn ingest(
         }
     }
     Ok(Ingested { outcomes, over })
+}
+
+/// The key of this request's row of `period`: the requests of one commit share its time, so
+/// `n` follows the last row written at that time (one seek at the end of the table).
+fn next_receipt_key(ctx: &WriteCtx<'_>, period: u32, received: i64) -> Result<Vec<u8>> {
+    let at = Key::new().u64(u64::from(period)).i64(received).into_bytes();
+    let mut n = 0;
+    ctx.scan(
+        USAGE_EVENT_RECEIPTS,
+        &Range::prefix(&at),
+        Dir::Desc,
+        &mut |k, _| {
+            let mut kr = KeyReader::new(k);
+            let (_, _) = (kr.u64(), kr.i64());
+            n = kr.u64().map_or(0, |last| last + 1);
+            Ok(ControlFlow::Break(()))
+        },
+    )?;
+    Ok(receipt_key(period, received, n))
 }
 
 fn one(ctx: &mut WriteCtx<'_>, poster: &Poster, e: &Event, batch: &mut Batch) -> Result<Outcome> {
@@ -376,29 +406,26 @@ fn accept(ctx: &WriteCtx<'_>, e: &Event, batch: &mut Batch, period: u32, who: &A
         });
     let t = &e.tenant_id;
     let q = e.quantity;
+    let day = u8::try_from(day_of(e.ts) % 100).unwrap_or(0);
+    batch
+        .totals
+        .entry(total_key(t, period, &e.sku))
+        .or_default()
+        .add(day, q);
     let mut sum = |table: usize, key: Vec<u8>| {
         let n = batch.sums.entry((table, key)).or_default();
         *n = n.saturating_add(q);
     };
-    sum(0, total_key(t, period, &e.sku));
     let base = || Key::new().uuid(t).u64(u64::from(period)).str(&e.sku);
     if let Some(b) = bu {
-        sum(1, base().uuid(&b).into_bytes());
+        sum(0, base().uuid(&b).into_bytes());
     }
     if let Some(k) = api_key {
-        sum(2, base().u8(SOURCE_API_KEY).uuid(&k).into_bytes());
+        sum(1, base().u8(SOURCE_API_KEY).uuid(&k).into_bytes());
     }
     if let Some(p) = persona {
-        sum(2, base().u8(SOURCE_PERSONA).uuid(&p).into_bytes());
+        sum(1, base().u8(SOURCE_PERSONA).uuid(&p).into_bytes());
     }
-    sum(
-        3,
-        Key::new()
-            .uuid(t)
-            .u64(u64::from(day_of(e.ts)))
-            .str(&e.sku)
-            .into_bytes(),
-    );
     if period != period_of(ctx.now) {
         batch.late.insert((*t, period, e.sku.clone()));
     }
@@ -462,45 +489,147 @@ pub const PRUNE_BATCH: usize = 10_000;
 
 /// Deletes raw events of periods before the previous one: they can no longer be posted (their
 /// period is closed), so they need no deduplication. Aggregates are kept. Returns how many
-/// were deleted: at most about [`PRUNE_BATCH`] (a log row goes whole, so up to
-/// [`MAX_BATCH`] - 1 more).
+/// were deleted: at most about [`PRUNE_BATCH`] (a row goes whole, so up to [`MAX_BATCH`] - 1
+/// more).
 pub fn prune_events(ctx: &mut WriteCtx<'_>) -> Result<u64> {
     let keep_from = previous(period_of(ctx.now));
     let until = Key::new().u64(u64::from(keep_from)).into_bytes();
-    let legacy = prune_legacy(ctx, &until)?;
-    if legacy >= PRUNE_BATCH as u64 {
-        return Ok(legacy);
+    let mut pruned = prune_legacy(ctx, &until)?;
+    for table in [USAGE_EVENT_LOG, USAGE_EVENT_RECEIPTS] {
+        let Some(budget) = PRUNE_BATCH.checked_sub(pruned as usize).filter(|b| *b > 0) else {
+            break;
+        };
+        pruned += prune_rows(ctx, table, &until, budget)?;
     }
-    let budget = PRUNE_BATCH - legacy as usize;
-    let mut rows: Vec<(Vec<u8>, Vec<LoggedEvent>)> = Vec::new();
+    Ok(pruned)
+}
+
+/// Deletes the rows of `table` ([`USAGE_EVENT_LOG`] or [`USAGE_EVENT_RECEIPTS`]) keyed before
+/// `until`, and the ids of their events, until about `budget` events. Returns the events.
+fn prune_rows(
+    ctx: &mut WriteCtx<'_>,
+    table: crate::store::Table,
+    until: &[u8],
+    budget: usize,
+) -> Result<u64> {
+    let mut rows: Vec<(Vec<u8>, Vec<TenantEvents>)> = Vec::new();
     let mut events = 0;
-    ctx.scan(
-        USAGE_EVENT_LOG,
-        &Range::all().before(&until),
-        Dir::Asc,
-        &mut |k, v| {
-            let EventLogRecord::V1 { events: logged } =
-                crate::store::codec::decode(USAGE_EVENT_LOG.name(), v)?;
-            events += logged.len();
-            rows.push((k.to_vec(), logged));
-            Ok(if events >= budget {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
-        },
-    )?;
-    for (k, logged) in &rows {
-        let mut kr = crate::store::keys::KeyReader::new(k);
-        let _ = kr.u64();
-        if let Some(t) = kr.uuid() {
-            for e in logged {
-                ctx.delete(USAGE_EVENT_IDS, &event_key(&t, &e.event_id))?;
+    ctx.scan(table, &Range::all().before(until), Dir::Asc, &mut |k, v| {
+        let tenants = raw_row(table, k, v)?;
+        events += tenants.iter().map(|t| t.events.len()).sum::<usize>();
+        rows.push((k.to_vec(), tenants));
+        Ok(if events >= budget {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    for (k, tenants) in &rows {
+        for t in tenants {
+            for e in &t.events {
+                ctx.delete(USAGE_EVENT_IDS, &event_key(&t.tenant, &e.event_id))?;
             }
         }
-        ctx.delete(USAGE_EVENT_LOG, k)?;
+        ctx.delete(table, k)?;
     }
-    Ok(legacy + events as u64)
+    Ok(events as u64)
+}
+
+/// A row of raw events as its tenants' events, in either format: a [`USAGE_EVENT_LOG`] row
+/// names its tenant in its key, a [`USAGE_EVENT_RECEIPTS`] row in its value.
+fn raw_row(
+    table: crate::store::Table,
+    key: &[u8],
+    value: &[u8],
+) -> crate::store::Result<Vec<TenantEvents>> {
+    if table == USAGE_EVENT_LOG {
+        let EventLogRecord::V1 { events } = codec::decode(table.name(), value)?;
+        let mut kr = KeyReader::new(key);
+        let _ = kr.u64();
+        return Ok(kr
+            .uuid()
+            .map(|tenant| vec![TenantEvents { tenant, events }])
+            .unwrap_or_default());
+    }
+    let ReceiptRecord::V1 { tenants } = codec::decode(table.name(), value)?;
+    Ok(tenants)
+}
+
+/// Events of [`USAGE_EVENT_RECEIPTS`] one scrub write visits.
+pub const SCRUB_BATCH: usize = 100_000;
+
+/// Most scrub writes of one `prune_usage_events` run (so at most 100 × [`SCRUB_BATCH`]
+/// events visited per run; the hourly job goes on where it stopped).
+pub const MAX_SCRUB_WRITES: usize = 100;
+
+/// What one scrub write did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scrubbed {
+    /// Events of shredded tenants removed.
+    pub removed: u64,
+    /// Whether a scrub is still pending (another write has work).
+    pub pending: bool,
+}
+
+/// Removes the events of the first shredded tenant still pending ([`USAGE_EVENT_SCRUBS`]) from
+/// the receipt rows of up to about [`SCRUB_BATCH`] events, going on from where its last write
+/// stopped; a row left with no events is deleted. The scrub is done when it reaches the end of
+/// the table: a shredded (offboarded) tenant takes no new events. Storage errors only.
+pub fn scrub_step(ctx: &mut WriteCtx<'_>) -> Result<Scrubbed> {
+    scrub_within(ctx, SCRUB_BATCH)
+}
+
+/// [`scrub_step`] visiting about `batch` events.
+fn scrub_within(ctx: &mut WriteCtx<'_>, batch: usize) -> Result<Scrubbed> {
+    let Some((scrub_key, value)) = ctx.first(USAGE_EVENT_SCRUBS, &Range::all(), Dir::Asc)? else {
+        return Ok(Scrubbed::default());
+    };
+    let ScrubRecord::V1 { from } = codec::decode(USAGE_EVENT_SCRUBS.name(), &value)?;
+    let tenant = KeyReader::new(&scrub_key).uuid();
+    let (mut visited, mut next) = (0usize, None);
+    let mut hits: Vec<(Vec<u8>, Vec<TenantEvents>)> = Vec::new();
+    ctx.scan(
+        USAGE_EVENT_RECEIPTS,
+        &Range::all().from(&from),
+        Dir::Asc,
+        &mut |k, v| {
+            if visited >= batch {
+                next = Some(k.to_vec());
+                return Ok(ControlFlow::Break(()));
+            }
+            let ReceiptRecord::V1 { tenants } = codec::decode(USAGE_EVENT_RECEIPTS.name(), v)?;
+            visited += tenants.iter().map(|t| t.events.len()).sum::<usize>();
+            if tenants.iter().any(|t| Some(t.tenant) == tenant) {
+                hits.push((k.to_vec(), tenants));
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    let mut removed = 0u64;
+    for (k, mut tenants) in hits {
+        tenants.retain(|t| {
+            let shredded = Some(t.tenant) == tenant;
+            if shredded {
+                removed += t.events.len() as u64;
+            }
+            !shredded
+        });
+        if tenants.is_empty() {
+            ctx.delete(USAGE_EVENT_RECEIPTS, &k)?;
+        } else {
+            ctx.put_record(USAGE_EVENT_RECEIPTS, &k, &ReceiptRecord::V1 { tenants })?;
+        }
+    }
+    match next {
+        Some(from) => ctx.put_record(USAGE_EVENT_SCRUBS, &scrub_key, &ScrubRecord::V1 { from })?,
+        None => {
+            ctx.delete(USAGE_EVENT_SCRUBS, &scrub_key)?;
+        }
+    }
+    Ok(Scrubbed {
+        removed,
+        pending: ctx.len(USAGE_EVENT_SCRUBS)? > 0,
+    })
 }
 
 /// Prunes the legacy [`USAGE_EVENTS`] (up to [`PRUNE_BATCH`]) through its period index.
@@ -523,7 +652,7 @@ fn prune_legacy(ctx: &mut WriteCtx<'_>, until: &[u8]) -> Result<u64> {
         },
     )?;
     for k in &doomed {
-        let mut kr = crate::store::keys::KeyReader::new(k);
+        let mut kr = KeyReader::new(k);
         let _ = kr.u64();
         if let (Some(t), Some(id)) = (kr.uuid(), kr.str()) {
             ctx.delete(USAGE_EVENTS, &event_key(&t, &id))?;
@@ -533,10 +662,11 @@ fn prune_legacy(ctx: &mut WriteCtx<'_>, until: &[u8]) -> Result<u64> {
     Ok(doomed.len() as u64)
 }
 
-/// Shredding a tenant deletes its raw events (their `properties` may hold personal data):
-/// its deduplication ids, its log rows of every period still kept, and its legacy events.
-/// Aggregates are counts and are kept for invoices until a later issue decides otherwise.
-/// Returns how many rows were deleted.
+/// Shredding a tenant deletes its raw events (their `properties` may hold personal data): its
+/// deduplication ids, its [`USAGE_EVENT_LOG`] rows of every period still kept and its legacy
+/// events at once, and its events in [`USAGE_EVENT_RECEIPTS`] (rows shared with other tenants)
+/// through a pending scrub that `prune_usage_events` works off ([`scrub_step`]). Aggregates
+/// are counts and are kept for invoices. Returns how many rows were deleted at once.
 pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     let prefix = Key::new().uuid(tenant).into_bytes();
     let mut n = ctx.delete_range(USAGE_EVENT_IDS, &Range::prefix(&prefix))?;
@@ -544,12 +674,115 @@ pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     // The log is keyed by period first: visit each period it holds, one seek each.
     let mut from = Vec::new();
     while let Some((k, _)) = ctx.first(USAGE_EVENT_LOG, &Range::all().from(&from), Dir::Asc)? {
-        let Some(period) = crate::store::keys::KeyReader::new(&k).u64() else {
+        let Some(period) = KeyReader::new(&k).u64() else {
             break;
         };
         let rows = Key::new().u64(period).uuid(tenant).into_bytes();
         n += ctx.delete_range(USAGE_EVENT_LOG, &Range::prefix(&rows))?;
         from = Key::new().u64(period + 1).into_bytes();
     }
+    if ctx.len(USAGE_EVENT_RECEIPTS)? > 0 {
+        ctx.put_record(
+            USAGE_EVENT_SCRUBS,
+            &prefix,
+            &ScrubRecord::V1 { from: Vec::new() },
+        )?;
+    }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actor::Actor;
+    use crate::store::Store;
+
+    fn logged(id: &str) -> LoggedEvent {
+        LoggedEvent {
+            event_id: id.into(),
+            sku: "api_call".into(),
+            quantity: 1,
+            ts: 0,
+            api_key: None,
+            persona: None,
+            bu: None,
+            properties: Some(r#"{"email":"ana@example.com"}"#.into()),
+        }
+    }
+
+    /// A shredded tenant's events leave every receipt row, over several bounded writes that go
+    /// on where the last stopped; rows left empty go, the other tenants' events stay.
+    #[tokio::test]
+    async fn a_scrub_removes_a_shredded_tenants_events_from_shared_rows_in_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (gone, kept) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let count = move |r: &WriteCtx<'_>| -> crate::store::Result<(usize, usize, u64)> {
+            let (mut g, mut k) = (0, 0);
+            r.scan(
+                USAGE_EVENT_RECEIPTS,
+                &Range::all(),
+                Dir::Asc,
+                &mut |_, v| {
+                    let ReceiptRecord::V1 { tenants } =
+                        codec::decode(USAGE_EVENT_RECEIPTS.name(), v)?;
+                    for t in tenants {
+                        assert!(!t.events.is_empty(), "no empty group is kept");
+                        *(if t.tenant == gone { &mut g } else { &mut k }) += t.events.len();
+                    }
+                    Ok(ControlFlow::Continue(()))
+                },
+            )?;
+            Ok((g, k, r.len(USAGE_EVENT_RECEIPTS)?))
+        };
+        let steps = store
+            .write(now, Actor::system("t"), move |ctx| {
+                // Ten rows: the shredded tenant's alone, shared, and the other's alone.
+                for n in 0..10u64 {
+                    let mut tenants = Vec::new();
+                    if n < 7 {
+                        tenants.push(TenantEvents {
+                            tenant: gone,
+                            events: vec![logged(&format!("g-{n}-a")), logged(&format!("g-{n}-b"))],
+                        });
+                    }
+                    if n >= 3 {
+                        tenants.push(TenantEvents {
+                            tenant: kept,
+                            events: vec![logged(&format!("k-{n}"))],
+                        });
+                    }
+                    let key = receipt_key(202611, 1_000 + i64::try_from(n).unwrap_or(0), 0);
+                    ctx.put_record(USAGE_EVENT_RECEIPTS, &key, &ReceiptRecord::V1 { tenants })?;
+                }
+                assert_eq!(count(ctx)?, (14, 7, 10));
+                shred_events(ctx, &gone)?;
+                assert_eq!(
+                    count(ctx)?,
+                    (14, 7, 10),
+                    "the shred itself leaves the shared rows"
+                );
+                let mut steps = 0;
+                let mut removed = 0;
+                loop {
+                    let step = scrub_within(ctx, 4)?;
+                    steps += 1;
+                    removed += step.removed;
+                    if !step.pending {
+                        break;
+                    }
+                    assert!(steps < 100, "the scrub goes on where it stopped");
+                }
+                assert_eq!(removed, 14);
+                assert_eq!(count(ctx)?, (0, 7, 7), "rows 0 to 2 held only its events");
+                assert_eq!(ctx.len(USAGE_EVENT_SCRUBS)?, 0);
+                assert_eq!(scrub_within(ctx, 4)?, Scrubbed::default());
+                Ok::<_, crate::error::Error>(steps)
+            })
+            .await
+            .unwrap();
+        // 17 events of 4 per write (a row goes whole): more than one write.
+        assert!(steps > 2, "{steps} writes");
+    }
 }

@@ -45,7 +45,9 @@ use crate::actor::Actor;
 ///   checkpoints.
 /// - 5: revenue-posture counters (`tenant_posture_counts`: tenants by plan, paying tenants by
 ///   plan, daily trial buckets), maintained with every tenant change.
-pub const SCHEMA_VERSION: u32 = 5;
+/// - 6: raw usage events kept by receipt (`usage_event_receipts`, `usage_event_scrubs`); the
+///   per-tenant rows of `usage_event_log` are still read, pruned and shredded.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";

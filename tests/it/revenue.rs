@@ -288,10 +288,18 @@ async fn the_same_events_posted_by_eight_clients_at_once_are_counted_exactly_onc
     let t = tenant_id(&app, &app_id, "Busy Co").await;
     let catalog = published_catalog(&app, rates(1, 1, None)).await;
     pin(&app, &t, &catalog, 1, json!([])).await;
+    // Odd events happened the day before: the daily rollup tells the two days apart.
     let events: Vec<Value> = (0..300)
-        .map(|i| event(&format!("evt-{i}"), &t, "api_call", i % 7 + 1))
+        .map(|i| {
+            let mut e = event(&format!("evt-{i}"), &t, "api_call", i % 7 + 1);
+            if i % 2 == 1 {
+                e["ts"] = json!("2026-11-20T23:59:59Z");
+            }
+            e
+        })
         .collect();
     let expected: i64 = (0..300).map(|i| i % 7 + 1).sum();
+    let on_20th: u64 = (0..300).filter(|i| i % 2 == 1).map(|i| i % 7 + 1).sum();
     let mut clients = Vec::new();
     for c in 0..8 {
         let mut batch = events.clone();
@@ -321,6 +329,19 @@ async fn the_same_events_posted_by_eight_clients_at_once_are_counted_exactly_onc
     assert_eq!(duplicates, 7 * 300);
     let (_, m) = app.get(&format!("/api/tenants/{t}/usage/live")).await;
     assert_eq!(line(&m, "api_call")["quantity"].as_i64(), Some(expected));
+    let tenant = uuid::Uuid::parse_str(&t).unwrap();
+    let daily = app
+        .state
+        .read(move |r| tenantry::metering::queries::daily(r, &tenant, 202611, "api_call"))
+        .await
+        .unwrap();
+    assert_eq!(
+        daily,
+        vec![
+            (20261120, on_20th),
+            (20261121, u64::try_from(expected).unwrap() - on_20th)
+        ]
+    );
     let raw = app
         .state
         .read(tenantry::metering::queries::raw_events)
@@ -343,10 +364,42 @@ async fn raw_events(app: &TestApp) -> u64 {
         .unwrap()
 }
 
+/// Events of `tenant` in the receipt rows, and the rows of the event log's older format.
+async fn receipts_of(app: &TestApp, tenant: &str) -> (usize, u64) {
+    use tenantry::metering::model::{ReceiptRecord, USAGE_EVENT_LOG, USAGE_EVENT_RECEIPTS};
+    use tenantry::store::{Dir, Range, Reader};
+    let t = uuid::Uuid::parse_str(tenant).unwrap();
+    app.state
+        .read(move |r| {
+            let mut n = 0;
+            r.scan(
+                USAGE_EVENT_RECEIPTS,
+                &Range::all(),
+                Dir::Asc,
+                &mut |_, v| {
+                    let ReceiptRecord::V1 { tenants } =
+                        tenantry::store::codec::decode(USAGE_EVENT_RECEIPTS.name(), v)?;
+                    n += tenants
+                        .iter()
+                        .filter(|g| g.tenant == t)
+                        .map(|g| g.events.len())
+                        .sum::<usize>();
+                    Ok(std::ops::ControlFlow::Continue(()))
+                },
+            )?;
+            Ok::<_, tenantry::error::Error>((n, r.len(USAGE_EVENT_LOG)?))
+        })
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and_legacy_ids_still_deduplicate()
  {
-    use tenantry::metering::model::{USAGE_EVENT_PERIODS, USAGE_EVENTS, event_key};
+    use tenantry::metering::model::{
+        EventLogRecord, LoggedEvent, USAGE_EVENT_IDS, USAGE_EVENT_LOG, USAGE_EVENT_PERIODS,
+        USAGE_EVENTS, event_key, log_key,
+    };
     let app = TestApp::spawn().await;
     let app_id = app.app("Projex Work").await;
     let leaving = tenant_id(&app, &app_id, "Leaving Co").await;
@@ -358,8 +411,10 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
     pin(&app, &leaving, &catalog, 1, json!([])).await;
     pin(&app, &staying, &catalog, 1, json!([])).await;
     // An event stored in the format before the event log (one row per event, and its period
-    // index) still counts as posted.
+    // index) still counts as posted; so do events of the event log's per-tenant rows (the
+    // format before the receipt rows), one for each tenant.
     let legacy = uuid::Uuid::parse_str(&staying).unwrap();
+    let gone = uuid::Uuid::parse_str(&leaving).unwrap();
     app.state
         .store()
         .write(
@@ -373,6 +428,21 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
                     .str("legacy-1")
                     .into_bytes();
                 ctx.put(USAGE_EVENT_PERIODS, &k, &[])?;
+                for (t, id) in [(legacy, "old-1"), (gone, "old-2")] {
+                    let events = vec![LoggedEvent {
+                        event_id: id.into(),
+                        sku: "api_call".into(),
+                        quantity: 1,
+                        ts: 0,
+                        api_key: None,
+                        persona: None,
+                        bu: None,
+                        properties: None,
+                    }];
+                    let row = EventLogRecord::V1 { events };
+                    ctx.put_record(USAGE_EVENT_LOG, &log_key(202611, &t, 1, 0), &row)?;
+                    ctx.put(USAGE_EVENT_IDS, &event_key(&t, id), &[])?;
+                }
                 Ok::<_, tenantry::store::Error>(())
             },
         )
@@ -406,7 +476,10 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
     // The refused event's id was not kept: posted again without the stranger, it counts.
     let (_, v, _) = ingest(&app, TOKEN, vec![event("r-1", &staying, "api_call", 1)]).await;
     assert_eq!(v["accepted"], 1, "{v}");
-    assert_eq!(raw_events(&app).await, 1 + 4);
+    assert_eq!(raw_events(&app).await, 1 + 2 + 4);
+    let (_, v, _) = ingest(&app, TOKEN, vec![event("old-1", &staying, "api_call", 1)]).await;
+    assert_eq!(v["duplicates"], 1, "{v}");
+    assert_eq!(receipts_of(&app, &leaving).await, (2, 2));
 
     // Shredding a tenant deletes its raw events (their properties may be personal data).
     app.action(
@@ -418,9 +491,18 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
     app.clock.advance(chrono::Duration::days(2));
     let (s, run) = app.post("/api/jobs/shred_due_tenants/run", json!({})).await;
     assert!(s.is_success(), "{run}");
-    assert_eq!(raw_events(&app).await, 1 + 2, "{run}");
+    assert_eq!(raw_events(&app).await, 1 + 1 + 2, "{run}");
     let (_, v, _) = ingest(&app, TOKEN, vec![event("s-1", &staying, "api_call", 5)]).await;
     assert_eq!(v["duplicates"], 1, "the neighbour's events are kept: {v}");
+    // Its per-tenant log row went with the shred; its events in the receipt rows it shares
+    // with the neighbour go at the next prune run, and the neighbour's stay.
+    assert_eq!(receipts_of(&app, &leaving).await, (2, 1));
+    let (s, run) = app
+        .post("/api/jobs/prune_usage_events/run", json!({}))
+        .await;
+    assert!(s.is_success(), "{run}");
+    assert_eq!(receipts_of(&app, &leaving).await, (0, 1), "{run}");
+    assert_eq!(receipts_of(&app, &staying).await.0, 2, "{run}");
 
     // In January, November is closed: its raw events (legacy ones too) are pruned, the
     // aggregates stay, and an old id may be used again.
@@ -430,6 +512,7 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
         .await;
     assert!(s.is_success(), "{run}");
     assert_eq!(raw_events(&app).await, 0, "{run}");
+    assert_eq!(receipts_of(&app, &staying).await, (0, 0), "{run}");
     let mut again = event("s-1", &staying, "api_call", 2);
     again["ts"] = json!(app.clock.now().to_rfc3339());
     let (_, v, _) = ingest(&app, TOKEN, vec![again]).await;
