@@ -28,8 +28,8 @@ pub const USAGE_EVENT_IDS: Table = Table::new("usage_event_ids");
 /// instead of writing a row into each of its tenants' ranges. On the work of
 /// `peers/ingest.sql` (100 events over 100 tenants per request), the per-tenant rows of
 /// [`USAGE_EVENT_LOG`] dirtied one B-tree leaf per event: about 30% of the writer's time
-/// (issue 10, stop 27). A shredded tenant's events are removed from these rows by
-/// `prune_usage_events`, bounded per write ([`USAGE_EVENT_SCRUBS`]).
+/// (issue 10, stop 27). A shredded tenant's events are removed from these rows in bounded
+/// writes after the shred ([`USAGE_EVENT_SCRUBS`]).
 pub const USAGE_EVENT_RECEIPTS: Table = Table::new("usage_event_receipts");
 /// Shredded tenants whose events are still in [`USAGE_EVENT_RECEIPTS`]:
 /// `tenant -> ScrubRecord` (how far the scrub has come).

@@ -665,8 +665,9 @@ fn prune_legacy(ctx: &mut WriteCtx<'_>, until: &[u8]) -> Result<u64> {
 /// Shredding a tenant deletes its raw events (their `properties` may hold personal data): its
 /// deduplication ids, its [`USAGE_EVENT_LOG`] rows of every period still kept and its legacy
 /// events at once, and its events in [`USAGE_EVENT_RECEIPTS`] (rows shared with other tenants)
-/// through a pending scrub that `prune_usage_events` works off ([`scrub_step`]). Aggregates
-/// are counts and are kept for invoices. Returns how many rows were deleted at once.
+/// through a pending scrub ([`scrub_step`]), which `shred_due_tenants` works off in bounded
+/// writes right after the shred (and `prune_usage_events` finishes, if it was cut short).
+/// Aggregates are counts and are kept for invoices. Returns how many rows were deleted at once.
 pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     let prefix = Key::new().uuid(tenant).into_bytes();
     let mut n = ctx.delete_range(USAGE_EVENT_IDS, &Range::prefix(&prefix))?;

@@ -25,9 +25,17 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
             let shred =
                 move |ctx: &mut crate::store::WriteCtx<'_>, id| service::shred(ctx, id, &hooks);
             let n = for_each_due(state, job, now, DEADLINES, shred).await?;
+            // Their raw usage events share rows with other tenants' events: they leave them now,
+            // in the same bounded writes as `prune_usage_events` would use.
+            let scrubbed = if n > 0 {
+                scrub_usage_events(state, now, "shred_due_tenants").await?
+            } else {
+                0
+            };
             Ok(format!(
-                "shredded {n} tenant{}",
-                if n == 1 { "" } else { "s" }
+                "shredded {n} tenant{}; removed {scrubbed} raw usage event{} of theirs",
+                if n == 1 { "" } else { "s" },
+                if scrubbed == 1 { "" } else { "s" }
             ))
         }
         Job::ExpireTrials => {
@@ -103,7 +111,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
             ))
         }
         Job::PruneUsageEvents => {
-            use crate::metering::service::{self as metering, MAX_SCRUB_WRITES};
+            use crate::metering::service as metering;
             let n = state
                 .store()
                 .write(
@@ -112,19 +120,7 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
                     metering::prune_events,
                 )
                 .await?;
-            // Shredded tenants' events leave the shared receipt rows in bounded writes, so that
-            // other writes go between them.
-            let mut scrubbed = 0u64;
-            for _ in 0..MAX_SCRUB_WRITES {
-                let step = state
-                    .store()
-                    .write(now, Actor::job("prune_usage_events"), metering::scrub_step)
-                    .await?;
-                scrubbed += step.removed;
-                if !step.pending {
-                    break;
-                }
-            }
+            let scrubbed = scrub_usage_events(state, now, "prune_usage_events").await?;
             Ok(format!(
                 "pruned {n} raw usage event{} of closed periods; removed {scrubbed} event{} of shredded tenants",
                 if n == 1 { "" } else { "s" },
@@ -250,4 +246,27 @@ fn finished_runs(
         out.push((job.name().to_string(), runs));
     }
     Ok(out)
+}
+
+/// Removes shredded tenants' events from the shared raw-usage rows in bounded writes (at most
+/// [`crate::metering::service::MAX_SCRUB_WRITES`]), so that other writes go between them; what
+/// is left waits for the next run. Returns the events removed.
+async fn scrub_usage_events(
+    state: &AppState,
+    now: DateTime<Utc>,
+    job: &'static str,
+) -> Result<u64> {
+    use crate::metering::service::{MAX_SCRUB_WRITES, scrub_step};
+    let mut scrubbed = 0u64;
+    for _ in 0..MAX_SCRUB_WRITES {
+        let step = state
+            .store()
+            .write(now, Actor::job(job), scrub_step)
+            .await?;
+        scrubbed += step.removed;
+        if !step.pending {
+            break;
+        }
+    }
+    Ok(scrubbed)
 }
