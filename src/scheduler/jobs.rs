@@ -27,16 +27,13 @@ pub async fn execute(state: &AppState, job: Job, now: DateTime<Utc>) -> Result<S
             let n = for_each_due(state, job, now, DEADLINES, shred).await?;
             // Their raw usage events share rows with other tenants' events: they leave them now,
             // in the same bounded writes as `prune_usage_events` would use.
-            let scrubbed = if n > 0 {
-                scrub_usage_events(state, now, "shred_due_tenants").await?
-            } else {
-                0
-            };
-            Ok(format!(
-                "shredded {n} tenant{}; removed {scrubbed} raw usage event{} of theirs",
-                if n == 1 { "" } else { "s" },
-                if scrubbed == 1 { "" } else { "s" }
-            ))
+            let shredded = format!("shredded {n} tenant{}", if n == 1 { "" } else { "s" });
+            let scrubbed = scrub_usage_events(state, now, "shred_due_tenants").await?;
+            Ok(match scrubbed {
+                0 => shredded,
+                1 => format!("{shredded}; removed 1 raw usage event of theirs"),
+                k => format!("{shredded}; removed {k} raw usage events of theirs"),
+            })
         }
         Job::ExpireTrials => {
             let n = for_each_due(state, job, now, TRIAL_ENDS, service::expire_trial).await?;
