@@ -76,6 +76,10 @@ async fn run(levels: Vec<usize>, seconds: u64, scenario: String) {
     }));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(512)
+        // Under the server's 10 s idle close ([http] header_read_timeout_secs): a connection
+        // left idle between two levels (the ingest level creates 10,000 tenants first) is then
+        // never reused just as the server closes it, which counted as an error at 64 clients.
+        .pool_idle_timeout(Duration::from_secs(4))
         .build()
         .unwrap();
     let post = |path: String, body: Value| {

@@ -137,7 +137,11 @@ fn fixture() -> Fixture {
         tokio::spawn(app.run_until_stopped(async move {
             let _ = stop_rx.await;
         }));
-        let client = reqwest::Client::new();
+        // Idle connections are dropped before the server's 10 s idle close (benches/load.rs).
+        let client = reqwest::Client::builder()
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
+            .build()
+            .unwrap();
         let app_id = post(&client, format!("{base}/api/apps"), json!({"name": "Meter"})).await["id"]
             .as_str()
             .unwrap()

@@ -56,6 +56,11 @@ pub fn ensure_draft(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Resul
     if let Some(id) = queries::of_period(ctx, tenant, period)? {
         return Ok(id);
     }
+    open_draft(ctx, tenant, period)
+}
+
+/// Writes a new draft of `tenant`'s `period`, which has none.
+fn open_draft(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Result<Uuid> {
     let id = Uuid::now_v7();
     let mut inv = Invoice::draft(id, *tenant, period, ctx.now);
     ctx.put(INVOICE_PERIODS, &period_key(tenant, period), id.as_bytes())?;
@@ -646,13 +651,14 @@ pub fn shred(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     Ok(n)
 }
 
-/// When an invoice's period stops taking usage: drafts take events while their period is open;
-/// a finalized invoice closes its period at once.
-pub fn takes_usage(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<bool> {
-    Ok(match queries::of_period(r, tenant, period)? {
-        Some(id) => queries::stored(r, &id)?.status == Status::Draft,
-        None => true,
-    })
+/// Whether `tenant`'s period `period` takes usage, opening its draft when it has none: a draft
+/// takes events while its period is open, and a finalized (paid, void) invoice closes its period
+/// at once. The ingest's check, with one read of the period's row (`INVOICE_PERIODS`).
+pub fn take_usage(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Result<bool> {
+    match queries::of_period(ctx, tenant, period)? {
+        Some(id) => Ok(queries::stored(ctx, &id)?.status == Status::Draft),
+        None => open_draft(ctx, tenant, period).map(|_| true),
+    }
 }
 
 /// The due instant's display for notices (`2026-12-31`).

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
+use std::rc::Rc;
 
 use serde_json::json;
 use uuid::Uuid;
@@ -60,22 +61,35 @@ enum TenantInfo {
     Missing,
     ReadOnly,
     Unpinned,
-    Priced(crate::catalogs::model::Pin, Version),
+    Priced(crate::catalogs::model::Pin, Rc<Version>),
 }
 
-fn tenant_info(r: &impl Reader, tenant: &Uuid) -> Result<TenantInfo> {
-    let t = match crate::tenants::directory::load(r, tenant) {
-        Ok(t) => t,
+/// Reads what the batch needs of `tenant`: its state and its pin, with the pinned version taken
+/// from `versions` when another tenant of the batch is pinned to it (a version is decoded once
+/// per batch, not once per tenant).
+fn tenant_info(
+    r: &impl Reader,
+    tenant: &Uuid,
+    versions: &mut HashMap<(Uuid, u32), Rc<Version>>,
+) -> Result<TenantInfo> {
+    let state = match crate::tenants::directory::state(r, tenant) {
+        Ok(s) => s,
         Err(crate::error::Error::NotFound { .. }) => return Ok(TenantInfo::Missing),
         Err(e) => return Err(e),
     };
-    if t.state.is_read_only() {
+    if state.is_read_only() {
         return Ok(TenantInfo::ReadOnly);
     }
-    Ok(match catalogs::pinned_version(r, tenant)? {
-        Some((p, _, v)) => TenantInfo::Priced(p, v),
-        None => TenantInfo::Unpinned,
-    })
+    let Some(pin) = catalogs::pin(r, tenant)? else {
+        return Ok(TenantInfo::Unpinned);
+    };
+    let version = match versions.entry((pin.catalog_id, pin.version)) {
+        std::collections::hash_map::Entry::Occupied(v) => v.get().clone(),
+        std::collections::hash_map::Entry::Vacant(slot) => slot
+            .insert(Rc::new(catalogs::version(r, &pin.catalog_id, pin.version)?))
+            .clone(),
+    };
+    Ok(TenantInfo::Priced(pin, version))
 }
 
 fn add(ctx: &mut WriteCtx<'_>, table: crate::store::Table, key: &[u8], n: u64) -> Result<u64> {
@@ -95,6 +109,8 @@ const AGGREGATES: [crate::store::Table; 2] = [USAGE_BY_BU, USAGE_BY_SOURCE];
 struct Batch {
     /// Tenants as read once per batch.
     tenants: HashMap<Uuid, TenantInfo>,
+    /// The catalog versions the batch's tenants are pinned to, each decoded once.
+    versions: HashMap<(Uuid, u32), Rc<Version>>,
     /// Whether `(tenant, period)` takes usage (its invoice is not finalized).
     open: HashMap<(Uuid, u32), bool>,
     /// API keys: `Some(persona)` when the key is the tenant's, `None` when it is not.
@@ -214,7 +230,7 @@ fn one(ctx: &mut WriteCtx<'_>, poster: &Poster, e: &Event, batch: &mut Batch) ->
         );
     }
     if let std::collections::hash_map::Entry::Vacant(slot) = batch.tenants.entry(e.tenant_id) {
-        slot.insert(tenant_info(ctx, &e.tenant_id)?);
+        slot.insert(tenant_info(ctx, &e.tenant_id, &mut batch.versions)?);
     }
     let version = match batch.tenants.get(&e.tenant_id) {
         None | Some(TenantInfo::Missing) => {
@@ -302,10 +318,7 @@ fn attribute(
     let takes = match batch.open.get(&(e.tenant_id, period)) {
         Some(t) => *t,
         None => {
-            let t = crate::invoices::service::takes_usage(ctx, &e.tenant_id, period)?;
-            if t {
-                crate::invoices::service::ensure_draft(ctx, &e.tenant_id, period)?;
-            }
+            let t = crate::invoices::service::take_usage(ctx, &e.tenant_id, period)?;
             batch.open.insert((e.tenant_id, period), t);
             t
         }

@@ -166,6 +166,20 @@ pub fn load(r: &impl Reader, id: &Uuid) -> Result<Tenant> {
         .ok_or_else(|| Error::not_found("tenant", id.to_string()))
 }
 
+/// One tenant's lifecycle state, read in place (none of the record's strings is copied): for
+/// hot paths that need only the state, such as usage ingest's check for a read-only tenant.
+///
+/// Errors: 404 when unknown; a corrupt record is a storage error.
+pub fn state(r: &impl Reader, id: &Uuid) -> Result<State> {
+    let mut state = None;
+    r.get_with(TENANTS, id.as_bytes(), &mut |bytes| {
+        let TenantRecordRef::V1(t) = TenantRecordRef::decode(bytes)?;
+        state = Some(t.state);
+        Ok(())
+    })?;
+    state.ok_or_else(|| Error::not_found("tenant", id.to_string()))
+}
+
 /// The tenant holding `slug`, if any.
 pub fn slug_owner(r: &impl Reader, slug: &str) -> Result<Option<Uuid>> {
     Ok(r.get(SLUGS, slug.as_bytes())?
