@@ -37,6 +37,17 @@ fn arg(name: &str) -> Option<String> {
         .and_then(|i| args.get(i + 1).cloned())
 }
 
+/// What a failed request says: its status and body, or the transport error.
+async fn failure(res: reqwest::Result<reqwest::Response>) -> String {
+    match res {
+        Ok(r) => {
+            let status = r.status();
+            format!("{status}: {}", r.text().await.unwrap_or_default())
+        }
+        Err(e) => format!("{e:?}"),
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -319,17 +330,10 @@ async fn ingest(
                                 .map_or(0, |c| c.accepted);
                             lat.push(t.elapsed().as_micros() as u64);
                         }
-                        Ok(r) => {
+                        failed => {
                             errors += 1;
-                            let status = r.status();
-                            first_error.get_or_insert(format!(
-                                "{status}: {}",
-                                r.text().await.unwrap_or_default()
-                            ));
-                        }
-                        Err(e) => {
-                            errors += 1;
-                            first_error.get_or_insert(format!("{e:?}"));
+                            let e = failure(failed).await;
+                            first_error.get_or_insert(e);
                         }
                     }
                 }
@@ -429,17 +433,10 @@ async fn lifecycle(
                             lat.push(t.elapsed().as_micros() as u64);
                             suspended = !suspended;
                         }
-                        Ok(r) => {
+                        failed => {
                             errors += 1;
-                            let status = r.status();
-                            first_error.get_or_insert(format!(
-                                "{status}: {}",
-                                r.text().await.unwrap_or_default()
-                            ));
-                        }
-                        Err(e) => {
-                            errors += 1;
-                            first_error.get_or_insert(format!("{e:?}"));
+                            let e = failure(failed).await;
+                            first_error.get_or_insert(e);
                         }
                     }
                 }

@@ -342,7 +342,16 @@ fn v3_to_v4(ctx: &mut WriteCtx<'_>) -> Result<String> {
 /// [`crate::tenants::posture`]) that earlier versions did not keep. One pass over the tenants
 /// counts them as `directory::save` keeps them from now on; trials converted before the upgrade
 /// are known only to the ledger, so that bucket starts empty.
-/// Moves each daily rollup row of `usage_daily` (`tenant, yyyymmdd, sku -> u64`) into its
+fn v4_to_v5(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let tenants = all_tenants(ctx)?;
+    let keys = crate::tenants::posture::rebuild(ctx, &tenants)?;
+    Ok(format!(
+        "counted {} tenant(s) into {keys} revenue-posture counter(s)",
+        tenants.len()
+    ))
+}
+
+/// v5 → v6: moves each daily rollup row of `usage_daily` (`tenant, yyyymmdd, sku -> u64`) into its
 /// period's total (`metering::model::Total`: the quantity already counts those units, so only
 /// the day is added), then empties `usage_daily`. The raw events need nothing: the per-tenant
 /// rows of `usage_event_log` stay readable, and pruning and shredding go on deleting them,
@@ -380,15 +389,6 @@ fn v5_to_v6(ctx: &mut WriteCtx<'_>) -> Result<String> {
     ctx.delete_range(USAGE_DAILY, &Range::all())?;
     Ok(format!(
         "moved {rows} daily usage rollup row(s) into {keys} period total(s); raw usage events kept by receipt from now on"
-    ))
-}
-
-fn v4_to_v5(ctx: &mut WriteCtx<'_>) -> Result<String> {
-    let tenants = all_tenants(ctx)?;
-    let keys = crate::tenants::posture::rebuild(ctx, &tenants)?;
-    Ok(format!(
-        "counted {} tenant(s) into {keys} revenue-posture counter(s)",
-        tenants.len()
     ))
 }
 
