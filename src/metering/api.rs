@@ -169,6 +169,15 @@ pub struct UsageSource {
     pub quantity: u64,
 }
 
+/// The units of one day (UTC) of a SKU, for charts.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DailyUsage {
+    /// The day, `YYYY-MM-DD` (UTC).
+    pub date: chrono::NaiveDate,
+    /// Units that day.
+    pub quantity: u64,
+}
+
 /// One SKU of the live meter.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct MeterLine {
@@ -189,6 +198,9 @@ pub struct MeterLine {
     pub over_soft_cap: bool,
     /// The API keys and personas that drove it, largest first (up to 20).
     pub sources: Vec<UsageSource>,
+    /// Units per day this period, for the days with usage, in date order (the daily rollup
+    /// maintained with the total).
+    pub daily: Vec<DailyUsage>,
 }
 
 /// The live meter: the current period's accrued usage and cost by SKU.
@@ -239,6 +251,16 @@ impl LiveMeter {
                 .lines
                 .into_iter()
                 .map(|l| MeterLine {
+                    daily: l
+                        .days
+                        .iter()
+                        .filter_map(|&(day, quantity)| {
+                            Some(DailyUsage {
+                                date: super::model::date_of(m.period, day)?,
+                                quantity,
+                            })
+                        })
+                        .collect(),
                     sku: l.sku,
                     unit: l.unit,
                     quantity: l.quantity,

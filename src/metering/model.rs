@@ -112,6 +112,16 @@ pub fn period_end(p: u32) -> DateTime<Utc> {
     period_start(next)
 }
 
+/// The date of day `day` of period `p` (`None` when the period has no such day).
+pub fn date_of(p: u32, day: u8) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(i32::try_from(p / 100).ok()?, p % 100, u32::from(day))
+}
+
+/// The number of days in period `p` (28 to 31).
+pub fn days_in(p: u32) -> u32 {
+    u32::try_from((period_end(p) - period_start(p)).num_days()).unwrap_or(0)
+}
+
 /// The day (`yyyymmdd`) of an instant.
 pub fn day_of(t: DateTime<Utc>) -> u32 {
     period_of(t) * 100 + t.day()

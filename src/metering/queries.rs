@@ -51,6 +51,9 @@ pub struct Line {
     pub over_cap: bool,
     /// The largest API keys and personas behind it.
     pub sources: Vec<Source>,
+    /// `(day of the month, units)` for each day of the period with usage, in day order: the
+    /// daily rollup kept in the same row as the quantity, so it costs no further read.
+    pub days: Vec<(u8, u64)>,
 }
 
 /// A tenant's live meter.
@@ -83,10 +86,10 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
         Some(code) => crate::plans::queries::get(r, code).ok(),
         None => None,
     };
-    let totals = totals(r, tenant, period)?;
+    let totals = scan_totals(r, tenant, period, |v| Total::decode(Some(v)))?;
     let mut lines = Vec::with_capacity(totals.len());
     let mut total_minor: i64 = 0;
-    for (sku, quantity) in totals {
+    for (sku, Total { quantity, days }) in totals {
         let rate = pinned.as_ref().and_then(|(_, _, v)| v.rate(&sku));
         let included = plan.as_ref().map_or(0, |p| p.included(&sku));
         let amount_minor = rate.map_or(0, |r| price(r, quantity.saturating_sub(included)));
@@ -104,6 +107,7 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
             included,
             amount_minor,
             soft_cap,
+            days,
         });
     }
     Ok(Meter {
@@ -119,6 +123,17 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
 
 /// The usage totals of a tenant's period by SKU, in SKU order (at most [`MAX_LINES`]).
 pub fn totals(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Vec<(String, u64)>> {
+    scan_totals(r, tenant, period, |v| Ok(counter(Some(v.to_vec()))))
+}
+
+/// The rows of a tenant's period in [`USAGE_TOTALS`], each read by `read`, in SKU order (at
+/// most [`MAX_LINES`]).
+fn scan_totals<T>(
+    r: &impl Reader,
+    tenant: &Uuid,
+    period: u32,
+    read: impl Fn(&[u8]) -> crate::store::Result<T>,
+) -> Result<Vec<(String, T)>> {
     let prefix = period_prefix(tenant, period);
     let mut out = Vec::new();
     r.scan(
@@ -127,7 +142,7 @@ pub fn totals(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Vec<(String
         Dir::Asc,
         &mut |k, v| {
             let sku = KeyReader::new(&k[prefix.len()..]).str().unwrap_or_default();
-            out.push((sku, counter(Some(v.to_vec()))));
+            out.push((sku, read(v)?));
             Ok(if out.len() >= MAX_LINES {
                 ControlFlow::Break(())
             } else {

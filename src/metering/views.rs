@@ -1,6 +1,7 @@
-//! The Tenant console's Billing page (the live meter with its cap badges, refreshed every 60 s
-//! by a meta refresh, so it works without JavaScript; then invoices and showback), and the operator's tenant-detail panel
-//! "Usage this period" with the yellow soft-cap badge.
+//! The Tenant console's Billing page (the live meter with its cap badges and a daily chart per
+//! SKU, refreshed every 60 s by a meta refresh, so it works without JavaScript; then invoices
+//! and showback), and the operator's tenant-detail panel "Usage this period" with the yellow
+//! soft-cap badge.
 
 use axum::Router;
 use axum::extract::State;
@@ -9,7 +10,9 @@ use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use uuid::Uuid;
 
+use super::model::days_in;
 use super::queries::{self, Meter};
+use crate::console::charts;
 use crate::console::fmt::money;
 use crate::console::layout::{Ctx, Tone, badge, empty, header, page};
 use crate::console::{ConsoleError, PageResult};
@@ -65,6 +68,44 @@ fn meter_table(m: &Meter, drill: bool) -> Markup {
     }
 }
 
+/// Most SKUs charted day by day on the Billing page (those with the most units; the meter's
+/// table lists every SKU).
+const MAX_DAILY_CHARTS: usize = 12;
+
+/// A chart per SKU of its units per day this period, from the daily rollup kept with each
+/// total (no event is read).
+fn daily_charts(m: &Meter) -> Markup {
+    let mut lines: Vec<&queries::Line> = m.lines.iter().filter(|l| !l.days.is_empty()).collect();
+    lines.sort_by(|a, b| b.quantity.cmp(&a.quantity).then_with(|| a.sku.cmp(&b.sku)));
+    let first = m.period_start.date_naive();
+    let days = usize::try_from(days_in(m.period)).unwrap_or(0);
+    let per_day = |l: &queries::Line| {
+        let mut values = vec![0u64; days];
+        for &(day, units) in &l.days {
+            if let Some(v) = values.get_mut(usize::from(day).wrapping_sub(1)) {
+                *v = units;
+            }
+        }
+        values
+    };
+    html! {
+        @if !lines.is_empty() {
+            h2 { "Daily usage" }
+            @if lines.len() > MAX_DAILY_CHARTS {
+                p.muted { "The " (MAX_DAILY_CHARTS) " SKUs with the most units; the table above lists all " (lines.len()) "." }
+            }
+            section.grid2 {
+                @for l in lines.iter().take(MAX_DAILY_CHARTS) {
+                    div.card {
+                        h3 { code { (l.sku) } }
+                        (charts::daily(&format!("{} per day (UTC)", l.sku), first, &per_day(l), &l.unit))
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn period_note(m: &Meter) -> Markup {
     html! {
         p.muted {
@@ -108,6 +149,7 @@ pub async fn view_billing_get(State(state): State<AppState>, ctx: Ctx) -> PageRe
             meta http-equiv="refresh" content="60";
             (period_note(&m))
             (meter_table(&m, true))
+            (daily_charts(&m))
             (sections)
         },
     ))

@@ -342,6 +342,37 @@ async fn the_same_events_posted_by_eight_clients_at_once_are_counted_exactly_onc
             (20261121, u64::try_from(expected).unwrap() - on_20th)
         ]
     );
+    // The live meter gives the same rollup per SKU, and the Billing page charts it.
+    let on_21st = u64::try_from(expected).unwrap() - on_20th;
+    assert_eq!(
+        line(&m, "api_call")["daily"],
+        json!([
+            {"date": "2026-11-20", "quantity": on_20th},
+            {"date": "2026-11-21", "quantity": on_21st}
+        ])
+    );
+    {
+        use crate::console::{operator, signin};
+        operator(&app, "fin", "business_admin").await;
+        let s = signin(&app, "fin", "fin-password-123").await;
+        let res = s
+            .post(&app, &format!("/platform/tenants/{t}/visit"), &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        let billing = s
+            .get(&app, &format!("/tenant/{t}/billing"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        for needle in [
+            "Daily usage".to_string(),
+            format!("<title>2026-11-20: {on_20th} api_call</title>"),
+            format!("<title>2026-11-21: {on_21st} api_call</title>"),
+        ] {
+            assert!(billing.contains(&needle), "{needle} not in:\n{billing}");
+        }
+    }
     let raw = app
         .state
         .read(tenantry::metering::queries::raw_events)
