@@ -75,7 +75,8 @@ pub fn daily(title: &str, first: chrono::NaiveDate, values: &[u64], unit: &str) 
             line x1="0" y1=(base) x2=(width) y2=(base) class="axis" {}
             @for (i, value) in values.iter().enumerate() {
                 @let x = i as u64 * slot + 1;
-                @let h = (value * 56).checked_div(peak).unwrap_or(0);
+                // In u128: a SKU's units may exceed u64::MAX / 56.
+                @let h = u64::try_from((u128::from(*value) * 56).checked_div(u128::from(peak)).unwrap_or(0)).unwrap_or(56);
                 @if *value > 0 {
                     rect x=(x) y=(base - h.max(1)) width=(bar_w) height=(h.max(1)) rx="1" class="bar info" {
                         title { (date(i).format("%Y-%m-%d")) ": " (value) " " (unit) }
@@ -133,6 +134,11 @@ mod tests {
         );
         assert!(svg.contains("peak 40 api_call"));
         assert!(svg.contains(">Nov 1</text>") && svg.contains(">Nov 29</text>"));
+        let huge = daily("Huge", first, &[u64::MAX - 3, (u64::MAX - 3) / 4], "x").into_string();
+        assert!(
+            huge.contains("height=\"56\"") && huge.contains("height=\"14\""),
+            "{huge}"
+        );
         let none = daily("Daily", first, &[0; 30], "x").into_string();
         assert!(none.contains("No usage.") && !none.contains("<rect"));
     }

@@ -124,6 +124,19 @@ impl Session {
         all.extend_from_slice(fields);
         self.post_raw(app, path, &form(&all)).await
     }
+    /// Starts a read-only visit of `tenant`'s console and returns the text of its page `path`
+    /// (`/billing`, ...).
+    pub async fn visit_page(&self, app: &TestApp, tenant: &str, path: &str) -> String {
+        let res = self
+            .post(app, &format!("/platform/tenants/{tenant}/visit"), &[])
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER);
+        self.get(app, &format!("/tenant/{tenant}{path}"))
+            .await
+            .text()
+            .await
+            .unwrap()
+    }
     pub async fn post_raw(&self, app: &TestApp, path: &str, body: &str) -> reqwest::Response {
         client()
             .post(app.url(path))

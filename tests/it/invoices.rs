@@ -704,16 +704,7 @@ async fn the_consoles_list_invoices_take_a_payment_and_serve_the_documents() {
     // The tenant's Billing page: the meter refreshes itself, invoices link their documents,
     // showback and its CSV (seen on a visit); the operator's tenant detail shows the billing
     // panel.
-    let res = s
-        .post(&app, &format!("/platform/tenants/{t}/visit"), &[])
-        .await;
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let billing = s
-        .get(&app, &format!("/tenant/{t}/billing"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let billing = s.visit_page(&app, &t, "/billing").await;
     assert!(billing.contains("http-equiv=\"refresh\""), "{billing}");
     assert!(
         billing.contains(&format!("/tenant/{t}/billing/invoices/{id}.pdf")),

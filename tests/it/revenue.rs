@@ -355,16 +355,7 @@ async fn the_same_events_posted_by_eight_clients_at_once_are_counted_exactly_onc
         use crate::console::{operator, signin};
         operator(&app, "fin", "business_admin").await;
         let s = signin(&app, "fin", "fin-password-123").await;
-        let res = s
-            .post(&app, &format!("/platform/tenants/{t}/visit"), &[])
-            .await;
-        assert_eq!(res.status(), StatusCode::SEE_OTHER);
-        let billing = s
-            .get(&app, &format!("/tenant/{t}/billing"))
-            .await
-            .text()
-            .await
-            .unwrap();
+        let billing = s.visit_page(&app, &t, "/billing").await;
         for needle in [
             "Daily usage".to_string(),
             format!("<title>2026-11-20: {on_20th} api_call</title>"),
