@@ -212,20 +212,23 @@ pub async fn verify_ledger(
     key: &Arc<InstallKey>,
 ) -> Result<String> {
     let ring = KeyRing::new([key.public()]);
-    // Counts and the first broken report only: the number of chains is unbounded.
+    // Counts and the first broken report (in the chains' key order) only: the number of chains
+    // is unbounded.
     let (chains, entries, broken, first) = store
         .read(move |r| {
-            let (mut chains, mut entries, mut broken) = (0u64, 0u64, 0u64);
-            let mut first: Option<ChainReport> = None;
-            verify::verify_all_full(r, &ring, &mut |report| {
-                chains += 1;
-                entries += report.entries_checked;
+            let tally = std::sync::Mutex::new((0u64, 0u64, 0u64, None::<ChainReport>));
+            verify::verify_all_full(r, &ring, verify::threads(), &|report| {
+                let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                t.0 += 1;
+                t.1 += report.entries_checked;
                 if !report.ok {
-                    broken += 1;
-                    first.get_or_insert(report);
+                    t.2 += 1;
+                    if t.3.as_ref().is_none_or(|f| report.chain < f.chain) {
+                        t.3 = Some(report);
+                    }
                 }
             })?;
-            Ok::<_, Error>((chains, entries, broken, first))
+            Ok::<_, Error>(tally.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
         })
         .await?;
     let first_broken = first
@@ -266,8 +269,18 @@ pub async fn verify(
                     vec![c]
                 }
                 None if mode == Mode::Full => {
-                    let mut reports = Vec::new();
-                    verify::verify_all_full(r, &ring, &mut |report| reports.push(report))?;
+                    let reports = std::sync::Mutex::new(Vec::new());
+                    verify::verify_all_full(r, &ring, verify::threads(), &|report| {
+                        reports
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(report);
+                    })?;
+                    let mut reports = reports
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    // The chains' key order (`platform`, then tenants by id), as listed per chain.
+                    reports.sort_unstable_by(|a, b| a.chain.cmp(&b.chain));
                     return Ok(reports);
                 }
                 None => ledger::all_heads(r)?.into_iter().map(|(c, _)| c).collect(),

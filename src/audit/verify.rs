@@ -26,8 +26,8 @@ use super::model::{
 };
 use super::scan;
 use super::signing::KeyRing;
-use crate::error::{Error, Result};
-use crate::store::{Dir, Range, Reader, codec};
+use crate::error::Result;
+use crate::store::{Dir, JoinPart, Range, Reader, codec};
 
 /// Where a walk starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,7 +103,6 @@ fn recorded(r: &impl Reader) -> Result<bool> {
 /// report. The same code serves one chain ([`verify_chain`]) and every chain in one pass.
 struct Walk {
     report: ChainReport,
-    chain_name: String,
     head_hash: [u8; 32],
     cps: Vec<CheckpointRecord>,
     shreds: Vec<(u64, u64)>,
@@ -130,19 +129,20 @@ impl Walk {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS),
         };
+        let mut hex_head = [0u8; 64];
+        let _ = hex::encode_to_slice(head_hash, &mut hex_head);
         let mut walk = Walk {
             report: ChainReport {
                 chain: meta.chain.to_string(),
                 ok: true,
                 verified_from_seq: anchor.map_or(1, |(s, _)| s),
                 head_seq,
-                head_hash: hex::encode(head_hash),
+                head_hash: String::from_utf8_lossy(&hex_head).into_owned(),
                 first_bad_seq: None,
                 problem: None,
                 entries_checked: 0,
                 bytes_checked: 0,
             },
-            chain_name: meta.chain.to_string(),
             head_hash,
             cps: meta.cps,
             shreds: meta.shreds,
@@ -271,7 +271,7 @@ impl Walk {
                 format!("entry {seq} has unknown format version {}", e.v),
             ));
         }
-        if e.chain != self.chain_name {
+        if e.chain != self.report.chain {
             return Err(fail(
                 seq,
                 format!("entry {seq} belongs to chain '{}'", e.chain),
@@ -439,30 +439,35 @@ pub fn verify_chain(
     Ok(walk.finish())
 }
 
-/// Entries handed from the reading thread to the checking thread at once.
-const BLOCK_ENTRIES: usize = 2048;
+/// Most threads a full verify uses (one per core up to this).
+pub const MAX_THREADS: usize = 4;
 
-/// A block of `(key, stored entry, data row)` triples in one buffer.
-#[derive(Default)]
-struct Block {
-    buf: Vec<u8>,
-    /// Per entry: the end offsets of its key, its stored bytes and its data (equal to the
-    /// stored end when it has none), and whether it has data.
-    items: Vec<(usize, usize, usize, bool)>,
+/// The threads a full verify uses on this machine: one per core, at most [`MAX_THREADS`].
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .min(MAX_THREADS)
 }
 
+/// What a chain's metadata is keyed by in a full verify: its chain key.
+type Keyed = ([u8; CHAIN_KEY_LEN], Meta);
+
 /// Verifies every chain from seq 1 ([`Mode::Full`]) with one sequential pass over each ledger
-/// table instead of a lookup per chain and per entry, and hands each chain's report to `out`
-/// in the order of the chains' keys (as [`ledger::all_heads`] lists them). The entries are read
-/// on this thread and checked (hashed, parsed) on a second one, so reading and hashing overlap.
-/// The same checks as [`verify_chain`] in [`Mode::Full`], entry for entry.
+/// table instead of a lookup per chain and per entry: the same checks as [`verify_chain`] in
+/// [`Mode::Full`], entry for entry, for every chain with a head.
 ///
-/// Memory: the chains' checkpoints, shreds and heads, and two blocks of [`BLOCK_ENTRIES`]
-/// entries in flight.
+/// The key space is cut into `parts` ranges of whole chains holding about as many entries each
+/// (by their heads' seqs), and each range is read and checked on its own thread
+/// ([`Reader::scan_joined_parts`]): no entry is copied between threads, and the work grows
+/// with the cores. `out` gets each chain's report from the thread that walked it: in the
+/// chains' key order within a part, the parts at once (sort by `chain` for the key order).
+///
+/// Memory: the chains' heads, checkpoints and shreds.
 pub fn verify_all_full(
     r: &impl Reader,
     keys: &KeyRing,
-    out: &mut (dyn FnMut(ChainReport) + Send),
+    parts: usize,
+    out: &(dyn Fn(ChainReport) + Sync),
 ) -> Result<()> {
     use std::collections::HashMap;
     let recorded = recorded(r)?;
@@ -502,7 +507,7 @@ pub fn verify_all_full(
             Ok(ControlFlow::Continue(()))
         },
     )?;
-    let metas: Vec<([u8; CHAIN_KEY_LEN], Meta)> = heads
+    let metas: Vec<Keyed> = heads
         .into_iter()
         .map(|(chain, head)| {
             let ck = chain.key();
@@ -517,86 +522,119 @@ pub fn verify_all_full(
         })
         .collect();
 
-    let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<Block>(2);
-    let (empty_tx, empty_rx) = std::sync::mpsc::sync_channel::<Block>(3);
-    std::thread::scope(|scope| -> Result<()> {
-        let checker = scope.spawn(move || {
-            let mut metas = metas.into_iter().peekable();
-            let mut current: Option<([u8; CHAIN_KEY_LEN], Walk)> = None;
-            let mut finish = |walk: Walk| out(walk.finish());
-            for block in full_rx {
-                let mut from = 0usize;
-                for &(key_end, stored_end, data_end, has_data) in &block.items {
-                    let key = &block.buf[from..key_end];
-                    let stored = &block.buf[key_end..stored_end];
-                    let data = has_data.then(|| &block.buf[stored_end..data_end]);
-                    from = data_end;
-                    let Some(ck) = chain_key(key) else { continue };
-                    if current.as_ref().is_none_or(|(c, _)| *c != ck) {
-                        if let Some((_, walk)) = current.take() {
-                            finish(walk);
-                        }
-                        // Chains with a head but no entry left: their walk finds nothing.
-                        while let Some((next, _)) = metas.peek() {
-                            if *next >= ck {
-                                break;
-                            }
-                            if let Some((_, meta)) = metas.next() {
-                                finish(Walk::new(meta, keys, recorded, None));
-                            }
-                        }
-                        // Entries of a chain without a head are not walked (as per chain).
-                        if metas.peek().is_some_and(|(next, _)| *next == ck)
-                            && let Some((_, meta)) = metas.next()
-                        {
-                            current = Some((ck, Walk::new(meta, keys, recorded, None)));
-                        }
-                    }
-                    if let Some((_, walk)) = current.as_mut() {
-                        walk.entry(key_seq(key), stored, data);
-                    }
-                }
-                let mut block = block;
-                block.buf.clear();
-                block.items.clear();
-                let _ = empty_tx.try_send(block);
-            }
-            if let Some((_, walk)) = current.take() {
-                finish(walk);
-            }
-            for (_, meta) in metas {
-                finish(Walk::new(meta, keys, recorded, None));
-            }
-        });
-        let mut block = Block::default();
-        let read = r.scan_joined(ENTRIES, DATA, &Range::all(), &mut |key, stored, data| {
-            block.buf.extend_from_slice(key);
-            let key_end = block.buf.len();
-            block.buf.extend_from_slice(stored);
-            let stored_end = block.buf.len();
-            if let Some(d) = data {
-                block.buf.extend_from_slice(d);
-            }
-            block
-                .items
-                .push((key_end, stored_end, block.buf.len(), data.is_some()));
-            if block.items.len() >= BLOCK_ENTRIES {
-                let next = empty_rx.try_recv().unwrap_or_default();
-                if full_tx.send(std::mem::replace(&mut block, next)).is_err() {
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
-            Ok(ControlFlow::Continue(()))
-        });
-        if read.is_ok() && !block.items.is_empty() {
-            let _ = full_tx.send(block);
+    let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(metas, parts)
+        .into_iter()
+        .map(|(range, metas)| {
+            let walker = PartWalk {
+                metas: metas.into_iter(),
+                current: None,
+                keys,
+                recorded,
+                out,
+            };
+            (range, walker)
+        })
+        .unzip();
+    let scans: Vec<JoinPart<'_>> = ranges
+        .into_iter()
+        .zip(walkers.iter_mut())
+        .map(|(range, walker)| {
+            let visit = move |key: &[u8], stored: &[u8], data: Option<&[u8]>| {
+                walker.entry(key, stored, data);
+                Ok(ControlFlow::Continue(()))
+            };
+            (range, Box::new(visit) as _)
+        })
+        .collect();
+    let read = r.scan_joined_parts(ENTRIES, DATA, scans);
+    for walker in walkers {
+        walker.finish();
+    }
+    Ok(read?)
+}
+
+/// Cuts the chains, in key order, into at most `parts` ranges of whole chains with about the
+/// same number of entries each (a chain's head seq). The first range starts at the first key
+/// and the last ends after the last, so together they cover every entry.
+fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Keyed>)> {
+    let entries = |m: &Meta| match m.head {
+        Some(HeadRecord::V1 { seq, .. }) => u128::from(seq),
+        None => 0,
+    };
+    let total: u128 = metas.iter().map(|(_, m)| entries(m)).sum();
+    let parts = parts.max(1);
+    let mut out: Vec<(Range, Vec<Keyed>)> = Vec::with_capacity(parts);
+    let (mut lo, mut current, mut done) = (None::<[u8; CHAIN_KEY_LEN]>, Vec::new(), 0u128);
+    let range = |lo: Option<[u8; CHAIN_KEY_LEN]>, hi: Option<[u8; CHAIN_KEY_LEN]>| {
+        let r = lo.map_or_else(Range::all, |lo| Range::all().from(&lo));
+        hi.map_or(r.clone(), |hi| r.until(&hi))
+    };
+    for (ck, meta) in metas {
+        // Close the part being filled once it holds its share of the entries.
+        let share = total * (out.len() as u128 + 1) / parts as u128;
+        if !current.is_empty() && out.len() + 1 < parts && done >= share {
+            out.push((range(lo, Some(ck)), std::mem::take(&mut current)));
+            lo = Some(ck);
         }
-        drop(full_tx);
-        checker
-            .join()
-            .map_err(|_| Error::Internal("the verify thread panicked".into()))?;
-        Ok(read?)
-    })
+        done += entries(&meta);
+        current.push((ck, meta));
+    }
+    out.push((range(lo, None), current));
+    out
+}
+
+/// The walks of one part of a full verify: fed the part's entries in key order, it walks each
+/// chain of the part in turn and hands its report to `out`.
+struct PartWalk<'a> {
+    /// The part's chains not yet walked, in key order (looked at through `as_slice`, which
+    /// moves nothing, unlike a `Peekable`).
+    metas: std::vec::IntoIter<Keyed>,
+    current: Option<([u8; CHAIN_KEY_LEN], Walk)>,
+    keys: &'a KeyRing,
+    recorded: bool,
+    out: &'a (dyn Fn(ChainReport) + Sync),
+}
+
+impl PartWalk<'_> {
+    fn entry(&mut self, key: &[u8], stored: &[u8], data: Option<&[u8]>) {
+        let Some(ck) = chain_key(key) else { return };
+        if self.current.as_ref().is_none_or(|(c, _)| *c != ck) {
+            if let Some((_, walk)) = self.current.take() {
+                (self.out)(walk.finish());
+            }
+            let next_is = |metas: &std::vec::IntoIter<Keyed>, order: std::cmp::Ordering| {
+                metas
+                    .as_slice()
+                    .first()
+                    .is_some_and(|(next, _)| next.cmp(&ck) == order)
+            };
+            // Chains with a head but no entry left: their walk finds nothing.
+            while next_is(&self.metas, std::cmp::Ordering::Less) {
+                if let Some((_, meta)) = self.metas.next() {
+                    (self.out)(Walk::new(meta, self.keys, self.recorded, None).finish());
+                }
+            }
+            // Entries of a chain without a head are not walked (as per chain).
+            if next_is(&self.metas, std::cmp::Ordering::Equal)
+                && let Some((_, meta)) = self.metas.next()
+            {
+                self.current = Some((ck, Walk::new(meta, self.keys, self.recorded, None)));
+            }
+        }
+        if let Some((_, walk)) = self.current.as_mut() {
+            walk.entry(key_seq(key), stored, data);
+        }
+    }
+
+    /// Reports the chain being walked and the part's chains after the last entry.
+    fn finish(self) {
+        if let Some((_, walk)) = self.current {
+            (self.out)(walk.finish());
+        }
+        for (_, meta) in self.metas {
+            (self.out)(Walk::new(meta, self.keys, self.recorded, None).finish());
+        }
+    }
 }
 
 /// The chain key that starts a ledger key.
@@ -620,6 +658,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::error::Error;
     use crate::actor::Actor;
     use crate::audit::Target;
     use crate::audit::signing::InstallKey;
@@ -634,7 +673,7 @@ mod tests {
     }
 
     /// The one-pass walk over every chain reports exactly what the per-chain walk reports, for
-    /// intact chains and for each kind of damage, and in the chains' order.
+    /// intact chains and for each kind of damage, cut into any number of parts.
     #[tokio::test]
     async fn the_one_pass_walk_reports_what_the_per_chain_walk_reports() {
         let dir = tempfile::tempdir().unwrap();
@@ -700,13 +739,27 @@ mod tests {
                     .iter()
                     .map(|(c, _)| verify_chain(r, c, &ring, Mode::Full))
                     .collect::<Result<Vec<_>>>()?;
-                let mut one_pass = Vec::new();
-                verify_all_full(r, &ring, &mut |report| one_pass.push(report))?;
+                // One part, as many parts as threads, more parts than chains.
+                let one_pass = [1, 2, 3, 16]
+                    .map(|parts| {
+                        let reports = std::sync::Mutex::new(Vec::new());
+                        verify_all_full(r, &ring, parts, &|report| {
+                            reports.lock().unwrap().push(report);
+                        })?;
+                        let mut reports = reports.into_inner().unwrap();
+                        reports.sort_unstable_by(|a, b| a.chain.cmp(&b.chain));
+                        Ok::<_, Error>(reports)
+                    })
+                    .into_iter()
+                    .collect::<Result<Vec<_>>>()?;
                 Ok::<_, Error>((per_chain, one_pass))
             })
             .await
             .unwrap();
-        assert_eq!(one_pass, per_chain);
+        for reports in &one_pass {
+            assert_eq!(*reports, per_chain);
+        }
+        let one_pass = &one_pass[0];
         let bad: Vec<(&str, Option<u64>)> = one_pass
             .iter()
             .filter(|r| !r.ok)

@@ -219,6 +219,12 @@ pub type Visit<'a> = dyn FnMut(&[u8], &[u8]) -> Result<ControlFlow<()>> + 'a;
 /// The visitor of [`Reader::scan_joined`]: `(key, value in a, value in b if any)`.
 pub type JoinVisit<'a> = dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Result<ControlFlow<()>> + 'a;
 
+/// One range of [`Reader::scan_joined_parts`] and its visitor, which may run on another thread.
+pub type JoinPart<'a> = (
+    Range,
+    Box<dyn FnMut(&[u8], &[u8], Option<&[u8]>) -> Result<ControlFlow<()>> + Send + 'a>,
+);
+
 /// Read operations shared by [`ReadCtx`] and [`WriteCtx`].
 pub trait Reader {
     /// The raw value at `key`, if any.
@@ -254,6 +260,21 @@ pub trait Reader {
             let other = self.get(b, k)?;
             f(k, v, other.as_deref())
         })
+    }
+
+    /// [`Reader::scan_joined`] over several ranges, each with its own visitor: a bulk read (a
+    /// full verify). A snapshot ([`ReadCtx`]) scans them at once, one thread per range after the
+    /// first (which runs on the calling thread): its pages are immutable, so the threads share
+    /// them and copy nothing between them; and the pages it reads from the file do not enter the
+    /// page cache ([`redb::without_cache_fill`]). A write scans them in turn. Returns the first
+    /// error, after every part ran.
+    fn scan_joined_parts(&self, a: Table, b: Table, parts: Vec<JoinPart<'_>>) -> Result<()> {
+        let mut first_error = Ok(());
+        for (range, mut f) in parts {
+            let done = self.scan_joined(a, b, &range, &mut *f);
+            first_error = first_error.and(done);
+        }
+        first_error
     }
 
     /// Decodes the record at `key`.
@@ -405,45 +426,85 @@ impl Reader for ReadCtx {
             return Ok(());
         };
         let tb = self.table(b)?;
-        let mut others = match &tb {
-            Some(t) => Some(t.range::<&[u8]>(range.bounds())?),
-            None => None,
+        join_tables(&ta, tb.as_deref(), range, f)
+    }
+    fn scan_joined_parts(&self, a: Table, b: Table, parts: Vec<JoinPart<'_>>) -> Result<()> {
+        let Some(ta) = self.table(a)? else {
+            return Ok(());
         };
-        // The pending row of `b`: its key is at or after the current key of `a`.
-        let mut pending: Option<Row<'_>> = None;
-        for item in ta.range::<&[u8]>(range.bounds())? {
-            let (k, v) = item?;
-            let key = k.value();
-            let mut matched: Option<&[u8]> = None;
-            if let Some(it) = others.as_mut() {
-                loop {
-                    if pending.is_none() {
-                        match it.next() {
-                            Some(row) => pending = Some(row?),
-                            None => break,
-                        }
-                    }
-                    let Some((pk, _)) = pending.as_ref() else {
-                        break;
-                    };
-                    match pk.value().cmp(key) {
-                        std::cmp::Ordering::Less => pending = None,
-                        std::cmp::Ordering::Equal => break,
-                        std::cmp::Ordering::Greater => break,
+        let tb = self.table(b)?;
+        let (ta, tb) = (&*ta, tb.as_deref());
+        let mut parts = parts.into_iter();
+        let Some((range, mut first)) = parts.next() else {
+            return Ok(());
+        };
+        std::thread::scope(|scope| {
+            // A bulk read: the pages it reads from the file do not enter the page cache, so it
+            // neither evicts the pages the server keeps hot nor pays an insert and an eviction
+            // per page it will not read again.
+            let scan = |range: &Range, f: &mut JoinVisit<'_>| {
+                redb::without_cache_fill(|| join_tables(ta, tb, range, f))
+            };
+            let others: Vec<_> = parts
+                .map(|(range, mut f)| scope.spawn(move || scan(&range, &mut *f)))
+                .collect();
+            let mut result = scan(&range, &mut *first);
+            for other in others {
+                // A visitor's panic is a bug: it goes on as a panic of the caller.
+                let done = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                result = result.and(done);
+            }
+            result
+        })
+    }
+}
+
+/// The join of [`Reader::scan_joined`] on two open tables: walks both once, side by side,
+/// instead of looking `b` up per key.
+fn join_tables(
+    ta: &ReadTable,
+    tb: Option<&ReadTable>,
+    range: &Range,
+    f: &mut JoinVisit<'_>,
+) -> Result<()> {
+    let mut others = match tb {
+        Some(t) => Some(t.range::<&[u8]>(range.bounds())?),
+        None => None,
+    };
+    // The pending row of `b`: its key is at or after the current key of `a`.
+    let mut pending: Option<Row<'_>> = None;
+    for item in ta.range::<&[u8]>(range.bounds())? {
+        let (k, v) = item?;
+        let key = k.value();
+        let mut matched: Option<&[u8]> = None;
+        if let Some(it) = others.as_mut() {
+            loop {
+                if pending.is_none() {
+                    match it.next() {
+                        Some(row) => pending = Some(row?),
+                        None => break,
                     }
                 }
-                if let Some((pk, pv)) = pending.as_ref()
-                    && pk.value() == key
-                {
-                    matched = Some(pv.value());
+                let Some((pk, _)) = pending.as_ref() else {
+                    break;
+                };
+                match pk.value().cmp(key) {
+                    std::cmp::Ordering::Less => pending = None,
+                    std::cmp::Ordering::Equal => break,
+                    std::cmp::Ordering::Greater => break,
                 }
             }
-            if f(key, v.value(), matched)?.is_break() {
-                break;
+            if let Some((pk, pv)) = pending.as_ref()
+                && pk.value() == key
+            {
+                matched = Some(pv.value());
             }
         }
-        Ok(())
+        if f(key, v.value(), matched)?.is_break() {
+            break;
+        }
     }
+    Ok(())
 }
 
 /// The context of one write request inside a group-commit batch: the shared write

@@ -374,6 +374,83 @@ async fn a_table_never_written_reads_as_empty() {
     assert_eq!((v, n), (None, 0));
 }
 
+/// The full verify's read: a join in parts (`scan_joined_parts`, one thread per part, pages read
+/// outside the cache into buffers reused once no reader holds them) sees exactly what one scan
+/// sees, row for row, over a table of many pages: a reused buffer never overwrites a page a row
+/// still comes from (the join keeps the pending row of the second table across rows of the
+/// first). A write context scans the same parts in turn, with the same result.
+#[tokio::test]
+async fn a_join_in_parts_reads_what_one_scan_reads() {
+    const A: Table = Table::new("test_join_a");
+    const B: Table = Table::new("test_join_b");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_with_cache(dir.path(), 64 * 1024).unwrap();
+    // 3,000 rows of about 700 bytes in `a` (about 600 pages), every third key also in `b`.
+    let row = |i: u32, table: u8| -> Vec<u8> {
+        (0..700u32)
+            .map(|j| (i.wrapping_mul(31) ^ j ^ u32::from(table)) as u8)
+            .collect()
+    };
+    store
+        .write(now(), Actor::system("test"), move |ctx| {
+            for i in 0..3000u32 {
+                ctx.put(A, &i.to_be_bytes(), &row(i, 0))?;
+                if i % 3 == 0 {
+                    ctx.put(B, &i.to_be_bytes(), &row(i, 1))?;
+                }
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    type Rows = Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)>;
+    fn in_parts(r: &impl Reader) -> Result<Vec<Rows>> {
+        let bounds = [0u32, 7, 1500, 2999, 5000];
+        let mut parts: Vec<Rows> = vec![Vec::new(); bounds.len() - 1];
+        let scans: Vec<JoinPart<'_>> = parts
+            .iter_mut()
+            .zip(bounds.windows(2))
+            .map(|(rows, w)| {
+                let range = Range::between(w[0].to_be_bytes().to_vec(), w[1].to_be_bytes().to_vec());
+                let visit = move |k: &[u8], a: &[u8], b: Option<&[u8]>| {
+                    rows.push((k.to_vec(), a.to_vec(), b.map(<[u8]>::to_vec)));
+                    Ok(ControlFlow::Continue(()))
+                };
+                (range, Box::new(visit) as _)
+            })
+            .collect();
+        r.scan_joined_parts(A, B, scans)?;
+        Ok(parts)
+    }
+    let (whole, parts) = store
+        .read(|r| {
+            let mut whole: Rows = Vec::new();
+            r.scan_joined(A, B, &Range::all(), &mut |k, a, b| {
+                whole.push((k.to_vec(), a.to_vec(), b.map(<[u8]>::to_vec)));
+                Ok(ControlFlow::Continue(()))
+            })?;
+            Ok::<_, Error>((whole, in_parts(r)?))
+        })
+        .await
+        .unwrap();
+    assert_eq!(whole.len(), 3000);
+    assert_eq!(whole.iter().filter(|(_, _, b)| b.is_some()).count(), 1000);
+    for (i, (k, a, b)) in whole.iter().enumerate() {
+        let i = u32::try_from(i).unwrap();
+        assert_eq!(k.as_slice(), i.to_be_bytes());
+        assert_eq!(*a, row(i, 0));
+        assert_eq!(*b, (i % 3 == 0).then(|| row(i, 1)));
+    }
+    assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [7, 1493, 1499, 1]);
+    assert_eq!(parts.concat(), whole);
+    // A write context (no threads, the cache as usual) reads the same.
+    let written = store
+        .write(now(), Actor::system("test"), move |ctx| in_parts(ctx))
+        .await
+        .unwrap();
+    assert_eq!(written.concat(), whole);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_leaves_no_table_behind_even_beside_a_committing_neighbour() {
     // A refusal reads before it refuses; the read must not create the tables it looked at,

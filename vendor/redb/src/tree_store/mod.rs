@@ -32,5 +32,7 @@ pub(crate) use page_store::{
     TransactionalMemory, WriterLock,
 };
 pub use page_store::{InMemoryBackend, Savepoint};
+#[cfg(not(redb_no_std))]
+pub use page_store::without_cache_fill;
 pub(crate) use table_tree::{PageListMut, TableTree, TableTreeMut};
 pub(crate) use table_tree_base::{InternalTableDefinition, TableType};

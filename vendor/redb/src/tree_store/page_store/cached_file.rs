@@ -21,6 +21,43 @@ fn zero_filled_arc(len: usize) -> Arc<[u8]> {
     core::iter::repeat_n(0u8, len).collect()
 }
 
+#[cfg(not(redb_no_std))]
+std::thread_local! {
+    // Tenantry's patch (PATCHED.md): set while this thread runs `without_cache_fill`.
+    static NO_CACHE_FILL: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+    // The page buffers this thread last read outside the cache, kept to be read into again once
+    // their reader dropped them (no allocation, zero fill and free per page of a bulk scan).
+    static SPARE_PAGES: core::cell::RefCell<Vec<Arc<[u8]>>> = const {
+        core::cell::RefCell::new(Vec::new())
+    };
+}
+
+// Most page buffers a thread keeps in SPARE_PAGES: a scan holds a few pages at once (a leaf per
+// table it walks, and the branches above).
+#[cfg(not(redb_no_std))]
+const SPARE_PAGES_MAX: usize = 8;
+
+/// Runs `f` with the reads this thread makes not filling the read cache (Tenantry's patch, see
+/// PATCHED.md): a page found in the cache or the write buffer is served from there as before,
+/// but a page read from the file is handed to the reader without being inserted, so nothing is
+/// evicted for it. For a bulk scan of a file larger than the cache (a full verify, a backup),
+/// which would otherwise evict every page other readers keep hot and pay an insert and an
+/// eviction per page for pages it never reads again.
+#[cfg(not(redb_no_std))]
+pub fn without_cache_fill<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NO_CACHE_FILL.set(self.0);
+            if !self.0 {
+                SPARE_PAGES.with_borrow_mut(Vec::clear);
+            }
+        }
+    }
+    let _restore = Restore(NO_CACHE_FILL.replace(true));
+    f()
+}
+
 pub(super) struct WritablePage {
     buffer: Arc<Mutex<LRUWriteCache>>,
     offset: u64,
@@ -644,6 +681,28 @@ impl PagedCachedFile {
         Ok(arc)
     }
 
+    // Tenantry's patch (PATCHED.md): a read for `without_cache_fill`, into a spare buffer of
+    // this thread that no reader holds any more when there is one. `Arc::get_mut` succeeds only
+    // on a buffer no one else references, so no page handed out is ever overwritten.
+    #[cfg(not(redb_no_std))]
+    fn read_uncached(&self, offset: u64, len: usize) -> Result<Arc<[u8]>> {
+        let spare = SPARE_PAGES.with_borrow_mut(|spare| {
+            let free = spare
+                .iter_mut()
+                .position(|page| page.len() == len && Arc::get_mut(page).is_some())?;
+            Some(spare.swap_remove(free))
+        });
+        let mut buffer = spare.unwrap_or_else(|| zero_filled_arc(len));
+        self.file.read(offset, Arc::get_mut(&mut buffer).unwrap())?;
+        SPARE_PAGES.with_borrow_mut(|spare| {
+            if spare.len() >= SPARE_PAGES_MAX {
+                spare.remove(0);
+            }
+            spare.push(buffer.clone());
+        });
+        Ok(buffer)
+    }
+
     // Read with caching. Caller must not read overlapping ranges without first calling invalidate_cache().
     // Doing so will not cause UB, but is a logic error.
     pub(super) fn read(&self, offset: u64, len: usize, hint: PageHint) -> Result<Arc<[u8]>> {
@@ -705,6 +764,12 @@ impl PagedCachedFile {
                 }
                 return Ok(result);
             }
+        }
+
+        // Tenantry's patch (PATCHED.md): a bulk scan does not fill the cache.
+        #[cfg(not(redb_no_std))]
+        if NO_CACHE_FILL.get() {
+            return self.read_uncached(offset, len);
         }
 
         let buffer = self.read_direct_into_arc(offset, len)?;

@@ -18,6 +18,8 @@ mod xxh3;
 
 pub use backends::InMemoryBackend;
 #[cfg(not(redb_no_std))]
+pub use cached_file::without_cache_fill;
+#[cfg(not(redb_no_std))]
 pub(crate) use backends::ReadOnlyBackend;
 pub(crate) use base::{
     MAX_PAIR_LENGTH, MAX_VALUE_LENGTH, Page, PageHint, PageNumber, PageTracker, ScopedBorrow,
