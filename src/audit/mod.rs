@@ -217,8 +217,10 @@ pub async fn verify_ledger(
     let (chains, entries, broken, first) = store
         .read(move |r| {
             let tally = std::sync::Mutex::new((0u64, 0u64, 0u64, None::<ChainReport>));
-            verify::verify_all_full(r, &ring, verify::threads(), &|report| {
-                let mut t = tally.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            verify::verify_all_full(r, &ring, verify::threads(), &|_, report| {
+                let mut t = tally
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 t.0 += 1;
                 t.1 += report.entries_checked;
                 if !report.ok {
@@ -228,7 +230,11 @@ pub async fn verify_ledger(
                     }
                 }
             })?;
-            Ok::<_, Error>(tally.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner))
+            Ok::<_, Error>(
+                tally
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            )
         })
         .await?;
     let first_broken = first
@@ -268,21 +274,7 @@ pub async fn verify(
                     }
                     vec![c]
                 }
-                None if mode == Mode::Full => {
-                    let reports = std::sync::Mutex::new(Vec::new());
-                    verify::verify_all_full(r, &ring, verify::threads(), &|report| {
-                        reports
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(report);
-                    })?;
-                    let mut reports = reports
-                        .into_inner()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    // The chains' key order (`platform`, then tenants by id), as listed per chain.
-                    reports.sort_unstable_by(|a, b| a.chain.cmp(&b.chain));
-                    return Ok(reports);
-                }
+                None if mode == Mode::Full => return verify::all_full_reports(r, &ring),
                 None => ledger::all_heads(r)?.into_iter().map(|(c, _)| c).collect(),
             };
             chains

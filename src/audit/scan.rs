@@ -342,6 +342,19 @@ mod tests {
         let f = checked(other.as_bytes()).map(fields);
         assert!(f.is_some(), "{other}");
         assert_eq!(f, by_serde(other.as_bytes()));
+        // Long strings, with escapes after their first kilobyte; cut short, refused.
+        for pad in [900, 1030, 3000] {
+            let long = env.replacen(
+                "ops@example.com",
+                &format!("{}\\\"{}", "x".repeat(pad), "y\\n".repeat(40)),
+                1,
+            );
+            let f = checked(long.as_bytes()).map(fields);
+            assert!(f.is_some(), "{pad}");
+            assert_eq!(f, by_serde(long.as_bytes()));
+            let unterminated = &long[..long.len() - 30];
+            assert_eq!(checked(unterminated.as_bytes()), None);
+        }
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Walk {
                 ok: true,
                 verified_from_seq: anchor.map_or(1, |(s, _)| s),
                 head_seq,
-                head_hash: String::from_utf8_lossy(&hex_head).into_owned(),
+                head_hash: String::from_utf8(hex_head.to_vec()).unwrap_or_default(),
                 first_bad_seq: None,
                 problem: None,
                 entries_checked: 0,
@@ -459,63 +459,45 @@ type Keyed = ([u8; CHAIN_KEY_LEN], Meta);
 /// The key space is cut into `parts` ranges of whole chains holding about as many entries each
 /// (by their heads' seqs), and each range is read and checked on its own thread
 /// ([`Reader::scan_joined_parts`]): no entry is copied between threads, and the work grows
-/// with the cores. `out` gets each chain's report from the thread that walked it: in the
-/// chains' key order within a part, the parts at once (sort by `chain` for the key order).
+/// with the cores. `out` gets each chain's report, with the index of its part (below `parts`;
+/// the parts follow the key order), from the thread that walked it: in the chains' key order
+/// within a part, the parts at once.
 ///
 /// Memory: the chains' heads, checkpoints and shreds.
 pub fn verify_all_full(
     r: &impl Reader,
     keys: &KeyRing,
     parts: usize,
-    out: &(dyn Fn(ChainReport) + Sync),
+    out: &(dyn Fn(usize, ChainReport) + Sync),
 ) -> Result<()> {
-    use std::collections::HashMap;
     let recorded = recorded(r)?;
     let heads = ledger::all_heads(r)?;
-    let mut cps: HashMap<[u8; CHAIN_KEY_LEN], Vec<CheckpointRecord>> = HashMap::new();
-    r.scan(ledger::CHECKPOINTS, &Range::all(), Dir::Asc, &mut |k, v| {
-        if let Some(ck) = chain_key(k) {
-            cps.entry(ck)
-                .or_default()
-                .push(codec::decode(ledger::CHECKPOINTS.name(), v)?);
-        }
-        Ok(ControlFlow::Continue(()))
+    // Each table in key order, as the heads are: a merge, with no map and no hashing per chain.
+    let mut cps = by_chain(r, ledger::CHECKPOINTS, |v| {
+        codec::decode::<CheckpointRecord>(ledger::CHECKPOINTS.name(), v)
     })?;
-    let mut shreds: HashMap<[u8; CHAIN_KEY_LEN], Vec<(u64, u64)>> = HashMap::new();
-    r.scan(ledger::SHREDS, &Range::all(), Dir::Asc, &mut |k, v| {
-        if let Some(ck) = chain_key(k) {
-            let ShredRecord::V1 {
-                from_seq,
-                through_seq,
-                ..
-            } = codec::decode(ledger::SHREDS.name(), v)?;
-            shreds.entry(ck).or_default().push((from_seq, through_seq));
-        }
-        Ok(ControlFlow::Continue(()))
+    let mut shreds = by_chain(r, ledger::SHREDS, |v| {
+        let ShredRecord::V1 {
+            from_seq,
+            through_seq,
+            ..
+        } = codec::decode(ledger::SHREDS.name(), v)?;
+        Ok((from_seq, through_seq))
     })?;
-    let mut latest: HashMap<[u8; CHAIN_KEY_LEN], u64> = HashMap::new();
-    r.scan(
-        ledger::LATEST_CHECKPOINT,
-        &Range::all(),
-        Dir::Asc,
-        &mut |k, v| {
-            if let Some(ck) = chain_key(k) {
-                let LatestCheckpointRecord::V1 { seq } =
-                    codec::decode(ledger::LATEST_CHECKPOINT.name(), v)?;
-                latest.insert(ck, seq);
-            }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    let mut latest = by_chain(r, ledger::LATEST_CHECKPOINT, |v| {
+        let LatestCheckpointRecord::V1 { seq } =
+            codec::decode(ledger::LATEST_CHECKPOINT.name(), v)?;
+        Ok(seq)
+    })?;
     let metas: Vec<Keyed> = heads
         .into_iter()
         .map(|(chain, head)| {
             let ck = chain.key();
             let meta = Meta {
                 head: Some(head),
-                cps: cps.remove(&ck).unwrap_or_default(),
-                shreds: shreds.remove(&ck).unwrap_or_default(),
-                recorded_newest: latest.get(&ck).copied(),
+                cps: of_chain(&mut cps, &ck),
+                shreds: of_chain(&mut shreds, &ck),
+                recorded_newest: of_chain(&mut latest, &ck).pop(),
                 chain,
             };
             (ck, meta)
@@ -524,8 +506,10 @@ pub fn verify_all_full(
 
     let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(metas, parts)
         .into_iter()
-        .map(|(range, metas)| {
+        .enumerate()
+        .map(|(part, (range, metas))| {
             let walker = PartWalk {
+                part,
                 metas: metas.into_iter(),
                 current: None,
                 keys,
@@ -551,6 +535,57 @@ pub fn verify_all_full(
         walker.finish();
     }
     Ok(read?)
+}
+
+/// The rows of a ledger metadata table (keyed `chain key ‖ …`), decoded, in key order.
+type ByChain<T> = std::iter::Peekable<std::vec::IntoIter<([u8; CHAIN_KEY_LEN], T)>>;
+
+/// Reads `table` whole, in key order, decoding each value with `decode`.
+fn by_chain<T>(
+    r: &impl Reader,
+    table: crate::store::Table,
+    decode: impl Fn(&[u8]) -> std::result::Result<T, crate::store::Error>,
+) -> Result<ByChain<T>> {
+    let mut rows = Vec::new();
+    r.scan(table, &Range::all(), Dir::Asc, &mut |k, v| {
+        if let Some(ck) = chain_key(k) {
+            rows.push((ck, decode(v)?));
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(rows.into_iter().peekable())
+}
+
+/// Takes the rows of chain `ck` from `rows`, skipping those of chains before it (chains with
+/// no head, which are not walked). Called with the chains in key order.
+fn of_chain<T>(rows: &mut ByChain<T>, ck: &[u8; CHAIN_KEY_LEN]) -> Vec<T> {
+    while rows.next_if(|(k, _)| k < ck).is_some() {}
+    std::iter::from_fn(|| rows.next_if(|(k, _)| k == ck).map(|(_, v)| v)).collect()
+}
+
+/// Every chain's report of a full verify ([`verify_all_full`] on [`threads`]), in the chains'
+/// key order (`platform`, then tenants by id), as [`ledger::all_heads`] lists them. Memory: a
+/// report per chain.
+pub fn all_full_reports(r: &impl Reader, keys: &KeyRing) -> Result<Vec<ChainReport>> {
+    // A list per part, each filled by its own thread in key order: concatenated, they are in
+    // key order with no sort.
+    let parts = threads();
+    let lists: Vec<std::sync::Mutex<Vec<ChainReport>>> =
+        (0..parts).map(|_| std::sync::Mutex::default()).collect();
+    verify_all_full(r, keys, parts, &|part, report| {
+        if let Some(list) = lists.get(part) {
+            list.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(report);
+        }
+    })?;
+    Ok(lists
+        .into_iter()
+        .flat_map(|list| {
+            list.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        })
+        .collect())
 }
 
 /// Cuts the chains, in key order, into at most `parts` ranges of whole chains with about the
@@ -592,7 +627,9 @@ struct PartWalk<'a> {
     current: Option<([u8; CHAIN_KEY_LEN], Walk)>,
     keys: &'a KeyRing,
     recorded: bool,
-    out: &'a (dyn Fn(ChainReport) + Sync),
+    /// This part's index, handed to `out` with each report.
+    part: usize,
+    out: &'a (dyn Fn(usize, ChainReport) + Sync),
 }
 
 impl PartWalk<'_> {
@@ -600,7 +637,7 @@ impl PartWalk<'_> {
         let Some(ck) = chain_key(key) else { return };
         if self.current.as_ref().is_none_or(|(c, _)| *c != ck) {
             if let Some((_, walk)) = self.current.take() {
-                (self.out)(walk.finish());
+                (self.out)(self.part, walk.finish());
             }
             let next_is = |metas: &std::vec::IntoIter<Keyed>, order: std::cmp::Ordering| {
                 metas
@@ -611,7 +648,10 @@ impl PartWalk<'_> {
             // Chains with a head but no entry left: their walk finds nothing.
             while next_is(&self.metas, std::cmp::Ordering::Less) {
                 if let Some((_, meta)) = self.metas.next() {
-                    (self.out)(Walk::new(meta, self.keys, self.recorded, None).finish());
+                    (self.out)(
+                        self.part,
+                        Walk::new(meta, self.keys, self.recorded, None).finish(),
+                    );
                 }
             }
             // Entries of a chain without a head are not walked (as per chain).
@@ -629,10 +669,13 @@ impl PartWalk<'_> {
     /// Reports the chain being walked and the part's chains after the last entry.
     fn finish(self) {
         if let Some((_, walk)) = self.current {
-            (self.out)(walk.finish());
+            (self.out)(self.part, walk.finish());
         }
         for (_, meta) in self.metas {
-            (self.out)(Walk::new(meta, self.keys, self.recorded, None).finish());
+            (self.out)(
+                self.part,
+                Walk::new(meta, self.keys, self.recorded, None).finish(),
+            );
         }
     }
 }
@@ -658,10 +701,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::error::Error;
     use crate::actor::Actor;
     use crate::audit::Target;
     use crate::audit::signing::InstallKey;
+    use crate::error::Error;
     use crate::store::Store;
 
     fn now() -> chrono::DateTime<chrono::Utc> {
@@ -742,12 +785,15 @@ mod tests {
                 // One part, as many parts as threads, more parts than chains.
                 let one_pass = [1, 2, 3, 16]
                     .map(|parts| {
+                        // In key order within each part, the parts in key order.
                         let reports = std::sync::Mutex::new(Vec::new());
-                        verify_all_full(r, &ring, parts, &|report| {
-                            reports.lock().unwrap().push(report);
+                        verify_all_full(r, &ring, parts, &|part, report| {
+                            reports.lock().unwrap().push((part, report));
                         })?;
                         let mut reports = reports.into_inner().unwrap();
-                        reports.sort_unstable_by(|a, b| a.chain.cmp(&b.chain));
+                        reports.sort_by_key(|(part, _)| *part);
+                        let reports: Vec<ChainReport> =
+                            reports.into_iter().map(|(_, report)| report).collect();
                         Ok::<_, Error>(reports)
                     })
                     .into_iter()

@@ -13,7 +13,7 @@ use super::{
 };
 use crate::actor::Actor;
 use crate::audit::ledger::{Audit, Subject};
-use crate::audit::{self, ChainReport, Mode};
+use crate::audit::{self, ChainReport};
 use crate::store::snapshot::Loader;
 use crate::store::{self, Store};
 
@@ -144,12 +144,7 @@ async fn verify_loaded(
     }
     let ring = audit::signing::KeyRing::new([public]);
     let reports = store
-        .read(move |r| {
-            audit::ledger::all_heads(r)?
-                .into_iter()
-                .map(|(chain, _)| audit::verify::verify_chain(r, &chain, &ring, Mode::Full))
-                .collect::<crate::error::Result<Vec<ChainReport>>>()
-        })
+        .read(move |r| audit::verify::all_full_reports(r, &ring))
         .await?;
     Ok(reports)
 }

@@ -451,7 +451,9 @@ impl Reader for ReadCtx {
             let mut result = scan(&range, &mut *first);
             for other in others {
                 // A visitor's panic is a bug: it goes on as a panic of the caller.
-                let done = other.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+                let done = other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p));
                 result = result.and(done);
             }
             result

@@ -411,7 +411,8 @@ async fn a_join_in_parts_reads_what_one_scan_reads() {
             .iter_mut()
             .zip(bounds.windows(2))
             .map(|(rows, w)| {
-                let range = Range::between(w[0].to_be_bytes().to_vec(), w[1].to_be_bytes().to_vec());
+                let range =
+                    Range::between(w[0].to_be_bytes().to_vec(), w[1].to_be_bytes().to_vec());
                 let visit = move |k: &[u8], a: &[u8], b: Option<&[u8]>| {
                     rows.push((k.to_vec(), a.to_vec(), b.map(<[u8]>::to_vec)));
                     Ok(ControlFlow::Continue(()))
@@ -441,7 +442,10 @@ async fn a_join_in_parts_reads_what_one_scan_reads() {
         assert_eq!(*a, row(i, 0));
         assert_eq!(*b, (i % 3 == 0).then(|| row(i, 1)));
     }
-    assert_eq!(parts.iter().map(Vec::len).collect::<Vec<_>>(), [7, 1493, 1499, 1]);
+    assert_eq!(
+        parts.iter().map(Vec::len).collect::<Vec<_>>(),
+        [7, 1493, 1499, 1]
+    );
     assert_eq!(parts.concat(), whole);
     // A write context (no threads, the cache as usual) reads the same.
     let written = store
