@@ -72,6 +72,7 @@ struct Failure {
 
 /// What a walk needs to know of a chain before its entries: read per chain ([`Meta::load`]) or
 /// for every chain with one pass over each table ([`verify_all_full`]).
+#[derive(Clone)]
 struct Meta {
     chain: ChainId,
     head: Option<HeadRecord>,
@@ -115,6 +116,14 @@ struct Walk {
     prev: [u8; 32],
     /// The walked hash at each checkpoint's seq, for the check against the signed hash.
     at_checkpoints: Vec<(u64, [u8; 32])>,
+    /// A walk of the rest of a chain cut between parts ([`Walk::continuation`]): its first
+    /// entry's link is not checked here but when the walk is merged ([`Walk::absorb`]).
+    continuation: bool,
+    /// The seq of the first entry this walk was fed, if any.
+    first_seq: Option<u64>,
+    /// A continuation's first entry: its `prev` as stored and its envelope's length, once every
+    /// check before the link passed.
+    first_link: Option<(String, u64)>,
 }
 
 impl Walk {
@@ -153,6 +162,9 @@ impl Walk {
             expected: start,
             prev,
             at_checkpoints: Vec::new(),
+            continuation: false,
+            first_seq: None,
+            first_link: None,
         };
         // The newest checkpoint stored must be the one recorded as the newest: the anchor must
         // not move back because the newest checkpoints were deleted.
@@ -201,12 +213,83 @@ impl Walk {
         }
     }
 
+    /// The walk of a chain from seq `from` on, for a chain cut between parts: it checks what
+    /// [`Walk::entry`] checks, except its first entry's link to the entry before, which only
+    /// the walk up to there knows; [`Walk::absorb`] checks it. The checkpoints' signatures and
+    /// the head are left to the walk from seq 1 too.
+    fn continuation(meta: Meta, keys: &KeyRing, recorded: bool, from: u64) -> Self {
+        let mut walk = Walk::new(
+            Meta {
+                cps: Vec::new(),
+                recorded_newest: None,
+                ..meta.clone()
+            },
+            keys,
+            false,
+            None,
+        );
+        walk.cps = meta.cps;
+        walk.recorded = recorded;
+        (walk.start, walk.expected, walk.continuation) = (from, from, true);
+        walk
+    }
+
+    /// Goes on with `next`, the continuation of this walk from where its part ended: the
+    /// result is what one walk over both pieces would have found, failure for failure and
+    /// count for count, so that [`Walk::finish`] then reports the chain as [`verify_chain`]
+    /// does.
+    fn absorb(&mut self, next: Walk) {
+        // The walk stopped at a bad entry, or `next` saw nothing (its seqs are all missing).
+        let Some(first_seq) = next.first_seq else {
+            return;
+        };
+        if self.stopped {
+            return;
+        }
+        let expected = self.expected;
+        if expected < next.start {
+            // Entries missing at the end of this piece: the next stored one is `next`'s first.
+            self.note(Failure {
+                seq: expected,
+                problem: format!(
+                    "entry {expected} is missing (the next stored entry is {first_seq})"
+                ),
+            });
+            self.stopped = true;
+            return;
+        }
+        if let Some((prev, env_len)) = &next.first_link
+            && !hex_is(&self.prev, prev)
+        {
+            // One walk would have stopped on the link, with the entry hashed.
+            self.report.entries_checked += 1;
+            self.report.bytes_checked += env_len;
+            self.note(Failure {
+                seq: expected,
+                problem: format!(
+                    "entry {expected} does not link to the hash of entry {}",
+                    expected - 1
+                ),
+            });
+            self.stopped = true;
+            return;
+        }
+        self.report.entries_checked += next.report.entries_checked;
+        self.report.bytes_checked += next.report.bytes_checked;
+        if let Some(f) = next.failure {
+            self.note(f);
+        }
+        self.at_checkpoints.extend(next.at_checkpoints);
+        (self.prev, self.expected, self.stopped) = (next.prev, next.expected, next.stopped);
+    }
+
     /// Checks entry `seq` (its stored hash and envelope, and its data row when present).
     /// Returns whether the walk goes on.
     fn entry(&mut self, seq: u64, stored: &[u8], data: Option<&[u8]>) -> bool {
         if self.stopped {
             return false;
         }
+        self.first_seq.get_or_insert(seq);
         match self.check(seq, stored, data) {
             Ok(computed) => {
                 if self
@@ -283,7 +366,10 @@ impl Walk {
                 format!("entry {seq} carries seq {} (entries were reordered)", e.seq),
             ));
         }
-        if !hex_is(&self.prev, e.prev) {
+        if self.continuation && seq == self.start {
+            // The entry before is another part's: `absorb` checks the link.
+            self.first_link = Some((e.prev.to_string(), env.len() as u64));
+        } else if !hex_is(&self.prev, e.prev) {
             return Err(fail(
                 seq,
                 format!("entry {seq} does not link to the hash of entry {}", seq - 1),
@@ -507,11 +593,12 @@ pub fn verify_all_full(
     let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(metas, parts)
         .into_iter()
         .enumerate()
-        .map(|(part, (range, metas))| {
+        .map(|(part, (range, pieces))| {
             let walker = PartWalk {
                 part,
-                metas: metas.into_iter(),
+                pieces: pieces.into_iter(),
                 current: None,
+                cut: Vec::new(),
                 keys,
                 recorded,
                 out,
@@ -531,8 +618,21 @@ pub fn verify_all_full(
         })
         .collect();
     let read = r.scan_joined_parts(ENTRIES, DATA, scans);
-    for walker in walkers {
-        walker.finish();
+    // The chains cut between parts: their pieces, in part order, merged into one walk each and
+    // reported with the part of their first piece (where the chain is the last one).
+    let mut merged: Option<(usize, [u8; CHAIN_KEY_LEN], Walk)> = None;
+    for (part, ck, walk) in walkers.into_iter().flat_map(PartWalk::finish) {
+        match merged.as_mut() {
+            Some((_, chain, whole)) if *chain == ck => whole.absorb(walk),
+            _ => {
+                if let Some((part, _, whole)) = merged.replace((part, ck, walk)) {
+                    out(part, whole.finish());
+                }
+            }
+        }
+    }
+    if let Some((part, _, whole)) = merged {
+        out(part, whole.finish());
     }
     Ok(read?)
 }
@@ -588,43 +688,97 @@ pub fn all_full_reports(r: &impl Reader, keys: &KeyRing) -> Result<Vec<ChainRepo
         .collect())
 }
 
-/// Cuts the chains, in key order, into at most `parts` ranges of whole chains with about the
-/// same number of entries each (a chain's head seq). The first range starts at the first key
-/// and the last ends after the last, so together they cover every entry.
-fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Keyed>)> {
+/// A chain's share of a part of a full verify: the whole chain, or, for a chain cut between
+/// parts, its seqs from `from` up to the next piece's first.
+struct Piece {
+    ck: [u8; CHAIN_KEY_LEN],
+    meta: Meta,
+    /// The first seq of the piece: 1, or where a cut put it.
+    from: u64,
+    /// Whether the chain is cut between parts: the piece's walk is then merged with the
+    /// others' ([`Walk::absorb`]) and reported after the scans.
+    cut: bool,
+}
+
+/// Cuts the chains, in key order, into at most `parts` ranges with about the same number of
+/// entries each (a chain's head seq), cutting a chain with more entries than a part holds at a
+/// seq (a ledger whose entries are mostly in one chain still spreads over every part). The first
+/// range starts at the first key and the last ends after the last, so together they cover every
+/// entry; every part holds at least one entry, so there are fewer parts than `parts` when there
+/// are fewer entries.
+fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
     let entries = |m: &Meta| match m.head {
         Some(HeadRecord::V1 { seq, .. }) => u128::from(seq),
         None => 0,
     };
     let total: u128 = metas.iter().map(|(_, m)| entries(m)).sum();
     let parts = parts.max(1);
-    let mut out: Vec<(Range, Vec<Keyed>)> = Vec::with_capacity(parts);
-    let (mut lo, mut current, mut done) = (None::<[u8; CHAIN_KEY_LEN]>, Vec::new(), 0u128);
-    let range = |lo: Option<[u8; CHAIN_KEY_LEN]>, hi: Option<[u8; CHAIN_KEY_LEN]>| {
-        let r = lo.map_or_else(Range::all, |lo| Range::all().from(&lo));
-        hi.map_or(r.clone(), |hi| r.until(&hi))
+    let mut out: Vec<(Range, Vec<Piece>)> = Vec::with_capacity(parts);
+    let (mut lo, mut current, mut done) = (None::<Vec<u8>>, Vec::new(), 0u128);
+    let range = |lo: &Option<Vec<u8>>, hi: Option<&[u8]>| {
+        let r = lo
+            .as_deref()
+            .map_or_else(Range::all, |lo| Range::all().from(lo));
+        hi.map_or(r.clone(), |hi| r.until(hi))
     };
     for (ck, meta) in metas {
-        // Close the part being filled once it holds its share of the entries.
-        let share = total * (out.len() as u128 + 1) / parts as u128;
-        if !current.is_empty() && out.len() + 1 < parts && done >= share {
-            out.push((range(lo, Some(ck)), std::mem::take(&mut current)));
-            lo = Some(ck);
+        let n = entries(&meta);
+        // The first seq of the chain not yet in a part.
+        let mut from = 1u64;
+        loop {
+            let left = n.saturating_sub(u128::from(from - 1));
+            let share = total * (out.len() as u128 + 1) / parts as u128;
+            let room = share.saturating_sub(done);
+            if out.len() + 1 >= parts || left <= room {
+                current.push(Piece {
+                    ck,
+                    meta,
+                    from,
+                    cut: from > 1,
+                });
+                done += left;
+                break;
+            }
+            // The part is full before the chain's end: the entries that fit go in (at least
+            // one, so that no part is empty), and the part ends where the rest begins.
+            let fits = if current.is_empty() {
+                room.max(1)
+            } else {
+                room
+            };
+            let cut_at = from + u64::try_from(fits).unwrap_or(u64::MAX);
+            let hi = if fits == 0 {
+                ck.to_vec()
+            } else {
+                current.push(Piece {
+                    ck,
+                    meta: meta.clone(),
+                    from,
+                    cut: true,
+                });
+                done += fits;
+                ledger::entry_key(&meta.chain, cut_at)
+            };
+            out.push((range(&lo, Some(&hi)), std::mem::take(&mut current)));
+            lo = Some(hi);
+            from = cut_at;
         }
-        done += entries(&meta);
-        current.push((ck, meta));
     }
-    out.push((range(lo, None), current));
+    out.push((range(&lo, None), current));
     out
 }
 
 /// The walks of one part of a full verify: fed the part's entries in key order, it walks each
-/// chain of the part in turn and hands its report to `out`.
+/// chain of the part in turn and hands its report to `out`, or, for a chain cut between parts,
+/// keeps its walk for [`verify_all_full`] to merge.
 struct PartWalk<'a> {
-    /// The part's chains not yet walked, in key order (looked at through `as_slice`, which
+    /// The part's pieces not yet walked, in key order (looked at through `as_slice`, which
     /// moves nothing, unlike a `Peekable`).
-    metas: std::vec::IntoIter<Keyed>,
-    current: Option<([u8; CHAIN_KEY_LEN], Walk)>,
+    pieces: std::vec::IntoIter<Piece>,
+    /// The piece being walked: its chain key, whether it is cut, its walk.
+    current: Option<([u8; CHAIN_KEY_LEN], bool, Walk)>,
+    /// The walks of this part's pieces of cut chains, with their chain keys.
+    cut: Vec<([u8; CHAIN_KEY_LEN], Walk)>,
     keys: &'a KeyRing,
     recorded: bool,
     /// This part's index, handed to `out` with each report.
@@ -635,48 +789,67 @@ struct PartWalk<'a> {
 impl PartWalk<'_> {
     fn entry(&mut self, key: &[u8], stored: &[u8], data: Option<&[u8]>) {
         let Some(ck) = chain_key(key) else { return };
-        if self.current.as_ref().is_none_or(|(c, _)| *c != ck) {
-            if let Some((_, walk)) = self.current.take() {
-                (self.out)(self.part, walk.finish());
+        if self.current.as_ref().is_none_or(|(c, _, _)| *c != ck) {
+            if let Some((c, cut, walk)) = self.current.take() {
+                self.close(c, cut, walk);
             }
-            let next_is = |metas: &std::vec::IntoIter<Keyed>, order: std::cmp::Ordering| {
-                metas
+            let next_is = |pieces: &std::vec::IntoIter<Piece>, order: std::cmp::Ordering| {
+                pieces
                     .as_slice()
                     .first()
-                    .is_some_and(|(next, _)| next.cmp(&ck) == order)
+                    .is_some_and(|next| next.ck.cmp(&ck) == order)
             };
             // Chains with a head but no entry left: their walk finds nothing.
-            while next_is(&self.metas, std::cmp::Ordering::Less) {
-                if let Some((_, meta)) = self.metas.next() {
-                    (self.out)(
-                        self.part,
-                        Walk::new(meta, self.keys, self.recorded, None).finish(),
-                    );
+            while next_is(&self.pieces, std::cmp::Ordering::Less) {
+                if let Some(piece) = self.pieces.next() {
+                    let (c, cut, walk) = self.start(piece);
+                    self.close(c, cut, walk);
                 }
             }
             // Entries of a chain without a head are not walked (as per chain).
-            if next_is(&self.metas, std::cmp::Ordering::Equal)
-                && let Some((_, meta)) = self.metas.next()
+            if next_is(&self.pieces, std::cmp::Ordering::Equal)
+                && let Some(piece) = self.pieces.next()
             {
-                self.current = Some((ck, Walk::new(meta, self.keys, self.recorded, None)));
+                self.current = Some(self.start(piece));
             }
         }
-        if let Some((_, walk)) = self.current.as_mut() {
+        if let Some((_, _, walk)) = self.current.as_mut() {
             walk.entry(key_seq(key), stored, data);
         }
     }
 
-    /// Reports the chain being walked and the part's chains after the last entry.
-    fn finish(self) {
-        if let Some((_, walk)) = self.current {
+    fn start(&self, piece: Piece) -> ([u8; CHAIN_KEY_LEN], bool, Walk) {
+        let walk = if piece.from > 1 {
+            Walk::continuation(piece.meta, self.keys, self.recorded, piece.from)
+        } else {
+            Walk::new(piece.meta, self.keys, self.recorded, None)
+        };
+        (piece.ck, piece.cut, walk)
+    }
+
+    fn close(&mut self, ck: [u8; CHAIN_KEY_LEN], cut: bool, walk: Walk) {
+        if cut {
+            self.cut.push((ck, walk));
+        } else {
             (self.out)(self.part, walk.finish());
         }
-        for (_, meta) in self.metas {
-            (self.out)(
-                self.part,
-                Walk::new(meta, self.keys, self.recorded, None).finish(),
-            );
+    }
+
+    /// Reports the chain being walked and the part's chains after the last entry, and returns
+    /// the walks of its pieces of cut chains, with the part's index.
+    fn finish(mut self) -> Vec<(usize, [u8; CHAIN_KEY_LEN], Walk)> {
+        if let Some((ck, cut, walk)) = self.current.take() {
+            self.close(ck, cut, walk);
         }
+        while let Some(piece) = self.pieces.next() {
+            let (ck, cut, walk) = self.start(piece);
+            self.close(ck, cut, walk);
+        }
+        let part = self.part;
+        self.cut
+            .into_iter()
+            .map(|(ck, walk)| (part, ck, walk))
+            .collect()
     }
 }
 
@@ -715,6 +888,52 @@ mod tests {
         ChainId::Tenant(uuid::Uuid::from_u128(n))
     }
 
+    /// A chain with most of the entries is cut at seqs so that every part holds about a
+    /// quarter of them, and the parts' ranges meet end to end.
+    #[test]
+    fn one_busy_chain_is_cut_across_the_parts() {
+        let meta = |n: u128, seq: u64| {
+            let chain = tenant(n);
+            let head = HeadRecord::V1 {
+                seq,
+                hash: [0; 32],
+                ts_micros: 0,
+            };
+            let meta = Meta {
+                chain,
+                head: Some(head),
+                cps: Vec::new(),
+                shreds: Vec::new(),
+                recorded_newest: None,
+            };
+            (chain.key(), meta)
+        };
+        let parts = split(vec![meta(1, 2), meta(2, 100), meta(3, 2)], 4);
+        let pieces: Vec<Vec<(u128, u64, bool)>> = parts
+            .iter()
+            .map(|(_, pieces)| {
+                pieces
+                    .iter()
+                    // The chain's number is the last byte of its key (`Uuid::from_u128(n)`).
+                    .map(|p| (u128::from(p.ck[CHAIN_KEY_LEN - 1]), p.from, p.cut))
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            pieces,
+            [
+                vec![(1, 1, false), (2, 1, true)],
+                vec![(2, 25, true)],
+                vec![(2, 51, true)],
+                vec![(2, 77, true), (3, 1, false)],
+            ]
+        );
+        let within =
+            |part: usize, seq: u64| parts[part].0.contains(&ledger::entry_key(&tenant(2), seq));
+        assert!(within(0, 24) && !within(0, 25) && within(1, 25) && within(1, 50));
+        assert!(within(2, 51) && within(2, 76) && within(3, 77) && within(3, 101));
+    }
+
     /// The one-pass walk over every chain reports exactly what the per-chain walk reports, for
     /// intact chains and for each kind of damage, cut into any number of parts.
     #[tokio::test]
@@ -724,7 +943,7 @@ mod tests {
         let key = Arc::new(InstallKey::from_seed(&[3; 32]));
         let ring = KeyRing::new([key.public()]);
         let mut chains = vec![ChainId::Platform];
-        chains.extend((1..=9).map(tenant));
+        chains.extend((1..=10).map(tenant));
         for i in 0..12u64 {
             let (chains, key) = (chains.clone(), key.clone());
             store
@@ -754,7 +973,8 @@ mod tests {
         }
         // Damage: an entry removed (1), a data row altered (2), a data row deleted (3), the
         // newest entries truncated (4), an envelope byte changed (5), the newest checkpoint
-        // deleted (6), every entry gone (7), entries of a chain with no head (8: head deleted).
+        // deleted (6), every entry gone (7), entries of a chain with no head (8: head deleted),
+        // an envelope rewritten with its hash (10: the next entry no longer links).
         store
             .write(now(), Actor::system("t"), |ctx| {
                 ctx.delete(ENTRIES, &ledger::entry_key(&tenant(1), 6))?;
@@ -772,6 +992,12 @@ mod tests {
                 ctx.delete(ledger::CHECKPOINTS, &ledger::entry_key(&tenant(6), 10))?;
                 ctx.delete_range(ENTRIES, &Range::prefix(&tenant(7).key()))?;
                 ctx.delete(ledger::HEADS, &tenant(8).key())?;
+                let k = ledger::entry_key(&tenant(10), 3);
+                let stored = ctx.get(ENTRIES, &k)?.unwrap_or_default();
+                let env = String::from_utf8_lossy(&stored[32..]).replace("row", "raw");
+                let mut rewritten = Sha256::digest(env.as_bytes()).to_vec();
+                rewritten.extend_from_slice(env.as_bytes());
+                ctx.put(ENTRIES, &k, &rewritten)?;
                 Ok::<_, Error>(())
             })
             .await
@@ -782,8 +1008,10 @@ mod tests {
                     .iter()
                     .map(|(c, _)| verify_chain(r, c, &ring, Mode::Full))
                     .collect::<Result<Vec<_>>>()?;
-                // One part, as many parts as threads, more parts than chains.
-                let one_pass = [1, 2, 3, 16]
+                // One part, as many parts as threads, and more: parts of 132 / 16 and 132 / 50
+                // entries cut every chain at one or more seqs, and 150 parts (one entry each)
+                // at every seq, so each kind of damage falls before, on and after a cut.
+                let one_pass = [1, 2, 3, 5, 7, 16, 50, 150]
                     .map(|parts| {
                         // In key order within each part, the parts in key order.
                         let reports = std::sync::Mutex::new(Vec::new());
@@ -811,8 +1039,8 @@ mod tests {
             .filter(|r| !r.ok)
             .map(|r| (r.chain.as_str(), r.first_bad_seq))
             .collect();
-        assert_eq!(bad.len(), 7, "{one_pass:#?}");
-        assert_eq!(one_pass.len(), 9, "the chain without a head is not listed");
+        assert_eq!(bad.len(), 8, "{one_pass:#?}");
+        assert_eq!(one_pass.len(), 10, "the chain without a head is not listed");
         assert!(one_pass.iter().all(|r| r.chain != tenant(8).to_string()));
         let first_bad = |n: u128| {
             one_pass
@@ -828,5 +1056,6 @@ mod tests {
         assert_eq!(first_bad(6), Some(10));
         assert_eq!(first_bad(7), Some(1));
         assert_eq!(first_bad(9), None);
+        assert_eq!(first_bad(10), Some(4));
     }
 }
