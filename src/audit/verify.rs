@@ -217,18 +217,12 @@ impl Walk {
     /// [`Walk::entry`] checks, except its first entry's link to the entry before, which only
     /// the walk up to there knows; [`Walk::absorb`] checks it. The checkpoints' signatures and
     /// the head are left to the walk from seq 1 too.
-    fn continuation(meta: Meta, keys: &KeyRing, recorded: bool, from: u64) -> Self {
-        let mut walk = Walk::new(
-            Meta {
-                cps: Vec::new(),
-                recorded_newest: None,
-                ..meta.clone()
-            },
-            keys,
-            false,
-            None,
-        );
-        walk.cps = meta.cps;
+    fn continuation(mut meta: Meta, keys: &KeyRing, recorded: bool, from: u64) -> Self {
+        // Built as a walk with no checkpoints to check and nothing recorded, then given them.
+        let cps = std::mem::take(&mut meta.cps);
+        meta.recorded_newest = None;
+        let mut walk = Walk::new(meta, keys, false, None);
+        walk.cps = cps;
         walk.recorded = recorded;
         (walk.start, walk.expected, walk.continuation) = (from, from, true);
         walk
