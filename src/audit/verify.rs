@@ -138,15 +138,13 @@ impl Walk {
             Some((seq, hash)) => (seq + 1, hash),
             None => (1, GENESIS),
         };
-        let mut hex_head = [0u8; 64];
-        let _ = hex::encode_to_slice(head_hash, &mut hex_head);
         let mut walk = Walk {
             report: ChainReport {
                 chain: meta.chain.to_string(),
                 ok: true,
                 verified_from_seq: anchor.map_or(1, |(s, _)| s),
                 head_seq,
-                head_hash: String::from_utf8(hex_head.to_vec()).unwrap_or_default(),
+                head_hash: hex::encode(head_hash),
                 first_bad_seq: None,
                 problem: None,
                 entries_checked: 0,
@@ -536,10 +534,10 @@ type Keyed = ([u8; CHAIN_KEY_LEN], Meta);
 /// table instead of a lookup per chain and per entry: the same checks as [`verify_chain`] in
 /// [`Mode::Full`], entry for entry, for every chain with a head.
 ///
-/// The key space is cut into `parts` ranges of whole chains holding about as many entries each
-/// (by their heads' seqs), and each range is read and checked on its own thread
-/// ([`Reader::scan_joined_parts`]): no entry is copied between threads, and the work grows
-/// with the cores. `out` gets each chain's report, with the index of its part (below `parts`;
+/// The key space is cut into `parts` ranges holding about as many entries each (by the heads'
+/// seqs; a chain longer than a part is cut at a seq, see [`split`]), and each range is read and
+/// checked on its own thread ([`Reader::scan_joined_parts`]): no entry is copied between
+/// threads, and the work grows with the cores. `out` gets each chain's report, with the index of its part (below `parts`;
 /// the parts follow the key order), from the thread that walked it: in the chains' key order
 /// within a part, the parts at once.
 ///
@@ -661,9 +659,12 @@ fn of_chain<T>(rows: &mut ByChain<T>, ck: &[u8; CHAIN_KEY_LEN]) -> Vec<T> {
 /// key order (`platform`, then tenants by id), as [`ledger::all_heads`] lists them. Memory: a
 /// report per chain.
 pub fn all_full_reports(r: &impl Reader, keys: &KeyRing) -> Result<Vec<ChainReport>> {
-    // A list per part, each filled by its own thread in key order: concatenated, they are in
-    // key order with no sort.
-    let parts = threads();
+    reports_in_parts(r, keys, threads())
+}
+
+/// [`all_full_reports`] in `parts` parts: a list per part, each filled by its own thread in key
+/// order, so that concatenated they are in key order with no sort.
+fn reports_in_parts(r: &impl Reader, keys: &KeyRing, parts: usize) -> Result<Vec<ChainReport>> {
     let lists: Vec<std::sync::Mutex<Vec<ChainReport>>> =
         (0..parts).map(|_| std::sync::Mutex::default()).collect();
     verify_all_full(r, keys, parts, &|part, report| {
@@ -713,7 +714,10 @@ fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
         let r = lo
             .as_deref()
             .map_or_else(Range::all, |lo| Range::all().from(lo));
-        hi.map_or(r.clone(), |hi| r.until(hi))
+        match hi {
+            Some(hi) => r.until(hi),
+            None => r,
+        }
     };
     for (ck, meta) in metas {
         let n = entries(&meta);
@@ -1005,19 +1009,10 @@ mod tests {
                 // One part, as many parts as threads, and more: parts of 132 / 16 and 132 / 50
                 // entries cut every chain at one or more seqs, and 150 parts (one entry each)
                 // at every seq, so each kind of damage falls before, on and after a cut.
+                // The parts' lists are concatenated unsorted: in key order within each part,
+                // the parts in key order.
                 let one_pass = [1, 2, 3, 5, 7, 16, 50, 150]
-                    .map(|parts| {
-                        // In key order within each part, the parts in key order.
-                        let reports = std::sync::Mutex::new(Vec::new());
-                        verify_all_full(r, &ring, parts, &|part, report| {
-                            reports.lock().unwrap().push((part, report));
-                        })?;
-                        let mut reports = reports.into_inner().unwrap();
-                        reports.sort_by_key(|(part, _)| *part);
-                        let reports: Vec<ChainReport> =
-                            reports.into_iter().map(|(_, report)| report).collect();
-                        Ok::<_, Error>(reports)
-                    })
+                    .map(|parts| reports_in_parts(r, &ring, parts))
                     .into_iter()
                     .collect::<Result<Vec<_>>>()?;
                 Ok::<_, Error>((per_chain, one_pass))
