@@ -229,6 +229,7 @@ impl Application {
         ));
         let admin_task = admin.map(|a| tokio::spawn(a.serve(state.clone(), stop_rx)));
         let router = router(state.clone());
+        release_freed_heap();
         let http = state.config().http.clone();
         let served = crate::http::server::serve(listener, tls, router, &http, shutdown).await;
         tracing::info!("stopping: requests drained; stopping the scheduler and admin socket");
@@ -244,6 +245,24 @@ impl Application {
         state.store().close().await;
         tracing::info!("stopped: the writer drained and the store is closed");
         served
+    }
+}
+
+/// Gives the heap that start-up freed back to the kernel. Building the route table and its
+/// OpenAPI document (and seeding the demo) peaks at about 9 MiB of heap, nearly all freed once
+/// built, but glibc returns freed memory only from the top of its heap: the holes under the
+/// long-lived allocations made after them stay resident. `malloc_trim(0)` also releases the
+/// whole free pages inside the heap. Measured by `scripts/footprint.sh` on the 2-core machine:
+/// idle RSS from 33.4–34.7 MiB to 26.7 MiB, its heap from 9.7 to 4.3 MiB (issue 13's goal is 30
+/// MiB idle). Nothing to do on other C
+/// libraries, which have no such call.
+fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` takes no pointer and touches only glibc's own free lists, under
+    // the arenas' locks that every other allocator call takes too.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
