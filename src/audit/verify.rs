@@ -123,7 +123,7 @@ struct Walk {
     first_seq: Option<u64>,
     /// A continuation's first entry: its `prev` as stored and its envelope's length, once every
     /// check before the link passed.
-    first_link: Option<(String, u64)>,
+    first_link: Option<(Vec<u8>, u64)>,
 }
 
 impl Walk {
@@ -140,11 +140,11 @@ impl Walk {
         };
         let mut walk = Walk {
             report: ChainReport {
-                chain: meta.chain.to_string(),
+                chain: meta.chain.name(),
                 ok: true,
                 verified_from_seq: anchor.map_or(1, |(s, _)| s),
                 head_seq,
-                head_hash: hex::encode(head_hash),
+                head_hash: hex_string(&head_hash),
                 first_bad_seq: None,
                 problem: None,
                 entries_checked: 0,
@@ -346,10 +346,13 @@ impl Walk {
                 format!("entry {seq} has unknown format version {}", e.v),
             ));
         }
-        if e.chain != self.report.chain {
+        if e.chain != self.report.chain.as_bytes() {
             return Err(fail(
                 seq,
-                format!("entry {seq} belongs to chain '{}'", e.chain),
+                format!(
+                    "entry {seq} belongs to chain '{}'",
+                    String::from_utf8_lossy(e.chain)
+                ),
             ));
         }
         if e.seq != seq {
@@ -360,7 +363,7 @@ impl Walk {
         }
         if self.continuation && seq == self.start {
             // The entry before is another part's: `absorb` checks the link.
-            self.first_link = Some((e.prev.to_string(), env.len() as u64));
+            self.first_link = Some((e.prev.to_vec(), env.len() as u64));
         } else if !hex_is(&self.prev, e.prev) {
             return Err(fail(
                 seq,
@@ -456,10 +459,23 @@ impl Walk {
     }
 }
 
-/// Whether `hex` is the lowercase hex of `bytes` (no allocation).
-fn hex_is(bytes: &[u8; 32], hex: &str) -> bool {
+/// The lowercase hex of a hash, on the stack.
+fn hex_of(bytes: &[u8; 32]) -> [u8; 64] {
     let mut buf = [0u8; 64];
-    hex::encode_to_slice(bytes, &mut buf).is_ok() && buf.as_slice() == hex.as_bytes()
+    // Cannot fail: the buffer holds exactly two digits per byte.
+    let _ = hex::encode_to_slice(bytes, &mut buf);
+    buf
+}
+
+/// Whether `hex` is the lowercase hex of `bytes` (no allocation).
+fn hex_is(bytes: &[u8; 32], hex: &[u8]) -> bool {
+    hex_of(bytes).as_slice() == hex
+}
+
+/// The lowercase hex of a hash as a `String`, in one allocation of the exact size
+/// (`hex::encode` pushes a `char` at a time; a full verify does this once per chain).
+fn hex_string(bytes: &[u8; 32]) -> String {
+    String::from_utf8(hex_of(bytes).to_vec()).unwrap_or_default()
 }
 
 /// The seq of an entry key (`chain key ‖ seq`), 0 when the key is too short.
