@@ -97,16 +97,14 @@ pub(super) fn checked(env: &[u8]) -> Option<Fields<'_>> {
         }
         (first, last_key) = (false, key);
         s.eat(b':')?;
-        let start = s.i;
-        s.value(0)?;
-        let raw = &env[start..s.i];
+        // A string field with an escape (or not a string) is left to the general parser.
         match key {
-            b"v" => v = Some(u32::try_from(uint(raw)?).ok()?),
-            b"seq" => seq = Some(uint(raw)?),
-            b"chain" => chain = Some(plain(raw)?),
-            b"data_sha256" => data_sha256 = Some(plain(raw)?),
-            b"prev" => prev = Some(plain(raw)?),
-            _ => {}
+            b"v" => v = Some(u32::try_from(s.uint()?).ok()?),
+            b"seq" => seq = Some(s.uint()?),
+            b"chain" => chain = Some(s.plain_string()?),
+            b"data_sha256" => data_sha256 = Some(s.plain_string()?),
+            b"prev" => prev = Some(s.plain_string()?),
+            _ => s.value(0)?,
         }
         match s.next()? {
             b',' => {}
@@ -137,24 +135,6 @@ fn ascending(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len()
 }
 
-/// A JSON string value without escapes, without its quotes (its bytes were checked as UTF-8
-/// above).
-fn plain(raw: &[u8]) -> Option<&[u8]> {
-    let inner = raw.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    (!inner.contains(&b'\\')).then_some(inner)
-}
-
-/// A JSON integer without sign, fraction or exponent, as `u64`; `None` past `u64::MAX` (as
-/// `serde_json` refuses it for a `u64` field).
-fn uint(raw: &[u8]) -> Option<u64> {
-    if raw.is_empty() {
-        return None;
-    }
-    raw.iter().try_fold(0u64, |n, &c| {
-        let digit = c.checked_sub(b'0').filter(|d| *d <= 9)?;
-        n.checked_mul(10)?.checked_add(u64::from(digit))
-    })
-}
 
 /// Finds the end of a string or its next escape. On x86-64, memchr's SSE2 search called
 /// directly (SSE2 is always there, so there is no dispatch per call, and it looks at 16 bytes a
@@ -207,26 +187,42 @@ impl<'a> Scanner<'a> {
         (self.next()? == c).then_some(())
     }
 
-    /// A key: a string without escapes, returned without its quotes.
+    /// A string without escapes (a key, or a field the walk reads), returned without its
+    /// quotes (its bytes were checked as UTF-8 before the scan).
     fn plain_string(&mut self) -> Option<&'a [u8]> {
         let start = self.i;
-        self.string()?;
+        let escaped = self.string()?;
+        (!escaped).then(|| &self.b[start + 1..self.i - 1])
+    }
+
+    /// A JSON integer without sign, fraction or exponent, as `u64`; `None` past `u64::MAX` (as
+    /// `serde_json` refuses it for a `u64` field) or for any other value.
+    fn uint(&mut self) -> Option<u64> {
+        let start = self.i;
+        self.number()?;
         let raw = &self.b[start..self.i];
-        let inner = &raw[1..raw.len() - 1];
-        (!inner.contains(&b'\\')).then_some(inner)
+        if raw.is_empty() {
+            return None;
+        }
+        raw.iter().try_fold(0u64, |n, &c| {
+            let digit = c.checked_sub(b'0').filter(|d| *d <= 9)?;
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
     }
 
     /// A string with only the escapes JSON defines ([`checked`] refused raw control bytes
-    /// before the scan).
-    fn string(&mut self) -> Option<()> {
+    /// before the scan); whether it held an escape.
+    fn string(&mut self) -> Option<bool> {
         self.eat(b'"')?;
+        let mut escaped = false;
         loop {
             let rest = self.b.get(self.i..)?;
             let at = self.quote_or_escape.find(rest)?;
             self.i += at + 1;
             if rest[at] == b'"' {
-                return Some(());
+                return Some(escaped);
             }
+            escaped = true;
             match self.next()? {
                 b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                 b'u' => {
@@ -244,7 +240,7 @@ impl<'a> Scanner<'a> {
     /// Any JSON value, without whitespace.
     fn value(&mut self, depth: usize) -> Option<()> {
         match self.peek()? {
-            b'"' => self.string(),
+            b'"' => self.string().map(|_| ()),
             b'{' | b'[' if depth >= MAX_DEPTH => None,
             b'{' => {
                 self.i += 1;

@@ -469,7 +469,8 @@ fn hex_of(bytes: &[u8; 32]) -> [u8; 64] {
 
 /// Whether `hex` is the lowercase hex of `bytes` (no allocation).
 fn hex_is(bytes: &[u8; 32], hex: &[u8]) -> bool {
-    hex_of(bytes).as_slice() == hex
+    // Compared as arrays of a known size: inline, without a call to `memcmp`.
+    <&[u8; 64]>::try_from(hex).is_ok_and(|hex| *hex == hex_of(bytes))
 }
 
 /// The lowercase hex of a hash as a `String`, in one allocation of the exact size
