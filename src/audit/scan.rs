@@ -135,7 +135,6 @@ fn ascending(a: &[u8], b: &[u8]) -> bool {
     a.len() < b.len()
 }
 
-
 /// Finds the end of a string or its next escape. On x86-64, memchr's SSE2 search called
 /// directly (SSE2 is always there, so there is no dispatch per call, and it looks at 16 bytes a
 /// step); elsewhere its portable word-at-a-time search. An envelope holds a dozen strings of a
