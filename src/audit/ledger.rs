@@ -382,7 +382,8 @@ pub fn dirty_chains(r: &impl Reader) -> Result<Vec<ChainId>> {
 
 /// Every chain that has entries, with its head.
 pub fn all_heads(r: &impl Reader) -> Result<Vec<(ChainId, HeadRecord)>> {
-    let mut out = Vec::new();
+    // Sized once: a ledger of many tenants has as many heads (no regrowth copies).
+    let mut out = Vec::with_capacity(usize::try_from(r.len(HEADS)?).unwrap_or(0));
     r.scan(HEADS, &Range::all(), Dir::Asc, &mut |k, v| {
         if let Some(c) = ChainId::from_key(k) {
             out.push((c, codec::decode(HEADS.name(), v)?));

@@ -70,9 +70,8 @@ struct Failure {
     problem: String,
 }
 
-/// What a walk needs to know of a chain before its entries: read per chain ([`Meta::load`]) or
-/// for every chain with one pass over each table ([`verify_all_full`]).
-#[derive(Clone)]
+/// What a walk needs to know of a chain before its entries: read per chain ([`Meta::load`]) or,
+/// in a full verify, taken from the tables read whole ([`Ledger`]) when a part reaches the chain.
 struct Meta {
     chain: ChainId,
     head: Option<HeadRecord>,
@@ -544,8 +543,40 @@ pub fn threads() -> usize {
         .min(MAX_THREADS)
 }
 
-/// What a chain's metadata is keyed by in a full verify: its chain key.
-type Keyed = ([u8; CHAIN_KEY_LEN], Meta);
+/// Every chain's metadata for a full verify, each table read whole in key order: the heads
+/// (which chains are walked, and how far), and the chain-keyed rows of the checkpoints, shreds
+/// and newest-checkpoint tables. A part's walk takes each chain's rows as it reaches the chain
+/// ([`ByChainCursor`]), so nothing per chain is built or moved before the scans.
+struct Ledger {
+    heads: Vec<(ChainId, HeadRecord)>,
+    cps: ByChain<CheckpointRecord>,
+    shreds: ByChain<(u64, u64)>,
+    latest: ByChain<u64>,
+}
+
+impl Ledger {
+    fn load(r: &impl Reader) -> Result<Ledger> {
+        Ok(Ledger {
+            heads: ledger::all_heads(r)?,
+            cps: by_chain(r, ledger::CHECKPOINTS, |v| {
+                codec::decode::<CheckpointRecord>(ledger::CHECKPOINTS.name(), v)
+            })?,
+            shreds: by_chain(r, ledger::SHREDS, |v| {
+                let ShredRecord::V1 {
+                    from_seq,
+                    through_seq,
+                    ..
+                } = codec::decode(ledger::SHREDS.name(), v)?;
+                Ok((from_seq, through_seq))
+            })?,
+            latest: by_chain(r, ledger::LATEST_CHECKPOINT, |v| {
+                let LatestCheckpointRecord::V1 { seq } =
+                    codec::decode(ledger::LATEST_CHECKPOINT.name(), v)?;
+                Ok(seq)
+            })?,
+        })
+    }
+}
 
 /// Verifies every chain from seq 1 ([`Mode::Full`]) with one sequential pass over each ledger
 /// table instead of a lookup per chain and per entry: the same checks as [`verify_chain`] in
@@ -554,9 +585,9 @@ type Keyed = ([u8; CHAIN_KEY_LEN], Meta);
 /// The key space is cut into `parts` ranges holding about as many entries each (by the heads'
 /// seqs; a chain longer than a part is cut at a seq, see [`split`]), and each range is read and
 /// checked on its own thread ([`Reader::scan_joined_parts`]): no entry is copied between
-/// threads, and the work grows with the cores. `out` gets each chain's report, with the index of its part (below `parts`;
-/// the parts follow the key order), from the thread that walked it: in the chains' key order
-/// within a part, the parts at once.
+/// threads, and the work grows with the cores. `out` gets each chain's report, with the index
+/// of its part (below `parts`; the parts follow the key order), from the thread that walked
+/// it: in the chains' key order within a part, the parts at once.
 ///
 /// Memory: the chains' heads, checkpoints and shreds.
 pub fn verify_all_full(
@@ -566,45 +597,19 @@ pub fn verify_all_full(
     out: &(dyn Fn(usize, ChainReport) + Sync),
 ) -> Result<()> {
     let recorded = recorded(r)?;
-    let heads = ledger::all_heads(r)?;
-    // Each table in key order, as the heads are: a merge, with no map and no hashing per chain.
-    let mut cps = by_chain(r, ledger::CHECKPOINTS, |v| {
-        codec::decode::<CheckpointRecord>(ledger::CHECKPOINTS.name(), v)
-    })?;
-    let mut shreds = by_chain(r, ledger::SHREDS, |v| {
-        let ShredRecord::V1 {
-            from_seq,
-            through_seq,
-            ..
-        } = codec::decode(ledger::SHREDS.name(), v)?;
-        Ok((from_seq, through_seq))
-    })?;
-    let mut latest = by_chain(r, ledger::LATEST_CHECKPOINT, |v| {
-        let LatestCheckpointRecord::V1 { seq } =
-            codec::decode(ledger::LATEST_CHECKPOINT.name(), v)?;
-        Ok(seq)
-    })?;
-    let metas: Vec<Keyed> = heads
-        .into_iter()
-        .map(|(chain, head)| {
-            let ck = chain.key();
-            let meta = Meta {
-                head: Some(head),
-                cps: of_chain(&mut cps, &ck),
-                shreds: of_chain(&mut shreds, &ck),
-                recorded_newest: of_chain(&mut latest, &ck).pop(),
-                chain,
-            };
-            (ck, meta)
-        })
-        .collect();
-
-    let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(metas, parts)
+    let ledger = Ledger::load(r)?;
+    let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(&ledger.heads, parts)
         .into_iter()
         .enumerate()
         .map(|(part, (range, pieces))| {
+            // The part's chains come in key order from its first piece's on.
+            let first = pieces.first().map(|p| p.ck).unwrap_or_default();
             let walker = PartWalk {
                 part,
+                heads: &ledger.heads,
+                cps: ByChainCursor::from(&ledger.cps, &first),
+                shreds: ByChainCursor::from(&ledger.shreds, &first),
+                latest: ByChainCursor::from(&ledger.latest, &first),
                 pieces: pieces.into_iter(),
                 current: None,
                 cut: Vec::new(),
@@ -647,7 +652,7 @@ pub fn verify_all_full(
 }
 
 /// The rows of a ledger metadata table (keyed `chain key ‖ …`), decoded, in key order.
-type ByChain<T> = std::iter::Peekable<std::vec::IntoIter<([u8; CHAIN_KEY_LEN], T)>>;
+type ByChain<T> = Vec<([u8; CHAIN_KEY_LEN], T)>;
 
 /// Reads `table` whole, in key order, decoding each value with `decode`.
 fn by_chain<T>(
@@ -662,14 +667,32 @@ fn by_chain<T>(
         }
         Ok(ControlFlow::Continue(()))
     })?;
-    Ok(rows.into_iter().peekable())
+    Ok(rows)
 }
 
-/// Takes the rows of chain `ck` from `rows`, skipping those of chains before it (chains with
-/// no head, which are not walked). Called with the chains in key order.
-fn of_chain<T>(rows: &mut ByChain<T>, ck: &[u8; CHAIN_KEY_LEN]) -> Vec<T> {
-    while rows.next_if(|(k, _)| k < ck).is_some() {}
-    std::iter::from_fn(|| rows.next_if(|(k, _)| k == ck).map(|(_, v)| v)).collect()
+/// A part's place in a [`ByChain`] table: asked for the chains in key order, it hands each
+/// its rows with no search and no copy (a merge of the table with the heads).
+struct ByChainCursor<'a, T> {
+    rest: &'a [([u8; CHAIN_KEY_LEN], T)],
+}
+
+impl<'a, T> ByChainCursor<'a, T> {
+    /// The cursor at the first row of chain `first` or after.
+    fn from(rows: &'a ByChain<T>, first: &[u8; CHAIN_KEY_LEN]) -> Self {
+        let at = rows.partition_point(|(k, _)| k < first);
+        ByChainCursor { rest: &rows[at..] }
+    }
+
+    /// The rows of chain `ck`, skipping those of chains before it (chains with no head, which
+    /// are not walked). Called with the chains in key order.
+    fn of(&mut self, ck: &[u8; CHAIN_KEY_LEN]) -> impl Iterator<Item = &'a T> + use<'a, T> {
+        let skip = self.rest.partition_point(|(k, _)| k < ck);
+        let rest = &self.rest[skip..];
+        let take = rest.iter().take_while(|(k, _)| k == ck).count();
+        let (mine, after) = rest.split_at(take);
+        self.rest = after;
+        mine.iter().map(|(_, v)| v)
+    }
 }
 
 /// Every chain's report of a full verify ([`verify_all_full`] on [`threads`]), in the chains'
@@ -704,7 +727,8 @@ fn reports_in_parts(r: &impl Reader, keys: &KeyRing, parts: usize) -> Result<Vec
 /// parts, its seqs from `from` up to the next piece's first.
 struct Piece {
     ck: [u8; CHAIN_KEY_LEN],
-    meta: Meta,
+    /// The chain's place in [`Ledger::heads`].
+    head: usize,
     /// The first seq of the piece: 1, or where a cut put it.
     from: u64,
     /// Whether the chain is cut between parts: the piece's walk is then merged with the
@@ -718,14 +742,14 @@ struct Piece {
 /// range starts at the first key and the last ends after the last, so together they cover every
 /// entry; every part holds at least one entry, so there are fewer parts than `parts` when there
 /// are fewer entries.
-fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
-    let entries = |m: &Meta| match m.head {
-        Some(HeadRecord::V1 { seq, .. }) => u128::from(seq),
-        None => 0,
-    };
-    let total: u128 = metas.iter().map(|(_, m)| entries(m)).sum();
+fn split(heads: &[(ChainId, HeadRecord)], parts: usize) -> Vec<(Range, Vec<Piece>)> {
+    let entries = |HeadRecord::V1 { seq, .. }: &HeadRecord| u128::from(*seq);
+    let total: u128 = heads.iter().map(|(_, h)| entries(h)).sum();
     let parts = parts.max(1);
+    // The entries of the parts so far and of the part being filled: its share of the total.
+    let share = |filled: usize| total * (filled as u128 + 1) / parts as u128;
     let mut out: Vec<(Range, Vec<Piece>)> = Vec::with_capacity(parts);
+    let mut part_share = share(0);
     let (mut lo, mut current, mut done) = (None::<Vec<u8>>, Vec::new(), 0u128);
     let range = |lo: &Option<Vec<u8>>, hi: Option<&[u8]>| {
         let r = lo
@@ -736,18 +760,17 @@ fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
             None => r,
         }
     };
-    for (ck, meta) in metas {
-        let n = entries(&meta);
+    for (head, (chain, record)) in heads.iter().enumerate() {
+        let (ck, n) = (chain.key(), entries(record));
         // The first seq of the chain not yet in a part.
         let mut from = 1u64;
         loop {
             let left = n.saturating_sub(u128::from(from - 1));
-            let share = total * (out.len() as u128 + 1) / parts as u128;
-            let room = share.saturating_sub(done);
+            let room = part_share.saturating_sub(done);
             if out.len() + 1 >= parts || left <= room {
                 current.push(Piece {
                     ck,
-                    meta,
+                    head,
                     from,
                     cut: from > 1,
                 });
@@ -767,14 +790,15 @@ fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
             } else {
                 current.push(Piece {
                     ck,
-                    meta: meta.clone(),
+                    head,
                     from,
                     cut: true,
                 });
                 done += fits;
-                ledger::entry_key(&meta.chain, cut_at)
+                ledger::entry_key(chain, cut_at)
             };
             out.push((range(&lo, Some(&hi)), std::mem::take(&mut current)));
+            part_share = share(out.len());
             lo = Some(hi);
             from = cut_at;
         }
@@ -787,6 +811,12 @@ fn split(metas: Vec<Keyed>, parts: usize) -> Vec<(Range, Vec<Piece>)> {
 /// chain of the part in turn and hands its report to `out`, or, for a chain cut between parts,
 /// keeps its walk for [`verify_all_full`] to merge.
 struct PartWalk<'a> {
+    /// Every chain's head ([`Piece::head`] indexes it).
+    heads: &'a [(ChainId, HeadRecord)],
+    /// The part's place in each chain-keyed metadata table.
+    cps: ByChainCursor<'a, CheckpointRecord>,
+    shreds: ByChainCursor<'a, (u64, u64)>,
+    latest: ByChainCursor<'a, u64>,
     /// The part's pieces not yet walked, in key order (looked at through `as_slice`, which
     /// moves nothing, unlike a `Peekable`).
     pieces: std::vec::IntoIter<Piece>,
@@ -833,11 +863,21 @@ impl PartWalk<'_> {
         }
     }
 
-    fn start(&self, piece: Piece) -> ([u8; CHAIN_KEY_LEN], bool, Walk) {
+    /// Starts the walk of `piece`, taking its chain's metadata rows (the pieces come in key
+    /// order).
+    fn start(&mut self, piece: Piece) -> ([u8; CHAIN_KEY_LEN], bool, Walk) {
+        let (chain, head) = &self.heads[piece.head];
+        let meta = Meta {
+            chain: *chain,
+            head: Some(*head),
+            cps: self.cps.of(&piece.ck).cloned().collect(),
+            shreds: self.shreds.of(&piece.ck).copied().collect(),
+            recorded_newest: self.latest.of(&piece.ck).last().copied(),
+        };
         let walk = if piece.from > 1 {
-            Walk::continuation(piece.meta, self.keys, self.recorded, piece.from)
+            Walk::continuation(meta, self.keys, self.recorded, piece.from)
         } else {
-            Walk::new(piece.meta, self.keys, self.recorded, None)
+            Walk::new(meta, self.keys, self.recorded, None)
         };
         (piece.ck, piece.cut, walk)
     }
@@ -907,23 +947,15 @@ mod tests {
     /// quarter of them, and the parts' ranges meet end to end.
     #[test]
     fn one_busy_chain_is_cut_across_the_parts() {
-        let meta = |n: u128, seq: u64| {
-            let chain = tenant(n);
+        let head = |n: u128, seq: u64| {
             let head = HeadRecord::V1 {
                 seq,
                 hash: [0; 32],
                 ts_micros: 0,
             };
-            let meta = Meta {
-                chain,
-                head: Some(head),
-                cps: Vec::new(),
-                shreds: Vec::new(),
-                recorded_newest: None,
-            };
-            (chain.key(), meta)
+            (tenant(n), head)
         };
-        let parts = split(vec![meta(1, 2), meta(2, 100), meta(3, 2)], 4);
+        let parts = split(&[head(1, 2), head(2, 100), head(3, 2)], 4);
         let pieces: Vec<Vec<(u128, u64, bool)>> = parts
             .iter()
             .map(|(_, pieces)| {
@@ -989,7 +1021,8 @@ mod tests {
         // Damage: an entry removed (1), a data row altered (2), a data row deleted (3), the
         // newest entries truncated (4), an envelope byte changed (5), the newest checkpoint
         // deleted (6), every entry gone (7), entries of a chain with no head (8: head deleted),
-        // an envelope rewritten with its hash (10: the next entry no longer links).
+        // an envelope rewritten with its hash (10: the next entry no longer links). Shredded
+        // data is no damage (9), and the shreds of the chain with no head are skipped (8).
         store
             .write(now(), Actor::system("t"), |ctx| {
                 ctx.delete(ENTRIES, &ledger::entry_key(&tenant(1), 6))?;
@@ -1006,7 +1039,9 @@ mod tests {
                 ctx.put(ENTRIES, &k, &stored)?;
                 ctx.delete(ledger::CHECKPOINTS, &ledger::entry_key(&tenant(6), 10))?;
                 ctx.delete_range(ENTRIES, &Range::prefix(&tenant(7).key()))?;
+                ledger::shred_data(ctx, &tenant(8))?;
                 ctx.delete(ledger::HEADS, &tenant(8).key())?;
+                ledger::shred_data(ctx, &tenant(9))?;
                 let k = ledger::entry_key(&tenant(10), 3);
                 let stored = ctx.get(ENTRIES, &k)?.unwrap_or_default();
                 let env = String::from_utf8_lossy(&stored[32..]).replace("row", "raw");
