@@ -458,18 +458,42 @@ impl Walk {
     }
 }
 
+/// Each byte's two lowercase hex digits, by value (`HEX_PAIRS[0xa5] == *b"a5"`).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [DIGITS[b >> 4], DIGITS[b & 15]];
+        b += 1;
+    }
+    pairs
+};
+
 /// The lowercase hex of a hash, on the stack.
 fn hex_of(bytes: &[u8; 32]) -> [u8; 64] {
     let mut buf = [0u8; 64];
-    // Cannot fail: the buffer holds exactly two digits per byte.
-    let _ = hex::encode_to_slice(bytes, &mut buf);
+    for (pair, b) in buf.chunks_exact_mut(2).zip(bytes) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*b)]);
+    }
     buf
 }
 
-/// Whether `hex` is the lowercase hex of `bytes` (no allocation).
+/// Whether `hex` is the lowercase hex of `bytes`: each stored digit pair against its byte's
+/// pair, the differences or-ed together, so there is neither a branch per digit nor a call to
+/// `memcmp` (a full verify compares two or three hashes per entry).
 fn hex_is(bytes: &[u8; 32], hex: &[u8]) -> bool {
-    // Compared as arrays of a known size: inline, without a call to `memcmp`.
-    <&[u8; 64]>::try_from(hex).is_ok_and(|hex| *hex == hex_of(bytes))
+    let Ok(hex) = <&[u8; 64]>::try_from(hex) else {
+        return false;
+    };
+    let diff = hex
+        .chunks_exact(2)
+        .zip(bytes)
+        .fold(0u16, |diff, (pair, b)| {
+            let [hi, lo] = HEX_PAIRS[usize::from(*b)];
+            diff | (u16::from_ne_bytes([hi, lo]) ^ u16::from_ne_bytes([pair[0], pair[1]]))
+        });
+    diff == 0
 }
 
 /// The lowercase hex of a hash as a `String`, in one allocation of the exact size
@@ -686,9 +710,12 @@ impl<'a, T> ByChainCursor<'a, T> {
     /// The rows of chain `ck`, skipping those of chains before it (chains with no head, which
     /// are not walked). Called with the chains in key order.
     fn of(&mut self, ck: &[u8; CHAIN_KEY_LEN]) -> impl Iterator<Item = &'a T> + use<'a, T> {
-        let skip = self.rest.partition_point(|(k, _)| k < ck);
+        let skip = self.rest.partition_point(|(k, _)| ck_order(k, ck).is_lt());
         let rest = &self.rest[skip..];
-        let take = rest.iter().take_while(|(k, _)| k == ck).count();
+        let take = rest
+            .iter()
+            .take_while(|(k, _)| ck_order(k, ck).is_eq())
+            .count();
         let (mine, after) = rest.split_at(take);
         self.rest = after;
         mine.iter().map(|(_, v)| v)
@@ -834,7 +861,11 @@ struct PartWalk<'a> {
 impl PartWalk<'_> {
     fn entry(&mut self, key: &[u8], stored: &[u8], data: Option<&[u8]>) {
         let Some(ck) = chain_key(key) else { return };
-        if self.current.as_ref().is_none_or(|(c, _, _)| *c != ck) {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(c, _, _)| ck_order(c, &ck).is_ne())
+        {
             if let Some((c, cut, walk)) = self.current.take() {
                 self.close(c, cut, walk);
             }
@@ -842,7 +873,7 @@ impl PartWalk<'_> {
                 pieces
                     .as_slice()
                     .first()
-                    .is_some_and(|next| next.ck.cmp(&ck) == order)
+                    .is_some_and(|next| ck_order(&next.ck, &ck) == order)
             };
             // Chains with a head but no entry left: their walk finds nothing.
             while next_is(&self.pieces, std::cmp::Ordering::Less) {
@@ -913,6 +944,21 @@ fn chain_key(key: &[u8]) -> Option<[u8; CHAIN_KEY_LEN]> {
     key.get(..CHAIN_KEY_LEN)?.try_into().ok()
 }
 
+/// Two chain keys in byte order, compared as a big-endian `u128` and the last byte: the same
+/// order as `Ord` on the arrays, without the call to `memcmp` that costs more than the compare
+/// (a full verify compares chain keys once or twice per entry).
+fn ck_order(a: &[u8; CHAIN_KEY_LEN], b: &[u8; CHAIN_KEY_LEN]) -> std::cmp::Ordering {
+    fn words(k: &[u8; CHAIN_KEY_LEN]) -> (u128, u8) {
+        let (head, last) = k.split_at(CHAIN_KEY_LEN - 1);
+        let head: [u8; 16] = head.try_into().unwrap_or_default();
+        (
+            u128::from_be_bytes(head),
+            last.first().copied().unwrap_or_default(),
+        )
+    }
+    words(a).cmp(&words(b))
+}
+
 fn envelope_seq(env: &[u8]) -> Option<u64> {
     match scan::checked(env) {
         Some(fields) => Some(fields.seq),
@@ -941,6 +987,47 @@ mod tests {
 
     fn tenant(n: u128) -> ChainId {
         ChainId::Tenant(uuid::Uuid::from_u128(n))
+    }
+
+    /// The hand-rolled comparisons agree with the obvious ones: `hex_is` with `hex::encode`
+    /// and `ck_order` with `Ord` on the arrays, on bytes that differ in every position.
+    #[test]
+    fn hash_and_chain_key_comparisons_agree_with_the_plain_ones() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..2_000 {
+            let mut hash = [0u8; 32];
+            hash.iter_mut().for_each(|b| *b = next() as u8);
+            let hex = hex::encode(hash);
+            assert!(hex_is(&hash, hex.as_bytes()));
+            assert_eq!(hex_of(&hash).as_slice(), hex.as_bytes());
+            let at = (next() % 64) as usize;
+            for other in [b'0', b'9', b'a', b'f', b'A', b'g'] {
+                let mut changed = hex.clone().into_bytes();
+                if changed[at] != other {
+                    changed[at] = other;
+                    assert!(!hex_is(&hash, &changed));
+                }
+            }
+            assert!(!hex_is(&hash, &hex.as_bytes()[..63]));
+            if hex.bytes().any(|c| c.is_ascii_alphabetic()) {
+                assert!(!hex_is(&hash, hex.to_uppercase().as_bytes()));
+            }
+
+            let mut a = [0u8; CHAIN_KEY_LEN];
+            a.iter_mut().for_each(|b| *b = next() as u8);
+            let mut b = a;
+            let i = (next() % CHAIN_KEY_LEN as u64) as usize;
+            b[i] = next() as u8;
+            assert_eq!(ck_order(&a, &b), a.cmp(&b), "{a:?} {b:?}");
+            assert_eq!(ck_order(&b, &a), b.cmp(&a));
+            assert!(ck_order(&a, &a).is_eq());
+        }
     }
 
     /// A chain with most of the entries is cut at seqs so that every part holds about a

@@ -501,6 +501,24 @@ async fn the_data_dir_and_file_are_owner_only() {
     assert_eq!(mode(store.path()), 0o600);
 }
 
+/// The data file is opened without access-time updates (`O_NOATIME`) when the process owns it,
+/// as a test's temp file is: each page read is a `pread`, and the flag spares the kernel's
+/// access-time check on every one.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_data_file_is_read_without_access_time_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DATA_FILE);
+    let file = open_data_file(&path).unwrap();
+    let flags = rustix::fs::fcntl_getfl(&file).unwrap();
+    assert!(flags.contains(rustix::fs::OFlags::NOATIME), "{flags:?}");
+    assert!(flags.contains(rustix::fs::OFlags::RDWR), "{flags:?}");
+    drop(file);
+    // And the store opens through it.
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.path(), path);
+}
+
 /// A file backend that fails every write and sync once its countdown runs out, like a disk
 /// that fills up or goes away mid-commit.
 #[derive(Debug)]
