@@ -703,7 +703,7 @@ struct ByChainCursor<'a, T> {
 impl<'a, T> ByChainCursor<'a, T> {
     /// The cursor at the first row of chain `first` or after.
     fn from(rows: &'a ByChain<T>, first: &[u8; CHAIN_KEY_LEN]) -> Self {
-        let at = rows.partition_point(|(k, _)| k < first);
+        let at = rows.partition_point(|(k, _)| ck_order(k, first).is_lt());
         ByChainCursor { rest: &rows[at..] }
     }
 
@@ -948,13 +948,8 @@ fn chain_key(key: &[u8]) -> Option<[u8; CHAIN_KEY_LEN]> {
 /// order as `Ord` on the arrays, without the call to `memcmp` that costs more than the compare
 /// (a full verify compares chain keys once or twice per entry).
 fn ck_order(a: &[u8; CHAIN_KEY_LEN], b: &[u8; CHAIN_KEY_LEN]) -> std::cmp::Ordering {
-    fn words(k: &[u8; CHAIN_KEY_LEN]) -> (u128, u8) {
-        let (head, last) = k.split_at(CHAIN_KEY_LEN - 1);
-        let head: [u8; 16] = head.try_into().unwrap_or_default();
-        (
-            u128::from_be_bytes(head),
-            last.first().copied().unwrap_or_default(),
-        )
+    fn words(&[ref head @ .., last]: &[u8; CHAIN_KEY_LEN]) -> (u128, u8) {
+        (u128::from_be_bytes(*head), last)
     }
     words(a).cmp(&words(b))
 }

@@ -1022,7 +1022,6 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Makes a file owner-only (0600).
 /// Opens (creating when missing) the data file for redb, read and write, as redb's own
 /// `Builder::create` does, and on Linux with `O_NOATIME`: every page read is a `pread`, and
 /// without the flag each one asks the kernel whether the file's access time is due (about 1.5% of
@@ -1045,6 +1044,7 @@ fn open_data_file(path: &Path) -> std::io::Result<std::fs::File> {
     options.open(path)
 }
 
+/// Makes a file owner-only (0600).
 pub fn set_private_file(path: &Path) -> Result<()> {
     #[cfg(unix)]
     {
