@@ -22,7 +22,9 @@
 //! `--batch` writes per commit (default 64: every client of the 64-client load in one commit,
 //! the most the writer can group). The tenants are those `compare.sh`'s load generator writes
 //! (64 neighbours at a time, see `sweep`), or with `--random-tenants 1` a random one per write
-//! as pgbench's `lifecycle.sql` picks them.
+//! as pgbench's `lifecycle.sql` picks them. On random tenants this bench ran below the server's
+//! own HTTP figure on the same pattern (README "Figures"): there it writes more than the server
+//! does, so only the sweep's figure is a ceiling.
 //!
 //! cargo bench --bench store_ceiling -- [--work ingest|lifecycle] [--seconds 10] [--batch N]
 //!   [--prefill N] [--log-only 1] [--random-tenants 1]
