@@ -14,17 +14,15 @@
 //! clients). `--log-only 1` writes only the raw-events rows: what a design that appends events
 //! to a log and keeps the set and the totals elsewhere would pay to the store per event.
 //!
-//! `--work lifecycle`, the work of `peers/lifecycle.sql`: a state flip of a random tenant of
-//! 10,000 and its audit entry, as `tenants::service::transition` writes them. The tenant's
+//! `--work lifecycle`, the work of `peers/lifecycle.sql`: a state flip of a tenant of 10,000
+//! and its audit entry, as `tenants::service::transition` writes them. The tenant's
 //! record rewritten (`tenants`), its two state index keys moved (`tenant_index`), two state
 //! counters bumped (`tenant_counts`), and the entry appended to the tenant's chain
 //! (`audit_entries`, `audit_data`, `audit_heads`, three `audit_index` keys, `audit_dirty`).
 //! `--batch` writes per commit (default 64: every client of the 64-client load in one commit,
 //! the most the writer can group). The tenants are those `compare.sh`'s load generator writes
 //! (64 neighbours at a time, see `sweep`), or with `--random-tenants 1` a random one per write
-//! as pgbench's `lifecycle.sql` picks them. On random tenants this bench ran below the server's
-//! own HTTP figure on the same pattern (README "Figures"): there it writes more than the server
-//! does, so only the sweep's figure is a ceiling.
+//! as pgbench's `lifecycle.sql` picks them.
 //!
 //! cargo bench --bench store_ceiling -- [--work ingest|lifecycle] [--seconds 10] [--batch N]
 //!   [--prefill N] [--log-only 1] [--random-tenants 1]
@@ -266,13 +264,22 @@ fn lifecycle(db: &Database, first: u64, writes: u64, random: bool) -> (Duration,
 }
 
 fn main() {
-    let lifecycle_work = std::env::args().any(|a| a == "lifecycle");
+    let args: Vec<String> = std::env::args().collect();
+    let work = args
+        .iter()
+        .position(|a| a == "--work")
+        .and_then(|i| args.get(i + 1))
+        .map_or("ingest", String::as_str);
+    let lifecycle_work = match work {
+        "ingest" => false,
+        "lifecycle" => true,
+        other => panic!("--work {other}: expected ingest or lifecycle"),
+    };
     let seconds = arg("--seconds", 10);
     let batch = arg("--batch", if lifecycle_work { 64 } else { 32 });
-    let prefill = arg(
-        "--prefill",
-        if lifecycle_work { 100_000 } else { 1_000_000 },
-    );
+    // Lifecycle: about what `compare.sh` leaves before its lifecycle load (10,000 tenants, two
+    // entries each: provisioned, activated).
+    let prefill = arg("--prefill", if lifecycle_work { 20_000 } else { 1_000_000 });
     let log_only = arg("--log-only", 0) == 1;
     let random_tenants = arg("--random-tenants", 0) == 1;
     let dir = tempfile::tempdir().expect("temp dir");
