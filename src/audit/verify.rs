@@ -76,6 +76,9 @@ struct Meta {
     chain: ChainId,
     head: Option<HeadRecord>,
     cps: Vec<CheckpointRecord>,
+    /// Whether each of `cps` carries a valid signature, when a full verify checked them all in
+    /// batches beforehand ([`signature_verdicts`]); `None`: the walk checks each itself.
+    signed: Option<Vec<bool>>,
     shreds: Vec<(u64, u64)>,
     recorded_newest: Option<u64>,
 }
@@ -86,6 +89,7 @@ impl Meta {
             chain: *chain,
             head: ledger::head(r, chain)?,
             cps: ledger::checkpoints(r, chain)?,
+            signed: None,
             shreds: ledger::shreds(r, chain)?,
             recorded_newest: ledger::latest_checkpoint_seq(r, chain)?,
         })
@@ -190,8 +194,12 @@ impl Walk {
         let bad_signatures: Vec<u64> = walk
             .cps
             .iter()
-            .filter(|cp| !keys.verifies(&meta.chain, cp))
-            .map(|CheckpointRecord::V1 { seq, .. }| *seq)
+            .enumerate()
+            .filter(|(at, cp)| match &meta.signed {
+                Some(signed) => !signed.get(*at).copied().unwrap_or(false),
+                None => !keys.verifies(&meta.chain, cp),
+            })
+            .map(|(_, CheckpointRecord::V1 { seq, .. })| *seq)
             .collect();
         for seq in bad_signatures {
             walk.note(Failure {
@@ -573,18 +581,26 @@ pub fn threads() -> usize {
 /// ([`ByChainCursor`]), so nothing per chain is built or moved before the scans.
 struct Ledger {
     heads: Vec<(ChainId, HeadRecord)>,
-    cps: ByChain<CheckpointRecord>,
+    /// Each checkpoint with whether its signature verifies ([`signature_verdicts`]).
+    cps: ByChain<(CheckpointRecord, bool)>,
     shreds: ByChain<(u64, u64)>,
     latest: ByChain<u64>,
 }
 
 impl Ledger {
-    fn load(r: &impl Reader) -> Result<Ledger> {
+    /// Reads the tables and checks every checkpoint's signature on `threads` threads.
+    fn load(r: &impl Reader, keys: &KeyRing, threads: usize) -> Result<Ledger> {
+        let cps = by_chain(r, ledger::CHECKPOINTS, |v| {
+            codec::decode::<CheckpointRecord>(ledger::CHECKPOINTS.name(), v)
+        })?;
+        let signed = signature_verdicts(&cps, keys, threads);
         Ok(Ledger {
             heads: ledger::all_heads(r)?,
-            cps: by_chain(r, ledger::CHECKPOINTS, |v| {
-                codec::decode::<CheckpointRecord>(ledger::CHECKPOINTS.name(), v)
-            })?,
+            cps: cps
+                .into_iter()
+                .zip(signed)
+                .map(|((ck, cp), ok)| (ck, (cp, ok)))
+                .collect(),
             shreds: by_chain(r, ledger::SHREDS, |v| {
                 let ShredRecord::V1 {
                     from_seq,
@@ -621,7 +637,7 @@ pub fn verify_all_full(
     out: &(dyn Fn(usize, ChainReport) + Sync),
 ) -> Result<()> {
     let recorded = recorded(r)?;
-    let ledger = Ledger::load(r)?;
+    let ledger = Ledger::load(r, keys, parts)?;
     let (ranges, mut walkers): (Vec<Range>, Vec<PartWalk<'_>>) = split(&ledger.heads, parts)
         .into_iter()
         .enumerate()
@@ -673,6 +689,51 @@ pub fn verify_all_full(
         out(part, whole.finish());
     }
     Ok(read?)
+}
+
+/// Whether each checkpoint of `cps` carries a valid signature ([`KeyRing::verifies_each`], in
+/// batches), checked on up to `threads` threads, each taking a run of the rows: the same
+/// verdicts as [`KeyRing::verifies`] per checkpoint, for about a third of its cost. A row whose
+/// key names no chain gets `false` (no chain's walk reaches it).
+fn signature_verdicts(
+    cps: &ByChain<CheckpointRecord>,
+    keys: &KeyRing,
+    threads: usize,
+) -> Vec<bool> {
+    let rows: Vec<Option<(ChainId, &CheckpointRecord)>> = cps
+        .iter()
+        .map(|(ck, cp)| ChainId::from_key(ck).map(|chain| (chain, cp)))
+        .collect();
+    let check = |rows: &[Option<(ChainId, &CheckpointRecord)>]| -> Vec<bool> {
+        let named: Vec<(ChainId, &CheckpointRecord)> = rows.iter().flatten().copied().collect();
+        let mut verdicts = keys.verifies_each(&named).into_iter();
+        rows.iter()
+            .map(|row| row.is_some() && verdicts.next().unwrap_or(false))
+            .collect()
+    };
+    // Below a few batches a thread costs more than it saves.
+    let per_thread = rows
+        .len()
+        .div_ceil(threads.max(1))
+        .max(4 * crate::audit::signing::SIGNATURE_BATCH);
+    if rows.len() <= per_thread {
+        return check(&rows);
+    }
+    std::thread::scope(|scope| {
+        let mut runs = rows.chunks(per_thread);
+        let first = runs.next().unwrap_or_default();
+        let others: Vec<_> = runs.map(|run| scope.spawn(move || check(run))).collect();
+        let mut out = check(first);
+        for other in others {
+            // A panic in a check is a bug: it goes on as a panic of the caller.
+            out.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        out
+    })
 }
 
 /// The rows of a ledger metadata table (keyed `chain key ‖ …`), decoded, in key order.
@@ -841,7 +902,7 @@ struct PartWalk<'a> {
     /// Every chain's head ([`Piece::head`] indexes it).
     heads: &'a [(ChainId, HeadRecord)],
     /// The part's place in each chain-keyed metadata table.
-    cps: ByChainCursor<'a, CheckpointRecord>,
+    cps: ByChainCursor<'a, (CheckpointRecord, bool)>,
     shreds: ByChainCursor<'a, (u64, u64)>,
     latest: ByChainCursor<'a, u64>,
     /// The part's pieces not yet walked, in key order (looked at through `as_slice`, which
@@ -898,10 +959,12 @@ impl PartWalk<'_> {
     /// order).
     fn start(&mut self, piece: Piece) -> ([u8; CHAIN_KEY_LEN], bool, Walk) {
         let (chain, head) = &self.heads[piece.head];
+        let (cps, signed) = self.cps.of(&piece.ck).cloned().unzip();
         let meta = Meta {
             chain: *chain,
             head: Some(*head),
-            cps: self.cps.of(&piece.ck).cloned().collect(),
+            cps,
+            signed: Some(signed),
             shreds: self.shreds.of(&piece.ck).copied().collect(),
             recorded_newest: self.latest.of(&piece.ck).last().copied(),
         };
@@ -1103,8 +1166,10 @@ mod tests {
         // Damage: an entry removed (1), a data row altered (2), a data row deleted (3), the
         // newest entries truncated (4), an envelope byte changed (5), the newest checkpoint
         // deleted (6), every entry gone (7), entries of a chain with no head (8: head deleted),
-        // an envelope rewritten with its hash (10: the next entry no longer links). Shredded
-        // data is no damage (9), and the shreds of the chain with no head are skipped (8).
+        // an envelope rewritten with its hash (10: the next entry no longer links), a
+        // checkpoint's signature altered (platform, seq 5: the full walk checks the signatures
+        // in batches, the per-chain walk one by one). Shredded data is no damage (9), and the
+        // shreds of the chain with no head are skipped (8).
         store
             .write(now(), Actor::system("t"), |ctx| {
                 ctx.delete(ENTRIES, &ledger::entry_key(&tenant(1), 6))?;
@@ -1130,6 +1195,13 @@ mod tests {
                 let mut rewritten = Sha256::digest(env.as_bytes()).to_vec();
                 rewritten.extend_from_slice(env.as_bytes());
                 ctx.put(ENTRIES, &k, &rewritten)?;
+                // The signature is the record's last field: its last byte is the top of `S`.
+                let k = ledger::entry_key(&ChainId::Platform, 5);
+                let mut cp = ctx.get(ledger::CHECKPOINTS, &k)?.unwrap_or_default();
+                if let Some(b) = cp.last_mut() {
+                    *b ^= 1;
+                }
+                ctx.put(ledger::CHECKPOINTS, &k, &cp)?;
                 Ok::<_, Error>(())
             })
             .await
@@ -1162,7 +1234,7 @@ mod tests {
             .filter(|r| !r.ok)
             .map(|r| (r.chain.as_str(), r.first_bad_seq))
             .collect();
-        assert_eq!(bad.len(), 8, "{one_pass:#?}");
+        assert_eq!(bad.len(), 9, "{one_pass:#?}");
         assert_eq!(one_pass.len(), 10, "the chain without a head is not listed");
         assert!(one_pass.iter().all(|r| r.chain != tenant(8).to_string()));
         let first_bad = |n: u128| {
@@ -1180,5 +1252,13 @@ mod tests {
         assert_eq!(first_bad(7), Some(1));
         assert_eq!(first_bad(9), None);
         assert_eq!(first_bad(10), Some(4));
+        let platform = one_pass.iter().find(|r| r.chain == "platform");
+        assert_eq!(platform.and_then(|r| r.first_bad_seq), Some(5));
+        assert!(
+            platform
+                .and_then(|r| r.problem.as_deref())
+                .is_some_and(|p| p.contains("invalid signature")),
+            "{platform:?}"
+        );
     }
 }
