@@ -76,20 +76,25 @@ struct Meta {
     chain: ChainId,
     head: Option<HeadRecord>,
     cps: Vec<CheckpointRecord>,
-    /// Whether each of `cps` carries a valid signature, when a full verify checked them all in
-    /// batches beforehand ([`signature_verdicts`]); `None`: the walk checks each itself.
-    signed: Option<Vec<bool>>,
+    /// Whether each of `cps` carries a valid signature ([`KeyRing::verifies_each`]: per chain,
+    /// or for the whole ledger at once in a full verify, [`signature_verdicts`]).
+    signed: Vec<bool>,
     shreds: Vec<(u64, u64)>,
     recorded_newest: Option<u64>,
 }
 
 impl Meta {
-    fn load(r: &impl Reader, chain: &ChainId) -> Result<Meta> {
+    /// Reads `chain`'s metadata and checks its checkpoints' signatures.
+    fn load(r: &impl Reader, chain: &ChainId, keys: &KeyRing) -> Result<Meta> {
+        let cps = ledger::checkpoints(r, chain)?;
+        let with_chain: Vec<(ChainId, &CheckpointRecord)> =
+            cps.iter().map(|cp| (*chain, cp)).collect();
+        let signed = keys.verifies_each(&with_chain);
         Ok(Meta {
             chain: *chain,
             head: ledger::head(r, chain)?,
-            cps: ledger::checkpoints(r, chain)?,
-            signed: None,
+            cps,
+            signed,
             shreds: ledger::shreds(r, chain)?,
             recorded_newest: ledger::latest_checkpoint_seq(r, chain)?,
         })
@@ -130,9 +135,10 @@ struct Walk {
 }
 
 impl Walk {
-    /// Checks the checkpoints' signatures and that the newest stored is the newest recorded;
-    /// the walk starts after `anchor` (a verified checkpoint's seq and hash) or at seq 1.
-    fn new(meta: Meta, keys: &KeyRing, recorded: bool, anchor: Option<(u64, [u8; 32])>) -> Self {
+    /// Notes the checkpoints whose signature did not verify (`meta.signed`) and checks that the
+    /// newest stored is the newest recorded; the walk starts after `anchor` (a verified
+    /// checkpoint's seq and hash) or at seq 1.
+    fn new(meta: Meta, recorded: bool, anchor: Option<(u64, [u8; 32])>) -> Self {
         let (head_seq, head_hash) = match meta.head {
             Some(HeadRecord::V1 { seq, hash, .. }) => (seq, hash),
             None => (0, GENESIS),
@@ -195,10 +201,7 @@ impl Walk {
             .cps
             .iter()
             .enumerate()
-            .filter(|(at, cp)| match &meta.signed {
-                Some(signed) => !signed.get(*at).copied().unwrap_or(false),
-                None => !keys.verifies(&meta.chain, cp),
-            })
+            .filter(|(at, _)| !meta.signed.get(*at).copied().unwrap_or(false))
             .map(|(_, CheckpointRecord::V1 { seq, .. })| *seq)
             .collect();
         for seq in bad_signatures {
@@ -222,11 +225,11 @@ impl Walk {
     /// [`Walk::entry`] checks, except its first entry's link to the entry before, which only
     /// the walk up to there knows; [`Walk::absorb`] checks it. The checkpoints' signatures and
     /// the head are left to the walk from seq 1 too.
-    fn continuation(mut meta: Meta, keys: &KeyRing, recorded: bool, from: u64) -> Self {
+    fn continuation(mut meta: Meta, recorded: bool, from: u64) -> Self {
         // Built as a walk with no checkpoints to check and nothing recorded, then given them.
         let cps = std::mem::take(&mut meta.cps);
         meta.recorded_newest = None;
-        let mut walk = Walk::new(meta, keys, false, None);
+        let mut walk = Walk::new(meta, false, None);
         walk.cps = cps;
         walk.recorded = recorded;
         (walk.start, walk.expected, walk.continuation) = (from, from, true);
@@ -524,15 +527,16 @@ pub fn verify_chain(
     keys: &KeyRing,
     mode: Mode,
 ) -> Result<ChainReport> {
-    let meta = Meta::load(r, chain)?;
+    let meta = Meta::load(r, chain, keys)?;
     let recorded = recorded(r)?;
     // The anchor: the newest checkpoint that verifies and whose entry still hashes to it.
     let mut anchor: Option<(u64, [u8; 32])> = None;
     let (mut anchor_entries, mut anchor_bytes) = (0u64, 0u64);
     if mode == Mode::FromCheckpoint {
-        for cp in meta.cps.iter().rev() {
+        // Among the checkpoints whose signature verifies (each checked once, in `Meta::load`).
+        for (cp, ok) in meta.cps.iter().zip(&meta.signed).rev() {
             let CheckpointRecord::V1 { seq, hash, .. } = cp;
-            if !keys.verifies(chain, cp) {
+            if !ok {
                 continue;
             }
             if let Some(stored) = r.get(ENTRIES, &ledger::entry_key(chain, *seq))? {
@@ -551,7 +555,7 @@ pub fn verify_chain(
             }
         }
     }
-    let mut walk = Walk::new(meta, keys, recorded, anchor);
+    let mut walk = Walk::new(meta, recorded, anchor);
     walk.report.entries_checked += anchor_entries;
     walk.report.bytes_checked += anchor_bytes;
     let range = Range::prefix(&chain.key()).from(&ledger::entry_key(chain, walk.start));
@@ -653,7 +657,6 @@ pub fn verify_all_full(
                 pieces: pieces.into_iter(),
                 current: None,
                 cut: Vec::new(),
-                keys,
                 recorded,
                 out,
             };
@@ -919,7 +922,6 @@ struct PartWalk<'a> {
     current: Option<([u8; CHAIN_KEY_LEN], bool, Walk)>,
     /// The walks of this part's pieces of cut chains, with their chain keys.
     cut: Vec<([u8; CHAIN_KEY_LEN], Walk)>,
-    keys: &'a KeyRing,
     recorded: bool,
     /// This part's index, handed to `out` with each report.
     part: usize,
@@ -971,14 +973,14 @@ impl PartWalk<'_> {
             chain: *chain,
             head: Some(*head),
             cps,
-            signed: Some(signed),
+            signed,
             shreds: self.shreds.of(&piece.ck).copied().collect(),
             recorded_newest: self.latest.of(&piece.ck).last().copied(),
         };
         let walk = if piece.from > 1 {
-            Walk::continuation(meta, self.keys, self.recorded, piece.from)
+            Walk::continuation(meta, self.recorded, piece.from)
         } else {
-            Walk::new(meta, self.keys, self.recorded, None)
+            Walk::new(meta, self.recorded, None)
         };
         (piece.ck, piece.cut, walk)
     }
