@@ -247,6 +247,18 @@ impl KeyRing {
 
     /// Does `record` carry a valid signature over `(chain, seq, hash, ts)` by a trusted key?
     pub fn verifies(&self, chain: &ChainId, record: &CheckpointRecord) -> bool {
+        self.to_check(chain, record)
+            .is_some_and(|(msg, sig, key)| key.verify_strict(&msg, &sig).is_ok())
+    }
+
+    /// What checking `record`'s signature takes: the message it signs, its signature and the
+    /// trusted key it names. `None` (it does not verify) for an unknown key or a malformed
+    /// signature.
+    fn to_check(
+        &self,
+        chain: &ChainId,
+        record: &CheckpointRecord,
+    ) -> Option<(Vec<u8>, Signature, VerifyingKey)> {
         let CheckpointRecord::V1 {
             seq,
             hash,
@@ -254,14 +266,10 @@ impl KeyRing {
             key_id,
             sig,
         } = record;
-        let Some((_, key)) = self.keys.iter().find(|(id, _)| id == key_id) else {
-            return false;
-        };
-        let Ok(sig) = Signature::from_slice(sig) else {
-            return false;
-        };
+        let (_, key) = self.keys.iter().find(|(id, _)| id == key_id)?;
+        let sig = Signature::from_slice(sig).ok()?;
         let msg = checkpoint_message(&chain.to_string(), *seq, &hex::encode(hash), ts);
-        key.verify_strict(&msg, &sig).is_ok()
+        Some((msg, sig, *key))
     }
 
     /// [`KeyRing::verifies`] for many checkpoints at once, one verdict per `(chain, record)` in
@@ -282,22 +290,11 @@ impl KeyRing {
         let mut batch: Vec<(usize, Vec<u8>, Signature, VerifyingKey)> =
             Vec::with_capacity(SIGNATURE_BATCH);
         for (at, (chain, record)) in records.iter().enumerate() {
-            let CheckpointRecord::V1 {
-                seq,
-                hash,
-                ts,
-                key_id,
-                sig,
-            } = record;
             // An unknown key or a malformed signature does not verify (as in `verifies`).
-            let Some((_, key)) = self.keys.iter().find(|(id, _)| id == key_id) else {
+            let Some((msg, sig, key)) = self.to_check(chain, record) else {
                 continue;
             };
-            let Ok(sig) = Signature::from_slice(sig) else {
-                continue;
-            };
-            let msg = checkpoint_message(&chain.to_string(), *seq, &hex::encode(hash), ts);
-            batch.push((at, msg, sig, *key));
+            batch.push((at, msg, sig, key));
             if batch.len() == SIGNATURE_BATCH {
                 verify_batch(&mut batch, &mut verdicts);
             }
@@ -422,7 +419,7 @@ mod tests {
                 }
             }
         };
-        // One bad record in the first batch, two in the second, none in the third (partial).
+        // Seven bad records in the first batch, two in the second, none in the third (partial).
         for (at, how) in [
             (0, 0),
             (300, 1),
