@@ -1317,3 +1317,109 @@ async fn a_commit_takes_at_most_max_weight_units_of_work_and_a_heavier_request_c
     assert_eq!(get(&store, "huge").await, Some(b"v".to_vec()));
     assert_eq!(store.read(|r| r.len(T).map_err(E::from)).await.unwrap(), 4);
 }
+
+/// A snapshot's point reads start from the leaf the table's previous one reached
+/// (`SnapshotTable::get`, redb's `get_near`). Whatever the order of the keys (descending as a
+/// directory page reads them, ascending, scattered), present or absent, before the first key or
+/// past the last, two tables read in turn, and a read from within another read's visitor: every
+/// answer is the one a plain lookup gives.
+#[tokio::test]
+async fn point_reads_from_the_last_leaf_answer_as_lookups_from_the_root() {
+    const A: Table = Table::new("test_near_a");
+    const B: Table = Table::new("test_near_b");
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Even keys only, 4,000 rows of 100 to 400 bytes in each table: hundreds of leaves, and
+    // the odd keys fall between two keys of a leaf or between two leaves.
+    let row = |i: u32, t: u8| -> Vec<u8> { vec![(i as u8) ^ t; 100 + (i as usize * 7) % 300] };
+    store
+        .write(now(), Actor::system("test"), move |ctx| {
+            for i in (0..8000u32).step_by(2) {
+                ctx.put(A, &i.to_be_bytes(), &row(i, 1))?;
+                ctx.put(B, &i.to_be_bytes(), &row(i, 2))?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+    let expect = move |i: u32, t: u8| (i.is_multiple_of(2) && i < 8000).then(|| row(i, t));
+    let mut keys: Vec<u32> = (0..8100).rev().step_by(3).collect();
+    keys.extend((0..8100).step_by(5));
+    let mut x = 12345u32;
+    keys.extend((0..3000).map(|_| {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+        (x >> 8) % 8200
+    }));
+    keys.extend([0, 7999, 7998, 1, 0, 8000, u32::MAX, 4000]);
+    let checked = store
+        .read(move |r| {
+            for &i in &keys {
+                let k = i.to_be_bytes();
+                assert_eq!(r.get(A, &k)?, expect(i, 1), "a[{i}]");
+                assert_eq!(r.get(B, &k)?, expect(i, 2), "b[{i}]");
+                let j = i ^ 0x40;
+                let mut inner = None;
+                let found = r.get_with(A, &k, &mut |v| {
+                    assert_eq!(Some(v.to_vec()), expect(i, 1));
+                    inner = r.get(A, &j.to_be_bytes())?;
+                    Ok(())
+                })?;
+                assert_eq!(found, expect(i, 1).is_some());
+                if found {
+                    assert_eq!(inner, expect(j, 1), "a[{j}] within a[{i}]");
+                }
+            }
+            Ok::<_, Error>(keys.len())
+        })
+        .await
+        .unwrap();
+    assert_eq!(checked, 3000 + 2700 + 1620 + 8);
+}
+
+/// redb's `get_near` with one finger across two tables and two transactions: a finger from
+/// another table, or from a snapshot since rewritten, is not used.
+#[test]
+fn a_finger_from_another_table_or_transaction_is_not_used() {
+    use redb::{ReadableDatabase, TableDefinition};
+    const X: TableDefinition<u32, u32> = TableDefinition::new("x");
+    const Y: TableDefinition<u32, u32> = TableDefinition::new("y");
+    let dir = tempfile::tempdir().unwrap();
+    let db = redb::Database::create(dir.path().join("f.redb")).unwrap();
+    let fill = |offset: u32| {
+        let w = db.begin_write().unwrap();
+        {
+            let (mut x, mut y) = (w.open_table(X).unwrap(), w.open_table(Y).unwrap());
+            for i in 0..5000u32 {
+                x.insert(i * 2, i + offset).unwrap();
+                y.insert(i * 2 + 1, i + offset + 1).unwrap();
+            }
+        }
+        w.commit().unwrap();
+    };
+    fill(0);
+    let mut finger = redb::LeafFinger::default();
+    let r = db.begin_read().unwrap();
+    let (x, y) = (r.open_table(X).unwrap(), r.open_table(Y).unwrap());
+    for i in [10u32, 11, 12, 13, 9999, 10_000, 5000, 5001] {
+        let near = |t: &redb::ReadOnlyTable<u32, u32>, f: &mut _| {
+            t.get_near(i, f).unwrap().map(|v| v.value())
+        };
+        assert_eq!(near(&x, &mut finger), x.get(i).unwrap().map(|v| v.value()));
+        assert_eq!(near(&y, &mut finger), y.get(i).unwrap().map(|v| v.value()));
+    }
+    // The finger now holds a leaf of `y` in the first snapshot; `y` is rewritten with other
+    // values, and a later snapshot must read them.
+    drop((x, y, r));
+    fill(100_000);
+    let r = db.begin_read().unwrap();
+    let y = r.open_table(Y).unwrap();
+    assert_eq!(
+        y.get_near(5001, &mut finger).unwrap().unwrap().value(),
+        102_501
+    );
+    assert_eq!(
+        y.get_near(5003, &mut finger).unwrap().unwrap().value(),
+        102_502
+    );
+    assert!(y.get_near(5002, &mut finger).unwrap().is_none());
+}

@@ -97,7 +97,8 @@ pub use table::{
     VacantEntry,
 };
 pub use transactions::{DatabaseStats, Durability, ReadTransaction, WriteTransaction};
-pub use tree_store::{AccessGuard, AccessGuardMut, AccessGuardMutInPlace, Savepoint};
+// Tenantry's patch (PATCHED.md, 3): `LeafFinger`.
+pub use tree_store::{AccessGuard, AccessGuardMut, AccessGuardMutInPlace, LeafFinger, Savepoint};
 #[cfg(not(redb_no_std))]
 pub use tree_store::without_cache_fill;
 pub use types::{Key, MutInPlaceValue, TypeName, Value};

@@ -893,6 +893,19 @@ impl<K: Key + 'static, V: Value + 'static> ReadOnlyTable<K, V> {
         self.tree.get(key.borrow())
     }
 
+    /// Tenantry's patch (PATCHED.md, 3): [`ReadOnlyTable::get`], first looking in the leaf that
+    /// `finger` kept from this table's last `get_near`, so that reading keys that sit close
+    /// together (a page of rows found through an index, in key order) mostly skips the descent
+    /// from the root. The result is exactly `get`'s; a finger from another table or transaction is
+    /// ignored and replaced.
+    pub fn get_near<'a>(
+        &self,
+        key: impl Borrow<K::SelfType<'a>>,
+        finger: &mut crate::LeafFinger,
+    ) -> Result<Option<AccessGuard<'static, V>>> {
+        self.tree.get_near(key.borrow(), finger)
+    }
+
     /// This method is like [`ReadableTable::get()`], but the returned [`OwnedAccessGuard`] is
     /// reference counted and keeps the transaction alive until it is dropped.
     pub fn get_owned<'a>(

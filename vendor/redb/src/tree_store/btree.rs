@@ -999,6 +999,16 @@ impl RawBtree {
     }
 }
 
+/// Tenantry's patch (PATCHED.md, 3): the leaf a read-only table's last
+/// [`get_near`](crate::ReadOnlyTable::get_near) reached, so that the next lookup of a nearby key
+/// can skip the descent from the root. It holds the page (and the transaction it was read in)
+/// until it is dropped or reused.
+#[derive(Default)]
+pub struct LeafFinger {
+    tree: Option<(Arc<TransactionGuard>, PageNumber)>,
+    leaf: Option<PageImpl>,
+}
+
 pub(crate) struct Btree<K: Key + 'static, V: Value + 'static> {
     mem: PageResolver,
     transaction_guard: Arc<TransactionGuard>,
@@ -1082,6 +1092,67 @@ impl<K: Key, V: Value> Btree<K, V> {
         } else {
             Ok(None)
         }
+    }
+
+    /// Tenantry's patch (PATCHED.md, 3): [`Self::get`], first looking in the leaf `finger` kept
+    /// from this tree's last lookup. Leaves hold disjoint runs of the sorted keys, so a key found
+    /// in that leaf, or falling between two of its keys, is answered there without a descent from
+    /// the root; a key before its first or after its last key descends as `get` does, and the
+    /// finger keeps the leaf it reached. A finger made by another tree, or
+    /// in another transaction, is not used.
+    pub(crate) fn get_near(
+        &self,
+        key: &K::SelfType<'_>,
+        finger: &mut LeafFinger,
+    ) -> Result<Option<AccessGuard<'static, V>>> {
+        let (Some(root_page), Some(root)) = (&self.cached_root, self.root) else {
+            return Ok(None);
+        };
+        let key_bytes = K::as_bytes(key);
+        let query = key_bytes.as_ref();
+        let same_tree = finger.tree.as_ref().is_some_and(|(guard, root_number)| {
+            Arc::ptr_eq(guard, &self.transaction_guard) && *root_number == root.root
+        });
+        if same_tree && let Some(leaf) = &finger.leaf {
+            let accessor = LeafAccessor::new(leaf.memory(), K::fixed_width(), V::fixed_width());
+            match accessor.position::<K>(query) {
+                (entry_index, true) => {
+                    let (start, end) = accessor.value_range(entry_index).unwrap();
+                    return Ok(Some(AccessGuard::with_page(leaf.clone(), start..end)));
+                }
+                // Between two keys of the leaf: not in the tree.
+                (gap, false) if gap > 0 && gap < accessor.num_pairs() => return Ok(None),
+                // Before or after the leaf: descend.
+                _ => {}
+            }
+        }
+        let mut page = root_page.clone();
+        for _ in 0..MAX_BTREE_DEPTH {
+            let child_page = match page.memory()[0] {
+                LEAF => {
+                    let accessor =
+                        LeafAccessor::new(page.memory(), K::fixed_width(), V::fixed_width());
+                    let found = accessor.find_key::<K>(query).map(|entry_index| {
+                        let (start, end) = accessor.value_range(entry_index).unwrap();
+                        AccessGuard::with_page(page.clone(), start..end)
+                    });
+                    if !same_tree {
+                        finger.tree = Some((self.transaction_guard.clone(), root.root));
+                    }
+                    finger.leaf = Some(page);
+                    return Ok(found);
+                }
+                BRANCH => {
+                    let accessor = BranchAccessor::new(&page, K::fixed_width());
+                    accessor.child_for_key::<K>(query).1
+                }
+                _ => unreachable!(),
+            };
+            page = self.mem.get_page(child_page, self.hint)?;
+        }
+        Err(StorageError::Corrupted(
+            "Btree exceeded maximum depth".to_string(),
+        ))
     }
 
     // Returns the value for the queried key, if present

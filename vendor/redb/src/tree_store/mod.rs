@@ -10,6 +10,8 @@ mod page_store;
 mod table_tree;
 mod table_tree_base;
 
+// Tenantry's patch (PATCHED.md, 3).
+pub use btree::LeafFinger;
 pub(crate) use btree::{Btree, BtreeMut, BtreeStats, RawBtree};
 pub(crate) use btree_base::BtreeHeader;
 pub use btree_base::{AccessGuard, AccessGuardMut, AccessGuardMutInPlace};
