@@ -286,11 +286,13 @@ impl From<model::PoolAssignment> for PoolAssignment {
 /// field names and walking the serializer (issue 13's profile). `tenant_row_json_is_tenant_json`
 /// checks it byte for byte against [`Tenant`]'s serde output.
 fn push_tenant_row(buf: &mut Vec<u8>, t: &model::TenantV1Ref<'_>) {
-    use crate::clock::from_micros;
     use crate::http::json::{
-        push_key, push_opt_rfc3339, push_opt_str, push_opt_u64, push_rfc3339, push_str, push_uuid,
+        push_key, push_micros_rfc3339 as push_time, push_opt_str, push_opt_u64, push_str, push_uuid,
     };
-    let time = from_micros;
+    let opt_time = |b: &mut Vec<u8>, t: Option<i64>| match t {
+        Some(t) => push_time(b, t),
+        None => b.extend_from_slice(b"null"),
+    };
     let state =
         |b: &mut Vec<u8>, s: Option<TenantState>| push_opt_str(b, s.map(TenantState::as_str));
     push_key!(buf, first "id");
@@ -320,15 +322,15 @@ fn push_tenant_row(buf: &mut Vec<u8>, t: &model::TenantV1Ref<'_>) {
     push_key!(buf, "state");
     state(buf, Some(t.state));
     push_key!(buf, "state_since");
-    push_rfc3339(buf, &time(t.state_since));
+    push_time(buf, t.state_since);
     push_key!(buf, "state_reason");
     push_opt_str(buf, t.state_reason);
     push_key!(buf, "deadline_at");
-    push_opt_rfc3339(buf, t.deadline_at.map(time).as_ref());
+    opt_time(buf, t.deadline_at);
     push_key!(buf, "offboarding_from");
     state(buf, t.offboarding_from);
     push_key!(buf, "trial_ends_at");
-    push_opt_rfc3339(buf, t.trial_ends_at.map(time).as_ref());
+    opt_time(buf, t.trial_ends_at);
     push_key!(buf, "pools");
     push_key!(buf, first "admin");
     push_str(buf, t.pools.admin);
@@ -353,11 +355,11 @@ fn push_tenant_row(buf: &mut Vec<u8>, t: &model::TenantV1Ref<'_>) {
         }
     }
     push_key!(buf, "created_at");
-    push_rfc3339(buf, &time(t.created_at));
+    push_time(buf, t.created_at);
     push_key!(buf, "updated_at");
-    push_rfc3339(buf, &time(t.updated_at));
+    push_time(buf, t.updated_at);
     push_key!(buf, "shredded_at");
-    push_opt_rfc3339(buf, t.shredded_at.map(time).as_ref());
+    opt_time(buf, t.shredded_at);
     buf.push(b'}');
 }
 
