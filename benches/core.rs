@@ -4,7 +4,8 @@
 //! - `audit_verify_checkpointed`: the same after a signed checkpoint at every chain's head, as
 //!   the nightly verify job leaves a ledger (each checkpoint's Ed25519 signature is checked);
 //! - `directory`: page latency with 100,000 tenants (first page, a page 50,000 rows deep, a
-//!   filtered page, two filters, a rare `q` search).
+//!   filtered page, two filters, a rare `q` search), and the JSON body of compare.sh's query
+//!   (`page_json_region_newest`: a region, newest first, 50 rows).
 //!
 //! Before them it times, once, an online backup of that store (`backup::write_file`, plain)
 //! while a writer keeps committing, and the backup's full `verify_file` (load and verify every
@@ -363,6 +364,28 @@ fn benches(c: &mut Criterion) {
         );
         g.bench_function(name, |b| b.iter(|| black_box(query(&f, q.clone()))));
     }
+    // The body `GET /api/tenants` answers for compare.sh's directory query (one region, newest
+    // first, 50 rows), written from a snapshot's pages on the calling thread, as the handler
+    // writes it: the point reads, the in-place decoding and the hand-written JSON, without HTTP.
+    let by_region = DirectoryQuery {
+        region: Some("eu-west-1".into()),
+        limit: 50,
+        ..Default::default()
+    };
+    let store = f.state.store();
+    let body = store
+        .read_blocking(|r| tenantry::tenants::api::page_json(r, &by_region))
+        .unwrap();
+    eprintln!("page_json_region_newest: {} bytes", body.len());
+    g.bench_function("page_json_region_newest", |b| {
+        b.iter(|| {
+            black_box(
+                store
+                    .read_blocking(|r| tenantry::tenants::api::page_json(r, &by_region))
+                    .unwrap(),
+            )
+        })
+    });
     g.finish();
 }
 

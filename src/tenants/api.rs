@@ -597,7 +597,7 @@ const INLINE_ROWS: usize = 100;
 /// pages into one buffer sized for the page (issue 13: no owned row, no intermediate value).
 ///
 /// Errors: as [`directory::query`].
-pub(crate) fn page_json(r: &impl crate::store::Reader, q: &DirectoryQuery) -> Result<Vec<u8>> {
+pub fn page_json(r: &impl crate::store::Reader, q: &DirectoryQuery) -> Result<Vec<u8>> {
     fn json<T: Serialize>(buf: &mut Vec<u8>, v: &T) -> Result<()> {
         serde_json::to_writer(buf, v)
             .map_err(|e| Error::Internal(format!("serializing a directory row: {e}")))
