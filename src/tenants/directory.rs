@@ -469,11 +469,10 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
     })
 }
 
-/// One row of a page read in place by [`query_each`]: borrowed for `'a`, its strings from the
-/// store's page for `'p`.
-pub enum RowRef<'a, 'p> {
+/// One row of a page read in place by [`query_each`].
+pub enum RowRef<'a> {
     /// A tenant record, its strings borrowed from the store's page.
-    Tenant(&'a TenantV1Ref<'p>),
+    Tenant(&'a TenantV1Ref<'a>),
     /// A record that could not be read: its id and why.
     Broken(Uuid, &'a str),
 }
@@ -486,7 +485,7 @@ pub enum RowRef<'a, 'p> {
 pub fn query_each(
     r: &impl Reader,
     q: &DirectoryQuery,
-    mut each: impl FnMut(RowRef<'_, '_>) -> Result<()>,
+    mut each: impl FnMut(RowRef<'_>) -> Result<()>,
 ) -> Result<Option<Cursor>> {
     let page = scan_page(r, q, |id, bytes, filter| {
         match TenantRecordRef::decode(bytes) {

@@ -442,9 +442,8 @@ pub struct PoolAssignmentRef<'a> {
 #[derive(Debug, Deserialize)]
 #[allow(missing_docs)]
 pub enum AppPoolsRef<'a> {
-    /// Inline up to four modules, so reading a directory row allocates nothing.
     #[serde(borrow)]
-    Shared(smallvec::SmallVec<[(&'a str, &'a str); 4]>),
+    Shared(Vec<(&'a str, &'a str)>),
     Dedicated(&'a str),
 }
 
