@@ -372,19 +372,15 @@ fn benches(c: &mut Criterion) {
         limit: 50,
         ..Default::default()
     };
-    let store = f.state.store();
-    let body = store
-        .read_blocking(|r| tenantry::tenants::api::page_json(r, &by_region))
-        .unwrap();
-    eprintln!("page_json_region_newest: {} bytes", body.len());
+    let page_json = || {
+        f.state
+            .store()
+            .read_blocking(|r| tenantry::tenants::api::page_json(r, &by_region))
+            .unwrap()
+    };
+    eprintln!("page_json_region_newest: {} bytes", page_json().len());
     g.bench_function("page_json_region_newest", |b| {
-        b.iter(|| {
-            black_box(
-                store
-                    .read_blocking(|r| tenantry::tenants::api::page_json(r, &by_region))
-                    .unwrap(),
-            )
-        })
+        b.iter(|| black_box(page_json()))
     });
     g.finish();
 }

@@ -23,11 +23,24 @@ fn write_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; MAX_LEN]) -> Option<&'
     if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
         return None;
     }
+    let date = (year as u32, t.month(), t.day());
+    write_fields(date, t.num_seconds_from_midnight(), nanos, buf)
+}
+
+/// Writes `YYYY-MM-DDThh:mm:ss`, the fraction as chrono's `AutoSi` chooses it (none, 3, 6 or 9
+/// digits, as precise as needed) and `Z` into `buf`. The caller has checked the fields: a year
+/// of 0–9999, a second of the day below 86,400, nanoseconds below one second.
+fn write_fields(
+    (year, month, day): (u32, u32, u32),
+    day_secs: u32,
+    nanos: u32,
+    buf: &mut [u8; MAX_LEN],
+) -> Option<&str> {
     let (frac, digits) = if nanos == 0 {
         (0, 0)
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         (nanos / 1_000_000, 3)
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         (nanos / 1_000, 6)
     } else {
         (nanos, 9)
@@ -41,12 +54,12 @@ fn write_rfc3339<'b>(t: &DateTime<Utc>, buf: &'b mut [u8; MAX_LEN]) -> Option<&'
             v /= 10;
         }
     };
-    digits_at(0, year as u32, 4);
-    digits_at(5, t.month(), 2);
-    digits_at(8, t.day(), 2);
-    digits_at(11, t.hour(), 2);
-    digits_at(14, t.minute(), 2);
-    digits_at(17, t.second(), 2);
+    digits_at(0, year, 4);
+    digits_at(5, month, 2);
+    digits_at(8, day, 2);
+    digits_at(11, day_secs / 3_600, 2);
+    digits_at(14, day_secs / 60 % 60, 2);
+    digits_at(17, day_secs % 60, 2);
     let len = if digits == 0 {
         19
     } else {
@@ -190,36 +203,18 @@ pub fn push_micros_rfc3339(buf: &mut Vec<u8>, micros: i64) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    if !(0..=9999).contains(&year) {
-        return push_rfc3339(buf, &crate::clock::from_micros(micros));
+    let mut text = [0u8; MAX_LEN];
+    // Every value below is in range once the year is: month 1–12, day 1–31, a second of the
+    // day below 86,400, a fraction below one second.
+    let written = (0..=9999).contains(&year).then(|| {
+        let date = (year as u32, month as u32, day as u32);
+        write_fields(date, day_secs as u32, sub as u32 * 1_000, &mut text)
+    });
+    match written.flatten() {
+        // Digits, `-`, `:`, `.`, `T` and `Z`: nothing to escape.
+        Some(text) => push_quoted(buf, text.as_bytes()),
+        None => push_rfc3339(buf, &crate::clock::from_micros(micros)),
     }
-    let mut text = *b"\"0000-00-00T00:00:00.000000Z\"";
-    let mut digits_at = |at: usize, v: i64, n: usize| {
-        let mut v = v;
-        for i in (at..at + n).rev() {
-            text[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
-    digits_at(1, year, 4);
-    digits_at(6, month, 2);
-    digits_at(9, day, 2);
-    digits_at(12, day_secs / 3_600, 2);
-    digits_at(15, day_secs / 60 % 60, 2);
-    digits_at(18, day_secs % 60, 2);
-    // chrono's `AutoSi`: no fraction, milliseconds, or microseconds, as precise as needed.
-    let end = if sub == 0 {
-        20
-    } else if sub % 1_000 == 0 {
-        digits_at(21, sub / 1_000, 3);
-        24
-    } else {
-        digits_at(21, sub, 6);
-        27
-    };
-    text[end] = b'Z';
-    text[end + 1] = b'"';
-    buf.extend_from_slice(&text[..end + 2]);
 }
 
 /// [`push_rfc3339`], or `null`.
