@@ -65,6 +65,7 @@ struct Inner {
     config: Arc<Config>,
     key: Arc<InstallKey>,
     routes: RouteCache,
+    rendered_rows: crate::tenants::rendered::RenderedRows,
     scheduler: Scheduler,
     throttle: Throttle,
     exports: crate::export::Exports,
@@ -130,6 +131,7 @@ impl AppState {
         let state = AppState {
             inner: Arc::new(Inner {
                 routes: RouteCache::new(config.route_cache_ttl),
+                rendered_rows: Default::default(),
                 started_at: clock.now(),
                 store,
                 clock,
@@ -190,6 +192,10 @@ impl AppState {
     /// The route cache.
     pub fn routes(&self) -> &RouteCache {
         &self.inner.routes
+    }
+    /// Directory rows as last written, checked against the stored record before each use.
+    pub fn rendered_rows(&self) -> &crate::tenants::rendered::RenderedRows {
+        &self.inner.rendered_rows
     }
     /// The scheduler's schedule and loop state.
     pub fn scheduler(&self) -> &Scheduler {

@@ -583,9 +583,14 @@ async fn tenants_list(
     // again (the handoff was about a tenth of a directory request's CPU, issue 13). Any other
     // page, which may scan up to `SCAN_BUDGET` rows, goes to the pool.
     let body = if q.limit <= INLINE_ROWS && directory::reads_only_its_rows(&q) {
-        s.store().read_blocking(|r| page_json(r, &q))?
+        s.store()
+            .read_blocking(|r| page_json(r, &q, s.rendered_rows()))?
     } else {
-        s.read(move |r| page_json(r, &q)).await?
+        {
+            let rows = s.clone();
+            s.read(move |r| page_json(r, &q, rows.rendered_rows()))
+                .await?
+        }
     };
     Ok(crate::http::json::written(body))
 }
@@ -595,9 +600,15 @@ const INLINE_ROWS: usize = 100;
 
 /// A directory page as the JSON of [`TenantPage`], written row by row from the snapshot's
 /// pages into one buffer sized for the page (issue 13: no owned row, no intermediate value).
+/// A row already written from the same stored bytes is copied from `rows` instead of decoded
+/// and written again; a newly written one is kept there ([`super::rendered`]).
 ///
 /// Errors: as [`directory::query`].
-pub fn page_json(r: &impl crate::store::Reader, q: &DirectoryQuery) -> Result<Vec<u8>> {
+pub fn page_json(
+    r: &impl crate::store::Reader,
+    q: &DirectoryQuery,
+    rows: &super::rendered::RenderedRows,
+) -> Result<Vec<u8>> {
     fn json<T: Serialize>(buf: &mut Vec<u8>, v: &T) -> Result<()> {
         serde_json::to_writer(buf, v)
             .map_err(|e| Error::Internal(format!("serializing a directory row: {e}")))
@@ -606,20 +617,25 @@ pub fn page_json(r: &impl crate::store::Reader, q: &DirectoryQuery) -> Result<Ve
         Vec::with_capacity(64 + q.limit.min(crate::store::page::DEFAULT_LIMIT) * ROW_BYTES);
     buf.extend_from_slice(b"{\"items\":[");
     let mut first = true;
-    let next = directory::query_each(r, q, |row| {
+    let next = directory::query_each(r, q, |id, bytes| {
         if !std::mem::take(&mut first) {
             buf.push(b',');
         }
-        match row {
-            directory::RowRef::Tenant(t) => {
-                push_tenant_row(&mut buf, t);
+        if rows.write(&id, bytes, &mut buf) {
+            return Ok(());
+        }
+        match model::TenantRecordRef::decode(bytes) {
+            Ok(model::TenantRecordRef::V1(t)) => {
+                let start = buf.len();
+                push_tenant_row(&mut buf, &t);
+                rows.keep(id, bytes, &buf[start..]);
                 Ok(())
             }
-            directory::RowRef::Broken(id, error) => json(
+            Err(e) => json(
                 &mut buf,
                 &DirectoryRow::Broken {
                     id,
-                    error: error.to_string(),
+                    error: format!("record could not be decoded: {e}"),
                 },
             ),
         }

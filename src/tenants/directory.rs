@@ -469,37 +469,28 @@ pub fn query(r: &impl Reader, q: &DirectoryQuery) -> Result<DirectoryPage> {
     })
 }
 
-/// One row of a page read in place by [`query_each`].
-pub enum RowRef<'a> {
-    /// A tenant record, its strings borrowed from the store's page.
-    Tenant(&'a TenantV1Ref<'a>),
-    /// A record that could not be read: its id and why.
-    Broken(Uuid, &'a str),
-}
-
-/// [`query`] without owned rows: calls `each` with every row of the page in order, each read in
-/// place from the snapshot, and returns where the next page starts. The JSON directory page is
-/// written this way, straight from the store's pages into the response buffer.
+/// [`query`] without owned rows: calls `each` with the id and the stored record bytes (lent
+/// from the snapshot's page, not copied) of every row of the page in order, and returns where the
+/// next page starts. The JSON directory page is written this way, straight from the store's
+/// pages into the response buffer.
+///
+/// A filter the chosen index did not apply is checked here on the decoded record. A record that
+/// cannot be decoded is passed on whatever the filters, as [`query`] shows it: it may match them.
 ///
 /// Errors: as [`query`], and `each`'s own.
 pub fn query_each(
     r: &impl Reader,
     q: &DirectoryQuery,
-    mut each: impl FnMut(RowRef<'_>) -> Result<()>,
+    mut each: impl FnMut(Uuid, &[u8]) -> Result<()>,
 ) -> Result<Option<Cursor>> {
     let page = scan_page(r, q, |id, bytes, filter| {
-        match TenantRecordRef::decode(bytes) {
-            Ok(TenantRecordRef::V1(t)) => {
-                if !filter.keeps(&Fields::of_ref(&t)) {
-                    return Ok(Step::Skip);
-                }
-                each(RowRef::Tenant(&t))?;
-            }
-            Err(e) => each(RowRef::Broken(
-                id,
-                &format!("record could not be decoded: {e}"),
-            ))?,
+        if filter.active
+            && let Ok(TenantRecordRef::V1(t)) = TenantRecordRef::decode(bytes)
+            && !filter.keeps(&Fields::of_ref(&t))
+        {
+            return Ok(Step::Skip);
         }
+        each(id, bytes)?;
         Ok(Step::Keep(()))
     })?;
     Ok(page.next)
@@ -684,6 +675,11 @@ mod tests {
                 }
                 Ok::<_, Error>(())
             })).unwrap();
+            // Rows written before the edits stay in `rows`: a page after them must not use those
+            // whose records changed.
+            let rows = crate::tenants::rendered::RenderedRows::default();
+            let everyone = DirectoryQuery { limit: 100, ..DirectoryQuery::default() };
+            store.read_blocking(|r| crate::tenants::api::page_json(r, &everyone, &rows)).unwrap();
             for (idx, name, state, region) in edits {
                 let i = idx % model.len();
                 let old = model[i].clone();
@@ -707,17 +703,20 @@ mod tests {
                     cursor: None,
                 };
                 prop_assert_eq!(all_pages(&store, query.clone()), expected(&model, &query), "{:?}", query);
-                // The JSON page written in place is the owned page's JSON, byte for byte.
-                let (fast, owned) = store.read_blocking(|r| {
+                // The JSON page written in place is the owned page's JSON, byte for byte, both
+                // when its rows are written and when they are copied from `rows`.
+                let (fast, again, owned) = store.read_blocking(|r| {
                     let page = super::query(r, &query)?;
                     let owned = serde_json::to_vec(&crate::tenants::api::TenantPage {
                         items: page.rows.into_iter().map(Into::into).collect(),
                         next_cursor: page.next_cursor.map(|c| c.encode()),
                     })
                     .map_err(|e| Error::Internal(e.to_string()))?;
-                    Ok::<_, Error>((crate::tenants::api::page_json(r, &query)?, owned))
+                    let fast = crate::tenants::api::page_json(r, &query, &rows)?;
+                    Ok::<_, Error>((fast, crate::tenants::api::page_json(r, &query, &rows)?, owned))
                 }).unwrap();
-                prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(owned).unwrap());
+                prop_assert_eq!(String::from_utf8(fast).unwrap(), String::from_utf8(owned.clone()).unwrap());
+                prop_assert_eq!(String::from_utf8(again).unwrap(), String::from_utf8(owned).unwrap());
             }
             let counts = store.read_blocking(crate::tenants::queries::summary).unwrap();
             prop_assert_eq!(counts.total, model.len() as u64);
@@ -726,5 +725,63 @@ mod tests {
                 prop_assert_eq!(counts.by_state.get(s.as_str()).copied().unwrap_or(0), n);
             }
         }
+    }
+
+    fn owned_json(r: &impl Reader, q: &DirectoryQuery) -> String {
+        let page = query(r, q).unwrap();
+        serde_json::to_string(&crate::tenants::api::TenantPage {
+            items: page.rows.into_iter().map(Into::into).collect(),
+            next_cursor: page.next_cursor.map(|c| c.encode()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_page_from_an_older_snapshot_shows_its_own_rows_while_newer_ones_are_kept() {
+        use crate::tenants::api::page_json;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let app = Uuid::now_v7();
+        let old = tenant(0, 0, 0, 0, 0, &app);
+        let mut new = old.clone();
+        new.display_name = "Renamed Ltd".into();
+        let first = old.clone();
+        rt.block_on(
+            store.write(chrono::Utc::now(), Actor::system("t"), move |ctx| {
+                save(ctx, None, &first)
+            }),
+        )
+        .unwrap();
+        let rows = crate::tenants::rendered::RenderedRows::default();
+        let q = DirectoryQuery::default();
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        store
+            .read_blocking(|before| {
+                let page = text(page_json(before, &q, &rows)?);
+                assert_eq!(page, owned_json(before, &q));
+                // The rename commits while `before` is open, and a newer snapshot keeps its row.
+                let (o, n) = (old.clone(), new.clone());
+                rt.block_on(
+                    store.write(chrono::Utc::now(), Actor::system("t"), move |ctx| {
+                        save(ctx, Some(&o), &n)
+                    }),
+                )?;
+                store.read_blocking(|after| {
+                    let renamed = text(page_json(after, &q, &rows)?);
+                    assert_eq!(renamed, owned_json(after, &q));
+                    assert!(renamed.contains("Renamed Ltd") && !page.contains("Renamed Ltd"));
+                    assert_eq!(text(page_json(after, &q, &rows)?), renamed);
+                    Ok::<_, Error>(())
+                })?;
+                assert_eq!(rows.size().0, 1);
+                // The older snapshot still writes the row it holds, not the one kept.
+                assert_eq!(text(page_json(before, &q, &rows)?), page);
+                Ok::<_, Error>(())
+            })
+            .unwrap();
     }
 }

@@ -4,6 +4,7 @@
 //! - [`model`]: states, actions, tiers, the tenant and its stored record, input parsing.
 //! - [`directory`]: storage, secondary indexes, paged queries, maintained counters.
 //! - [`service`]: the rules (provision, update, transition, expire trial, shred).
+//! - [`rendered`]: directory rows as written, reused while their stored record is unchanged.
 //! - [`api`]: JSON routes.
 
 pub mod api;
@@ -12,6 +13,7 @@ pub mod guarded;
 pub mod model;
 pub mod posture;
 pub mod queries;
+pub mod rendered;
 pub mod service;
 pub mod views;
 
