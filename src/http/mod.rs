@@ -296,7 +296,17 @@ async fn request_timeout(State(t): State<Timeouts>, req: Request, next: Next) ->
     } else {
         t.http.request_timeout_secs
     };
-    match tokio::time::timeout(std::time::Duration::from_secs(secs), next.run(req)).await {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut run = std::pin::pin!(next.run(req));
+    // Most answers are ready at their first poll (a directory page is written on the request's
+    // own thread), and they make no timer: in tokio 1.54 dropping one, even never registered,
+    // takes the time driver's lock that every worker shares (`TimerEntry::cancel`). The deadline
+    // still counts from the request's start.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(run.as_mut().poll(cx))).await;
+    if let std::task::Poll::Ready(res) = first {
+        return res;
+    }
+    match tokio::time::timeout_at(deadline, run).await {
         Ok(res) => res,
         Err(_) => ApiError::from(Transport::RequestTimeout(secs)).into_response(),
     }

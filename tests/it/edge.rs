@@ -60,6 +60,42 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_body_stalls_is_answered_408_at_its_deadline() {
+    let app = app_with(|c| c.http.request_timeout_secs = 2).await;
+    // An authenticated JSON write that announces 64 bytes of body and sends 10: its handler waits
+    // for the rest, so the answer comes from the request timeout, not from the handler.
+    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(
+        format!(
+            "POST /api/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{\"display_",
+            crate::helpers::TOKEN
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(15), s.read(&mut head))
+        .await
+        .expect("answered before the client gave up")
+        .unwrap();
+    let head = String::from_utf8_lossy(&head[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(head.contains("request_timeout"), "{head}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    // Nothing was provisioned.
+    let (status, page) = app.get("/api/tenants").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(0), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_for_a_free_slot() {
     let app = app_with(|c| {
         c.http.max_connections = 2;
