@@ -155,6 +155,7 @@ impl AppState {
         state.store().on_commit(Arc::new(move |notice| {
             if let Some(inner) = weak.upgrade() {
                 inner.routes.on_commit(notice);
+                inner.rendered_rows.on_commit(notice);
                 // A tenant's chain moved (or a webhook changed): the dispatcher may have work.
                 if notice.touched.iter().any(|t| match t {
                     Topic::Chain(c) => c != "platform",

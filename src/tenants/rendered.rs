@@ -10,11 +10,19 @@
 //!
 //! Bounded: [`MAX_BYTES`] over [`SHARDS`] shards, each behind its own lock. A shard past its
 //! share starts over (a bound, not an LRU: writing a row again costs about a microsecond).
+//!
+//! The rows of tenants a commit changed are dropped from its commit notice
+//! ([`RenderedRows::on_commit`]), so a changed tenant's old row, with its contact and names, does
+//! not stay in memory after an edit or a shred. That is for memory, not for correctness: a page
+//! that was reading an older snapshot while the commit landed may keep the old row again, which
+//! is never used (its bytes differ) and is replaced when the tenant is next listed.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use uuid::Uuid;
+
+use crate::store::{CommitNotice, Topic};
 
 /// Shards, each with its own lock, chosen by a tenant id's last byte (random in a UUIDv7).
 pub const SHARDS: usize = 8;
@@ -92,6 +100,19 @@ impl RenderedRows {
         shard.bytes += c;
     }
 
+    /// Drops the rows of the tenants `notice` says changed (run on the writer's thread after
+    /// each commit, before its callers get their answers).
+    pub fn on_commit(&self, notice: &CommitNotice) {
+        for topic in &notice.touched {
+            if let Topic::Tenant(id) = topic {
+                let mut shard = self.shard(id);
+                if let Some(old) = shard.map.remove(id) {
+                    shard.bytes -= old.cost();
+                }
+            }
+        }
+    }
+
     /// Rows kept and the bytes they count, over all shards.
     pub fn size(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
@@ -133,6 +154,28 @@ mod tests {
         assert!(rows.write(&id(1), b"rec-b", &mut out));
         assert_eq!(out, b"[{\"a\":1}{\"b\":2}");
         assert_eq!(rows.size(), (1, cost(b"rec-b", b"{\"b\":2}")));
+    }
+
+    #[test]
+    fn a_commit_drops_the_rows_of_the_tenants_it_changed() {
+        let rows = RenderedRows::default();
+        for n in 1..=3 {
+            rows.keep(id(n), b"rec", b"{}");
+        }
+        let notice = CommitNotice {
+            touched: [
+                Topic::Tenant(id(2)),
+                Topic::Tenant(id(9)),
+                Topic::Pool("p".into()),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        rows.on_commit(&notice);
+        assert_eq!(rows.size(), (2, 2 * cost(b"rec", b"{}")));
+        let mut out = Vec::new();
+        assert!(!rows.write(&id(2), b"rec", &mut out));
+        assert!(rows.write(&id(1), b"rec", &mut out) && rows.write(&id(3), b"rec", &mut out));
     }
 
     #[test]
