@@ -586,11 +586,9 @@ async fn tenants_list(
         s.store()
             .read_blocking(|r| page_json(r, &q, s.rendered_rows()))?
     } else {
-        {
-            let rows = s.clone();
-            s.read(move |r| page_json(r, &q, rows.rendered_rows()))
-                .await?
-        }
+        let rows = s.clone();
+        s.read(move |r| page_json(r, &q, rows.rendered_rows()))
+            .await?
     };
     Ok(crate::http::json::written(body))
 }
