@@ -12,8 +12,11 @@ fn main() -> ExitCode {
         tenantry::cli::Command::Serve(_) => "info",
         _ => "warn",
     };
-    let filter =
-        EnvFilter::try_from_env("TENANTRY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // `TENANTRY_LOG`, else `RUST_LOG` (the variable every tracing and env_logger program reads),
+    // else the command's default.
+    let filter = EnvFilter::try_from_env("TENANTRY_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new(default));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

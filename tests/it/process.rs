@@ -138,6 +138,61 @@ pub(crate) fn data_dir() -> (tempfile::TempDir, PathBuf) {
     (dir, data)
 }
 
+/// `RUST_LOG` sets the verbosity when `TENANTRY_LOG` is not set, and `TENANTRY_LOG` wins when
+/// both are: `serve` at `RUST_LOG=warn` does not log its `info` start-up line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_log_sets_the_verbosity_unless_tenantry_log_does() {
+    for (tenantry_log, logs_info) in [(None, false), (Some("info"), true)] {
+        let (_dir, data) = data_dir();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .env("TENANTRY_ADMIN_OPS_TOKEN", TOKEN)
+            .env_remove("TENANTRY_LOG")
+            .env_remove("TENANTRY_CONFIG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null());
+        if let Some(v) = tenantry_log {
+            cmd.env("TENANTRY_LOG", v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let url = format!("http://127.0.0.1:{port}/healthz");
+            if client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+            {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            log.contains("listening on"),
+            logs_info,
+            "{tenantry_log:?}: {log}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_serves_drains_on_sigterm_and_keeps_every_acknowledged_write() {
     let (_dir, data) = data_dir();
