@@ -114,6 +114,7 @@ impl RenderedRows {
     }
 
     /// Rows kept and the bytes they count, over all shards.
+    #[cfg(test)]
     pub fn size(&self) -> (usize, usize) {
         self.shards.iter().fold((0, 0), |(n, b), s| {
             let s = s.lock().unwrap_or_else(PoisonError::into_inner);

@@ -37,6 +37,24 @@ async fn read_to_close(s: &mut tokio::net::TcpStream, wait: Duration) -> Option<
     .map(|()| out)
 }
 
+/// Sends `request` as raw bytes on a new connection and returns the first bytes answered,
+/// failing with `why` if nothing comes within `wait`.
+async fn first_answer(
+    addr: std::net::SocketAddr,
+    request: &str,
+    wait: Duration,
+    why: &str,
+) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = tokio::time::timeout(wait, s.read(&mut head))
+        .await
+        .expect(why)
+        .unwrap();
+    String::from_utf8_lossy(&head[..n]).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let app = app_with(|c| c.http.header_read_timeout_secs = 1).await;
@@ -64,24 +82,18 @@ async fn a_request_whose_body_stalls_is_answered_408_at_its_deadline() {
     let app = app_with(|c| c.http.request_timeout_secs = 2).await;
     // An authenticated JSON write that announces 64 bytes of body and sends 10: its handler waits
     // for the rest, so the answer comes from the request timeout, not from the handler.
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     let started = std::time::Instant::now();
-    s.write_all(
-        format!(
+    let head = first_answer(
+        app.addr,
+        &format!(
             "POST /api/tenants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
              Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{\"display_",
             crate::helpers::TOKEN
-        )
-        .as_bytes(),
+        ),
+        Duration::from_secs(15),
+        "answered before the client gave up",
     )
-    .await
-    .unwrap();
-    let mut head = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(15), s.read(&mut head))
-        .await
-        .expect("answered before the client gave up")
-        .unwrap();
-    let head = String::from_utf8_lossy(&head[..n]);
+    .await;
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     assert!(head.contains("request_timeout"), "{head}");
     assert!(
@@ -131,22 +143,16 @@ async fn a_body_is_not_read_before_the_caller_is_known() {
     let app = TestApp::spawn().await;
     // An anonymous upload announcing 60 MB (under the old drain cap) and sending none of it is
     // answered at once: nothing waits for, or buffers, the body.
-    let mut s = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    s.write_all(
-        format!(
+    let head = first_answer(
+        app.addr,
+        &format!(
             "POST {} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000000\r\n\r\n",
             tenantry::installs::api::BUNDLES_PATH
-        )
-        .as_bytes(),
+        ),
+        Duration::from_secs(10),
+        "answered without the body",
     )
-    .await
-    .unwrap();
-    let mut head = vec![0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut head))
-        .await
-        .expect("answered without the body")
-        .unwrap();
-    let head = String::from_utf8_lossy(&head[..n]).to_string();
+    .await;
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 
     // Without credentials, a public route's body is capped well below the general limit.

@@ -20,26 +20,35 @@ pub(crate) struct Server {
     pub(crate) log: Arc<Mutex<String>>,
 }
 
+/// `tenantry serve --data-dir data_dir` with `token` as the admin ops token (none without),
+/// no config file or log level from the environment, stderr piped and stdout dropped.
+fn serve_command(data_dir: &Path, token: Option<&str>) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("TENANTRY_LOG")
+        .env_remove("TENANTRY_CONFIG")
+        .env_remove("TENANTRY_ADMIN_OPS_TOKEN")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null());
+    if let Some(t) = token {
+        cmd.env("TENANTRY_ADMIN_OPS_TOKEN", t);
+    }
+    cmd
+}
+
 impl Server {
     pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Server {
         Server::start_with(data_dir, extra, Some(TOKEN))
     }
 
     pub(crate) fn start_with(data_dir: &Path, extra: &[&str], token: Option<&str>) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve").arg("--data-dir").arg(data_dir);
+        let mut cmd = serve_command(data_dir, token);
         if !extra.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
         }
-        cmd.args(extra)
-            .env("TENANTRY_LOG", "info")
-            .env_remove("TENANTRY_CONFIG")
-            .env_remove("TENANTRY_ADMIN_OPS_TOKEN")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
-        if let Some(t) = token {
-            cmd.env("TENANTRY_ADMIN_OPS_TOKEN", t);
-        }
+        cmd.args(extra).env("TENANTRY_LOG", "info");
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
@@ -149,17 +158,9 @@ async fn rust_log_sets_the_verbosity_unless_tenantry_log_does() {
             .local_addr()
             .unwrap()
             .port();
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .env("TENANTRY_ADMIN_OPS_TOKEN", TOKEN)
-            .env_remove("TENANTRY_LOG")
-            .env_remove("TENANTRY_CONFIG")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null());
+        let mut cmd = serve_command(&data, Some(TOKEN));
+        cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn");
         if let Some(v) = tenantry_log {
             cmd.env("TENANTRY_LOG", v);
         }
