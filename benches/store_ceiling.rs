@@ -6,7 +6,8 @@
 //!
 //! `--work ingest` (the default), the work of `peers/ingest.sql`. Per event, as
 //! `metering::service::ingest` writes it: one insert into the deduplication set
-//! (`usage_event_ids`: tenant ‖ event id, a random key) and one read-modify-write of a total
+//! (`usage_dedupe`: event id ‖ tenant, with the load bench's ids: a request's 100 ids share a
+//! random batch number, so they are neighbours) and one read-modify-write of a total
 //! (`usage_totals`: tenant ‖ period ‖ SKU over 10,000 tenants and 4 SKUs, a quantity and its
 //! daily rollup). Per request of 100 events: one raw-events row appended
 //! (`usage_event_receipts`). Requests are grouped into one durable commit as the writer groups
@@ -35,7 +36,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, ReadableTable, TableDefinition};
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
-const IDS: Def = TableDefinition::new("usage_event_ids");
+const IDS: Def = TableDefinition::new("usage_dedupe");
 const TOTALS: Def = TableDefinition::new("usage_totals");
 const RECEIPTS: Def = TableDefinition::new("usage_event_receipts");
 const TENANT_RECORDS: Def = TableDefinition::new("tenants");
@@ -87,9 +88,19 @@ fn tenant(n: u64) -> [u8; 16] {
     t
 }
 
+/// The deduplication key of event `event`: its id as `benches/load.rs` makes them (client,
+/// a random batch number, position), then the tenant.
 fn id_key(tenant: &[u8; 16], event: u64) -> Vec<u8> {
-    let mut k = tenant.to_vec();
-    k.extend_from_slice(format!("c{}-b{}-{}", event % 64, event / 6_400, event % 100).as_bytes());
+    let request = event / EVENTS_PER_REQUEST;
+    let id = format!(
+        "{}-{}-{}",
+        request % 64,
+        mix(request ^ 0x5eed) % 1_000_000_000_000_000,
+        event % EVENTS_PER_REQUEST
+    );
+    let mut k = id.into_bytes();
+    k.extend_from_slice(&[0, 0]);
+    k.extend_from_slice(tenant);
     k
 }
 

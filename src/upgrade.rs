@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "daily usage rollups moved into their period totals; raw usage events kept by receipt",
         run: v5_to_v6,
     },
+    Migration {
+        from: 6,
+        name: "usage deduplication set keyed by event id first",
+        run: v6_to_v7,
+    },
 ];
 
 /// A stored migration.
@@ -392,6 +397,49 @@ fn v5_to_v6(ctx: &mut WriteCtx<'_>) -> Result<String> {
     ))
 }
 
+/// Keys moved per pass of [`v6_to_v7`], so it holds at most this many in memory at once.
+const MOVE_CHUNK: usize = 10_000;
+
+/// v6 → v7: the usage deduplication set moves from `usage_event_ids` (`tenant, event_id`) to
+/// `usage_dedupe` (`event_id, tenant`), whose order puts the ids of one request side by side
+/// (`metering::model::USAGE_DEDUPE`). A key is the same bytes in the other order: the tenant is
+/// 16 bytes and the id is self-delimiting ([`Key::str`]). The old table is left empty; a v6
+/// build would not see the moved ids, so the version moves and it refuses the file.
+fn v6_to_v7(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    use crate::metering::model::{USAGE_DEDUPE, USAGE_EVENT_IDS};
+    let mut moved = 0u64;
+    let mut range = Range::all();
+    loop {
+        let mut chunk: Vec<Vec<u8>> = Vec::with_capacity(MOVE_CHUNK);
+        ctx.scan(USAGE_EVENT_IDS, &range, Dir::Asc, &mut |k, _| {
+            chunk.push(k.to_vec());
+            Ok(if chunk.len() >= MOVE_CHUNK {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        let Some(last) = chunk.last() else { break };
+        range = Range::all().after(last);
+        for k in &chunk {
+            if k.len() < 18 {
+                return Err(store::Error::Corrupt {
+                    table: USAGE_EVENT_IDS.name(),
+                    detail: "a key that is not tenant, event id".into(),
+                }
+                .into());
+            }
+            let (tenant, id) = k.split_at(16);
+            ctx.put(USAGE_DEDUPE, &[id, tenant].concat(), &[])?;
+        }
+        moved += chunk.len() as u64;
+    }
+    ctx.delete_range(USAGE_EVENT_IDS, &Range::all())?;
+    Ok(format!(
+        "moved {moved} usage event id(s) into the deduplication set keyed by event id"
+    ))
+}
+
 /// Every tenant, decoded (the migration's own pass over the primary table).
 fn all_tenants(ctx: &WriteCtx<'_>) -> Result<Vec<Tenant>> {
     let mut out = Vec::new();
@@ -527,6 +575,56 @@ mod tests {
         assert_eq!(total, 9);
         assert_eq!(daily, vec![(20261103, 5), (20261121, 4)]);
         assert_eq!(left, 0);
+    }
+
+    /// A v6 store's deduplication ids, more than one pass of them, all end up in
+    /// `usage_dedupe` keyed by event id first, and `usage_event_ids` is left empty.
+    #[tokio::test]
+    async fn v6_deduplication_ids_move_to_the_set_keyed_by_event_id() {
+        use crate::metering::model::{USAGE_DEDUPE, USAGE_EVENT_IDS, dedupe_key, event_key};
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let (a, b) = (uuid::Uuid::from_u128(7), uuid::Uuid::from_u128(8));
+        let ids: Vec<(uuid::Uuid, String)> = (0..MOVE_CHUNK + 5)
+            .map(|n| (if n % 3 == 0 { a } else { b }, format!("batch-{n}")))
+            .chain([
+                (a, "same".into()),
+                (b, "same".into()),
+                (a, "nul\0in id".into()),
+            ])
+            .collect();
+        let all = ids.clone();
+        let summary = s
+            .write(
+                DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+                Actor::system("t"),
+                move |ctx| {
+                    for (t, id) in &all {
+                        ctx.put(USAGE_EVENT_IDS, &event_key(t, id), &[])?;
+                    }
+                    v6_to_v7(ctx)
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            summary,
+            format!(
+                "moved {} usage event id(s) into the deduplication set keyed by event id",
+                ids.len()
+            )
+        );
+        let (moved, left, missing) = s
+            .read(move |r| {
+                let mut missing = 0;
+                for (t, id) in &ids {
+                    missing += usize::from(!r.contains(USAGE_DEDUPE, &dedupe_key(t, id))?);
+                }
+                Ok::<_, Error>((r.len(USAGE_DEDUPE)?, r.len(USAGE_EVENT_IDS)?, missing))
+            })
+            .await
+            .unwrap();
+        assert_eq!((moved, left, missing), (MOVE_CHUNK as u64 + 8, 0, 0));
     }
 
     #[test]

@@ -236,5 +236,5 @@ pub fn daily(r: &impl Reader, tenant: &Uuid, period: u32, sku: &str) -> Result<V
 /// How many raw events are kept for deduplication (for tests and the jobs page): the ids of
 /// the receipt rows and the event log, plus any legacy events.
 pub fn raw_events(r: &impl Reader) -> Result<u64> {
-    Ok(r.len(USAGE_EVENT_IDS)? + r.len(USAGE_EVENTS)?)
+    Ok(r.len(USAGE_DEDUPE)? + r.len(USAGE_EVENTS)?)
 }

@@ -277,11 +277,11 @@ fn one(ctx: &mut WriteCtx<'_>, poster: &Poster, e: &Event, batch: &mut Batch) ->
             ),
         );
     }
-    let key = event_key(&e.tenant_id, &e.event_id);
-    if batch.legacy && ctx.contains(USAGE_EVENTS, &key)? {
+    if batch.legacy && ctx.contains(USAGE_EVENTS, &event_key(&e.tenant_id, &e.event_id))? {
         return Ok(Outcome::Duplicate);
     }
-    if !ctx.insert_new(USAGE_EVENT_IDS, &key, &[])? {
+    let key = dedupe_key(&e.tenant_id, &e.event_id);
+    if !ctx.insert_new(USAGE_DEDUPE, &key, &[])? {
         return Ok(Outcome::Duplicate);
     }
     match attribute(ctx, poster, e, batch, period)? {
@@ -291,7 +291,7 @@ fn one(ctx: &mut WriteCtx<'_>, poster: &Poster, e: &Event, batch: &mut Batch) ->
         }
         Err((reason, message)) => {
             // A repeat was told apart above; this one is refused, so its id is not kept.
-            ctx.delete(USAGE_EVENT_IDS, &key)?;
+            ctx.delete(USAGE_DEDUPE, &key)?;
             Ok(Outcome::Rejected(reason, message))
         }
     }
@@ -540,7 +540,7 @@ fn prune_rows(
     for (k, tenants) in &rows {
         for t in tenants {
             for e in &t.events {
-                ctx.delete(USAGE_EVENT_IDS, &event_key(&t.tenant, &e.event_id))?;
+                ctx.delete(USAGE_DEDUPE, &dedupe_key(&t.tenant, &e.event_id))?;
             }
         }
         ctx.delete(table, k)?;
@@ -620,13 +620,13 @@ fn scrub_within(ctx: &mut WriteCtx<'_>, batch: usize) -> Result<Scrubbed> {
     )?;
     let mut removed = 0u64;
     for (k, mut tenants) in hits {
-        tenants.retain(|t| {
-            let shredded = Some(t.tenant) == tenant;
-            if shredded {
-                removed += t.events.len() as u64;
+        for t in tenants.iter().filter(|t| Some(t.tenant) == tenant) {
+            for e in &t.events {
+                ctx.delete(USAGE_DEDUPE, &dedupe_key(&t.tenant, &e.event_id))?;
             }
-            !shredded
-        });
+            removed += t.events.len() as u64;
+        }
+        tenants.retain(|t| Some(t.tenant) != tenant);
         if tenants.is_empty() {
             ctx.delete(USAGE_EVENT_RECEIPTS, &k)?;
         } else {
@@ -675,16 +675,16 @@ fn prune_legacy(ctx: &mut WriteCtx<'_>, until: &[u8]) -> Result<u64> {
     Ok(doomed.len() as u64)
 }
 
-/// Shredding a tenant deletes its raw events (their `properties` may hold personal data): its
-/// deduplication ids, its [`USAGE_EVENT_LOG`] rows of every period still kept and its legacy
-/// events at once, and its events in [`USAGE_EVENT_RECEIPTS`] (rows shared with other tenants)
-/// through a pending scrub ([`scrub_step`]), which `shred_due_tenants` works off in bounded
-/// writes right after the shred (and `prune_usage_events` finishes, if it was cut short).
-/// Aggregates are counts and are kept for invoices. Returns how many rows were deleted at once.
+/// Shredding a tenant deletes its raw events (their `properties` may hold personal data) and
+/// their deduplication ids: its [`USAGE_EVENT_LOG`] rows of every period still kept and its
+/// legacy events at once, and its events in [`USAGE_EVENT_RECEIPTS`] (rows shared with other
+/// tenants) through a pending scrub ([`scrub_step`]), which `shred_due_tenants` works off in
+/// bounded writes right after the shred (and `prune_usage_events` finishes, if it was cut
+/// short). Aggregates are counts and are kept for invoices. Returns how many rows were deleted
+/// at once (log rows and their ids, legacy events).
 pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
     let prefix = Key::new().uuid(tenant).into_bytes();
-    let mut n = ctx.delete_range(USAGE_EVENT_IDS, &Range::prefix(&prefix))?;
-    n += ctx.delete_range(USAGE_EVENTS, &Range::prefix(&prefix))?;
+    let mut n = ctx.delete_range(USAGE_EVENTS, &Range::prefix(&prefix))?;
     // The log is keyed by period first: visit each period it holds, one seek each.
     let mut from = Vec::new();
     while let Some((k, _)) = ctx.first(USAGE_EVENT_LOG, &Range::all().from(&from), Dir::Asc)? {
@@ -692,6 +692,21 @@ pub fn shred_events(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
             break;
         };
         let rows = Key::new().u64(period).uuid(tenant).into_bytes();
+        let mut ids = Vec::new();
+        ctx.scan(
+            USAGE_EVENT_LOG,
+            &Range::prefix(&rows),
+            Dir::Asc,
+            &mut |k, v| {
+                for t in raw_row(USAGE_EVENT_LOG, k, v)? {
+                    ids.extend(t.events.iter().map(|e| dedupe_key(&t.tenant, &e.event_id)));
+                }
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        for id in &ids {
+            n += u64::from(ctx.delete(USAGE_DEDUPE, id)?);
+        }
         n += ctx.delete_range(USAGE_EVENT_LOG, &Range::prefix(&rows))?;
         from = Key::new().u64(period + 1).into_bytes();
     }

@@ -47,7 +47,9 @@ use crate::actor::Actor;
 ///   plan, daily trial buckets), maintained with every tenant change.
 /// - 6: raw usage events kept by receipt (`usage_event_receipts`, `usage_event_scrubs`); the
 ///   per-tenant rows of `usage_event_log` are still read, pruned and shredded.
-pub const SCHEMA_VERSION: u32 = 6;
+/// - 7: the usage deduplication set keyed by event id first (`usage_dedupe`, moved from
+///   `usage_event_ids`).
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// File name of the redb database inside the data dir.
 pub const DATA_FILE: &str = "tenantry.redb";

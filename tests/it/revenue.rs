@@ -419,8 +419,8 @@ async fn receipts_of(app: &TestApp, tenant: &str) -> (usize, u64) {
 async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and_legacy_ids_still_deduplicate()
  {
     use tenantry::metering::model::{
-        EventLogRecord, LoggedEvent, USAGE_EVENT_IDS, USAGE_EVENT_LOG, USAGE_EVENT_PERIODS,
-        USAGE_EVENTS, event_key, log_key,
+        EventLogRecord, LoggedEvent, USAGE_DEDUPE, USAGE_EVENT_LOG, USAGE_EVENT_PERIODS,
+        USAGE_EVENTS, dedupe_key, event_key, log_key,
     };
     let app = TestApp::spawn().await;
     let app_id = app.app("Projex Work").await;
@@ -463,7 +463,7 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
                     }];
                     let row = EventLogRecord::V1 { events };
                     ctx.put_record(USAGE_EVENT_LOG, &log_key(202611, &t, 1, 0), &row)?;
-                    ctx.put(USAGE_EVENT_IDS, &event_key(&t, id), &[])?;
+                    ctx.put(USAGE_DEDUPE, &dedupe_key(&t, id), &[])?;
                 }
                 Ok::<_, tenantry::store::Error>(())
             },

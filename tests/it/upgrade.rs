@@ -57,7 +57,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
         .await
         .unwrap();
     assert_eq!(version, tenantry::store::SCHEMA_VERSION);
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     let history = app.state.read(tenantry::upgrade::history).await.unwrap();
     assert_eq!(history.len(), 1);
     let platform = app.chain("platform").await;
@@ -74,7 +74,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     );
     let last = &platform[at];
     assert_eq!(last["data"]["from"], 1);
-    assert_eq!(last["data"]["to"], 6);
+    assert_eq!(last["data"]["to"], 7);
     assert_eq!(last["actor"]["id"], "upgrade");
 
     // A backup of the v1 store was taken first, and it verifies on its own.
@@ -82,7 +82,7 @@ async fn a_v1_data_dir_migrates_at_start_after_a_backup_and_still_verifies() {
     assert_eq!(taken.len(), 1, "{taken:?}");
     let name = taken[0].file_name().unwrap().to_string_lossy().into_owned();
     assert!(
-        name.starts_with("tenantry-premigrate-v1-to-v6-") && name.ends_with(".tbk"),
+        name.starts_with("tenantry-premigrate-v1-to-v7-") && name.ends_with(".tbk"),
         "{name}"
     );
     assert_eq!(last["data"]["backup_file"], name.as_str());
