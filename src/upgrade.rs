@@ -79,7 +79,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         from: 6,
-        name: "usage deduplication set keyed by event id first",
+        name: "usage deduplication set keyed by event id first; invoice period rows tell a draft",
         run: v6_to_v7,
     },
 ];
@@ -405,7 +405,19 @@ const MOVE_CHUNK: usize = 10_000;
 /// (`metering::model::USAGE_DEDUPE`). A key is the same bytes in the other order: the tenant is
 /// 16 bytes and the id is self-delimiting ([`Key::str`]). The old table is left empty; a v6
 /// build would not see the moved ids, so the version moves and it refuses the file.
+///
+/// Each `invoice_periods` value gains the byte that tells a draft
+/// (`invoices::model::period_value`), from its invoice's status.
 fn v6_to_v7(ctx: &mut WriteCtx<'_>) -> Result<String> {
+    let moved = dedupe_by_event_id(ctx)?;
+    let periods = invoice_periods_tell_drafts(ctx)?;
+    Ok(format!(
+        "moved {moved} usage event id(s) into the deduplication set keyed by event id; {periods} invoice period row(s) tell a draft"
+    ))
+}
+
+/// The first step of [`v6_to_v7`]: returns how many ids moved.
+fn dedupe_by_event_id(ctx: &mut WriteCtx<'_>) -> Result<u64> {
     use crate::metering::model::{USAGE_DEDUPE, USAGE_EVENT_IDS};
     let mut moved = 0u64;
     let mut range = Range::all();
@@ -435,9 +447,26 @@ fn v6_to_v7(ctx: &mut WriteCtx<'_>) -> Result<String> {
         moved += chunk.len() as u64;
     }
     ctx.delete_range(USAGE_EVENT_IDS, &Range::all())?;
-    Ok(format!(
-        "moved {moved} usage event id(s) into the deduplication set keyed by event id"
-    ))
+    Ok(moved)
+}
+
+/// The second step of [`v6_to_v7`]: returns how many rows it rewrote.
+fn invoice_periods_tell_drafts(ctx: &mut WriteCtx<'_>) -> Result<u64> {
+    use crate::invoices::model::{INVOICE_PERIODS, Status, period_value};
+    let mut rows: Vec<(Vec<u8>, uuid::Uuid)> = Vec::new();
+    ctx.scan(INVOICE_PERIODS, &Range::all(), Dir::Asc, &mut |k, v| {
+        let id = uuid::Uuid::from_slice(v).map_err(|_| store::Error::Corrupt {
+            table: INVOICE_PERIODS.name(),
+            detail: "a value that is not an invoice id".into(),
+        })?;
+        rows.push((k.to_vec(), id));
+        Ok(ControlFlow::Continue(()))
+    })?;
+    for (k, id) in &rows {
+        let draft = crate::invoices::queries::stored(ctx, id)?.status == Status::Draft;
+        ctx.put(INVOICE_PERIODS, k, &period_value(id, draft))?;
+    }
+    Ok(rows.len() as u64)
 }
 
 /// Every tenant, decoded (the migration's own pass over the primary table).
@@ -578,9 +607,14 @@ mod tests {
     }
 
     /// A v6 store's deduplication ids, more than one pass of them, all end up in
-    /// `usage_dedupe` keyed by event id first, and `usage_event_ids` is left empty.
+    /// `usage_dedupe` keyed by event id first, and `usage_event_ids` is left empty; its invoice
+    /// period rows gain the byte that tells a draft.
     #[tokio::test]
     async fn v6_deduplication_ids_move_to_the_set_keyed_by_event_id() {
+        use crate::invoices::model::{
+            INVOICE_PERIODS, INVOICES, Invoice, InvoiceRecord, Status, period_key,
+        };
+        use crate::invoices::queries::period_row;
         use crate::metering::model::{USAGE_DEDUPE, USAGE_EVENT_IDS, dedupe_key, event_key};
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
@@ -594,26 +628,40 @@ mod tests {
             ])
             .collect();
         let all = ids.clone();
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let (draft, finalized) = (uuid::Uuid::from_u128(70), uuid::Uuid::from_u128(71));
         let summary = s
-            .write(
-                DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
-                Actor::system("t"),
-                move |ctx| {
-                    for (t, id) in &all {
-                        ctx.put(USAGE_EVENT_IDS, &event_key(t, id), &[])?;
-                    }
-                    v6_to_v7(ctx)
-                },
-            )
+            .write(now, Actor::system("t"), move |ctx| {
+                for (t, id) in &all {
+                    ctx.put(USAGE_EVENT_IDS, &event_key(t, id), &[])?;
+                }
+                for (inv, period, status) in [
+                    (draft, 202612, Status::Draft),
+                    (finalized, 202611, Status::Finalized),
+                ] {
+                    let inv = Invoice {
+                        status,
+                        ..Invoice::draft(inv, a, period, now)
+                    };
+                    ctx.put_record(INVOICES, inv.id.as_bytes(), &InvoiceRecord::V1(inv.clone()))?;
+                    ctx.put(INVOICE_PERIODS, &period_key(&a, period), inv.id.as_bytes())?;
+                }
+                v6_to_v7(ctx)
+            })
             .await
             .unwrap();
         assert_eq!(
             summary,
             format!(
-                "moved {} usage event id(s) into the deduplication set keyed by event id",
+                "moved {} usage event id(s) into the deduplication set keyed by event id; 2 invoice period row(s) tell a draft",
                 ids.len()
             )
         );
+        let rows = s
+            .read(move |r| Ok::<_, Error>((period_row(r, &a, 202612)?, period_row(r, &a, 202611)?)))
+            .await
+            .unwrap();
+        assert_eq!(rows, (Some((draft, true)), Some((finalized, false))));
         let (moved, left, missing) = s
             .read(move |r| {
                 let mut missing = 0;

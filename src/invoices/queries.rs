@@ -202,8 +202,13 @@ pub fn get(r: &impl Reader, id: &Uuid) -> Result<Invoice> {
 
 /// The id of `tenant`'s invoice of `period`, if one is open.
 pub fn of_period(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Option<Uuid>> {
+    Ok(period_row(r, tenant, period)?.map(|(id, _)| id))
+}
+
+/// `tenant`'s invoice of `period` and whether it is a draft, from its period row alone.
+pub fn period_row(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Option<(Uuid, bool)>> {
     Ok(r.get(INVOICE_PERIODS, &period_key(tenant, period))?
-        .and_then(|b| Uuid::from_slice(&b).ok()))
+        .and_then(|b| parse_period_value(&b)))
 }
 
 /// The upcoming invoice: `tenant`'s draft of the period at `now`, priced now. Without a stored

@@ -20,7 +20,8 @@ use crate::store::keys::{Key, KeyReader};
 use crate::store::{Dir, Range, Reader, WriteCtx};
 use crate::tenants::model::{State, Tenant};
 
-/// Stores `new` (replacing `old`) with its period row and index entries.
+/// Stores `new` (replacing `old`) with its index entries, and its period row when it is new or
+/// stops (or starts again) being a draft.
 fn save(ctx: &mut WriteCtx<'_>, old: Option<&Invoice>, new: &mut Invoice) -> Result<()> {
     new.amount_due_minor = new.due();
     let old_keys = old.map(index_keys).unwrap_or_default();
@@ -39,6 +40,14 @@ fn save(ctx: &mut WriteCtx<'_>, old: Option<&Invoice>, new: &mut Invoice) -> Res
         stored.total_minor = 0;
     }
     ctx.put_record(INVOICES, new.id.as_bytes(), &InvoiceRecord::V1(stored))?;
+    let draft = new.status == Status::Draft;
+    if old.is_none_or(|o| (o.status == Status::Draft) != draft) {
+        ctx.put(
+            INVOICE_PERIODS,
+            &period_key(&new.tenant_id, new.period),
+            &period_value(&new.id, draft),
+        )?;
+    }
     ctx.touch(crate::store::Topic::Tenant(new.tenant_id));
     Ok(())
 }
@@ -63,7 +72,6 @@ pub fn ensure_draft(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Resul
 fn open_draft(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Result<Uuid> {
     let id = Uuid::now_v7();
     let mut inv = Invoice::draft(id, *tenant, period, ctx.now);
-    ctx.put(INVOICE_PERIODS, &period_key(tenant, period), id.as_bytes())?;
     save(ctx, None, &mut inv)?;
     Ok(id)
 }
@@ -631,7 +639,7 @@ pub fn shred(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
         &Range::prefix(&prefix),
         Dir::Asc,
         &mut |_, v| {
-            if let Ok(id) = Uuid::from_slice(v) {
+            if let Some((id, true)) = parse_period_value(v) {
                 drafts.push(id);
             }
             Ok(ControlFlow::Continue(()))
@@ -653,10 +661,11 @@ pub fn shred(ctx: &mut WriteCtx<'_>, tenant: &Uuid) -> Result<u64> {
 
 /// Whether `tenant`'s period `period` takes usage, opening its draft when it has none: a draft
 /// takes events while its period is open, and a finalized (paid, void) invoice closes its period
-/// at once. The ingest's check, with one read of the period's row (`INVOICE_PERIODS`).
+/// at once. The ingest's check, with one read of the period's row (`INVOICE_PERIODS`), which
+/// tells a draft.
 pub fn take_usage(ctx: &mut WriteCtx<'_>, tenant: &Uuid, period: u32) -> Result<bool> {
-    match queries::of_period(ctx, tenant, period)? {
-        Some(id) => Ok(queries::stored(ctx, &id)?.status == Status::Draft),
+    match queries::period_row(ctx, tenant, period)? {
+        Some((_, draft)) => Ok(draft),
         None => open_draft(ctx, tenant, period).map(|_| true),
     }
 }
