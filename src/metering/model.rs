@@ -417,8 +417,14 @@ pub fn crossing_key(period: u32, tenant: &Uuid, sku: &str) -> Vec<u8> {
 /// Reads a `u64` counter value: the first 8 bytes, big-endian (a [`USAGE_TOTALS`] value goes
 /// on with its daily rollup); 0 when absent or shorter.
 pub fn counter(bytes: Option<Vec<u8>>) -> u64 {
+    bytes.as_deref().map_or(0, quantity)
+}
+
+/// The quantity at the head of a counter or [`Total`] value (0 when too short).
+pub fn quantity(bytes: &[u8]) -> u64 {
     bytes
-        .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
         .map_or(0, u64::from_be_bytes)
 }
 
