@@ -575,6 +575,13 @@ async fn crossing_a_soft_cap_warns_on_every_tenant_answer_writes_once_and_never_
         w,
         vec![r#"299 tenantry "soft cap exceeded: api_call 130/100""#.to_string()]
     );
+    // Usage of another SKU (one that sorts before it) still answers with the cap it is over.
+    let (_, v, w) = ingest(&app, TOKEN, vec![event("e", &t, "ai_token", 10)]).await;
+    assert_eq!(v["accepted"], 1, "{v}");
+    assert_eq!(
+        w,
+        vec![r#"299 tenantry "soft cap exceeded: api_call 130/100""#.to_string()]
+    );
 
     let crossed = |actions: Vec<String>| {
         actions
