@@ -30,7 +30,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageEvent {
-    /// Idempotency key, unique per tenant, 1–128 characters: a repeat is counted once.
+    /// Idempotency key, unique per tenant, 1–128 characters: a repeat is counted once. Ids
+    /// made in order (UUIDv7, ULID, or a batch number and a position) are stored side by side
+    /// and ingest faster than random ones.
     pub event_id: String,
     /// The tenant.
     pub tenant_id: String,
