@@ -542,6 +542,44 @@ async fn raw_events_are_shredded_with_their_tenant_pruned_after_their_period_and
     assert_eq!(november, 5 + 1);
 }
 
+/// An `event_id` is unique per tenant: the same id from two tenants is two events, in one
+/// batch as across batches, and a repeat within a tenant is one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_id_is_unique_per_tenant_not_across_tenants() {
+    let app = TestApp::spawn().await;
+    let app_id = app.app("Projex Work").await;
+    let a = tenant_id(&app, &app_id, "Alpha Co").await;
+    let b = tenant_id(&app, &app_id, "Beta Co").await;
+    let catalog = published_catalog(&app, rates(1, 1, None)).await;
+    pin(&app, &a, &catalog, 1, json!([])).await;
+    pin(&app, &b, &catalog, 1, json!([])).await;
+    let (s, v, _) = ingest(
+        &app,
+        TOKEN,
+        vec![
+            event("order-1", &a, "api_call", 2),
+            event("order-1", &b, "api_call", 3),
+            event("order-1", &a, "api_call", 5),
+        ],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["accepted"], &v["duplicates"]),
+        (&json!(2), &json!(1)),
+        "{v}"
+    );
+    assert_eq!(v["results"][2]["status"], "duplicate", "{v}");
+    let (_, v, _) = ingest(&app, TOKEN, vec![event("order-2", &b, "api_call", 7)]).await;
+    assert_eq!(v["accepted"], 1, "{v}");
+    let (_, v, _) = ingest(&app, TOKEN, vec![event("order-2", &a, "api_call", 11)]).await;
+    assert_eq!(v["accepted"], 1, "{v}");
+    for (t, want) in [(&a, 2 + 11), (&b, 3 + 7)] {
+        let (_, m) = app.get(&format!("/api/tenants/{t}/usage/live")).await;
+        assert_eq!(line(&m, "api_call")["quantity"].as_i64(), Some(want), "{m}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crossing_a_soft_cap_warns_on_every_tenant_answer_writes_once_and_never_blocks() {
     let app = TestApp::spawn().await;
