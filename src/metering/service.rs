@@ -472,8 +472,8 @@ fn cross(
 
 /// The soft caps `tenant` is over in the current period, recording each first crossing. The
 /// period's totals are read in one pass over the tenant's range (its SKUs are neighbours), not
-/// one lookup per capped SKU: on `peers/ingest.sql`'s work, where each event is another
-/// tenant's, those lookups were a tenth of the writer's time (issue 10).
+/// one lookup per capped SKU (four per tenant of a batch with the load bench's catalog, issue
+/// 10). A version with no capped SKU reads nothing.
 fn caps(
     ctx: &mut WriteCtx<'_>,
     tenant: &Uuid,
