@@ -123,7 +123,7 @@ pub fn live(r: &impl Reader, tenant: &Uuid, now: DateTime<Utc>) -> Result<Meter>
 
 /// The usage totals of a tenant's period by SKU, in SKU order (at most [`MAX_LINES`]).
 pub fn totals(r: &impl Reader, tenant: &Uuid, period: u32) -> Result<Vec<(String, u64)>> {
-    scan_totals(r, tenant, period, |v| Ok(counter(Some(v.to_vec()))))
+    scan_totals(r, tenant, period, |v| Ok(quantity(v)))
 }
 
 /// The rows of a tenant's period in [`USAGE_TOTALS`], each read by `read`, in SKU order (at

@@ -471,9 +471,10 @@ fn cross(
 }
 
 /// The soft caps `tenant` is over in the current period, recording each first crossing. The
-/// period's totals are read in one pass over the tenant's range (its SKUs are neighbours), not
-/// one lookup per capped SKU (four per tenant of a batch with the load bench's catalog, issue
-/// 10). A version with no capped SKU reads nothing.
+/// period's totals are read in one pass with the live meter's [`super::queries::totals`] (its
+/// SKUs are neighbours; at most `MAX_LINES` of them, as on the meter and the invoice), not one
+/// lookup per capped SKU (four per tenant of a batch with the load bench's catalog, issue 10).
+/// A version with no capped SKU reads nothing.
 fn caps(
     ctx: &mut WriteCtx<'_>,
     tenant: &Uuid,
@@ -489,19 +490,7 @@ fn caps(
         return Ok(Vec::new());
     }
     let period = period_of(now);
-    let prefix = period_prefix(tenant, period);
-    let mut totals: Vec<(String, u64)> = Vec::new();
-    ctx.scan(
-        USAGE_TOTALS,
-        &Range::prefix(&prefix),
-        Dir::Asc,
-        &mut |k, v| {
-            if let Some(sku) = KeyReader::new(&k[prefix.len()..]).str() {
-                totals.push((sku, quantity(v)));
-            }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    let totals = super::queries::totals(ctx, tenant, period)?;
     let mut over = Vec::new();
     for rate in &version.rates {
         let Some(cap) = pin.soft_cap(rate) else {
