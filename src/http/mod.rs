@@ -200,45 +200,55 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
         http: state.config().http.clone(),
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
-    router
+    let edge_headers = EdgeHeaders::of(state.config());
+    let router = router
         .route(
             "/api/openapi.json",
             axum::routing::get(move || {
                 let doc = doc.clone();
-                async move { ([(header::CONTENT_TYPE, "application/json")], doc.as_str().to_owned()) }
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        doc.as_str().to_owned(),
+                    )
+                }
             }),
         )
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Inner to outer: the CSRF check reads a body that is bounded, after the caller is
-        // known; nothing of a body is read before authentication.
+        // Inner to outer, after routing (they need the matched route): the CSRF check reads a
+        // body that is bounded, after the caller is known; nothing of a body is read before
+        // authentication.
         .layer(middleware::from_fn(body::check_csrf))
         .layer(middleware::from_fn_with_state(limits, body::limit_body))
-        .layer(DefaultBodyLimit::disable())
-        .layer(middleware::from_fn_with_state(state.clone(), auth::authorize_request))
-        .layer(middleware::from_fn_with_state(timeouts, request_timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize_request,
+        ))
+        .with_state(state);
+    // Before routing, once for the whole application. `Router::layer` would wrap each route
+    // on its own, and every call would clone the chain of boxed services below each layer
+    // (issue 13's directory profile: the framework's boxing and allocation per request).
+    let edge = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::from_fn(scope_request_id))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(middleware::from_fn_with_state(edge_headers, security_headers))
         .layer(Extension(registry))
-        .layer(
-            ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), RequestIds))
-                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                    let id = req
-                        .headers()
-                        .get(REQUEST_ID_HEADER)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path())
-                }))
-                .layer(PropagateRequestIdLayer::new(request_id))
-                .layer(middleware::from_fn(scope_request_id))
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(middleware::from_fn_with_state(
-                    EdgeHeaders::of(state.config()),
-                    security_headers,
-                )),
-        )
-        .with_state(state)
+        .layer(middleware::from_fn_with_state(timeouts, request_timeout))
+        .layer(DefaultBodyLimit::disable())
+        .service(router);
+    Router::new().fallback_service(edge)
 }
 
 /// Gives a request without an `x-request-id` one: a random-looking UUIDv4, the shape
