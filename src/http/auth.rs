@@ -20,9 +20,8 @@
 //! Console refusals are pages: no credentials redirects to the console's sign-in, a missing
 //! permission is a 403 page; API refusals are problem+json.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
@@ -274,26 +273,27 @@ pub fn tenant_param<'a>(template: &str, path: &'a str) -> Option<&'a str> {
     path.split('/').nth(at)
 }
 
-/// Middleware: authenticates, calls [`rbac::RouteTable::authorize`] with the matched route
-/// template and its tenant parameter, and enforces visits on Tenant-console pages (the CSRF
-/// check of console forms follows, in [`super::body::check_csrf`], once the body is bounded).
-/// Requests that matched no route pass through to the 404
+/// The route guard's first step ([`super::guard`]): authenticates, calls
+/// [`rbac::RouteTable::authorize`] with the matched route template and its tenant parameter,
+/// and enforces visits on Tenant-console pages (the body limit and the CSRF check of console
+/// forms follow, in [`super::body`]). Gives the request back with its [`Principal`], and the
+/// soft caps the route's tenant is over, for [`warn_over`]; or the refusal (401, 403, or a
+/// console's sign-in redirect). Requests that matched no route pass through to the 404
 /// fallback.
-pub async fn authorize_request(
-    State(state): State<AppState>,
+pub async fn admit(
+    state: &AppState,
     mut req: Request,
-    next: Next,
-) -> Response {
+) -> Result<(Request, Vec<crate::catalogs::caps::Over>), Response> {
     let Some(template) = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned())
     else {
-        return next.run(req).await;
+        return Ok((req, Vec::new()));
     };
     let Some(registry) = req.extensions().get::<Arc<Registry>>().cloned() else {
         tracing::error!("the registry is not in the request; refusing");
-        return ApiError::Domain(Error::Internal("no route registry".into())).into_response();
+        return Err(ApiError::Domain(Error::Internal("no route registry".into())).into_response());
     };
     let routes = registry.routes();
     let method = req.method().clone();
@@ -320,17 +320,17 @@ pub async fn authorize_request(
     } else {
         Cookies::No
     };
-    let principal = match authenticate(&state, req.headers(), cookies).await {
+    let principal = match authenticate(state, req.headers(), cookies).await {
         Ok(p) => p,
         Err(_) if public => None,
-        Err(e) => return refuse(e.into(), &req),
+        Err(e) => return Err(refuse(e.into(), &req)),
     };
     // On a tenant's console, an operator's visit is checked first: a read-only visitor hears
     // "read-only" whatever its role would allow.
     if let (Cookies::Tenant(t), Some(p), false) = (cookies, principal.as_ref(), public)
         && let Err(r) = check_visit(p, t, &method, access, state.clock().now())
     {
-        return refuse(r.into(), &req);
+        return Err(refuse(r.into(), &req));
     }
     if let Err(r) = routes.authorize(
         principal.as_ref(),
@@ -338,7 +338,7 @@ pub async fn authorize_request(
         &template,
         tenant.as_deref(),
     ) {
-        return refuse(r.into(), &req);
+        return Err(refuse(r.into(), &req));
     }
     if let Some(p) = principal {
         tracing::debug!(actor = %p.actor.id, kind = p.label(), "authorized");
@@ -352,13 +352,16 @@ pub async fn authorize_request(
             .unwrap_or_default(),
         _ => Vec::new(),
     };
-    let mut res = next.run(req).await;
+    Ok((req, over))
+}
+
+/// Adds a `Warning: 299` header to `res` for each soft cap in `over` ([`admit`]'s list).
+pub fn warn_over(res: &mut Response, over: Vec<crate::catalogs::caps::Over>) {
     for o in over {
         if let Ok(v) = axum::http::HeaderValue::from_str(&o.warning()) {
             res.headers_mut().append(axum::http::header::WARNING, v);
         }
     }
-    res
 }
 
 /// On tenant `tenant`'s console, an operator needs an active visit of it (F21.05.05), and a

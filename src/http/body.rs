@@ -1,7 +1,7 @@
 //! Request bodies: every one is read within a limit, after authentication (issue 12, findings
 //! 1 and 3).
 //!
-//! - [`limit_body`] runs after [`super::auth::authorize_request`], so a request without the
+//! - [`bound`] runs after [`super::auth::admit`], so a request without the
 //!   right credentials is refused before any of its body is read. A body with no
 //!   `Content-Length` (chunked, or HTTP/2) is read through the same limit as any other: there
 //!   is no path around it.
@@ -17,9 +17,8 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 use tokio_stream::StreamExt;
@@ -41,7 +40,7 @@ pub const UPLOAD_SLOTS: usize = 2;
 /// Bytes of a multipart form read to find its CSRF field (forms send it first).
 const CSRF_HEAD: usize = 64 * 1024;
 
-/// What [`limit_body`] needs: the routes' limits and where uploads are spooled.
+/// What [`bound`] needs: the routes' limits and where uploads are spooled.
 #[derive(Clone)]
 pub struct BodyLimits {
     /// The contexts' upload routes and limits.
@@ -75,9 +74,14 @@ fn unreadable() -> Response {
     .into_response()
 }
 
-/// Middleware: bounds the body of every request (see the module docs). Answers 413
-/// `payload_too_large` for a body over its limit, 400 `bad_request` for one that breaks off.
-pub async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Next) -> Response {
+/// The body limit of the route guard ([`super::guard`]): bounds the body of every request (see
+/// the module docs) and gives the request back with its body bounded, and with the upload slot
+/// it holds while its handler runs (large uploads only). Refuses with 413 `payload_too_large`
+/// for a body over its limit, 400 `bad_request` for one that breaks off.
+pub async fn bound(
+    limits: &BodyLimits,
+    req: Request,
+) -> Result<(Request, Option<tokio::sync::OwnedSemaphorePermit>), Response> {
     let path = req.uri().path().to_owned();
     let known = req.extensions().get::<Principal>().is_some();
     let mut limit = limits.registry.body_limit(&path, &limits.config);
@@ -90,14 +94,14 @@ pub async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Ne
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared == Some(0) {
-        return next.run(req).await;
+        return Ok((req, None));
     }
     let (parts, body) = req.into_parts();
     if declared.is_some_and(|n| n > limit as u64) {
         if known && declared.is_some_and(|n| n <= DRAIN_MAX) {
             drain(body, DRAIN_MAX).await;
         }
-        return too_large();
+        return Err(too_large());
     }
     // An upload no larger than any route's in-memory limit is read like any other body: the
     // spool (a temp file, two at a time) is for the large ones. Usage batches are uploads for
@@ -106,26 +110,21 @@ pub async fn limit_body(State(limits): State<BodyLimits>, req: Request, next: Ne
     let small = declared.is_some_and(|n| n <= limits.config.body_limit_bytes as u64);
     if limits.registry.is_upload(&path) && !small {
         let dir = limits.config.data_dir.join("tmp");
-        let file = match spool(body, limit, &dir).await {
-            Ok(f) => f,
-            Err(r) => return r,
-        };
+        let file = spool(body, limit, &dir).await?;
         // The slot is held while the handler reads the file.
-        let Ok(_slot) = limits.uploads.clone().acquire_owned().await else {
-            return unreadable();
+        let Ok(slot) = limits.uploads.clone().acquire_owned().await else {
+            return Err(unreadable());
         };
         let stream = tokio_util::io::ReaderStream::new(file);
-        return next
-            .run(Request::from_parts(parts, Body::from_stream(stream)))
-            .await;
+        return Ok((
+            Request::from_parts(parts, Body::from_stream(stream)),
+            Some(slot),
+        ));
     }
     match axum::body::to_bytes(body, limit).await {
-        Ok(bytes) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Err(e) if is_length_limit(&e) => too_large(),
-        Err(_) => unreadable(),
+        Ok(bytes) => Ok((Request::from_parts(parts, Body::from(bytes)), None)),
+        Err(e) if is_length_limit(&e) => Err(too_large()),
+        Err(_) => Err(unreadable()),
     }
 }
 
@@ -194,21 +193,22 @@ async fn spool(
     Ok(file)
 }
 
-/// Middleware: the CSRF check of console forms. A console write by a principal with a session
-/// (operator or tenant member) must carry the session's token in its `csrf` field: read from
-/// the whole urlencoded body, or from the head of a multipart one. The body was bounded by
-/// [`limit_body`] first.
-pub async fn check_csrf(req: Request, next: Next) -> Response {
+/// The CSRF check of console forms, the route guard's last step ([`super::guard`]). A console
+/// write by a principal with a session (operator or tenant member) must carry the session's
+/// token in its `csrf` field: read from the whole urlencoded body, or from the head of a
+/// multipart one. The body was bounded by [`bound`] first. Gives the request back (its body
+/// intact) or refuses with 403 `forbidden`.
+pub async fn check_csrf(req: Request) -> Result<Request, Response> {
     let safe = req.method() == Method::GET || req.method() == Method::HEAD;
     let Some(template) = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map(|m| m.as_str().to_owned())
     else {
-        return next.run(req).await;
+        return Ok(req);
     };
     if safe || !rbac::is_console(&template) {
-        return next.run(req).await;
+        return Ok(req);
     }
     let public = req.extensions().get::<Arc<Registry>>().is_some_and(|r| {
         r.routes().access_for(req.method().as_str(), &template) == Some(Access::Public)
@@ -219,17 +219,17 @@ pub async fn check_csrf(req: Request, next: Next) -> Response {
         .and_then(|p| p.session.as_ref())
         .map(|s| s.csrf.clone())
     else {
-        return next.run(req).await;
+        return Ok(req);
     };
     if public {
-        return next.run(req).await;
+        return Ok(req);
     }
     let (parts, body) = req.into_parts();
     let (sent, body) = match multipart_boundary(&parts.headers) {
         Some(boundary) => {
             let (head, rest) = match peek(body, CSRF_HEAD).await {
                 Ok(p) => p,
-                Err(r) => return r,
+                Err(r) => return Err(r),
             };
             let sent = multipart_value(head.clone(), boundary, CSRF_FIELD).await;
             let body = Body::from_stream(
@@ -239,7 +239,7 @@ pub async fn check_csrf(req: Request, next: Next) -> Response {
         }
         None => match axum::body::to_bytes(body, usize::MAX).await {
             Ok(bytes) => (form_value(&bytes, CSRF_FIELD), Body::from(bytes)),
-            Err(_) => return unreadable(),
+            Err(_) => return Err(unreadable()),
         },
     };
     if !csrf_matches(&expected, sent.as_deref()) {
@@ -248,9 +248,9 @@ pub async fn check_csrf(req: Request, next: Next) -> Response {
             "refused a console form without a valid CSRF token"
         );
         let e = Refusal::Forbidden("this form expired or did not come from this console (CSRF check failed): reload the page and try again".into());
-        return crate::console::refusal(e.into(), &parts.uri);
+        return Err(crate::console::refusal(e.into(), &parts.uri));
     }
-    next.run(Request::from_parts(parts, body)).await
+    Ok(Request::from_parts(parts, body))
 }
 
 /// The first `n` bytes of `body` (fewer if it is shorter) and the rest of it.

@@ -1,6 +1,7 @@
 //! The HTTP layer: folds every context's router into one application, serves the OpenAPI
-//! document built from the same routes, and wraps all routes in one middleware stack (request
-//! id, tracing, panic catching, body limit, authentication and the permission check).
+//! document built from the same routes, and wraps it in one middleware stack: before routing,
+//! request id, tracing, panic catching, security headers and the timeout; after routing, one
+//! route guard (authentication and the permission check, the body limit, the CSRF check).
 //!
 //! - [`context`]: the descriptor each context exports, and the [`context::Registry`] of them.
 //! - [`auth`]: credentials, the permission middleware, the CSRF check of console forms.
@@ -217,14 +218,13 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Inner to outer, after routing (they need the matched route): the CSRF check reads a
-        // body that is bounded, after the caller is known; nothing of a body is read before
-        // authentication.
-        .layer(middleware::from_fn(body::check_csrf))
-        .layer(middleware::from_fn_with_state(limits, body::limit_body))
+        // After routing: the guard needs the matched route.
         .layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::authorize_request,
+            Guard {
+                state: state.clone(),
+                limits,
+            },
+            guard,
         ))
         .with_state(state);
     // Before routing, once for the whole application. `Router::layer` would wrap each route
@@ -276,6 +276,36 @@ impl MakeRequestId for RequestIds {
         let text = id.hyphenated().encode_lower(&mut text);
         HeaderValue::from_str(text).ok().map(RequestId::new)
     }
+}
+
+/// What [`guard`] needs: the state (credentials, the soft-cap board) and the body limits.
+#[derive(Clone)]
+struct Guard {
+    state: AppState,
+    limits: body::BodyLimits,
+}
+
+/// The route guard, one middleware after routing, in this order: authentication and the
+/// permission check ([`auth::admit`]); then the body, bounded ([`body::bound`]); then the CSRF
+/// check of console forms ([`body::check_csrf`]). Nothing of a body is read before the caller is
+/// known, and the CSRF check reads a body that is already bounded. One layer rather than three:
+/// each `from_fn` layer boxes the service and the future below it on every call.
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let (req, over) = match auth::admit(&g.state, req).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal,
+    };
+    let (req, _upload_slot) = match body::bound(&g.limits, req).await {
+        Ok(bounded) => bounded,
+        Err(refusal) => return refusal,
+    };
+    let req = match body::check_csrf(req).await {
+        Ok(req) => req,
+        Err(refusal) => return refusal,
+    };
+    let mut res = next.run(req).await;
+    auth::warn_over(&mut res, over);
+    res
 }
 
 /// Makes the request id available to error responses (`problem::current_request_id`).

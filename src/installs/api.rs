@@ -29,7 +29,7 @@ pub const BUNDLES_PATH: &str = "/api/installs/heartbeat-bundles";
 
 /// Routes of this module.
 pub fn router() -> OpenApiRouter<AppState> {
-    // The bundle upload has its own, larger limit; `http::limit_body` enforces it.
+    // The bundle upload has its own, larger limit; `http::body::bound` enforces it.
     let bundles = OpenApiRouter::new()
         .routes(routes!(bundles_import))
         .layer(DefaultBodyLimit::disable());
