@@ -301,8 +301,7 @@ pub async fn admit(
     let safe = method == Method::GET || method == Method::HEAD;
     let access = routes.access_for(method.as_str(), &template);
     let public = access == Some(Access::Public);
-    let path = req.uri().path().to_owned();
-    let tenant = tenant_param(&template, &path).map(str::to_owned);
+    let tenant = tenant_param(&template, req.uri().path()).map(str::to_owned);
     let refuse = |e: ApiError, req: &Request| -> Response {
         if console {
             crate::console::refusal(e, req.uri())

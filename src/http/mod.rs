@@ -198,7 +198,8 @@ pub fn app(state: AppState, contexts: &[&Context]) -> Router {
     let limits = body::BodyLimits::new(registry.clone(), state.config().clone());
     let timeouts = Timeouts {
         registry: registry.clone(),
-        http: state.config().http.clone(),
+        request_secs: state.config().http.request_timeout_secs,
+        upload_secs: state.config().http.upload_timeout_secs,
     };
     let request_id = HeaderName::from_static(REQUEST_ID_HEADER);
     let edge_headers = EdgeHeaders::of(state.config());
@@ -324,7 +325,8 @@ async fn scope_request_id(req: Request, next: Next) -> Response {
 #[derive(Clone)]
 struct Timeouts {
     registry: Arc<Registry>,
-    http: crate::config::HttpConfig,
+    request_secs: u64,
+    upload_secs: u64,
 }
 
 /// Answers 408 `request_timeout` when a request (its body read included) has no response
@@ -332,9 +334,9 @@ struct Timeouts {
 /// either committed in full or not at all.
 async fn request_timeout(State(t): State<Timeouts>, req: Request, next: Next) -> Response {
     let secs = if t.registry.is_upload(req.uri().path()) {
-        t.http.upload_timeout_secs
+        t.upload_secs
     } else {
-        t.http.request_timeout_secs
+        t.request_secs
     };
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
     let mut run = std::pin::pin!(next.run(req));
