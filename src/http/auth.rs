@@ -1,4 +1,5 @@
-//! Authentication, and the middleware that runs the one permission check on every route.
+//! Authentication, and the route guard's step that runs the one permission check on every
+//! route ([`admit`]).
 //!
 //! Credentials, in order:
 //! - `Authorization: Bearer <token>` or `x-admin-ops-token: <token>` (API.md "Authentication"):
@@ -10,7 +11,8 @@
 //!   to its path, so it never reaches `/platform`), else the operator's session during a visit;
 //! - the console session cookie, for console routes and for safe (`GET`/`HEAD`) API requests
 //!   such as CSV and NDJSON exports. Unsafe API requests never ride on a cookie, so the JSON
-//!   API needs no CSRF protection; console forms carry a per-session CSRF token, checked here.
+//!   API needs no CSRF protection; console forms carry a per-session CSRF token, checked once the body is bounded
+//!   ([`super::body::check_csrf`]).
 //!
 //! Then [`crate::rbac::RouteTable::authorize`] decides, with the route's tenant parameter: a
 //! tenant principal naming another tenant gets 404. On Tenant-console pages an operator needs
@@ -273,7 +275,7 @@ pub fn tenant_param<'a>(template: &str, path: &'a str) -> Option<&'a str> {
     path.split('/').nth(at)
 }
 
-/// The route guard's first step ([`super::guard`]): authenticates, calls
+/// The route guard's first step (`http::guard`): authenticates, calls
 /// [`rbac::RouteTable::authorize`] with the matched route template and its tenant parameter,
 /// and enforces visits on Tenant-console pages (the body limit and the CSRF check of console
 /// forms follow, in [`super::body`]). Gives the request back with its [`Principal`], and the

@@ -74,7 +74,7 @@ fn unreadable() -> Response {
     .into_response()
 }
 
-/// The body limit of the route guard ([`super::guard`]): bounds the body of every request (see
+/// The body limit of the route guard (`http::guard`): bounds the body of every request (see
 /// the module docs) and gives the request back with its body bounded, and with the upload slot
 /// it holds while its handler runs (large uploads only). Refuses with 413 `payload_too_large`
 /// for a body over its limit, 400 `bad_request` for one that breaks off.
@@ -195,7 +195,7 @@ async fn spool(
     Ok(file)
 }
 
-/// The CSRF check of console forms, the route guard's last step ([`super::guard`]). A console
+/// The CSRF check of console forms, the route guard's last step (`http::guard`). A console
 /// write by a principal with a session (operator or tenant member) must carry the session's
 /// token in its `csrf` field: read from the whole urlencoded body, or from the head of a
 /// multipart one. The body was bounded by [`bound`] first. Gives the request back (its body

@@ -4,7 +4,8 @@
 //! route guard (authentication and the permission check, the body limit, the CSRF check).
 //!
 //! - [`context`]: the descriptor each context exports, and the [`context::Registry`] of them.
-//! - [`auth`]: credentials, the permission middleware, the CSRF check of console forms.
+//! - [`auth`]: credentials, and the route guard's permission step ([`auth::admit`]).
+//! - [`body`]: the guard's body limit and its CSRF check of console forms.
 //! - [`problem`]: domain errors and transport refusals as `application/problem+json`.
 //! - [`extract`]: extractors whose rejections are problems.
 //! - [`health`]: `/healthz`, `/readyz`, `/api/whoami`.
