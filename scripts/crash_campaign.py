@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -173,17 +174,23 @@ def one_run(binary, run, rng, writers):
             env=dict(os.environ, TENANTRY_ADMIN_OPS_TOKEN=TOKEN),
         )
         log.close()
+        # How many redo-log records the restart replayed (batches answered after the last
+        # checkpoint before the kill): the runs that exercise the replay.
+        with open(os.path.join(tmp, "server.log"), errors="replace") as f:
+            found = re.findall(r"replayed the redo log.*?records=(\d+)", f.read())
+        replayed = sum(int(n) for n in found)
         ok = not lost and verify.returncode == 0
         print(
             f"run {run}: {len(acked)} tenants acknowledged, {len(inflight)} in flight at the kill, "
-            f"{load.checkpoints} checkpoints; lost {len(lost)}; verify rc={verify.returncode}",
+            f"{load.checkpoints} checkpoints, {replayed} redo-log records replayed; "
+            f"lost {len(lost)}; verify rc={verify.returncode}",
             flush=True,
         )
         if not ok:
             for item in lost[:10]:
                 print("  lost:", item)
             print(verify.stdout[-2000:], verify.stderr[-2000:])
-        return len(acked), len(lost), verify.returncode
+        return len(acked), len(lost), verify.returncode, replayed
 
 
 def main():
@@ -196,9 +203,10 @@ def main():
     seed = a.seed if a.seed is not None else random.randrange(2**32)
     print(f"seed {seed}", flush=True)
     rng = random.Random(seed)
-    total_acked = total_lost = bad = 0
+    total_acked = total_lost = bad = with_replay = 0
     for run in range(1, a.runs + 1):
-        acked, lost, rc = one_run(a.binary, run, rng, a.writers)
+        acked, lost, rc, replayed = one_run(a.binary, run, rng, a.writers)
+        with_replay += replayed > 0
         total_acked += acked
         total_lost += lost
         bad += rc != 0
@@ -206,7 +214,8 @@ def main():
             break
     print(
         f"crash campaign: {run} kill -9 runs, {total_acked} acknowledged tenants, "
-        f"{total_lost} lost, {bad} runs with a chain that did not verify"
+        f"{total_lost} lost, {bad} runs with a chain that did not verify, "
+        f"{with_replay} runs whose restart replayed the redo log"
     )
     sys.exit(1 if total_lost or bad else 0)
 

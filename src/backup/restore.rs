@@ -474,11 +474,14 @@ async fn restore_staged(
     drop(store);
 
     let data_file = data_dir.join(store::DATA_FILE);
+    // The redo log belongs to the data file it was written for: it goes aside with it, or a
+    // start on the restored file would replay the old file's batches into it.
+    let wal_file = store::wal::wal_path(&data_file);
     let keys = data_dir.join(KEYS_DIR);
     let mut replaced = None;
     if occupied {
         let aside = data_dir.join(format!("replaced-{stamp}"));
-        for p in [&data_file, &keys] {
+        for p in [&data_file, &wal_file, &keys] {
             if p.exists() {
                 store::ensure_private_dir(&aside)?;
                 let to = aside.join(p.file_name().unwrap_or_default());

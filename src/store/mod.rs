@@ -16,6 +16,7 @@ pub mod keys;
 mod offline;
 pub mod page;
 pub mod snapshot;
+pub mod wal;
 mod writer;
 
 use std::collections::BTreeSet;
@@ -546,12 +547,15 @@ pub struct WriteCtx<'t> {
     pub actor: Actor,
     writes: usize,
     notice: CommitNotice,
+    /// The batch's changes so far, as redo-log operations ([`wal`]).
+    log: Vec<u8>,
 }
 
 impl<'t> WriteCtx<'t> {
     fn new(
         txn: &'t redb::WriteTransaction,
         tables: TableSet<'t>,
+        log: Vec<u8>,
         now: DateTime<Utc>,
         actor: Actor,
     ) -> Self {
@@ -562,13 +566,14 @@ impl<'t> WriteCtx<'t> {
             actor,
             writes: 0,
             notice: CommitNotice::default(),
+            log,
         }
     }
 
-    /// Ends the request: the batch's open tables (for the next request), what it changed, and
-    /// whether it wrote.
-    fn finish(self) -> (TableSet<'t>, CommitNotice, bool) {
-        (self.tables, self.notice, self.writes > 0)
+    /// Ends the request: the batch's open tables and redo log (for the next request), what it
+    /// changed, and whether it wrote.
+    fn finish(self) -> (TableSet<'t>, Vec<u8>, CommitNotice, bool) {
+        (self.tables, self.log, self.notice, self.writes > 0)
     }
 
     /// Stores `value` at `key`.
@@ -577,6 +582,7 @@ impl<'t> WriteCtx<'t> {
         let t = self.tables.open(self.txn, table)?;
         self.tables.created(table);
         t.borrow_mut().insert(key, value)?;
+        wal::encode_op(&mut self.log, wal::OP_PUT, table.name, key, Some(value));
         Ok(())
     }
 
@@ -590,7 +596,10 @@ impl<'t> WriteCtx<'t> {
         let mut t = t.borrow_mut();
         let old = t.insert(key, value)?.map(|v| v.value().to_vec());
         match old {
-            None => Ok(true),
+            None => {
+                wal::encode_op(&mut self.log, wal::OP_PUT, table.name, key, Some(value));
+                Ok(true)
+            }
             Some(old) => {
                 if old != value {
                     t.insert(key, old.as_slice())?;
@@ -614,6 +623,9 @@ impl<'t> WriteCtx<'t> {
         }
         let t = self.tables.open(self.txn, table)?;
         let existed = t.borrow_mut().remove(key)?.is_some();
+        if existed {
+            wal::encode_op(&mut self.log, wal::OP_DELETE, table.name, key, None);
+        }
         Ok(existed)
     }
 
@@ -630,6 +642,10 @@ impl<'t> WriteCtx<'t> {
                 n += 1;
                 false
             })?;
+        if n > 0 {
+            let (lo, hi) = range.bounds();
+            wal::encode_range(&mut self.log, table.name, lo, hi);
+        }
         Ok(n)
     }
 
@@ -799,7 +815,7 @@ impl Store {
                 other => Error::storage(format!("opening {}: {other}", path.display())),
             })?;
         set_private_file(&path)?;
-        Store::from_database(db, path)
+        Store::from_database(db, path, wal::CHECKPOINT_EVERY)
     }
 
     /// Opens the store over a custom redb backend (fault-injection tests).
@@ -811,15 +827,31 @@ impl Store {
         let db = redb::Database::builder()
             .create_with_backend(backend)
             .map_err(|e| Error::storage(format!("opening {}: {e}", path.display())))?;
-        Store::from_database(db, path)
+        // Every batch a checkpoint: these tests inject failures into redb's own I/O.
+        Store::from_database(db, path, std::time::Duration::ZERO)
     }
 
-    fn from_database(db: redb::Database, path: PathBuf) -> Result<Store> {
+    /// Wraps an open database: replays the redo log into it ([`wal::replay`]), checks the
+    /// schema, and starts the writer, which checkpoints every `checkpoint_every`.
+    fn from_database(
+        db: redb::Database,
+        path: PathBuf,
+        checkpoint_every: std::time::Duration,
+    ) -> Result<Store> {
         let db = Arc::new(integrity::Sealed::new(db, path.clone()));
+        let replayed = wal::replay(&db, &path)?;
+        if replayed.records > 0 {
+            tracing::warn!(
+                records = replayed.records,
+                lsn = replayed.last_lsn,
+                "replayed the redo log after an unclean stop"
+            );
+        }
         check_and_init_schema(&db)?;
+        let log = wal::Wal::open(&path, replayed.last_lsn, checkpoint_every)?;
         let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();
         let min_free = Arc::new(std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE));
-        let writer = writer::Writer::spawn(db.clone(), observers.clone(), min_free.clone())?;
+        let writer = writer::Writer::spawn(db.clone(), log, observers.clone(), min_free.clone())?;
         Ok(Store {
             inner: Arc::new(Inner {
                 db: RwLock::new(Some(db)),

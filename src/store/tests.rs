@@ -1423,3 +1423,193 @@ fn a_finger_from_another_table_or_transaction_is_not_used() {
     );
     assert!(y.get_near(5002, &mut finger).unwrap().is_none());
 }
+
+// The redo log (`wal`): batches committed without durability between checkpoints are replayed
+// after a crash, and a replay applies exactly the records the file does not hold yet.
+
+const WAL_CRASH_CHILD: &str = "TENANTRY_TEST_WAL_CRASH_CHILD";
+
+/// The LSN the data file itself holds, read with redb directly (no replay).
+fn file_lsn(data_file: &Path) -> u64 {
+    let db = redb::Database::open(data_file).unwrap();
+    let txn = db.begin_read().unwrap();
+    let meta = txn.open_table(META.def()).unwrap();
+    meta.get(wal::LSN_KEY)
+        .unwrap()
+        .map_or(0, |v| u64::from_be_bytes(v.value().try_into().unwrap()))
+}
+
+#[test]
+fn a_crash_between_checkpoints_loses_no_answered_write() {
+    if let Some(dir) = std::env::var_os(WAL_CRASH_CHILD) {
+        // The child: answered writes of every kind, then a stop without any close, as kill -9.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = Store::open(Path::new(&dir)).unwrap();
+            for i in 0..200u32 {
+                store
+                    .write(now(), Actor::system("test"), move |ctx| {
+                        ctx.put(T, format!("k{i:03}").as_bytes(), b"v")?;
+                        if i % 10 == 9 {
+                            ctx.delete(T, format!("k{:03}", i - 9).as_bytes())?;
+                        }
+                        ctx.insert_new(Table::new("test_set"), &i.to_be_bytes(), b"")?;
+                        Ok::<_, Error>(())
+                    })
+                    .await
+                    .unwrap();
+            }
+            store
+                .write(now(), Actor::system("test"), |ctx| {
+                    ctx.delete_range(T, &Range::between(b"k100".to_vec(), b"k150".to_vec()))
+                })
+                .await
+                .unwrap();
+            println!("ANSWERED ALL");
+        });
+        std::process::abort();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // One checkpointed write before the crash run, so the file has a schema and an LSN.
+    let store = Store::open(dir.path()).unwrap();
+    rt_block(put(&store, "before", "v")).unwrap();
+    rt_block(store.close());
+    drop(store);
+    let checkpointed = file_lsn(&dir.path().join(DATA_FILE));
+    assert!(checkpointed >= 1, "the write before was logged");
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "store::tests::a_crash_between_checkpoints_loses_no_answered_write",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(WAL_CRASH_CHILD, dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ANSWERED ALL"), "{stdout}");
+    assert!(!out.status.success(), "the child stopped without a close");
+
+    // Without the log, the file alone misses the answered writes (they were not checkpointed).
+    let file_only = file_lsn(&dir.path().join(DATA_FILE));
+    assert!(
+        file_only < checkpointed + 201,
+        "the child's batches were not all checkpointed (file lsn {file_only})"
+    );
+    let store = Store::open(dir.path()).unwrap();
+    let (rows, set, before) = rt_block(store.read(|r| {
+        let mut rows = Vec::new();
+        r.scan(T, &Range::all(), Dir::Asc, &mut |k, _| {
+            rows.push(String::from_utf8_lossy(k).into_owned());
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let set = r.len(Table::new("test_set"))?;
+        let before = r.get(T, b"before")?;
+        Ok::<_, Error>((rows, set, before))
+    }))
+    .unwrap();
+    let expected: Vec<String> = (0..200u32)
+        .filter(|i| !(i % 10 == 0 && *i < 191))
+        .map(|i| format!("k{i:03}"))
+        .filter(|k| !(k.as_str() >= "k100" && k.as_str() < "k150"))
+        .chain(std::iter::once("before".to_string()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(rows, expected);
+    assert_eq!(set, 200);
+    assert_eq!(before, Some(b"v".to_vec()));
+    rt_block(store.close());
+    drop(store);
+    // The replay was checkpointed: the file holds every batch now.
+    assert_eq!(file_lsn(&dir.path().join(DATA_FILE)), checkpointed + 201);
+}
+
+fn rt_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn a_replay_applies_the_records_after_the_file_and_stops_at_a_torn_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_file = dir.path().join(DATA_FILE);
+    let store = Store::open(dir.path()).unwrap();
+    rt_block(put(&store, "a", "1")).unwrap();
+    rt_block(store.close());
+    drop(store);
+    let last = file_lsn(&data_file);
+
+    // Records as the writer logs them, after the file's LSN: two whole ones, a torn one, and
+    // a whole one after it that must not be applied either.
+    let mut wal = wal::Wal::open(&data_file, last, std::time::Duration::from_secs(60)).unwrap();
+    let record = |ops: &[(&str, Option<&str>)]| {
+        let mut p = Vec::new();
+        for (k, v) in ops {
+            match v {
+                Some(v) => wal::encode_op(
+                    &mut p,
+                    wal::OP_PUT,
+                    T.name(),
+                    k.as_bytes(),
+                    Some(v.as_bytes()),
+                ),
+                None => wal::encode_op(&mut p, wal::OP_DELETE, T.name(), k.as_bytes(), None),
+            }
+        }
+        p
+    };
+    let r1 = record(&[("b", Some("2")), ("a", None)]);
+    let r2 = record(&[("c", Some("3"))]);
+    let r3 = record(&[("d", Some("4"))]);
+    let r4 = record(&[("e", Some("5"))]);
+    wal.append(last + 1, &r1).ok().unwrap();
+    wal.append(last + 2, &r2).ok().unwrap();
+    wal.append(last + 3, &r3).ok().unwrap();
+    wal.append(last + 4, &r4).ok().unwrap();
+    drop(wal);
+    // Tear record 3: its last payload byte changes.
+    let third_end = 3 * 32 + r1.len() + r2.len() + r3.len();
+    let log_path = wal::wal_path(&data_file);
+    let mut bytes = std::fs::read(&log_path).unwrap();
+    bytes[third_end - 1] ^= 0xff;
+    std::fs::write(&log_path, &bytes).unwrap();
+
+    let store = Store::open(dir.path()).unwrap();
+    let got = rt_block(async {
+        let mut got = Vec::new();
+        for k in ["a", "b", "c", "d", "e"] {
+            got.push(get(&store, k).await);
+        }
+        got
+    });
+    assert_eq!(
+        got,
+        vec![None, Some(b"2".to_vec()), Some(b"3".to_vec()), None, None]
+    );
+    rt_block(store.close());
+    drop(store);
+    assert_eq!(file_lsn(&data_file), last + 2);
+
+    // A write after the replay is logged as record `last + 3` at the log's start; after a
+    // close and an open, nothing more is applied (the torn record and the one after it stay
+    // out), and the write is there.
+    let store = Store::open(dir.path()).unwrap();
+    rt_block(put(&store, "f", "6")).unwrap();
+    rt_block(store.close());
+    drop(store);
+    assert_eq!(file_lsn(&data_file), last + 3);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(rt_block(get(&store, "d")), None);
+    assert_eq!(rt_block(get(&store, "e")), None);
+    assert_eq!(rt_block(get(&store, "f")), Some(b"6".to_vec()));
+    rt_block(store.close());
+}

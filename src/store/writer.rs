@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
+use super::wal::{AppendError, Plan, Wal};
 use super::{CommitNotice, CommitObserver, Error, TableSet, WriteCtx};
 use crate::actor::Actor;
 
@@ -129,6 +130,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn spawn(
         db: Arc<super::integrity::Sealed>,
+        wal: Wal,
         observers: Arc<RwLock<Vec<CommitObserver>>>,
         min_free: Arc<AtomicU64>,
     ) -> super::Result<Writer> {
@@ -137,7 +139,7 @@ impl Writer {
         let c = counters.clone();
         let thread = std::thread::Builder::new()
             .name("tenantry-writer".into())
-            .spawn(move || writer_loop(&db, rx, &observers, &c, &min_free))
+            .spawn(move || writer_loop(&db, wal, rx, &observers, &c, &min_free))
             .map_err(|e| Error::storage(format!("starting the writer thread: {e}")))?;
         Ok(Writer {
             tx: RwLock::new(Some(tx)),
@@ -212,6 +214,7 @@ impl Writer {
 
 fn writer_loop(
     db: &super::integrity::Sealed,
+    mut wal: Wal,
     mut rx: mpsc::Receiver<Box<dyn Job>>,
     observers: &RwLock<Vec<CommitObserver>>,
     counters: &Counters,
@@ -221,6 +224,8 @@ fn writer_loop(
     // A request taken from the queue that would have pushed its batch over `MAX_WEIGHT`: it
     // starts the next batch.
     let mut held: Option<Box<dyn Job>> = None;
+    // The batch's redo-log payload, reused from batch to batch.
+    let mut log: Vec<u8> = Vec::new();
     loop {
         let first = match held.take() {
             Some(job) => job,
@@ -251,7 +256,7 @@ fn writer_loop(
         // let the supervisor (systemd) restart the process, which recovers the file.
         if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
             match space_left(db.path(), min_free.load(Ordering::Relaxed)) {
-                Ok(()) => run_batch(db, &mut batch, observers, counters),
+                Ok(()) => run_batch(db, &mut wal, &mut log, &mut batch, observers, counters),
                 Err((free_bytes, reserve_bytes)) => {
                     for job in &mut batch {
                         job.fail(Error::StorageFull {
@@ -274,18 +279,48 @@ fn writer_loop(
             job.finish();
         }
     }
+    // Closing: the batches only the log holds go into the file, so a clean close leaves nothing
+    // to replay.
+    if wal.has_pending()
+        && let Err(panic) = catch_unwind(AssertUnwindSafe(|| checkpoint(db, &mut wal, counters)))
+    {
+        writer_died(&panic_message(&*panic));
+    }
+}
+
+/// A durable commit of an empty transaction: every commit made without durability since the
+/// last checkpoint reaches the file. A failure is logged; the log still holds those batches and
+/// the next open replays them.
+fn checkpoint(db: &redb::Database, wal: &mut Wal, counters: &Counters) {
+    let started = Instant::now();
+    let done = db
+        .begin_write()
+        .map_err(Error::from)
+        .and_then(|txn| txn.commit().map_err(Error::from));
+    counters
+        .commit_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    match done {
+        Ok(()) => wal.checkpointed(),
+        Err(e) => {
+            tracing::error!(error = %e, "the closing checkpoint failed; the next start replays the redo log")
+        }
+    }
 }
 
 /// Runs the batch to a commit (re-running without poisoning requests as needed), records a
 /// commit failure in each job's result, and notifies observers. Jobs are answered by the caller.
 fn run_batch(
     db: &redb::Database,
+    wal: &mut Wal,
+    log: &mut Vec<u8>,
     batch: &mut [Box<dyn Job>],
     observers: &RwLock<Vec<CommitObserver>>,
     counters: &Counters,
 ) {
     let mut excluded = vec![false; batch.len()];
     loop {
+        log.clear();
         let txn = match db.begin_write() {
             Ok(txn) => txn,
             Err(e) => {
@@ -303,10 +338,17 @@ fn run_batch(
             if excluded[i] {
                 continue;
             }
-            let mut ctx = WriteCtx::new(&txn, tables, job.now(), job.actor().clone());
+            let mut ctx = WriteCtx::new(
+                &txn,
+                tables,
+                std::mem::take(log),
+                job.now(),
+                job.actor().clone(),
+            );
             let outcome = catch_unwind(AssertUnwindSafe(|| job.run(&mut ctx)));
-            let (open, changed, wrote) = ctx.finish();
+            let (open, ops, changed, wrote) = ctx.finish();
             tables = open;
+            *log = ops;
             match outcome {
                 Ok(true) => notice.merge(changed),
                 Ok(false) if !wrote => {}
@@ -325,17 +367,73 @@ fn run_batch(
                 break;
             }
         }
-        // The open tables write their roots back as they close, before the commit or abort.
-        drop(tables);
         if poisoned {
+            drop(tables);
             counters.reruns.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = txn.abort() {
                 tracing::error!(error = %e, "aborting a poisoned write transaction failed");
             }
             continue;
         }
+        // A batch that changed something is logged and committed without durability, unless a
+        // checkpoint is due (see `wal`). Its transaction records its LSN, so the file knows
+        // which logged batches it holds.
+        let plan = if log.is_empty() {
+            None
+        } else {
+            Some(wal.plan(log.len()))
+        };
+        if let Some(Plan::Log(lsn)) = plan {
+            let stored = tables
+                .open(&txn, super::META)
+                .and_then(|meta| super::wal::store_lsn(&mut meta.borrow_mut(), lsn));
+            if let Err(e) = stored {
+                drop(tables);
+                let _ = txn.abort();
+                for (job, _) in batch.iter_mut().zip(&excluded).filter(|(_, x)| !**x) {
+                    job.fail(Error::storage(&e));
+                }
+                return;
+            }
+        }
+        // The open tables write their roots back as they close, before the commit or abort.
+        drop(tables);
         let started = Instant::now();
-        let committed = txn.commit();
+        let mut txn = txn;
+        let committed = match plan {
+            Some(Plan::Log(lsn)) => match wal.append(lsn, log) {
+                Ok(()) => {
+                    let _ = txn.set_durability(redb::Durability::None);
+                    let committed = txn.commit().map_err(Error::from);
+                    match &committed {
+                        Ok(()) => wal.committed_lazily(),
+                        // The record must not be replayed: the batch is answered as failed.
+                        Err(_) => {
+                            if let Err(e) = wal.cancel_last(lsn, log.len()) {
+                                writer_died(&format!(
+                                    "a commit failed after its redo-log record was written, and cancelling the record failed too ({e})"
+                                ));
+                            }
+                        }
+                    }
+                    committed
+                }
+                Err(AppendError::Refused(e)) => {
+                    let _ = txn.abort();
+                    Err(e)
+                }
+                Err(AppendError::Unknown(e)) => writer_died(&format!(
+                    "writing the redo log failed and the record could not be cancelled ({e})"
+                )),
+            },
+            Some(Plan::Durable) | None => {
+                let committed = txn.commit().map_err(Error::from);
+                if committed.is_ok() && plan.is_some() {
+                    wal.checkpointed();
+                }
+                committed
+            }
+        };
         counters
             .commit_micros
             .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -357,8 +455,7 @@ fn run_batch(
                     }
                 }
             }
-            Err(e) => {
-                let err = Error::from(e);
+            Err(err) => {
                 tracing::error!(error = %err, "commit failed; the batch is lost and every request in it is answered with the error");
                 for (job, _) in batch.iter_mut().zip(&excluded).filter(|(_, x)| !**x) {
                     job.fail(Error::storage(&err));

@@ -19,10 +19,13 @@ use crate::console::{client, operator, signin, signin_response};
 use crate::helpers::TestApp;
 use crate::process::{BIN, TOKEN, data_dir};
 
-/// The bytes of the data file as committed so far (each commit is written before it is
-/// answered, so the file holds every acknowledged write).
+/// The bytes of the data file and of the redo log as committed so far: each commit is in the
+/// log before it is answered, and in the file after a checkpoint, so together they hold every
+/// acknowledged write (and a secret in clear would show in either).
 fn data_file(app: &TestApp) -> Vec<u8> {
-    std::fs::read(app.data_dir().join("tenantry.redb")).unwrap()
+    let mut bytes = std::fs::read(app.data_dir().join("tenantry.redb")).unwrap();
+    bytes.extend(std::fs::read(app.data_dir().join("tenantry.wal")).unwrap_or_default());
+    bytes
 }
 
 fn holds(haystack: &[u8], needle: &str) -> bool {

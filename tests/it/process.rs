@@ -694,8 +694,9 @@ async fn operators_are_managed_from_the_cli_with_or_without_a_running_server() {
 }
 
 /// R1 (issue 12), the short form: five kill -9 runs of `scripts/crash_campaign.py` on the real
-/// binary under a mixed write load; no acknowledged write is lost and every chain verifies.
-/// The script runs 100 by default.
+/// binary under a mixed write load; no acknowledged write is lost, every chain verifies, and
+/// the restarts replay the redo log (the kills land between its checkpoints). The script runs
+/// 100 by default.
 #[test]
 fn kill_9_under_load_loses_no_acknowledged_write() {
     let out = std::process::Command::new("python3")
@@ -721,6 +722,11 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
     );
     assert!(text.contains("crash campaign: 5 kill -9 runs"), "{text}");
     assert!(text.contains(", 0 lost, 0 runs"), "{text}");
+    // The kills land between checkpoints, so restarts replay the redo log: the runs test it.
+    assert!(
+        !text.contains(", 0 runs whose restart replayed the redo log"),
+        "no restart replayed the redo log: {text}"
+    );
 }
 
 /// R3 (issue 12), the short form: schemathesis against the real binary's OpenAPI document, two
