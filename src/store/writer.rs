@@ -426,13 +426,16 @@ fn run_batch(
                     "writing the redo log failed and the record could not be cancelled ({e})"
                 )),
             },
-            Some(Plan::Durable) | None => {
+            Some(Plan::Durable) => {
                 let committed = txn.commit().map_err(Error::from);
-                if committed.is_ok() && plan.is_some() {
+                if committed.is_ok() {
                     wal.checkpointed();
                 }
                 committed
             }
+            // Nothing changed (every request refused or only read): there is nothing to make
+            // durable, and an abort costs no fsync.
+            None => txn.abort().map_err(Error::from),
         };
         counters
             .commit_micros
