@@ -848,7 +848,8 @@ impl Store {
             );
         }
         check_and_init_schema(&db)?;
-        let log = wal::Wal::open(&path, replayed.last_lsn, checkpoint_every)?;
+        let key = wal::key(&db)?;
+        let log = wal::Wal::open(&path, key, replayed.last_lsn, checkpoint_every)?;
         let observers: Arc<RwLock<Vec<CommitObserver>>> = Arc::default();
         let min_free = Arc::new(std::sync::atomic::AtomicU64::new(DEFAULT_MIN_FREE));
         let writer = writer::Writer::spawn(db.clone(), log, observers.clone(), min_free.clone())?;

@@ -1550,7 +1550,12 @@ fn a_replay_applies_the_records_after_the_file_and_stops_at_a_torn_one() {
 
     // Records as the writer logs them, after the file's LSN: two whole ones, a torn one, and
     // a whole one after it that must not be applied either.
-    let mut wal = wal::Wal::open(&data_file, last, std::time::Duration::from_secs(60)).unwrap();
+    let key = {
+        let db = redb::Database::open(&data_file).unwrap();
+        wal::key(&db).unwrap()
+    };
+    let mut wal =
+        wal::Wal::open(&data_file, key, last, std::time::Duration::from_secs(60)).unwrap();
     let record = |ops: &[(&str, Option<&str>)]| {
         let mut p = Vec::new();
         for (k, v) in ops {

@@ -22,8 +22,8 @@
 //! then, so an answered write survives a crash, and nothing a reader saw can be lost.
 //!
 //! **Format.** Records follow each other from offset 0. Each is a 32-byte header (the magic
-//! `TWL1`, the payload length as u32 LE, the LSN as u64 LE, the first 16 bytes of the BLAKE3 of
-//! LSN ++ length ++ payload) and its payload, a sequence of operations:
+//! `TWL1`, the payload length as u32 LE, the LSN as u64 LE, the first 16 bytes of the keyed BLAKE3
+//! of LSN ++ length ++ payload) and its payload, a sequence of operations:
 //! - `1` put: table, key, value;
 //! - `2` delete: table, key;
 //! - `3` delete range: table, lower bound, upper bound;
@@ -33,6 +33,11 @@
 //! stops at the first header whose magic, checksum or length does not hold (a torn or cancelled
 //! record, zeros, or an older record), and at an LSN that does not follow the previous one.
 //! Records older than the file's `wal_lsn` (left over from before a checkpoint) are skipped.
+//!
+//! The checksum's key is 32 random bytes kept in the data file (`meta["wal_key"]`, made at the
+//! first open). A client's stored value can therefore hold the bytes of a record, and a replay
+//! that reads from a stale place still cannot take them for one: without the key, no one can
+//! make a checksum hold.
 //!
 //! The file grows in [`GROW_BY`] steps of written zeros up to [`CAPACITY`], so an append
 //! overwrites allocated blocks and its fdatasync has no file size to record.
@@ -60,6 +65,8 @@ pub const GROW_BY: u64 = 1024 * 1024;
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// The `meta` key holding the LSN of the last logged batch a transaction contains (u64 BE).
 pub const LSN_KEY: &[u8] = b"wal_lsn";
+/// The `meta` key holding the checksum key of the records (32 bytes).
+pub const KEY_KEY: &[u8] = b"wal_key";
 
 const MAGIC: &[u8; 4] = b"TWL1";
 const HEADER: usize = 32;
@@ -109,8 +116,8 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn checksum(lsn: u64, payload: &[u8]) -> [u8; 16] {
-    let mut h = blake3::Hasher::new();
+fn checksum(key: &[u8; 32], lsn: u64, payload: &[u8]) -> [u8; 16] {
+    let mut h = blake3::Hasher::new_keyed(key);
     h.update(&lsn.to_le_bytes());
     h.update(&(payload.len() as u32).to_le_bytes());
     h.update(payload);
@@ -122,6 +129,8 @@ fn checksum(lsn: u64, payload: &[u8]) -> [u8; 16] {
 /// The open log, owned by the writer thread.
 pub(super) struct Wal {
     file: File,
+    /// The checksum key (`meta["wal_key"]`).
+    key: [u8; 32],
     path: PathBuf,
     /// Where the next record goes.
     pos: u64,
@@ -156,7 +165,12 @@ impl Wal {
     /// `last_lsn` then, so the next append may overwrite them from offset 0.
     ///
     /// Errors: [`Error::Storage`] for I/O.
-    pub(super) fn open(data_file: &Path, last_lsn: u64, every: Duration) -> Result<Wal> {
+    pub(super) fn open(
+        data_file: &Path,
+        key: [u8; 32],
+        last_lsn: u64,
+        every: Duration,
+    ) -> Result<Wal> {
         let path = wal_path(data_file);
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -172,6 +186,7 @@ impl Wal {
             .len();
         Ok(Wal {
             file,
+            key,
             path,
             pos: 0,
             len,
@@ -213,7 +228,7 @@ impl Wal {
         record.extend_from_slice(MAGIC);
         record.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         record.extend_from_slice(&lsn.to_le_bytes());
-        record.extend_from_slice(&checksum(lsn, payload));
+        record.extend_from_slice(&checksum(&self.key, lsn, payload));
         record.extend_from_slice(payload);
         let written = self
             .file
@@ -315,6 +330,34 @@ fn stored_lsn(meta: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Result
         .map_or(0, u64::from_be_bytes))
 }
 
+fn stored_key(meta: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Result<Option<[u8; 32]>> {
+    Ok(meta
+        .get(KEY_KEY)?
+        .and_then(|v| <[u8; 32]>::try_from(v.value()).ok()))
+}
+
+/// The file's checksum key for the log, made (random) and stored durably at its first open.
+///
+/// Errors: [`Error::Storage`] for I/O or when the system has no random source.
+pub(super) fn key(db: &redb::Database) -> Result<[u8; 32]> {
+    let txn = db.begin_write()?;
+    let key = {
+        let mut meta = txn.open_table(META.def())?;
+        match stored_key(&meta)? {
+            Some(k) => k,
+            None => {
+                let mut k = [0u8; 32];
+                getrandom::fill(&mut k)
+                    .map_err(|e| Error::storage(format!("no random source: {e}")))?;
+                meta.insert(KEY_KEY, k.as_slice())?;
+                k
+            }
+        }
+    };
+    txn.commit()?;
+    Ok(key)
+}
+
 /// Stores `lsn` as the last logged batch in the transaction (inside a batch or a replay).
 pub(super) fn store_lsn(
     meta: &mut redb::Table<'_, &'static [u8], &'static [u8]>,
@@ -340,17 +383,21 @@ pub struct Replayed {
 /// so that is a bug, not a torn write).
 pub(super) fn replay(db: &redb::Database, data_file: &Path) -> Result<Replayed> {
     let path = wal_path(data_file);
-    let last = {
+    let (last, key) = {
         let txn = redb::ReadableDatabase::begin_read(db)?;
         match txn.open_table(META.def()) {
-            Ok(meta) => stored_lsn(&meta)?,
-            Err(redb::TableError::TableDoesNotExist(_)) => 0,
+            Ok(meta) => (stored_lsn(&meta)?, stored_key(&meta)?),
+            Err(redb::TableError::TableDoesNotExist(_)) => (0, None),
             Err(e) => return Err(e.into()),
         }
     };
     let mut done = Replayed {
         records: 0,
         last_lsn: last,
+    };
+    // No key: no record was ever written for this file.
+    let Some(key) = key else {
+        return Ok(done);
     };
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -373,7 +420,9 @@ pub(super) fn replay(db: &redb::Database, data_file: &Path) -> Result<Replayed> 
             break;
         }
         payload.resize(len, 0);
-        if reader.read_exact(&mut payload).is_err() || header[16..32] != checksum(lsn, &payload) {
+        if reader.read_exact(&mut payload).is_err()
+            || header[16..32] != checksum(&key, lsn, &payload)
+        {
             break;
         }
         if lsn <= last && done.records == 0 {
