@@ -913,7 +913,7 @@ impl Store {
     }
 
     /// Queues `f` for the writer, which runs it inside a group-commit batch and answers after
-    /// the batch is durably committed.
+    /// the batch is committed and durable (its redo-log record synced, [`wal`]).
     ///
     /// `f` may run more than once: when another request of its batch fails after writing, the
     /// batch is rolled back and re-run without that request. It must therefore depend only on

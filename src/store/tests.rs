@@ -1618,3 +1618,26 @@ fn a_replay_applies_the_records_after_the_file_and_stops_at_a_torn_one() {
     assert_eq!(rt_block(get(&store, "f")), Some(b"6".to_vec()));
     rt_block(store.close());
 }
+
+#[test]
+fn a_record_made_without_the_files_key_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_file = dir.path().join(DATA_FILE);
+    let store = Store::open(dir.path()).unwrap();
+    rt_block(put(&store, "a", "1")).unwrap();
+    rt_block(store.close());
+    drop(store);
+    let last = file_lsn(&data_file);
+    // A well-formed record with the next LSN, as a client could spell it out in a stored
+    // value, but checksummed with another key.
+    let mut wal =
+        wal::Wal::open(&data_file, [7; 32], last, std::time::Duration::from_secs(60)).unwrap();
+    let mut payload = Vec::new();
+    wal::encode_op(&mut payload, wal::OP_PUT, T.name(), b"forged", Some(b"x"));
+    wal.append(last + 1, &payload).ok().unwrap();
+    drop(wal);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(rt_block(get(&store, "forged")), None);
+    assert_eq!(rt_block(get(&store, "a")), Some(b"1".to_vec()));
+    rt_block(store.close());
+}

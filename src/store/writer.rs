@@ -1,9 +1,11 @@
 //! The single writer thread and its group commit.
 //!
-//! redb allows one write transaction at a time and each durable commit costs an fsync, so one
+//! redb allows one write transaction at a time and each durable write costs an fsync, so one
 //! thread owns writing. It takes every request waiting in the queue (up to [`MAX_BATCH`] requests
-//! and [`MAX_WEIGHT`] units of work), runs them in one transaction, commits once, publishes a
-//! [`CommitNotice`] to observers, then answers each caller with its own result.
+//! and [`MAX_WEIGHT`] units of work), runs them in one transaction, makes it durable with one
+//! redo-log record ([`super::wal`]; a durable redb commit instead when a checkpoint is due),
+//! commits once, publishes a [`CommitNotice`] to observers, then answers each caller with its own
+//! result.
 //!
 //! A request that fails must leave no trace and must not fail its neighbours:
 //! - a request that refuses before writing simply gets its error; the batch goes on;
