@@ -818,17 +818,19 @@ impl Store {
         Store::from_database(db, path, wal::CHECKPOINT_EVERY)
     }
 
-    /// Opens the store over a custom redb backend (fault-injection tests).
+    /// Opens the store over a custom redb backend (fault-injection tests), with a checkpoint
+    /// every `checkpoint_every` (zero: every batch is a durable redb commit, so the injected
+    /// failures meet redb's own I/O at each batch).
     #[cfg(test)]
     pub(crate) fn open_with_backend(
         path: PathBuf,
         backend: impl redb::StorageBackend,
+        checkpoint_every: std::time::Duration,
     ) -> Result<Store> {
         let db = redb::Database::builder()
             .create_with_backend(backend)
             .map_err(|e| Error::storage(format!("opening {}: {e}", path.display())))?;
-        // Every batch a checkpoint: these tests inject failures into redb's own I/O.
-        Store::from_database(db, path, std::time::Duration::ZERO)
+        Store::from_database(db, path, checkpoint_every)
     }
 
     /// Wraps an open database: replays the redo log into it ([`wal::replay`]), checks the
