@@ -37,6 +37,9 @@ pub const MAX_BATCH: usize = 512;
 /// of about 46 s of writer time (issue 10's measure, about 90 µs per such event). A request
 /// heavier than this commits alone.
 pub const MAX_WEIGHT: u64 = 10_000;
+/// The most redo-log payload memory the writer keeps between batches, bytes: more than a full
+/// batch of ordinary writes needs, so only heavy batches give theirs back.
+const LOG_KEEP: usize = 4 * 1024 * 1024;
 /// Capacity of the request queue.
 const QUEUE: usize = 4096;
 /// How long a caller waits for room in a full queue before [`Error::Overloaded`].
@@ -279,6 +282,11 @@ fn writer_loop(
             .fetch_max(batch.len() as u64, Ordering::Relaxed);
         for job in batch.drain(..) {
             job.finish();
+        }
+        // A heavy batch (a migration pass, a request over `MAX_WEIGHT`) does not keep its
+        // payload's memory for the life of the process.
+        if log.capacity() > LOG_KEEP {
+            log = Vec::new();
         }
     }
     // Closing: the batches only the log holds go into the file, so a clean close leaves nothing
