@@ -1666,3 +1666,46 @@ fn a_record_made_without_the_files_key_is_not_replayed() {
     assert_eq!(rt_block(get(&store, "a")), Some(b"1".to_vec()));
     rt_block(store.close());
 }
+
+#[tokio::test]
+async fn writes_between_checkpoints_are_logged_and_the_close_checkpoints_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..50u32 {
+        store
+            .write(now(), Actor::system("test"), move |ctx| {
+                ctx.put(T, &i.to_be_bytes(), b"v")
+            })
+            .await
+            .unwrap();
+    }
+    let stats = store.writer_stats();
+    // Within one checkpoint interval, every batch but at most one is a logged one.
+    if started.elapsed() < wal::CHECKPOINT_EVERY {
+        assert!(stats.logged >= 49, "{stats:?}");
+        assert!(stats.checkpoints <= 1, "{stats:?}");
+    }
+    assert_eq!(stats.logged + stats.checkpoints, stats.batches, "{stats:?}");
+    let lsn_before_close = file_lsn_of_open(&store).await;
+    store.close().await;
+    drop(store);
+    // The close's checkpoint put every logged batch in the file.
+    assert_eq!(file_lsn(&dir.path().join(DATA_FILE)), lsn_before_close);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.read(|r| r.len(T).map_err(E::from)).await.unwrap(), 50);
+    store.close().await;
+}
+
+/// The LSN of the last logged batch, as an open store's readers see it.
+async fn file_lsn_of_open(store: &Store) -> u64 {
+    store
+        .read(|r| {
+            Ok::<_, Error>(
+                r.get(META, wal::LSN_KEY)?
+                    .map_or(0, |v| u64::from_be_bytes(v.try_into().unwrap())),
+            )
+        })
+        .await
+        .unwrap()
+}

@@ -146,9 +146,6 @@ pub(super) struct Wal {
     last_checkpoint: Instant,
     /// Non-durable commits since then.
     pending: u64,
-    /// Records appended and checkpoints taken since open (metrics).
-    pub(super) records: u64,
-    pub(super) checkpoints: u64,
 }
 
 /// The decision for one batch's commit.
@@ -195,8 +192,6 @@ impl Wal {
             every,
             last_checkpoint: Instant::now(),
             pending: 0,
-            records: 0,
-            checkpoints: 0,
         })
     }
 
@@ -243,7 +238,6 @@ impl Wal {
         }
         self.pos = end;
         self.next_lsn = lsn + 1;
-        self.records += 1;
         Ok(())
     }
 
@@ -256,7 +250,6 @@ impl Wal {
         self.cancel_at(at)?;
         self.pos = at;
         self.next_lsn = lsn;
-        self.records = self.records.saturating_sub(1);
         Ok(())
     }
 
@@ -299,7 +292,6 @@ impl Wal {
         self.pos = 0;
         self.pending = 0;
         self.last_checkpoint = Instant::now();
-        self.checkpoints += 1;
     }
 
     /// Are there commits that only the log holds?

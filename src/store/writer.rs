@@ -115,6 +115,10 @@ pub struct WriterStats {
     pub commit_micros: u64,
     /// Largest batch seen.
     pub max_batch: u64,
+    /// Batches made durable by a redo-log record ([`super::wal`]).
+    pub logged: u64,
+    /// Durable redb commits (checkpoints), each writing the pages of the batches logged before.
+    pub checkpoints: u64,
 }
 
 #[derive(Default)]
@@ -124,6 +128,8 @@ struct Counters {
     reruns: AtomicU64,
     commit_micros: AtomicU64,
     max_batch: AtomicU64,
+    logged: AtomicU64,
+    checkpoints: AtomicU64,
 }
 
 pub(super) struct Writer {
@@ -197,6 +203,8 @@ impl Writer {
             reruns: c.reruns.load(Ordering::Relaxed),
             commit_micros: c.commit_micros.load(Ordering::Relaxed),
             max_batch: c.max_batch.load(Ordering::Relaxed),
+            logged: c.logged.load(Ordering::Relaxed),
+            checkpoints: c.checkpoints.load(Ordering::Relaxed),
         }
     }
 
@@ -311,7 +319,10 @@ fn checkpoint(db: &redb::Database, wal: &mut Wal, counters: &Counters) {
         .commit_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     match done {
-        Ok(()) => wal.checkpointed(),
+        Ok(()) => {
+            wal.checkpointed();
+            counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        }
         Err(e) => {
             tracing::error!(error = %e, "the closing checkpoint failed; the next start replays the redo log")
         }
@@ -416,7 +427,10 @@ fn run_batch(
                     let _ = txn.set_durability(redb::Durability::None);
                     let committed = txn.commit().map_err(Error::from);
                     match &committed {
-                        Ok(()) => wal.committed_lazily(),
+                        Ok(()) => {
+                            wal.committed_lazily();
+                            counters.logged.fetch_add(1, Ordering::Relaxed);
+                        }
                         // The record must not be replayed: the batch is answered as failed.
                         Err(_) => {
                             if let Err(e) = wal.cancel_last(lsn, log.len()) {
@@ -440,6 +454,7 @@ fn run_batch(
                 let committed = txn.commit().map_err(Error::from);
                 if committed.is_ok() {
                     wal.checkpointed();
+                    counters.checkpoints.fetch_add(1, Ordering::Relaxed);
                 }
                 committed
             }
