@@ -1494,11 +1494,7 @@ fn a_crash_between_checkpoints_loses_no_answered_write() {
     }
     let dir = tempfile::tempdir().unwrap();
     // One checkpointed write before the crash run, so the file has a schema and an LSN.
-    let store = Store::open(dir.path()).unwrap();
-    rt_block(put(&store, "before", "v")).unwrap();
-    rt_block(store.close());
-    drop(store);
-    let checkpointed = file_lsn(&dir.path().join(DATA_FILE));
+    let (_, checkpointed) = one_write_then_close(dir.path(), "before", "v");
     assert!(checkpointed >= 1, "the write before was logged");
 
     let out = std::process::Command::new(std::env::current_exe().unwrap())
@@ -1558,15 +1554,22 @@ fn rt_block<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// A store in `dir` that took one write (`k` = `v`) and closed cleanly: its data file and the
+/// LSN the file holds.
+fn one_write_then_close(dir: &Path, k: &'static str, v: &'static str) -> (PathBuf, u64) {
+    let store = Store::open(dir).unwrap();
+    rt_block(put(&store, k, v)).unwrap();
+    rt_block(store.close());
+    drop(store);
+    let data_file = dir.join(DATA_FILE);
+    let lsn = file_lsn(&data_file);
+    (data_file, lsn)
+}
+
 #[test]
 fn a_replay_applies_the_records_after_the_file_and_stops_at_a_torn_one() {
     let dir = tempfile::tempdir().unwrap();
-    let data_file = dir.path().join(DATA_FILE);
-    let store = Store::open(dir.path()).unwrap();
-    rt_block(put(&store, "a", "1")).unwrap();
-    rt_block(store.close());
-    drop(store);
-    let last = file_lsn(&data_file);
+    let (data_file, last) = one_write_then_close(dir.path(), "a", "1");
 
     // Records as the writer logs them, after the file's LSN: two whole ones, a torn one, and
     // a whole one after it that must not be applied either.
@@ -1642,12 +1645,7 @@ fn a_replay_applies_the_records_after_the_file_and_stops_at_a_torn_one() {
 #[test]
 fn a_record_made_without_the_files_key_is_not_replayed() {
     let dir = tempfile::tempdir().unwrap();
-    let data_file = dir.path().join(DATA_FILE);
-    let store = Store::open(dir.path()).unwrap();
-    rt_block(put(&store, "a", "1")).unwrap();
-    rt_block(store.close());
-    drop(store);
-    let last = file_lsn(&data_file);
+    let (data_file, last) = one_write_then_close(dir.path(), "a", "1");
     // A well-formed record with the next LSN, as a client could spell it out in a stored
     // value, but checksummed with another key.
     let mut wal = wal::Wal::open(
@@ -1690,8 +1688,15 @@ async fn writes_between_checkpoints_are_logged_and_the_close_checkpoints_them() 
     let lsn_before_close = file_lsn_of_open(&store).await;
     store.close().await;
     drop(store);
-    // The close's checkpoint put every logged batch in the file.
+    // The close's checkpoint put every logged batch in the file, and cleared the log, so the
+    // next open reads no record.
     assert_eq!(file_lsn(&dir.path().join(DATA_FILE)), lsn_before_close);
+    let log = std::fs::read(wal::wal_path(&dir.path().join(DATA_FILE))).unwrap();
+    assert_eq!(
+        &log[..4],
+        &[0u8; 4],
+        "the log starts with no record after a clean close"
+    );
     let store = Store::open(dir.path()).unwrap();
     assert_eq!(store.read(|r| r.len(T).map_err(E::from)).await.unwrap(), 50);
     store.close().await;

@@ -138,8 +138,6 @@ pub(super) struct Wal {
     len: u64,
     /// The LSN of the next record.
     next_lsn: u64,
-    /// Largest size the log may reach.
-    capacity: u64,
     /// Checkpoint interval.
     every: Duration,
     /// When the file last took a durable commit.
@@ -188,7 +186,6 @@ impl Wal {
             pos: 0,
             len,
             next_lsn: last_lsn + 1,
-            capacity: CAPACITY,
             every,
             last_checkpoint: Instant::now(),
             pending: 0,
@@ -199,7 +196,7 @@ impl Wal {
     /// due or the record would not fit, else logged.
     pub(super) fn plan(&self, payload_len: usize) -> Plan {
         let due = self.last_checkpoint.elapsed() >= self.every;
-        let fits = self.pos + (HEADER + payload_len) as u64 <= self.capacity;
+        let fits = self.pos + (HEADER + payload_len) as u64 <= CAPACITY;
         if due || !fits {
             Plan::Durable
         } else {
@@ -298,6 +295,20 @@ impl Wal {
     pub(super) fn has_pending(&self) -> bool {
         self.pending > 0
     }
+
+    /// After the last checkpoint of a clean close: cancels the record at offset 0, so the next
+    /// open's replay stops at once instead of reading (and skipping) up to [`CAPACITY`] of
+    /// records the file already holds.
+    ///
+    /// Errors: [`Error::Storage`]; the log is then only slower to replay, never wrong.
+    pub(super) fn clear(&mut self) -> Result<()> {
+        if self.len == 0 {
+            return Ok(());
+        }
+        self.cancel_at(0)?;
+        self.pos = 0;
+        Ok(())
+    }
 }
 
 /// Why an append failed.
@@ -333,21 +344,17 @@ fn stored_key(meta: &impl ReadableTable<&'static [u8], &'static [u8]>) -> Result
 /// Errors: [`Error::Storage`] for I/O or when the system has no random source.
 pub(super) fn key(db: &redb::Database) -> Result<[u8; 32]> {
     let txn = db.begin_write()?;
-    let key = {
-        let mut meta = txn.open_table(META.def())?;
-        match stored_key(&meta)? {
-            Some(k) => k,
-            None => {
-                let mut k = [0u8; 32];
-                getrandom::fill(&mut k)
-                    .map_err(|e| Error::storage(format!("no random source: {e}")))?;
-                meta.insert(KEY_KEY, k.as_slice())?;
-                k
-            }
-        }
-    };
+    let found = stored_key(&txn.open_table(META.def())?)?;
+    if let Some(k) = found {
+        // Every open after the first: nothing to write, so no commit (and no fsync) at start.
+        txn.abort()?;
+        return Ok(k);
+    }
+    let mut k = [0u8; 32];
+    getrandom::fill(&mut k).map_err(|e| Error::storage(format!("no random source: {e}")))?;
+    txn.open_table(META.def())?.insert(KEY_KEY, k.as_slice())?;
     txn.commit()?;
-    Ok(key)
+    Ok(k)
 }
 
 /// Stores `lsn` as the last logged batch in the transaction (inside a batch or a replay).

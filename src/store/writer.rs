@@ -304,6 +304,11 @@ fn writer_loop(
     {
         writer_died(&panic_message(&*panic));
     }
+    if !wal.has_pending()
+        && let Err(e) = wal.clear()
+    {
+        tracing::warn!(error = %e, "clearing the redo log at close failed; the next start reads it through");
+    }
 }
 
 /// A durable commit of an empty transaction: every commit made without durability since the
