@@ -425,36 +425,8 @@ fn run_batch(
         // The open tables write their roots back as they close, before the commit or abort.
         drop(tables);
         let started = Instant::now();
-        let mut txn = txn;
         let committed = match plan {
-            Some(Plan::Log(lsn)) => match wal.append(lsn, log) {
-                Ok(()) => {
-                    let _ = txn.set_durability(redb::Durability::None);
-                    let committed = txn.commit().map_err(Error::from);
-                    match &committed {
-                        Ok(()) => {
-                            wal.committed_lazily();
-                            counters.logged.fetch_add(1, Ordering::Relaxed);
-                        }
-                        // The record must not be replayed: the batch is answered as failed.
-                        Err(_) => {
-                            if let Err(e) = wal.cancel_last(lsn, log.len()) {
-                                writer_died(&format!(
-                                    "a commit failed after its redo-log record was written, and cancelling the record failed too ({e})"
-                                ));
-                            }
-                        }
-                    }
-                    committed
-                }
-                Err(AppendError::Refused(e)) => {
-                    let _ = txn.abort();
-                    Err(e)
-                }
-                Err(AppendError::Unknown(e)) => writer_died(&format!(
-                    "writing the redo log failed and the record could not be cancelled ({e})"
-                )),
-            },
+            Some(Plan::Log(lsn)) => commit_logged(txn, wal, lsn, log, counters),
             Some(Plan::Durable) => {
                 let committed = txn.commit().map_err(Error::from);
                 if committed.is_ok() {
@@ -497,6 +469,47 @@ fn run_batch(
         }
         return;
     }
+}
+
+/// Commits a logged batch: its record first (synced), then redb without durability. A commit
+/// that fails after the record was written cancels the record, so no replay brings back a
+/// batch that was answered as failed; when neither the record's fate nor its cancellation is
+/// known, the process stops ([`writer_died`]).
+fn commit_logged(
+    mut txn: redb::WriteTransaction,
+    wal: &mut Wal,
+    lsn: u64,
+    log: &[u8],
+    counters: &Counters,
+) -> Result<(), Error> {
+    match wal.append(lsn, log) {
+        Ok(()) => {}
+        Err(AppendError::Refused(e)) => {
+            let _ = txn.abort();
+            return Err(e);
+        }
+        Err(AppendError::Unknown(e)) => writer_died(&format!(
+            "writing the redo log failed and the record could not be cancelled ({e})"
+        )),
+    }
+    // Refused only while persistent savepoints change (Tenantry makes none); the commit is then
+    // durable, which is slower and as correct.
+    let _ = txn.set_durability(redb::Durability::None);
+    let committed = txn.commit().map_err(Error::from);
+    match &committed {
+        Ok(()) => {
+            wal.committed_lazily();
+            counters.logged.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            if let Err(e) = wal.cancel_last(lsn, log.len()) {
+                writer_died(&format!(
+                    "a commit failed after its redo-log record was written, and cancelling the record failed too ({e})"
+                ));
+            }
+        }
+    }
+    committed
 }
 
 /// Refuses a batch before it touches the file when the data file's file system has less than
